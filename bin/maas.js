@@ -1,0 +1,9 @@
+#!/usr/bin/env node
+// Thin launcher: check Node, load the built CLI, exit with its code.
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 20 || (major === 20 && minor < 19)) {
+  process.stderr.write(`maas needs Node.js 20.19 or newer (this is ${process.version}). Upgrade: https://nodejs.org\n`);
+  process.exit(1);
+}
+const { run } = await import('../dist/cli.js');
+process.exitCode = await run(process.argv.slice(2));

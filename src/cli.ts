@@ -1,0 +1,134 @@
+/**
+ * Builds the commander program and runs one command. Returns the exit code; only bin/maas.js
+ * exits. Every stream, the environment, the folder and the clock come in through `RunOptions`.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { commands } from './commands/index.js';
+import { type CommandContext, type Env, type GlobalOptions, type Io, isCI } from './core/context.js';
+import type { CommandSpec } from './core/define-command.js';
+import { EXIT_CODES, MaasError, errnoCode, isMaasError, messageOf } from './core/errors.js';
+import { createOutput } from './ui/output.js';
+import { colorLevel, createTheme } from './ui/theme.js';
+
+export interface RunOptions {
+  io?: Partial<Io>;
+  env?: Env;
+  cwd?: string;
+  now?: () => Date;
+}
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const ISSUES_URL = 'https://github.com/maas-dev/maas/issues/new';
+
+function globalsOf(command: Command): GlobalOptions {
+  const o = command.optsWithGlobals() as Record<string, unknown>;
+  return {
+    json: Boolean(o.json),
+    yes: Boolean(o.yes),
+    color: o.color !== false,
+    verbose: Boolean(o.verbose),
+    registry: o.registry as string | undefined,
+  };
+}
+
+/** Errors from outside maas that a user caused (a path that isn't there) get a plain message. */
+function normalizeError(error: unknown): MaasError | undefined {
+  if (isMaasError(error)) return error;
+  const errno = errnoCode(error);
+  const path = (error as { path?: string }).path;
+  if (errno === 'ENOENT' && path) return new MaasError('MAAS_FILE_NOT_FOUND', `${path} does not exist`, { cause: error, hint: 'Check the path.' });
+  if ((errno === 'EACCES' || errno === 'EPERM') && path) {
+    return new MaasError('MAAS_CONFIG_INVALID', `permission denied: ${path}`, { cause: error, hint: 'Check the file permissions, or run as the registry owner.' });
+  }
+  if (errno === 'ENOSPC') return new MaasError('MAAS_INTERNAL', 'the disk is full', { cause: error, hint: 'Free some space and run `maas verify`.' });
+  if ((error as Error | undefined)?.name === 'ExitPromptError' || (error as Error | undefined)?.name === 'AbortPromptError') {
+    return new MaasError('MAAS_CANCELLED', 'Cancelled.');
+  }
+  return undefined;
+}
+
+export async function run(argv: string[], options: RunOptions = {}): Promise<number> {
+  const io: Io = {
+    stdin: options.io?.stdin ?? process.stdin,
+    stdout: options.io?.stdout ?? process.stdout,
+    stderr: options.io?.stderr ?? process.stderr,
+  };
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const now = options.now ?? (() => new Date());
+  const wantsJson = argv.includes('--json');
+  const wantsColor = !argv.includes('--no-color');
+  const theme = createTheme(colorLevel(env, Boolean(io.stderr.isTTY), wantsColor));
+  const out = createOutput({ io, theme, json: wantsJson, verbose: argv.includes('--verbose'), animate: Boolean(io.stderr.isTTY) && !isCI(env) });
+
+  let exitCode: number = EXIT_CODES.ok;
+  // Global flags are accepted before and after the command name; positional parsing keeps
+  // `maas --version` apart from `maas register --version 2`.
+  const addGlobalOptions = (command: Command) =>
+    command
+      .option('--json', 'print one JSON document on stdout (errors too)')
+      .option('-y, --yes', 'never prompt; use flags and defaults')
+      .option('--no-color', 'plain text')
+      .option('--verbose', 'more detail on stderr, and the cause of errors')
+      .addOption(new Option('--registry <dir>', 'registry folder (default: nearest maas.yaml up from here)').env('MAAS_REGISTRY'));
+  const program = addGlobalOptions(
+    new Command('maas')
+      .description('ONNX models as a service: a git-backed registry, a KServe v2 server, OCI push')
+      .version(VERSION, '-V, --version')
+      .enablePositionalOptions(),
+  )
+    .showHelpAfterError('(run maas <command> --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+
+  for (const spec of commands as CommandSpec<unknown>[]) {
+    const command = addGlobalOptions(program.command(spec.name).description(spec.summary));
+    for (const arg of spec.args ?? []) command.argument(arg);
+    for (const o of spec.options ?? []) {
+      const option = new Option(o.flags, o.description);
+      if (o.choices) option.choices(o.choices);
+      if (o.parse) option.argParser(o.parse);
+      command.addOption(option);
+    }
+    if (spec.examples?.length) command.addHelpText('after', `\nExamples:\n${spec.examples.map((e) => `  $ ${e}`).join('\n')}\n`);
+    command.exitOverride().action(async (...params: unknown[]) => {
+      const self = params.at(-1) as Command;
+      const args = (params.slice(0, -2) as (string | undefined)[]).filter((a): a is string => a !== undefined);
+      const opts = self.opts() as Record<string, unknown>;
+      const globals = globalsOf(self);
+      const interactive = Boolean(io.stdin.isTTY && io.stdout.isTTY) && !isCI(env) && !globals.json && !globals.yes;
+      const ctx: CommandContext = { cwd, env, io, now, out, globals, interactive };
+      const result = await spec.run(args, opts, ctx);
+      out.result(globals.json ? JSON.stringify(result, null, 2) : spec.render(result, theme));
+      exitCode = spec.exitCode?.(result, opts) ?? EXIT_CODES.ok;
+    });
+  }
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return EXIT_CODES.ok;
+      if (wantsJson) out.result(JSON.stringify({ error: { code: 'MAAS_USAGE', message: error.message.replace(/^error: /, '') } }, null, 2));
+      return EXIT_CODES.usage;
+    }
+    const known = normalizeError(error);
+    if (known) {
+      if (wantsJson) out.result(JSON.stringify({ error: known.toJSON() }, null, 2));
+      else {
+        out.info(theme.error(`✖ ${known.message}`));
+        if (known.hint) out.info(`  ${known.hint}`);
+        if (known.cause !== undefined) out.debug(`  cause: ${messageOf(known.cause)}`);
+      }
+      return known.exitCode;
+    }
+    const stack = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    if (wantsJson) out.result(JSON.stringify({ error: { code: 'MAAS_INTERNAL', message: messageOf(error) } }, null, 2));
+    out.info(theme.error('✖ Unexpected error: this is a bug in maas.'));
+    out.info(`  Please report it at ${ISSUES_URL} with this text:`);
+    out.info(`  maas ${VERSION}, node ${process.version}, ${process.platform}-${process.arch}\n${stack}`);
+    return EXIT_CODES.internal;
+  }
+}

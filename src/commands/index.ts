@@ -1,0 +1,25 @@
+/** Every command, in the order `maas --help` lists them. Specs are light; work is imported lazily. */
+import type { CommandSpec } from '../core/define-command.js';
+import { demoCommand } from './demo.js';
+import { diffCommand } from './diff.js';
+import { gcCommand } from './gc.js';
+import { initCommand } from './init.js';
+import { listCommand } from './list.js';
+import { registerCommand } from './register.js';
+import { rmCommand } from './rm.js';
+import { showCommand } from './show.js';
+import { tagCommand } from './tag.js';
+import { verifyCommand } from './verify.js';
+
+export const commands: CommandSpec<any>[] = [
+  initCommand,
+  registerCommand,
+  listCommand,
+  showCommand,
+  diffCommand,
+  tagCommand,
+  verifyCommand,
+  rmCommand,
+  gcCommand,
+  demoCommand,
+];

@@ -1,0 +1,36 @@
+import { defineCommand } from '../core/define-command.js';
+import { MaasError } from '../core/errors.js';
+import { DEVICES, type Device } from '../registry/config.js';
+import { CI_PROVIDERS, type CiProvider, type InitResult, defaultRegistryName } from '../registry/init.js';
+import { renderInit } from '../ui/render/registry.js';
+
+export const initCommand = defineCommand<InitResult>({
+  name: 'init',
+  summary: 'create a model registry: a git repository (or a folder in one) with maas.yaml',
+  args: ['[dir]'],
+  options: [
+    { flags: '--name <name>', description: 'registry name (default: the folder name)' },
+    { flags: '--device <device>', description: 'default device for maas serve', choices: DEVICES },
+    { flags: '--remote <remote>', description: 'default remote for maas push (oci://host/repo or oci-layout:PATH)' },
+    { flags: '--ci <provider>', description: 'also write a CI workflow that registers and pushes', choices: CI_PROVIDERS },
+  ],
+  examples: ['maas init', 'maas init models --yes --device cuda --remote oci://ghcr.io/acme/models', 'maas init --ci github'],
+  async run([dir = '.'], opts, ctx) {
+    const { initRegistry } = await import('../registry/init.js');
+    let name = (opts.name as string | undefined) ?? defaultRegistryName(`${ctx.cwd}/${dir}`);
+    let device = (opts.device as Device | undefined) ?? 'auto';
+    let remote = (opts.remote as string | undefined) ?? null;
+    if (ctx.interactive) {
+      const { createPrompter } = await import('../ui/prompts.js');
+      const ask = createPrompter(ctx.io);
+      if (opts.name === undefined) name = await ask.input('Registry name', name, (v) => (v.trim() ? true : 'A name is required'));
+      if (opts.device === undefined) device = await ask.select('Default device for maas serve', DEVICES, device);
+      if (opts.remote === undefined) remote = (await ask.input('Default remote for maas push (empty for none)', '')).trim() || null;
+    }
+    if (remote !== null && !/^(oci:\/\/|oci-layout:)/.test(remote)) {
+      throw new MaasError('MAAS_USAGE', `--remote '${remote}' is not a remote`, { hint: 'Use oci://host[:port]/repository or oci-layout:PATH.' });
+    }
+    return initRegistry({ dir, name, device, remote, ci: opts.ci as CiProvider | undefined }, ctx);
+  },
+  render: renderInit,
+});

@@ -1,0 +1,32 @@
+/** File writes that never leave a half-written file behind: temp file, fsync, rename. */
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+export function tempName(dir: string, prefix = '.tmp'): string {
+  return join(dir, `${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
+export function writeFileAtomic(path: string, data: string | Buffer): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const temp = tempName(dirname(path));
+  try {
+    const fd = openSync(temp, 'w');
+    try {
+      const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+      let done = 0;
+      while (done < bytes.length) done += writeSync(fd, bytes, done);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, path);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
+  }
+}
+
+export function writeJsonAtomic(path: string, value: unknown): void {
+  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
+}

@@ -1,0 +1,128 @@
+/** Builds ONNX protobufs from TypeScript: test fixtures, converted models. */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import type { Dim } from './model.js';
+import { ProtoWriter, type StreamedBytes } from './protobuf.js';
+
+export interface TensorInit {
+  name: string;
+  dataType: number;
+  dims: number[];
+  raw?: Buffer | StreamedBytes;
+  external?: { location: string; offset: number; length: number };
+}
+
+export function tensorProto(t: TensorInit): ProtoWriter {
+  const w = new ProtoWriter().packedVarints(1, t.dims).varint(2, t.dataType).string(8, t.name);
+  if (t.raw) w.bytes(9, t.raw);
+  if (t.external) {
+    const entry = (key: string, value: string) => new ProtoWriter().string(1, key).string(2, value);
+    w.message(13, entry('location', t.external.location))
+      .message(13, entry('offset', String(t.external.offset)))
+      .message(13, entry('length', String(t.external.length)))
+      .varint(14, 1);
+  }
+  return w;
+}
+
+export type AttributeInit = number | bigint | string | number[];
+
+export interface NodeInit {
+  op: string;
+  inputs: string[];
+  outputs: string[];
+  name?: string;
+  domain?: string;
+  docString?: string;
+  /** integers as bigint, floats as number, lists as number[] of ints. */
+  attributes?: Record<string, AttributeInit>;
+}
+
+const ATTRIBUTE_TYPE = { FLOAT: 1, INT: 2, STRING: 3, INTS: 7 };
+
+function attributeProto(name: string, value: AttributeInit): ProtoWriter {
+  const w = new ProtoWriter().string(1, name);
+  if (typeof value === 'bigint') return w.varint(3, value).varint(20, ATTRIBUTE_TYPE.INT);
+  if (typeof value === 'number') return w.float(2, value).varint(20, ATTRIBUTE_TYPE.FLOAT);
+  if (typeof value === 'string') return w.string(4, value).varint(20, ATTRIBUTE_TYPE.STRING);
+  return w.packedVarints(8, value).varint(20, ATTRIBUTE_TYPE.INTS);
+}
+
+export function nodeProto(n: NodeInit): ProtoWriter {
+  const w = new ProtoWriter();
+  for (const input of n.inputs) w.string(1, input);
+  for (const output of n.outputs) w.string(2, output);
+  if (n.name) w.string(3, n.name);
+  w.string(4, n.op);
+  for (const [key, value] of Object.entries(n.attributes ?? {})) w.message(5, attributeProto(key, value));
+  if (n.docString) w.string(6, n.docString);
+  if (n.domain) w.string(7, n.domain);
+  return w;
+}
+
+export function valueInfoProto(name: string, dataType: number, shape: Dim[]): ProtoWriter {
+  const dims = new ProtoWriter();
+  for (const d of shape) {
+    const dim = new ProtoWriter();
+    if (typeof d === 'number') dim.varint(1, d);
+    else if (typeof d === 'string') dim.string(2, d);
+    dims.message(1, dim);
+  }
+  const tensorType = new ProtoWriter().varint(1, dataType).message(2, dims);
+  return new ProtoWriter().string(1, name).message(2, new ProtoWriter().message(1, tensorType));
+}
+
+export interface GraphInit {
+  name: string;
+  nodes: NodeInit[];
+  initializers: TensorInit[];
+  inputs: ProtoWriter[];
+  outputs: ProtoWriter[];
+  docString?: string;
+}
+
+export function graphProto(g: GraphInit): ProtoWriter {
+  const w = new ProtoWriter();
+  for (const n of g.nodes) w.message(1, nodeProto(n));
+  w.string(2, g.name);
+  for (const t of g.initializers) w.message(5, tensorProto(t));
+  if (g.docString) w.string(10, g.docString);
+  for (const i of g.inputs) w.message(11, i);
+  for (const o of g.outputs) w.message(12, o);
+  return w;
+}
+
+export interface ModelInit {
+  graph: GraphInit;
+  irVersion?: number;
+  opset?: number;
+  producerName?: string;
+  producerVersion?: string;
+  docString?: string;
+  metadata?: Record<string, string>;
+}
+
+export function modelProto(m: ModelInit): ProtoWriter {
+  const w = new ProtoWriter().varint(1, m.irVersion ?? 8);
+  if (m.producerName) w.string(2, m.producerName);
+  if (m.producerVersion) w.string(3, m.producerVersion);
+  if (m.docString) w.string(6, m.docString);
+  w.message(7, graphProto(m.graph));
+  w.message(8, new ProtoWriter().string(1, '').varint(2, m.opset ?? 17));
+  for (const [key, value] of Object.entries(m.metadata ?? {})) {
+    w.message(14, new ProtoWriter().string(1, key).string(2, value));
+  }
+  return w;
+}
+
+/** Writes a message to a file chunk by chunk, so streamed weights never sit in memory. */
+export function writeMessage(path: string, message: ProtoWriter): void {
+  const fd = openSync(path, 'w');
+  try {
+    for (const chunk of message.chunks()) {
+      let done = 0;
+      while (done < chunk.length) done += writeSync(fd, chunk, done);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * What maas records about an ONNX file: its IO signature, opsets, size facts and a graph
+ * fingerprint that survives re-export with new doc strings or producer fields.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
+import { MaasError, messageOf } from '../core/errors.js';
+import { dtypeName, modelPackPrecision } from './dtypes.js';
+import { type AttributeValue, type Dim, type GraphRef, type ModelRef, type TensorRef, type ValueType, parseModel } from './model.js';
+import { type ByteSource, FileSource, ProtobufError } from './protobuf.js';
+
+export interface TensorSpec {
+  name: string;
+  /** element type for tensors, or a type expression such as `sequence<float32>`. */
+  dtype: string;
+  /** dimensions: a size, a symbolic name, or null when unknown; null for no shape at all. */
+  shape: Dim[] | null;
+}
+
+export interface Signature {
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+}
+
+export interface ModelInfo {
+  irVersion: number;
+  opsetImports: { domain: string; version: number }[];
+  producer: { name: string; version: string };
+  signature: Signature;
+  parameterCount: number;
+  /** the element types of the weights, most bytes first. */
+  precisions: string[];
+  nodeCount: number;
+  initializerCount: number;
+  /** external data files, relative to the model file, in first-use order. */
+  externalDataFiles: string[];
+  graphFingerprint: string;
+}
+
+const HASH_CHUNK = 4 << 20;
+
+function typeExpression(type: ValueType): string {
+  switch (type.kind) {
+    case 'tensor': return type.dtype;
+    case 'sparse_tensor': return `sparse_tensor<${type.dtype}>`;
+    case 'sequence': return `sequence<${typeExpression(type.elem)}>`;
+    case 'optional': return `optional<${typeExpression(type.elem)}>`;
+    case 'map': return `map<${type.key},${typeExpression(type.value)}>`;
+    case 'unknown': return 'unknown';
+  }
+}
+
+function toSpec(name: string, type: ValueType): TensorSpec {
+  const shape = type.kind === 'tensor' || type.kind === 'sparse_tensor' ? type.shape : null;
+  return { name, dtype: typeExpression(type), shape };
+}
+
+export function signatureOf(model: ModelRef): Signature {
+  const initializerNames = new Set(model.graph.initializers.map((t) => t.name));
+  return {
+    inputs: model.graph.inputs.filter((v) => !initializerNames.has(v.name)).map((v) => toSpec(v.name, v.type)),
+    outputs: model.graph.outputs.map((v) => toSpec(v.name, v.type)),
+  };
+}
+
+/** Checks an external data location the way onnxruntime does: relative, inside the model's folder. */
+function externalPath(modelDir: string, location: string): string {
+  const clean = normalize(location);
+  if (isAbsolute(clean) || clean === '..' || clean.startsWith(`..${sep}`)) {
+    throw new MaasError('MAAS_MODEL_INVALID', `external data location '${location}' points outside the model's folder`, {
+      hint: 'Re-save the model with its external data files next to it (onnx.save(..., save_as_external_data=True)).',
+    });
+  }
+  return join(modelDir, clean);
+}
+
+class ExternalFiles {
+  private readonly sources = new Map<string, FileSource>();
+  readonly order: string[] = [];
+  constructor(private readonly modelDir: string) {}
+
+  open(location: string): FileSource {
+    let source = this.sources.get(location);
+    if (source) return source;
+    const path = externalPath(this.modelDir, location);
+    if (!existsSync(path)) {
+      throw new MaasError('MAAS_MODEL_INVALID', `external data file '${location}' is missing`, {
+        hint: `Put '${location}' next to the model file; ONNX resolves external data relative to the model.`,
+        details: { location, expectedAt: path },
+      });
+    }
+    source = new FileSource(path);
+    this.sources.set(location, source);
+    this.order.push(clean(location));
+    return source;
+  }
+
+  close(): void {
+    for (const source of this.sources.values()) source.close();
+  }
+}
+
+function clean(location: string): string {
+  return normalize(location).split(sep).join('/');
+}
+
+function hashRange(hash: Hash, source: ByteSource, offset: number, length: number): void {
+  for (let done = 0; done < length; done += HASH_CHUNK) {
+    hash.update(source.read(offset + done, Math.min(HASH_CHUNK, length - done)));
+  }
+}
+
+function elementCount(dims: number[]): number {
+  return dims.reduce((n, d) => n * d, 1);
+}
+
+/** Builds the canonical form of a graph, hashing weights as it goes, and tallies weights. */
+class Canonicalizer {
+  parameterCount = 0;
+  readonly bytesByDtype = new Map<string, number>();
+
+  constructor(private readonly source: ByteSource, private readonly external: ExternalFiles) {}
+
+  tensorDigest(tensor: TensorRef, isWeight: boolean): string {
+    const hash = createHash('sha256');
+    const data = tensor.data;
+    let bytes = 0;
+    if (data.kind === 'raw') {
+      hashRange(hash, this.source, data.span.offset, data.span.length);
+      bytes = data.span.length;
+    } else if (data.kind === 'typed') {
+      // Typed fields (float_data, int64_data...) are small in practice; they are hashed by
+      // field so that the digest is stable, though not equal to a raw_data encoding.
+      for (const f of data.fields) {
+        hash.update(`${f.number}:`);
+        if (f.wireType === 2) hashRange(hash, this.source, f.span.offset, f.span.length);
+        else hash.update(f.int.toString());
+        bytes += f.span.length || 8;
+      }
+    } else if (data.kind === 'external') {
+      const file = this.external.open(data.location);
+      const length = data.length ?? file.size - data.offset;
+      if (data.offset + length > file.size) {
+        throw new MaasError('MAAS_MODEL_INVALID', `external data for '${tensor.name}' lies past the end of '${data.location}'`, {
+          hint: 'The external data file is truncated or belongs to another model; re-export the model.',
+          details: { location: data.location, offset: data.offset, length, fileSize: file.size },
+        });
+      }
+      hashRange(hash, file, data.offset, length);
+      bytes = length;
+    }
+    if (isWeight) {
+      this.parameterCount += elementCount(tensor.dims);
+      const dtype = dtypeName(tensor.dataType);
+      this.bytesByDtype.set(dtype, (this.bytesByDtype.get(dtype) ?? 0) + bytes);
+    }
+    return `sha256:${hash.digest('hex')}`;
+  }
+
+  tensor(tensor: TensorRef, isWeight: boolean): unknown {
+    return { name: tensor.name, dtype: tensor.dataType, dims: tensor.dims, data: this.tensorDigest(tensor, isWeight) };
+  }
+
+  attribute(value: AttributeValue): unknown {
+    switch (value.kind) {
+      case 'float': case 'floats': return [value.kind, value.value];
+      case 'int': return [value.kind, value.value.toString()];
+      case 'ints': return [value.kind, value.value.map(String)];
+      case 'bytes': return [value.kind, value.value.toString('base64')];
+      case 'strings': case 'opaque': return [value.kind, value.value.map((b) => b.toString('base64'))];
+      case 'tensor': return [value.kind, this.tensor(value.value, false)];
+      case 'tensors': return [value.kind, value.value.map((t) => this.tensor(t, false))];
+      case 'graph': return [value.kind, this.graph(value.value)];
+      case 'graphs': return [value.kind, value.value.map((g) => this.graph(g))];
+    }
+  }
+
+  graph(graph: GraphRef): unknown {
+    // Node and graph names and doc strings are labels, not computation: left out.
+    return {
+      inputs: graph.inputs.map((v) => toSpec(v.name, v.type)),
+      outputs: graph.outputs.map((v) => toSpec(v.name, v.type)),
+      nodes: graph.nodes.map((node) => ({
+        op: node.opType,
+        domain: node.domain,
+        inputs: node.inputs,
+        outputs: node.outputs,
+        attributes: [...node.attributes]
+          .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+          .map((a) => ({ name: a.name, ref: a.refAttrName ?? null, values: a.values.map((v) => this.attribute(v)) })),
+      })),
+      initializers: [...graph.initializers]
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+        .map((t) => this.tensor(t, true)),
+      sparseInitializers: graph.sparseInitializers.map((span) => {
+        const hash = createHash('sha256');
+        hashRange(hash, this.source, span.offset, span.length);
+        return hash.digest('hex');
+      }),
+    };
+  }
+}
+
+function invalidModel(path: string, error: unknown): MaasError {
+  return new MaasError('MAAS_MODEL_INVALID', `${path} is not a valid ONNX model: ${messageOf(error)}`, {
+    hint: 'Check that the file is a complete ONNX export (a truncated copy or a different format fails here); re-export it with torch.onnx.export or onnx.save.',
+    cause: error,
+  });
+}
+
+/** Parses and fingerprints an ONNX file, reading weights in chunks so memory stays flat. */
+export function inspectModel(path: string): ModelInfo {
+  const size = statSync(path).size;
+  if (size === 0) throw invalidModel(path, new Error('the file is empty'));
+  const source = new FileSource(path);
+  const external = new ExternalFiles(dirname(path));
+  try {
+    let model: ModelRef;
+    try {
+      model = parseModel(source);
+    } catch (error) {
+      if (error instanceof ProtobufError) throw invalidModel(path, error);
+      throw error;
+    }
+    const canonical = new Canonicalizer(source, external);
+    const opsetImports = [...model.opsetImports].sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0));
+    const signature = signatureOf(model);
+    const form = { opsetImports, functions: model.functions.length, graph: canonical.graph(model.graph), signature };
+    const functionsHash = createHash('sha256');
+    for (const span of model.functions) hashRange(functionsHash, source, span.offset, span.length);
+    const graphFingerprint = createHash('sha256')
+      .update(JSON.stringify(form))
+      .update(model.functions.length ? functionsHash.digest('hex') : '')
+      .digest('hex');
+    const precisions = [...canonical.bytesByDtype.entries()].sort((a, b) => b[1] - a[1]).map(([dtype]) => dtype);
+    return {
+      irVersion: model.irVersion,
+      opsetImports,
+      producer: { name: model.producerName, version: model.producerVersion },
+      signature,
+      parameterCount: canonical.parameterCount,
+      precisions,
+      nodeCount: model.graph.nodes.length,
+      initializerCount: model.graph.initializers.length,
+      externalDataFiles: external.order,
+      graphFingerprint: `sha256:${graphFingerprint}`,
+    };
+  } finally {
+    external.close();
+    source.close();
+  }
+}
+
+/** ModelPack's paramSize form: `<count><K|M|B|T>`. */
+export function paramSize(count: number): string {
+  const units: [number, string][] = [[1e12, 'T'], [1e9, 'B'], [1e6, 'M'], [1e3, 'K']];
+  for (const [scale, unit] of units) {
+    if (count >= scale) return `${Number((count / scale).toPrecision(3))}${unit}`;
+  }
+  return String(count);
+}
+
+export function modelPackPrecisions(precisions: string[]): string | undefined {
+  const known = precisions.map(modelPackPrecision).filter((p): p is string => p !== undefined);
+  return known.length ? known.join(',') : undefined;
+}

@@ -1,0 +1,328 @@
+/**
+ * Parses an ONNX ModelProto into the facts maas records: opsets, IO signature, nodes,
+ * initializers (as spans into the file, never loaded), metadata.
+ * Field numbers are those of onnx/onnx.proto3.
+ */
+import { dtypeName } from './dtypes.js';
+import { type ByteSource, type Field, type Span, WIRE, ProtobufError, fields, readString, readVarints, toInt64 } from './protobuf.js';
+
+export type Dim = number | string | null;
+
+export type ValueType =
+  | { kind: 'tensor'; dtype: string; shape: Dim[] | null }
+  | { kind: 'sparse_tensor'; dtype: string; shape: Dim[] | null }
+  | { kind: 'sequence'; elem: ValueType }
+  | { kind: 'map'; key: string; value: ValueType }
+  | { kind: 'optional'; elem: ValueType }
+  | { kind: 'unknown' };
+
+export interface ValueInfo {
+  name: string;
+  type: ValueType;
+}
+
+export type TensorData =
+  | { kind: 'raw'; span: Span }
+  | { kind: 'typed'; fields: Field[] }
+  | { kind: 'external'; location: string; offset: number; length: number | undefined }
+  | { kind: 'empty' };
+
+export interface TensorRef {
+  name: string;
+  dataType: number;
+  dims: number[];
+  data: TensorData;
+}
+
+export type AttributeValue =
+  | { kind: 'float'; value: number }
+  | { kind: 'int'; value: bigint }
+  | { kind: 'bytes'; value: Buffer }
+  | { kind: 'tensor'; value: TensorRef }
+  | { kind: 'graph'; value: GraphRef }
+  | { kind: 'floats'; value: number[] }
+  | { kind: 'ints'; value: bigint[] }
+  | { kind: 'strings'; value: Buffer[] }
+  | { kind: 'tensors'; value: TensorRef[] }
+  | { kind: 'graphs'; value: GraphRef[] }
+  /** sparse tensors and type protos: kept as their bytes. */
+  | { kind: 'opaque'; value: Buffer[] };
+
+export interface AttributeRef {
+  name: string;
+  refAttrName: string | undefined;
+  values: AttributeValue[];
+}
+
+export interface NodeRef {
+  opType: string;
+  domain: string;
+  name: string;
+  inputs: string[];
+  outputs: string[];
+  attributes: AttributeRef[];
+}
+
+export interface GraphRef {
+  name: string;
+  nodes: NodeRef[];
+  initializers: TensorRef[];
+  /** sparse initializers, kept as their raw bytes' spans. */
+  sparseInitializers: Span[];
+  inputs: ValueInfo[];
+  outputs: ValueInfo[];
+}
+
+export interface OpsetImport {
+  domain: string;
+  version: number;
+}
+
+export interface ModelRef {
+  irVersion: number;
+  producerName: string;
+  producerVersion: string;
+  domain: string;
+  modelVersion: number;
+  docString: string;
+  opsetImports: OpsetImport[];
+  metadata: Record<string, string>;
+  graph: GraphRef;
+  /** model-local functions, as spans of their FunctionProto bytes. */
+  functions: Span[];
+}
+
+const MODEL = { irVersion: 1, producerName: 2, producerVersion: 3, domain: 4, modelVersion: 5, docString: 6, graph: 7, opsetImport: 8, metadataProps: 14, functions: 25 };
+const GRAPH = { node: 1, name: 2, initializer: 5, input: 11, output: 12, sparseInitializer: 15 };
+const NODE = { input: 1, output: 2, name: 3, opType: 4, attribute: 5, domain: 7 };
+const ATTR = { name: 1, f: 2, i: 3, s: 4, t: 5, g: 6, floats: 7, ints: 8, strings: 9, tensors: 10, graphs: 11, tp: 14, typeProtos: 15, refAttrName: 21, sparseTensor: 22, sparseTensors: 23 };
+const TENSOR = { dims: 1, dataType: 2, floatData: 4, int32Data: 5, stringData: 6, int64Data: 7, name: 8, rawData: 9, doubleData: 10, uint64Data: 11, externalData: 13, dataLocation: 14 };
+const TYPED_DATA_FIELDS = new Set([TENSOR.floatData, TENSOR.int32Data, TENSOR.stringData, TENSOR.int64Data, TENSOR.doubleData, TENSOR.uint64Data]);
+const DATA_LOCATION_EXTERNAL = 1n;
+
+function expectWire(field: Field, wireType: number, what: string): void {
+  if (field.wireType !== wireType) {
+    throw new ProtobufError(`${what} (field ${field.number}) has wire type ${field.wireType}, expected ${wireType}`);
+  }
+}
+
+function str(source: ByteSource, field: Field, what: string): string {
+  expectWire(field, WIRE.bytes, what);
+  return readString(source, field);
+}
+
+function num(field: Field, what: string): number {
+  expectWire(field, WIRE.varint, what);
+  return Number(toInt64(field.int));
+}
+
+function floatOf(field: Field): number {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(Number(field.int));
+  return b.readFloatLE(0);
+}
+
+function readFloats(source: ByteSource, field: Field): number[] {
+  if (field.wireType === WIRE.fixed32) return [floatOf(field)];
+  expectWire(field, WIRE.bytes, 'packed floats');
+  const bytes = source.read(field.span.offset, field.span.length);
+  const out: number[] = [];
+  for (let i = 0; i + 4 <= bytes.length; i += 4) out.push(bytes.readFloatLE(i));
+  return out;
+}
+
+function parseStringEntry(source: ByteSource, span: Span): [string, string] {
+  let key = '';
+  let value = '';
+  for (const f of fields(source, span)) {
+    if (f.number === 1) key = str(source, f, 'entry key');
+    else if (f.number === 2) value = str(source, f, 'entry value');
+  }
+  return [key, value];
+}
+
+export function parseTensor(source: ByteSource, span: Span): TensorRef {
+  const tensor: TensorRef = { name: '', dataType: 0, dims: [], data: { kind: 'empty' } };
+  const typed: Field[] = [];
+  const external: Record<string, string> = {};
+  let location = 0n;
+  for (const f of fields(source, span)) {
+    if (f.number === TENSOR.dims) tensor.dims.push(...readVarints(source, f).map((v) => Number(toInt64(v))));
+    else if (f.number === TENSOR.dataType) tensor.dataType = num(f, 'tensor data_type');
+    else if (f.number === TENSOR.name) tensor.name = str(source, f, 'tensor name');
+    else if (f.number === TENSOR.rawData) {
+      expectWire(f, WIRE.bytes, 'tensor raw_data');
+      tensor.data = { kind: 'raw', span: f.span };
+    } else if (TYPED_DATA_FIELDS.has(f.number)) typed.push(f);
+    else if (f.number === TENSOR.externalData) {
+      const [key, value] = parseStringEntry(source, f.span);
+      external[key] = value;
+    } else if (f.number === TENSOR.dataLocation) location = f.int;
+  }
+  if (location === DATA_LOCATION_EXTERNAL) {
+    const location = external.location;
+    if (!location) throw new ProtobufError(`initializer '${tensor.name}' is stored externally but names no location`);
+    tensor.data = {
+      kind: 'external',
+      location,
+      offset: Number(external.offset ?? 0),
+      length: external.length === undefined ? undefined : Number(external.length),
+    };
+  } else if (tensor.data.kind === 'empty' && typed.length > 0) {
+    tensor.data = { kind: 'typed', fields: typed };
+  }
+  return tensor;
+}
+
+function parseDims(source: ByteSource, span: Span): Dim[] {
+  const dims: Dim[] = [];
+  for (const f of fields(source, span)) {
+    if (f.number !== 1) continue;
+    let dim: Dim = null;
+    for (const d of fields(source, f.span)) {
+      if (d.number === 1) dim = num(d, 'dim_value');
+      else if (d.number === 2) dim = str(source, d, 'dim_param') || null;
+    }
+    dims.push(dim);
+  }
+  return dims;
+}
+
+function parseTensorType(source: ByteSource, span: Span): { dtype: string; shape: Dim[] | null } {
+  let dtype = dtypeName(0);
+  let shape: Dim[] | null = null;
+  for (const f of fields(source, span)) {
+    if (f.number === 1) dtype = dtypeName(num(f, 'elem_type'));
+    else if (f.number === 2) shape = parseDims(source, f.span);
+  }
+  return { dtype, shape };
+}
+
+function parseTypeAt(source: ByteSource, span: Span, fieldNumber: number): ValueType {
+  for (const f of fields(source, span)) if (f.number === fieldNumber) return parseType(source, f.span);
+  return { kind: 'unknown' };
+}
+
+export function parseType(source: ByteSource, span: Span): ValueType {
+  for (const f of fields(source, span)) {
+    switch (f.number) {
+      case 1: return { kind: 'tensor', ...parseTensorType(source, f.span) };
+      case 8: return { kind: 'sparse_tensor', ...parseTensorType(source, f.span) };
+      case 4: return { kind: 'sequence', elem: parseTypeAt(source, f.span, 1) };
+      case 9: return { kind: 'optional', elem: parseTypeAt(source, f.span, 1) };
+      case 5: {
+        let key = dtypeName(0);
+        for (const m of fields(source, f.span)) if (m.number === 1) key = dtypeName(num(m, 'map key_type'));
+        return { kind: 'map', key, value: parseTypeAt(source, f.span, 2) };
+      }
+    }
+  }
+  return { kind: 'unknown' };
+}
+
+function parseValueInfo(source: ByteSource, span: Span): ValueInfo {
+  const info: ValueInfo = { name: '', type: { kind: 'unknown' } };
+  for (const f of fields(source, span)) {
+    if (f.number === 1) info.name = str(source, f, 'value name');
+    else if (f.number === 2) info.type = parseType(source, f.span);
+  }
+  return info;
+}
+
+function parseAttribute(source: ByteSource, span: Span): AttributeRef {
+  const attr: AttributeRef = { name: '', refAttrName: undefined, values: [] };
+  const bytesOf = (f: Field): Buffer => Buffer.from(source.read(f.span.offset, f.span.length));
+  for (const f of fields(source, span)) {
+    switch (f.number) {
+      case ATTR.name: attr.name = str(source, f, 'attribute name'); break;
+      case ATTR.refAttrName: attr.refAttrName = str(source, f, 'ref_attr_name'); break;
+      case ATTR.f: attr.values.push({ kind: 'float', value: floatOf(f) }); break;
+      case ATTR.i: attr.values.push({ kind: 'int', value: toInt64(f.int) }); break;
+      case ATTR.s: attr.values.push({ kind: 'bytes', value: bytesOf(f) }); break;
+      case ATTR.t: attr.values.push({ kind: 'tensor', value: parseTensor(source, f.span) }); break;
+      case ATTR.g: attr.values.push({ kind: 'graph', value: parseGraph(source, f.span) }); break;
+      case ATTR.floats: attr.values.push({ kind: 'floats', value: readFloats(source, f) }); break;
+      case ATTR.ints: attr.values.push({ kind: 'ints', value: readVarints(source, f).map(toInt64) }); break;
+      case ATTR.strings: attr.values.push({ kind: 'strings', value: [bytesOf(f)] }); break;
+      case ATTR.tensors: attr.values.push({ kind: 'tensors', value: [parseTensor(source, f.span)] }); break;
+      case ATTR.graphs: attr.values.push({ kind: 'graphs', value: [parseGraph(source, f.span)] }); break;
+      case ATTR.tp: case ATTR.typeProtos: case ATTR.sparseTensor: case ATTR.sparseTensors:
+        attr.values.push({ kind: 'opaque', value: [bytesOf(f)] });
+        break;
+    }
+  }
+  return attr;
+}
+
+function parseNode(source: ByteSource, span: Span): NodeRef {
+  const node: NodeRef = { opType: '', domain: '', name: '', inputs: [], outputs: [], attributes: [] };
+  for (const f of fields(source, span)) {
+    switch (f.number) {
+      case NODE.input: node.inputs.push(str(source, f, 'node input')); break;
+      case NODE.output: node.outputs.push(str(source, f, 'node output')); break;
+      case NODE.name: node.name = str(source, f, 'node name'); break;
+      case NODE.opType: node.opType = str(source, f, 'op_type'); break;
+      case NODE.domain: node.domain = str(source, f, 'node domain'); break;
+      case NODE.attribute: node.attributes.push(parseAttribute(source, f.span)); break;
+    }
+  }
+  return node;
+}
+
+export function parseGraph(source: ByteSource, span: Span): GraphRef {
+  const graph: GraphRef = { name: '', nodes: [], initializers: [], sparseInitializers: [], inputs: [], outputs: [] };
+  for (const f of fields(source, span)) {
+    switch (f.number) {
+      case GRAPH.node: graph.nodes.push(parseNode(source, f.span)); break;
+      case GRAPH.name: graph.name = str(source, f, 'graph name'); break;
+      case GRAPH.initializer: graph.initializers.push(parseTensor(source, f.span)); break;
+      case GRAPH.sparseInitializer: graph.sparseInitializers.push(f.span); break;
+      case GRAPH.input: graph.inputs.push(parseValueInfo(source, f.span)); break;
+      case GRAPH.output: graph.outputs.push(parseValueInfo(source, f.span)); break;
+    }
+  }
+  return graph;
+}
+
+export function parseModel(source: ByteSource): ModelRef {
+  const model: ModelRef = {
+    irVersion: 0, producerName: '', producerVersion: '', domain: '', modelVersion: 0, docString: '',
+    opsetImports: [], metadata: {}, graph: { name: '', nodes: [], initializers: [], sparseInitializers: [], inputs: [], outputs: [] },
+    functions: [],
+  };
+  let sawGraph = false;
+  for (const f of fields(source)) {
+    switch (f.number) {
+      case MODEL.irVersion: model.irVersion = num(f, 'ir_version'); break;
+      case MODEL.producerName: model.producerName = str(source, f, 'producer_name'); break;
+      case MODEL.producerVersion: model.producerVersion = str(source, f, 'producer_version'); break;
+      case MODEL.domain: model.domain = str(source, f, 'domain'); break;
+      case MODEL.modelVersion: model.modelVersion = num(f, 'model_version'); break;
+      case MODEL.docString: model.docString = str(source, f, 'doc_string'); break;
+      case MODEL.graph:
+        expectWire(f, WIRE.bytes, 'graph');
+        model.graph = parseGraph(source, f.span);
+        sawGraph = true;
+        break;
+      case MODEL.opsetImport: {
+        const opset: OpsetImport = { domain: '', version: 0 };
+        for (const o of fields(source, f.span)) {
+          if (o.number === 1) opset.domain = str(source, o, 'opset domain');
+          else if (o.number === 2) opset.version = num(o, 'opset version');
+        }
+        model.opsetImports.push(opset);
+        break;
+      }
+      case MODEL.metadataProps: {
+        const [key, value] = parseStringEntry(source, f.span);
+        model.metadata[key] = value;
+        break;
+      }
+      case MODEL.functions: model.functions.push(f.span); break;
+    }
+  }
+  if (!sawGraph) throw new ProtobufError('no graph was found in the protobuf');
+  if (model.irVersion <= 0) throw new ProtobufError('the model declares no ir_version');
+  if (model.opsetImports.length === 0) throw new ProtobufError('the model imports no opset');
+  return model;
+}

@@ -1,0 +1,92 @@
+/** `maas init`: a git repository (or a folder in one) with maas.yaml, .gitignore and a first commit. */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Env } from '../core/context.js';
+import { MaasError } from '../core/errors.js';
+import { writeFileAtomic } from '../core/fs.js';
+import type { Device } from './config.js';
+import { Git } from './git.js';
+import { CONFIG_FILE } from './layout.js';
+
+export const CI_PROVIDERS = ['github', 'gitlab'] as const;
+export type CiProvider = (typeof CI_PROVIDERS)[number];
+
+export interface InitOptions {
+  dir: string;
+  name: string;
+  device: Device;
+  remote: string | null;
+  ci: CiProvider | undefined;
+}
+
+export interface InitResult {
+  root: string;
+  name: string;
+  device: Device;
+  remote: string | null;
+  /** false when the registry was made in a folder of an existing git repository. */
+  createdRepository: boolean;
+  gitRoot: string;
+  files: string[];
+  commit: string | undefined;
+}
+
+const TEMPLATES = fileURLToPath(new URL('../../templates/', import.meta.url));
+const CI_FILES: Record<CiProvider, { template: string; target: string }> = {
+  github: { template: 'ci/github-push.yml', target: '.github/workflows/maas-push.yml' },
+  gitlab: { template: 'ci/gitlab-push.yml', target: '.gitlab/maas-push.yml' },
+};
+
+function render(template: string, values: Record<string, string>): string {
+  const text = readFileSync(join(TEMPLATES, template), 'utf8');
+  return text.replace(/\{\{(\w+)\}\}/g, (_, key: string) => values[key] ?? `{{${key}}}`);
+}
+
+/** The folder name as a registry name: what init proposes when none is given. */
+export function defaultRegistryName(dir: string): string {
+  return basename(resolve(dir)) || 'models';
+}
+
+export async function initRegistry(options: InitOptions, ctx: { cwd: string; env: Env }): Promise<InitResult> {
+  const root = resolve(ctx.cwd, options.dir);
+  if (existsSync(join(root, CONFIG_FILE))) {
+    throw new MaasError('MAAS_REGISTRY_EXISTS', `${root} already holds a maas registry`, {
+      hint: 'Use it as it is (maas list), or choose another folder: maas init DIR.',
+    });
+  }
+  mkdirSync(root, { recursive: true });
+  const git = await Git.open(root, ctx.env);
+  const existingTop = await git.topLevel();
+  if (!existingTop) await git.init();
+  const gitRoot = existingTop ?? root;
+
+  const files: string[] = [];
+  const write = (relPath: string, text: string) => {
+    writeFileAtomic(join(root, relPath), text);
+    files.push(relPath);
+  };
+  const yamlString = (value: string | null) => (value === null ? 'null' : JSON.stringify(value));
+  write(CONFIG_FILE, render('maas.yaml', { name: yamlString(options.name), device: options.device, remote: yamlString(options.remote) }));
+
+  const ignore = render('gitignore', {});
+  const ignorePath = join(root, '.gitignore');
+  const current = existsSync(ignorePath) ? readFileSync(ignorePath, 'utf8') : '';
+  if (!current.includes('/blobs/')) write('.gitignore', current && !current.endsWith('\n') ? `${current}\n${ignore}` : current + ignore);
+
+  if (options.ci) {
+    const { template, target } = CI_FILES[options.ci];
+    const targetPath = join(gitRoot, target);
+    if (existsSync(targetPath)) {
+      throw new MaasError('MAAS_REGISTRY_EXISTS', `${targetPath} already exists`, { hint: 'Move it aside, or run init without --ci.' });
+    }
+    const registryPath = relative(gitRoot, root) || '.';
+    const text = render(template, { registryPath, remote: options.remote ?? 'oci://registry.example.com/team/models' });
+    mkdirSync(dirname(targetPath), { recursive: true });
+    writeFileSync(targetPath, text);
+    files.push(relative(root, targetPath));
+  }
+
+  const commit = await git.commit(files, `maas: create registry ${options.name}`);
+  return { root, name: options.name, device: options.device, remote: options.remote, createdRepository: !existingTop, gitRoot, files, commit };
+}

@@ -1,0 +1,127 @@
+/**
+ * A version is an OCI image manifest with the CNCF ModelPack artifactType and media types, so
+ * the object maas stores is the one `push` sends and `pull` verifies.
+ *
+ * ModelPack's config schema forbids extra properties, so what maas knows about the ONNX graph
+ * (signature, fingerprint, opsets) rides in the manifest annotation `dev.maas.onnx.v1+json`:
+ * the config stays valid for other ModelPack tools and the manifest digest still covers it.
+ */
+import { createHash } from 'node:crypto';
+import { MaasError } from '../core/errors.js';
+import { type ModelInfo, modelPackPrecisions, paramSize } from '../onnx/inspect.js';
+import type { BlobRef } from './store.js';
+
+export const MEDIA_TYPES = {
+  manifest: 'application/vnd.oci.image.manifest.v1+json',
+  artifact: 'application/vnd.cncf.model.manifest.v1+json',
+  config: 'application/vnd.cncf.model.config.v1+json',
+  weight: 'application/vnd.cncf.model.weight.v1.raw',
+} as const;
+
+export const ANNOTATIONS = {
+  filepath: 'org.cncf.model.filepath',
+  title: 'org.opencontainers.image.title',
+  version: 'org.opencontainers.image.version',
+  created: 'org.opencontainers.image.created',
+  description: 'org.opencontainers.image.description',
+  onnx: 'dev.maas.onnx.v1+json',
+} as const;
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+}
+
+export interface Manifest {
+  schemaVersion: 2;
+  mediaType: string;
+  artifactType: string;
+  config: Descriptor;
+  layers: Descriptor[];
+  annotations: Record<string, string>;
+}
+
+/** What maas records about a version's ONNX graph, beside the ModelPack fields. */
+export interface OnnxMetadata extends ModelInfo {
+  /** the layer file that is the ONNX graph; the others are its external data. */
+  modelFile: string;
+  /** whether onnxruntime loaded the model at register time. */
+  loadChecked: boolean;
+  message?: string;
+}
+
+export interface ModelFile extends BlobRef {
+  /** path inside the artifact, as the model refers to it. */
+  path: string;
+}
+
+export interface BuiltVersion {
+  manifest: Manifest;
+  manifestBytes: Buffer;
+  configBytes: Buffer;
+}
+
+export function digestOf(bytes: Buffer): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+function jsonBytes(value: unknown): Buffer {
+  return Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function buildVersion(args: { name: string; version: number; created: string; files: ModelFile[]; onnx: OnnxMetadata }): BuiltVersion {
+  const { name, version, created, files, onnx } = args;
+  const precision = modelPackPrecisions(onnx.precisions);
+  const config = {
+    descriptor: { name, version: String(version), createdAt: created, ...(onnx.message ? { description: onnx.message } : {}) },
+    config: { format: 'onnx', paramSize: paramSize(onnx.parameterCount), ...(precision ? { precision } : {}) },
+    // Raw (uncompressed) layers: each diffId is the layer digest itself.
+    modelfs: { type: 'layers', diffIds: files.map((f) => f.digest) },
+  };
+  const configBytes = jsonBytes(config);
+  const manifest: Manifest = {
+    schemaVersion: 2,
+    mediaType: MEDIA_TYPES.manifest,
+    artifactType: MEDIA_TYPES.artifact,
+    config: { mediaType: MEDIA_TYPES.config, digest: digestOf(configBytes), size: configBytes.length },
+    layers: files.map((f) => ({
+      mediaType: MEDIA_TYPES.weight,
+      digest: f.digest,
+      size: f.size,
+      annotations: { [ANNOTATIONS.filepath]: f.path, [ANNOTATIONS.title]: f.path },
+    })),
+    annotations: {
+      [ANNOTATIONS.title]: name,
+      [ANNOTATIONS.version]: String(version),
+      [ANNOTATIONS.created]: created,
+      [ANNOTATIONS.onnx]: JSON.stringify(onnx),
+    },
+  };
+  return { manifest, manifestBytes: jsonBytes(manifest), configBytes };
+}
+
+function invalid(where: string, why: string): MaasError {
+  return new MaasError('MAAS_CONFIG_INVALID', `${where} is not a valid maas manifest: ${why}`, {
+    hint: 'The file was edited outside maas. Restore it with `git checkout -- <file>`, then run `maas verify`.',
+  });
+}
+
+export function parseManifest(text: string, where: string): { manifest: Manifest; onnx: OnnxMetadata } {
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(text) as Manifest;
+  } catch (error) {
+    throw invalid(where, (error as Error).message);
+  }
+  if (manifest?.schemaVersion !== 2 || manifest.artifactType !== MEDIA_TYPES.artifact) throw invalid(where, 'not a ModelPack image manifest');
+  if (!manifest.config?.digest || !Array.isArray(manifest.layers) || manifest.layers.length === 0) throw invalid(where, 'config or layers missing');
+  const raw = manifest.annotations?.[ANNOTATIONS.onnx];
+  if (!raw) throw invalid(where, `annotation ${ANNOTATIONS.onnx} missing`);
+  try {
+    return { manifest, onnx: JSON.parse(raw) as OnnxMetadata };
+  } catch (error) {
+    throw invalid(where, `annotation ${ANNOTATIONS.onnx}: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,77 @@
+/** Model references: `name`, `name@3`, `name@prod`, `name@latest`. */
+import { MaasError } from '../core/errors.js';
+
+export type Selector = { kind: 'version'; version: number } | { kind: 'alias'; alias: string } | { kind: 'latest' };
+
+export interface ModelRef {
+  name: string;
+  selector: Selector;
+}
+
+/** OCI repository path components are lowercase; maas names follow them so push needs no renaming. */
+const NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
+const ALIAS = /^[a-z][a-z0-9._-]{0,62}$/;
+export const LATEST = 'latest';
+
+export function assertModelName(name: string): void {
+  if (!NAME.test(name) || name.length > 128) {
+    throw new MaasError('MAAS_USAGE', `'${name}' is not a valid model name`, {
+      hint: `Use lowercase letters, digits and single . _ - between them (e.g. ${suggestName(name) || 'mlp'}); pass --name.`,
+    });
+  }
+}
+
+export function assertAlias(alias: string): void {
+  if (!ALIAS.test(alias)) {
+    throw new MaasError('MAAS_USAGE', `'${alias}' is not a valid alias`, {
+      hint: 'An alias starts with a lowercase letter and holds lowercase letters, digits, . _ - (e.g. prod, staging).',
+    });
+  }
+  if (alias === LATEST) {
+    throw new MaasError('MAAS_USAGE', `'${LATEST}' is reserved: it always means the highest version`, { hint: 'Pick another alias, such as prod.' });
+  }
+}
+
+export function parseVersion(text: string): number {
+  if (!/^[1-9][0-9]{0,8}$/.test(text)) {
+    throw new MaasError('MAAS_USAGE', `'${text}' is not a version`, { hint: 'A version is a positive integer such as 1, 2, 3.' });
+  }
+  return Number(text);
+}
+
+/** Turns a file name into a valid model name: `My Model_v2.onnx` → `my-model_v2`. */
+export function suggestName(fileBase: string): string {
+  return fileBase
+    .replace(/\.onnx$/i, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/[._-]{2,}/g, '-')
+    .replace(/^[._-]+|[._-]+$/g, '');
+}
+
+export function parseRef(text: string, defaultSelector: Selector = { kind: 'latest' }): ModelRef {
+  const at = text.lastIndexOf('@');
+  const name = at === -1 ? text : text.slice(0, at);
+  assertModelName(name);
+  if (at === -1) return { name, selector: defaultSelector };
+  const selector = text.slice(at + 1);
+  if (/^[0-9]+$/.test(selector)) return { name, selector: { kind: 'version', version: parseVersion(selector) } };
+  if (selector === LATEST) return { name, selector: { kind: 'latest' } };
+  if (!ALIAS.test(selector)) {
+    throw new MaasError('MAAS_USAGE', `'${text}' is not a model reference`, { hint: 'Write NAME, NAME@VERSION or NAME@ALIAS, e.g. mlp@2 or mlp@prod.' });
+  }
+  return { name, selector: { kind: 'alias', alias: selector } };
+}
+
+/** Requires an explicit version: `name@3`. */
+export function parseVersionRef(text: string): { name: string; version: number } {
+  const ref = parseRef(text, { kind: 'alias', alias: '' });
+  if (ref.selector.kind !== 'version') {
+    throw new MaasError('MAAS_USAGE', `'${text}' names no version`, { hint: `Write NAME@VERSION, e.g. ${ref.name}@1.` });
+  }
+  return { name: ref.name, version: ref.selector.version };
+}
+
+export function formatRef(name: string, version: number): string {
+  return `${name}@${version}`;
+}

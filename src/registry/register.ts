@@ -1,0 +1,171 @@
+/** `maas register`: check, fingerprint and store an ONNX file as an immutable version. */
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { MaasError } from '../core/errors.js';
+import { checkLoads } from '../onnx/load-check.js';
+import { inspectModel, type ModelInfo, type Signature } from '../onnx/inspect.js';
+import { versionTag } from './layout.js';
+import { ANNOTATIONS, buildVersion, digestOf, type ModelFile } from './manifest.js';
+import { assertAlias, assertModelName, formatRef, suggestName } from './refs.js';
+import { Registry, type RegistryOptions } from './registry.js';
+import type { OnBytes } from './store.js';
+
+export interface RegisterOptions {
+  file: string;
+  name?: string | undefined;
+  version?: number | undefined;
+  alias?: string | undefined;
+  message?: string | undefined;
+  /** load the model in onnxruntime before accepting it (default true). */
+  loadCheck?: boolean;
+  /** called with (label, doneBytes, totalBytes) while blobs are copied in. */
+  onProgress?: (label: string, totalBytes: number) => OnBytes;
+}
+
+export interface RegisterResult {
+  status: 'registered' | 'unchanged';
+  name: string;
+  version: number;
+  ref: string;
+  tag: string;
+  alias: string | undefined;
+  /** OCI digest of the ONNX file. */
+  digest: string;
+  manifestDigest: string;
+  graphFingerprint: string;
+  size: number;
+  files: ModelFile[];
+  signature: Signature;
+  loadChecked: boolean;
+  commit?: string;
+}
+
+/** What a file that fails to parse probably is, from its extension. */
+const FOREIGN_FORMATS: Record<string, string> = {
+  '.pt': 'a PyTorch checkpoint: export it with torch.onnx.export(model, args, "model.onnx")',
+  '.pth': 'a PyTorch checkpoint: export it with torch.onnx.export(model, args, "model.onnx")',
+  '.pb': 'a TensorFlow graph: convert it with python -m tf2onnx.convert --saved-model DIR --output model.onnx',
+  '.h5': 'a Keras model: convert it with python -m tf2onnx.convert --keras model.h5 --output model.onnx',
+  '.keras': 'a Keras model: convert it with tf2onnx (python -m tf2onnx.convert)',
+  '.tflite': 'a TensorFlow Lite model: convert it with python -m tf2onnx.convert --tflite model.tflite --output model.onnx',
+  '.safetensors': 'raw weights without a graph: export the model that uses them to ONNX (e.g. optimum-cli export onnx)',
+  '.gguf': 'a llama.cpp model; maas serves ONNX graphs',
+  '.pkl': 'a pickled Python object: export the model to ONNX (skl2onnx, torch.onnx.export)',
+};
+
+function checkedFile(file: string, cwd: string): string {
+  const path = resolve(cwd, file);
+  if (!existsSync(path)) {
+    throw new MaasError('MAAS_FILE_NOT_FOUND', `${file} does not exist`, { hint: 'Check the path; it is resolved from the current folder.' });
+  }
+  if (!statSync(path).isFile()) {
+    throw new MaasError('MAAS_USAGE', `${file} is not a file`, { hint: 'Pass the .onnx file itself; external data files are found next to it.' });
+  }
+  return path;
+}
+
+function inspect(path: string): ModelInfo {
+  try {
+    return inspectModel(path);
+  } catch (error) {
+    const foreign = FOREIGN_FORMATS[extname(path).toLowerCase()];
+    if (error instanceof MaasError && error.code === 'MAAS_MODEL_INVALID' && foreign) {
+      throw new MaasError('MAAS_MODEL_INVALID', `${basename(path)} is not an ONNX model; it looks like ${foreign.split(':')[0]}`, {
+        hint: foreign.includes(':') ? foreign.slice(foreign.indexOf(':') + 2) : 'Convert it to ONNX first.',
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}
+
+function sameFiles(a: readonly { digest: string; path: string }[], b: readonly { digest: string; path: string }[]): boolean {
+  return a.length === b.length && a.every((f, i) => f.digest === b[i]?.digest && f.path === b[i]?.path);
+}
+
+export async function registerModel(options: RegisterOptions, ctx: RegistryOptions): Promise<RegisterResult> {
+  const path = checkedFile(options.file, ctx.cwd);
+  const name = options.name ?? suggestName(basename(path));
+  assertModelName(name);
+  if (options.alias !== undefined) assertAlias(options.alias);
+  const registry = await Registry.open(ctx);
+
+  const info = inspect(path);
+  const loadChecked = options.loadCheck ?? true;
+  if (loadChecked) await checkLoads(path);
+
+  const modelDir = dirname(path);
+  const sources = [{ path: basename(path), source: path }, ...info.externalDataFiles.map((f) => ({ path: f, source: join(modelDir, f) }))];
+  const ingest = async () => {
+    const files: ModelFile[] = [];
+    for (const { path: inArtifact, source } of sources) {
+      const total = statSync(source).size;
+      const onBytes = options.onProgress?.(`Storing ${inArtifact}`, total);
+      files.push({ path: inArtifact, ...(await registry.store.ingest(source, onBytes)) });
+    }
+    return files;
+  };
+  // Copy outside the lock: other writers wait only for the commit.
+  let files = await ingest();
+  const onnx = { ...info, modelFile: basename(path), loadChecked, ...(options.message ? { message: options.message } : {}) };
+
+  const subject = (r: RegisterResult) => (r.status === 'unchanged' ? `tag ${r.ref} as ${r.alias}` : `register ${r.ref}${r.alias ? ` as ${r.alias}` : ''}`);
+  return registry.transact(subject, async (tx) => {
+    // A concurrent `maas gc` may have dropped blobs no manifest referenced yet.
+    if (!files.every((f) => registry.store.has(f))) files = await ingest();
+    const existing = registry.versions(name).map((v) => registry.readVersion(name, v));
+    const requested = options.version;
+    const same = existing.find((v) => sameFiles(v.manifest.layers.map((l) => ({ digest: l.digest, path: l.annotations?.[ANNOTATIONS.filepath] ?? '' })), files));
+    const clash = requested === undefined ? undefined : existing.find((v) => v.version === requested);
+    if (clash && clash !== same) {
+      throw new MaasError('MAAS_VERSION_CONFLICT', `${formatRef(name, requested!)} already exists with other bytes`, {
+        hint: `Versions are immutable. Register this file as a new version (omit --version, or --version ${Math.max(...existing.map((v) => v.version)) + 1}).`,
+        details: { existing: clash.manifest.layers[0]?.digest, new: files[0]?.digest },
+      });
+    }
+    const removed = registry.removedVersions(name);
+    if (requested !== undefined && removed.has(requested) && removed.get(requested) !== files[0]?.digest) {
+      throw new MaasError('MAAS_VERSION_CONFLICT', `${formatRef(name, requested)} was removed and held other bytes; version numbers are not reused`, {
+        hint: 'Omit --version to take the next free number.',
+      });
+    }
+    const reuse = same && (requested === undefined || requested === same.version) ? same : undefined;
+    const version = reuse?.version ?? requested ?? Math.max(0, ...existing.map((v) => v.version), ...removed.keys()) + 1;
+    const at = registry.now().toISOString();
+
+    if (options.alias !== undefined) {
+      const aliases = registry.aliases(name);
+      if (aliases[options.alias] !== version) {
+        const previous = aliases[options.alias];
+        registry.stageAliases(tx, name, { ...aliases, [options.alias]: version });
+        tx.record({ at, action: 'tag', model: name, version, alias: options.alias, ...(previous === undefined ? {} : { previous }) });
+      }
+    }
+    const base = { name, version, ref: formatRef(name, version), tag: versionTag(name, version), alias: options.alias, loadChecked, signature: info.signature, graphFingerprint: info.graphFingerprint };
+    if (reuse) {
+      return {
+        ...base,
+        status: 'unchanged' as const,
+        digest: reuse.manifest.layers[0]!.digest,
+        manifestDigest: reuse.manifestDigest,
+        size: reuse.manifest.layers.reduce((n, l) => n + l.size, 0),
+        files,
+        loadChecked: reuse.onnx.loadChecked,
+      };
+    }
+    const built = buildVersion({ name, version, created: at, files, onnx });
+    const dir = registry.layout.versionDir(name, version);
+    tx.write(`${dir}/config.json`, built.configBytes);
+    tx.write(`${dir}/manifest.json`, built.manifestBytes);
+    tx.record({ at, action: 'register', model: name, version, digest: files[0]!.digest });
+    tx.tag(versionTag(name, version));
+    return {
+      ...base,
+      status: 'registered' as const,
+      digest: files[0]!.digest,
+      manifestDigest: digestOf(built.manifestBytes),
+      size: files.reduce((n, f) => n + f.size, 0),
+      files,
+    };
+  });
+}

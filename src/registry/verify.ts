@@ -1,0 +1,103 @@
+/** `maas verify`: re-hash every blob against its manifest and check git agrees with the work tree. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { CONFIG_FILE, HISTORY_FILE, MODELS_DIR, versionTag } from './layout.js';
+import { ANNOTATIONS, digestOf } from './manifest.js';
+import { formatRef, parseRef } from './refs.js';
+import { Registry, type RecoveryReport, type RegistryOptions } from './registry.js';
+import type { OnBytes } from './store.js';
+
+export type ProblemKind = 'missing-blob' | 'corrupt-blob' | 'bad-config' | 'bad-manifest' | 'missing-tag' | 'dangling-alias' | 'uncommitted';
+
+export interface Problem {
+  kind: ProblemKind;
+  ref?: string;
+  path?: string;
+  message: string;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  registry: string;
+  versions: number;
+  blobs: number;
+  bytes: number;
+  recovered: RecoveryReport | undefined;
+  problems: Problem[];
+}
+
+export interface VerifyOptions {
+  ref?: string | undefined;
+  onProgress?: (label: string, totalBytes: number) => OnBytes;
+}
+
+export async function verifyRegistry(options: VerifyOptions, ctx: RegistryOptions): Promise<VerifyResult> {
+  const registry = await Registry.open(ctx);
+  // Under the lock, so an interrupted write is finished or undone before anything is judged.
+  const lock = await registry.lock();
+  try {
+    const problems: Problem[] = [];
+    let versions = 0;
+    const checked = new Map<string, 'ok' | 'missing' | 'corrupt'>();
+    let bytes = 0;
+    const only = options.ref ? parseRef(options.ref) : undefined;
+    const names = only ? [only.name] : registry.modelNames();
+    const tags = await registry.git.tags('*');
+    for (const name of names) {
+      const wanted = only && only.selector.kind !== 'latest' ? [registry.resolve(only).version] : registry.versions(name);
+      if (only && wanted.length === 0) registry.resolve(only); // throws not found
+      for (const version of wanted) {
+        versions++;
+        const ref = formatRef(name, version);
+        let record;
+        try {
+          record = registry.readVersion(name, version);
+        } catch (error) {
+          problems.push({ kind: 'bad-manifest', ref, message: `${ref}: ${(error as Error).message}` });
+          continue;
+        }
+        const configPath = join(registry.layout.versionDir(name, version), 'config.json');
+        const config = existsSync(join(registry.root, configPath)) ? registry.configBytes(name, version) : undefined;
+        if (!config || digestOf(config) !== record.manifest.config.digest || config.length !== record.manifest.config.size) {
+          problems.push({ kind: 'bad-config', ref, path: configPath, message: `${ref}: ${configPath} ${config ? 'does not match the manifest' : 'is missing'}` });
+        }
+        if (!tags.has(versionTag(name, version))) {
+          problems.push({ kind: 'missing-tag', ref, message: `${ref}: git tag ${versionTag(name, version)} is missing` });
+        }
+        for (const layer of record.manifest.layers) {
+          let state = checked.get(layer.digest);
+          if (!state) {
+            const onBytes = options.onProgress?.(`Verifying ${layer.annotations?.[ANNOTATIONS.filepath] ?? layer.digest}`, layer.size);
+            state = await registry.store.check(layer, onBytes);
+            checked.set(layer.digest, state);
+            if (state === 'ok') bytes += layer.size;
+          }
+          if (state === 'ok') continue;
+          const file = layer.annotations?.[ANNOTATIONS.filepath] ?? '';
+          problems.push({
+            kind: state === 'missing' ? 'missing-blob' : 'corrupt-blob',
+            ref,
+            path: registry.store.path(layer.digest),
+            message: state === 'missing'
+              ? `${ref}: blob ${layer.digest} (${file}) is missing; fetch it with \`maas pull\` or register the file again`
+              : `${ref}: blob ${layer.digest} (${file}) does not match its digest; delete it and register the file again`,
+          });
+        }
+      }
+      const versionsNow = registry.versions(name);
+      for (const [alias, version] of Object.entries(registry.aliases(name))) {
+        if (!versionsNow.includes(version)) {
+          problems.push({ kind: 'dangling-alias', ref: `${name}@${alias}`, message: `${name}@${alias} points to missing version ${version}` });
+        }
+      }
+    }
+    if (!only) {
+      for (const path of await registry.git.changed([CONFIG_FILE, HISTORY_FILE, MODELS_DIR])) {
+        problems.push({ kind: 'uncommitted', path, message: `${path} differs from the last commit (changed outside maas)` });
+      }
+    }
+    return { ok: problems.length === 0, registry: registry.root, versions, blobs: checked.size, bytes, recovered: lock.recovered, problems };
+  } finally {
+    lock.release();
+  }
+}

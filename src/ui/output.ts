@@ -1,0 +1,64 @@
+/** The only writer to stdout/stderr: results on stdout, logs and progress on stderr. */
+import ora, { type Ora } from 'ora';
+import type { Io } from '../core/context.js';
+import { formatBytes } from './format.js';
+import type { Theme } from './theme.js';
+
+export interface Progress {
+  update(doneBytes: number): void;
+  stop(): void;
+}
+
+export interface Output {
+  readonly json: boolean;
+  readonly theme: Theme;
+  /** writes a command's result: a rendered text, or one JSON document under --json. */
+  result(text: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  debug(message: string): void;
+  /** a byte progress bar on an interactive stderr; silent otherwise. */
+  progress(label: string, totalBytes: number): Progress;
+}
+
+export interface OutputOptions {
+  io: Io;
+  theme: Theme;
+  json: boolean;
+  verbose: boolean;
+  /** stderr is a TTY and this is not CI: spinners and bars may animate. */
+  animate: boolean;
+}
+
+const REDRAW_MS = 100;
+
+export function createOutput({ io, theme, json, verbose, animate }: OutputOptions): Output {
+  const err = (line: string) => io.stderr.write(`${line}\n`);
+  return {
+    json,
+    theme,
+    result: (text) => {
+      if (text) io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    },
+    info: (message) => err(message),
+    warn: (message) => err(theme.warn(`⚠ ${message}`)),
+    debug: (message) => {
+      if (verbose) err(theme.dim(message));
+    },
+    progress: (label, totalBytes) => {
+      if (!animate || json) return { update: () => {}, stop: () => {} };
+      const spinner: Ora = ora({ text: label, stream: io.stderr }).start();
+      let last = 0;
+      return {
+        update(doneBytes) {
+          const now = Date.now();
+          if (now - last < REDRAW_MS) return;
+          last = now;
+          const pct = totalBytes > 0 ? Math.floor((doneBytes / totalBytes) * 100) : 100;
+          spinner.text = `${label} ${pct}% (${formatBytes(doneBytes)} / ${formatBytes(totalBytes)})`;
+        },
+        stop: () => spinner.stop(),
+      };
+    },
+  };
+}
