@@ -8,12 +8,15 @@ export interface TensorInit {
   dataType: number;
   dims: number[];
   raw?: Buffer | StreamedBytes;
+  /** values in TensorProto.float_data instead of raw_data, as some exporters write them. */
+  floatData?: number[];
   external?: { location: string; offset: number; length: number };
 }
 
 export function tensorProto(t: TensorInit): ProtoWriter {
   const w = new ProtoWriter().packedVarints(1, t.dims).varint(2, t.dataType).string(8, t.name);
   if (t.raw) w.bytes(9, t.raw);
+  if (t.floatData) w.packedFloats(4, t.floatData);
   if (t.external) {
     const entry = (key: string, value: string) => new ProtoWriter().string(1, key).string(2, value);
     w.message(13, entry('location', t.external.location))

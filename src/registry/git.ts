@@ -6,6 +6,12 @@ import type { Env } from '../core/context.js';
 /** Commits need an identity; CI machines often have none, so maas supplies one then. */
 const FALLBACK_IDENTITY = { name: 'maas', email: 'maas@localhost' };
 
+/**
+ * What git sees of the environment: enough to find itself, its config and an identity. Editors,
+ * pagers and askpass helpers stay out: maas never runs git interactively (simple-git refuses them too).
+ */
+const PASSED_ENV = /^(PATH|HOME|USER|LOGNAME|LANG|LC_\w+|TZ|TMPDIR|XDG_CONFIG_HOME|SYSTEMROOT|GIT_(AUTHOR|COMMITTER)_(NAME|EMAIL|DATE)|GIT_CONFIG_(NOSYSTEM|GLOBAL|SYSTEM))$/;
+
 export interface TagInfo {
   commit: string;
   author: string;
@@ -29,8 +35,9 @@ export class Git {
 
   static async open(baseDir: string, env: Env): Promise<Git> {
     const childEnv: Record<string, string> = {};
-    for (const [key, value] of Object.entries(env)) if (value !== undefined) childEnv[key] = value;
-    const git = simpleGit({ baseDir }).env(childEnv);
+    for (const [key, value] of Object.entries(env)) if (value !== undefined && PASSED_ENV.test(key)) childEnv[key] = value;
+    // The environment is the user's own, so GIT_CONFIG_GLOBAL and friends are honoured.
+    const git = simpleGit({ baseDir, unsafe: { allowUnsafeConfigPaths: true } }).env(childEnv);
     const hasIdentity = async (key: string) => (await git.raw(['config', '--get', key]).catch(() => '')).trim() !== '';
     if (!childEnv.GIT_AUTHOR_NAME && !(await hasIdentity('user.name'))) {
       Object.assign(childEnv, { GIT_AUTHOR_NAME: FALLBACK_IDENTITY.name, GIT_COMMITTER_NAME: FALLBACK_IDENTITY.name });

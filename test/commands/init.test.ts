@@ -1,0 +1,93 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/run-cli.js';
+import { testEnv, useTempDir } from '../helpers/temp.js';
+
+const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8', env: testEnv(cwd) }).trim();
+
+describe('maas init', () => {
+  it('creates a git repository with maas.yaml, .gitignore and a first commit', async () => {
+    const home = useTempDir();
+    const r = await runCli(['init', 'models', '--yes', '--device', 'cpu'], { cwd: home, env: testEnv(home) });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`✔ Created registry models in ${join(home, 'models')}`);
+    expect(r.stdout).toContain('new git repository');
+    const dir = join(home, 'models');
+    expect(readFileSync(join(dir, 'maas.yaml'), 'utf8')).toMatch(/schemaVersion: 1\nname: "models"\n[\s\S]*device: cpu\n[\s\S]*remote: null/);
+    expect(readFileSync(join(dir, '.gitignore'), 'utf8')).toContain('/blobs/');
+    expect(git(dir, 'log', '--format=%s %an')).toBe('maas: create registry models maas');
+    expect(git(dir, 'status', '--porcelain')).toBe('');
+  });
+
+  it('prints one JSON document with --json and takes flags without prompting when not a TTY', async () => {
+    const home = useTempDir();
+    // No --yes: stdin is not a TTY, so init must not prompt and must use the flags and defaults.
+    const r = await runCli(['init', 'reg', '--json', '--name', 'team-models', '--remote', 'oci://127.0.0.1:5000/team/models'], { cwd: home, env: testEnv(home) });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.json()).toMatchObject({ name: 'team-models', device: 'auto', remote: 'oci://127.0.0.1:5000/team/models', createdRepository: true, files: ['maas.yaml', '.gitignore'] });
+    expect(r.stderr).toBe('');
+  });
+
+  it('asks for name, device and remote on a TTY', async () => {
+    const home = useTempDir();
+    const stdin = Object.assign(new PassThrough(), { isTTY: true });
+    const env = testEnv(home);
+    delete env.CI;
+    const pending = runCli(['init', 'asked'], { cwd: home, env, stdin, tty: true });
+    for (const answer of ['my-registry\r', '\u001b[B\r', 'oci-layout:/tmp/layout\r']) {
+      await sleep(150);
+      stdin.write(answer);
+    }
+    const r = await pending;
+    expect(r.exitCode, r.stderr).toBe(0);
+    const yaml = readFileSync(join(home, 'asked', 'maas.yaml'), 'utf8');
+    expect(yaml).toContain('name: "my-registry"');
+    expect(yaml).toContain('device: cpu');
+    expect(yaml).toContain('remote: "oci-layout:/tmp/layout"');
+  });
+
+  it('refuses to clobber an existing registry (exit 6) and leaves it untouched', async () => {
+    const home = useTempDir();
+    const env = testEnv(home);
+    await runCli(['init', 'r', '--yes'], { cwd: home, env });
+    const before = readFileSync(join(home, 'r', 'maas.yaml'), 'utf8');
+    const again = await runCli(['init', 'r', '--yes', '--name', 'other'], { cwd: home, env });
+    expect(again.exitCode).toBe(6);
+    expect(again.stderr).toContain('already holds a maas registry');
+    expect(readFileSync(join(home, 'r', 'maas.yaml'), 'utf8')).toBe(before);
+    const json = await runCli(['init', 'r', '--json'], { cwd: home, env });
+    expect(json.json()).toEqual({ error: expect.objectContaining({ code: 'MAAS_REGISTRY_EXISTS', hint: expect.any(String) }) });
+  });
+
+  it('works in a folder of an existing git repository and commits only its own files', async () => {
+    const home = useTempDir();
+    const env = testEnv(home);
+    const repo = join(home, 'app');
+    mkdirSync(repo);
+    git(repo, 'init', '-q');
+    writeFileSync(join(repo, 'README.md'), 'app\n');
+    writeFileSync(join(repo, 'staged.txt'), 'not mine\n');
+    git(repo, 'add', 'staged.txt');
+    const r = await runCli(['init', 'ml/registry', '--yes', '--ci', 'github', '--remote', 'oci://ghcr.io/acme/models'], { cwd: repo, env });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`inside the git repository at ${repo}`);
+    expect(existsSync(join(repo, 'ml/registry/.git'))).toBe(false);
+    expect(git(repo, 'show', '--name-only', '--format=', 'HEAD').split('\n').sort()).toEqual([
+      '.github/workflows/maas-push.yml', 'ml/registry/.gitignore', 'ml/registry/maas.yaml',
+    ]);
+    expect(git(repo, 'diff', '--cached', '--name-only')).toBe('staged.txt');
+    const workflow = readFileSync(join(repo, '.github/workflows/maas-push.yml'), 'utf8');
+    expect(workflow).toContain('maas push ${{ inputs.name }}@latest oci://ghcr.io/acme/models --registry ml/registry --json');
+  });
+
+  it('rejects an unknown device as a usage error (exit 2)', async () => {
+    const home = useTempDir();
+    const r = await runCli(['init', '--device', 'tpu'], { cwd: home, env: testEnv(home) });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain("Allowed choices are auto, cpu, cuda, webgpu");
+  });
+});

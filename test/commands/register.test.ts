@@ -1,0 +1,203 @@
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { modelProto, writeMessage } from '../../src/onnx/build.js';
+import { mlp, multiIo, writeModel } from '../../fixtures/models.js';
+import { FIXTURES, makeRegistry } from '../helpers/registry.js';
+
+const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
+
+describe('maas register', () => {
+  it('stores the model as version 1 with a manifest, blob, commit and tag', async () => {
+    const reg = await makeRegistry();
+    const r = await reg.cli('register', reg.fixture('mlp.onnx'));
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain('✔ Registered mlp@1 (564 B, 1 file)');
+    expect(r.stdout).toMatch(/in {3}input {3}float32 {2}\[batch, 4\]/);
+    const manifest = JSON.parse(readFileSync(join(reg.dir, 'models/mlp/1/manifest.json'), 'utf8'));
+    expect(manifest).toMatchObject({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      artifactType: 'application/vnd.cncf.model.manifest.v1+json',
+      config: { mediaType: 'application/vnd.cncf.model.config.v1+json' },
+      layers: [{ mediaType: 'application/vnd.cncf.model.weight.v1.raw', size: 564, annotations: { 'org.cncf.model.filepath': 'mlp.onnx' } }],
+    });
+    const config = JSON.parse(readFileSync(join(reg.dir, 'models/mlp/1/config.json'), 'utf8'));
+    expect(config).toEqual({
+      descriptor: { name: 'mlp', version: '1', createdAt: expect.any(String) },
+      config: { format: 'onnx', paramSize: '67', precision: 'float32' },
+      modelfs: { type: 'layers', diffIds: [manifest.layers[0].digest] },
+    });
+    const blob = join(reg.dir, 'blobs/sha256', manifest.layers[0].digest.slice(7));
+    expect(readFileSync(blob)).toEqual(readFileSync(join(FIXTURES, 'mlp.onnx')));
+    expect(git(reg.dir, 'tag')).toBe('mlp@v1');
+    expect(git(reg.dir, 'log', '-1', '--format=%s')).toBe('register mlp@1');
+    expect(git(reg.dir, 'status', '--porcelain')).toBe('');
+    expect(git(reg.dir, 'ls-files')).not.toContain('blobs/');
+  });
+
+  it('prints the result as JSON with digests, fingerprint and signature', async () => {
+    const reg = await makeRegistry();
+    const r = await reg.cli('register', reg.fixture('multi_io.onnx'), '--name', 'ranker', '--alias', 'prod', '-m', 'first cut', '--json');
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.json()).toMatchObject({
+      status: 'registered', name: 'ranker', version: 1, ref: 'ranker@1', tag: 'ranker@v1', alias: 'prod',
+      digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
+      manifestDigest: expect.stringMatching(/^sha256:/),
+      graphFingerprint: expect.stringMatching(/^sha256:/),
+      loadChecked: true,
+      signature: {
+        inputs: [{ name: 'features', dtype: 'float32', shape: ['batch', 3] }, { name: 'ids', dtype: 'int64', shape: ['batch'] }],
+        outputs: [{ name: 'positive', dtype: 'bool', shape: ['batch', 3] }, { name: 'ids_doubled', dtype: 'int64', shape: ['batch'] }],
+      },
+    });
+    expect(JSON.parse(readFileSync(join(reg.dir, 'models/ranker/aliases.json'), 'utf8'))).toEqual({ prod: 1 });
+  });
+
+  it('is a no-op for the same bytes, takes the next integer otherwise, and refuses other bytes under a taken version', async () => {
+    const reg = await makeRegistry();
+    const file = reg.fixture('mlp.onnx');
+    expect((await reg.cli('register', file)).exitCode).toBe(0);
+    const again = await reg.cli('register', file, '--json');
+    expect(again.exitCode).toBe(0);
+    expect(again.json()).toMatchObject({ status: 'unchanged', version: 1 });
+    expect((await reg.cli('register', file)).stdout).toContain('mlp@1 already holds these bytes; nothing registered');
+    expect((await reg.cli('register', file, '--version', '1')).exitCode).toBe(0);
+
+    const other = writeModel(reg.work, 'mlp.onnx', mlp({ seed: 5 }));
+    const next = await reg.cli('register', other, '--json');
+    expect(next.json()).toMatchObject({ status: 'registered', version: 2 });
+
+    const third = writeModel(reg.work, 'mlp.onnx', mlp({ seed: 6 }));
+    const clash = await reg.cli('register', third, '--version', '1');
+    expect(clash.exitCode).toBe(6);
+    expect(clash.stderr).toContain('mlp@1 already exists with other bytes');
+    expect(clash.stderr).toContain('--version 3');
+    const clashJson = await reg.cli('register', third, '--version', '2', '--json');
+    expect(clashJson.json().error.code).toBe('MAAS_VERSION_CONFLICT');
+    expect(git(reg.dir, 'tag').split('\n')).toEqual(['mlp@v1', 'mlp@v2']);
+    expect(git(reg.dir, 'status', '--porcelain')).toBe('');
+
+    const explicit = await reg.cli('register', third, '--version', '7', '--json');
+    expect(explicit.json()).toMatchObject({ status: 'registered', version: 7 });
+    expect((await reg.cli('register', writeModel(reg.work, 'mlp.onnx', mlp({ seed: 8 })), '--json')).json().version).toBe(8);
+  });
+
+  it('never reuses a removed version number for other bytes', async () => {
+    const reg = await makeRegistry();
+    await reg.cli('register', reg.fixture('mlp.onnx'));
+    await reg.cli('register', writeModel(reg.work, 'b.onnx', mlp({ seed: 9 })), '--name', 'mlp');
+    expect((await reg.cli('rm', 'mlp@2')).exitCode).toBe(0);
+    const reuse = await reg.cli('register', writeModel(reg.work, 'c.onnx', mlp({ seed: 10 })), '--name', 'mlp', '--version', '2');
+    expect(reuse.exitCode).toBe(6);
+    expect(reuse.stderr).toContain('was removed');
+    const next = await reg.cli('register', join(reg.work, 'c.onnx'), '--name', 'mlp', '--json');
+    expect(next.json().version).toBe(3);
+  });
+
+  it('registers a model with external data as one version holding both files', async () => {
+    const reg = await makeRegistry();
+    reg.fixture('mlp_external.onnx.data');
+    const r = await reg.cli('register', reg.fixture('mlp_external.onnx'), '--json');
+    expect(r.exitCode, r.stderr).toBe(0);
+    const result = r.json();
+    expect(result.files.map((f: { path: string }) => f.path)).toEqual(['mlp_external.onnx', 'mlp_external.onnx.data']);
+    expect(result.size).toBe(statSync(join(FIXTURES, 'mlp_external.onnx')).size + statSync(join(FIXTURES, 'mlp_external.onnx.data')).size);
+    const show = await reg.cli('show', 'mlp_external', '--json');
+    expect(show.json().files.map((f: { present: boolean }) => f.present)).toEqual([true, true]);
+  });
+
+  it('gives the same graph fingerprint to a re-export with a new doc string', async () => {
+    const reg = await makeRegistry();
+    const a = await reg.cli('register', writeModel(reg.work, 'a.onnx', mlp()), '--name', 'm', '--json');
+    const b = await reg.cli('register', writeModel(reg.work, 'b.onnx', mlp({ docString: 'exported again', producerName: 'pytorch' })), '--name', 'm', '--json');
+    expect(b.json().version).toBe(2);
+    expect(b.json().digest).not.toBe(a.json().digest);
+    expect(b.json().graphFingerprint).toBe(a.json().graphFingerprint);
+    const diff = await reg.cli('diff', 'm@1', 'm@2');
+    expect(diff.stdout).toContain('graph        same fingerprint');
+  });
+
+  describe('bad input', () => {
+    const expectInvalid = async (file: string, pattern: RegExp, hint?: RegExp) => {
+      const reg = await makeRegistry();
+      const r = await reg.cli('register', file);
+      expect(r.exitCode, r.stderr).toBe(7);
+      expect(r.stderr).toMatch(pattern);
+      if (hint) expect(r.stderr).toMatch(hint);
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+      const json = await reg.cli('register', file, '--json');
+      expect(json.json().error).toMatchObject({ code: 'MAAS_MODEL_INVALID', hint: expect.any(String) });
+      expect(existsSync(join(reg.dir, 'models'))).toBe(false);
+      expect(git(reg.dir, 'status', '--porcelain')).toBe('');
+      return reg;
+    };
+
+    it('an empty file', async () => {
+      const reg = await makeRegistry();
+      writeFileSync(join(reg.work, 'empty.onnx'), '');
+      await expectInvalid(join(reg.work, 'empty.onnx'), /is not a valid ONNX model: the file is empty/);
+    });
+
+    it('a truncated file', async () => {
+      const reg = await makeRegistry();
+      const bytes = readFileSync(join(FIXTURES, 'mlp.onnx'));
+      writeFileSync(join(reg.work, 'cut.onnx'), bytes.subarray(0, bytes.length - 40));
+      await expectInvalid(join(reg.work, 'cut.onnx'), /is not a valid ONNX model/, /truncated copy/);
+    });
+
+    it('a file that is not ONNX', async () => {
+      const reg = await makeRegistry();
+      writeFileSync(join(reg.work, 'notes.onnx'), 'just some text\n'.repeat(20));
+      await expectInvalid(join(reg.work, 'notes.onnx'), /is not a valid ONNX model/);
+    });
+
+    it('a PyTorch checkpoint under a .pt name', async () => {
+      const reg = await makeRegistry();
+      writeFileSync(join(reg.work, 'model.pt'), Buffer.from('PK\x03\x04 pickled torch archive'));
+      await expectInvalid(join(reg.work, 'model.pt'), /model.pt is not an ONNX model; it looks like a PyTorch checkpoint/, /torch\.onnx\.export/);
+    });
+
+    it('a model whose external data file is missing', async () => {
+      const reg = await makeRegistry();
+      copyFileSync(join(FIXTURES, 'mlp_external.onnx'), join(reg.work, 'mlp_external.onnx'));
+      await expectInvalid(join(reg.work, 'mlp_external.onnx'), /external data file 'mlp_external.onnx.data' is missing/, /next to the model file/);
+    });
+
+    it('a well-formed graph that onnxruntime cannot load', async () => {
+      const reg = await makeRegistry();
+      const model = multiIo();
+      model.graph.nodes[0]!.op = 'NoSuchOp';
+      writeMessage(join(reg.work, 'custom.onnx'), modelProto(model));
+      await expectInvalid(join(reg.work, 'custom.onnx'), /onnxruntime cannot load .*NoSuchOp/, /--no-load-check/);
+      const skipped = await reg.cli('register', join(reg.work, 'custom.onnx'), '--no-load-check', '--json');
+      expect(skipped.exitCode).toBe(0);
+      expect(skipped.json().loadChecked).toBe(false);
+    });
+
+    it('a missing file (exit 4), a bad name and a bad version (exit 2)', async () => {
+      const reg = await makeRegistry();
+      const missing = await reg.cli('register', 'nope.onnx');
+      expect(missing.exitCode).toBe(4);
+      expect(missing.stderr).toContain('nope.onnx does not exist');
+      const badName = await reg.cli('register', reg.fixture('mlp.onnx'), '--name', 'My Model');
+      expect(badName.exitCode).toBe(2);
+      expect(badName.stderr).toContain("'My Model' is not a valid model name");
+      const badVersion = await reg.cli('register', reg.fixture('mlp.onnx'), '--version', 'two');
+      expect(badVersion.exitCode).toBe(2);
+      expect(badVersion.stderr).toContain("'two' is not a version");
+    });
+
+    it('outside any registry (exit 3, names maas init)', async () => {
+      const reg = await makeRegistry();
+      const { runCli } = await import('../helpers/run-cli.js');
+      const r = await runCli(['register', reg.fixture('mlp.onnx')], { cwd: reg.work, env: reg.env });
+      expect(r.exitCode).toBe(3);
+      expect(r.stderr).toContain('no maas registry');
+      expect(r.stderr).toContain('maas init');
+      const viaFlag = await runCli(['register', reg.fixture('mlp.onnx'), '--registry', reg.dir, '--json'], { cwd: reg.work, env: reg.env });
+      expect(viaFlag.json().version).toBe(1);
+    });
+  });
+});
