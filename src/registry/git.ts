@@ -76,9 +76,10 @@ export class Git {
     }
   }
 
-  async createTag(name: string, commit = 'HEAD'): Promise<void> {
+  /** Points tag `name` at HEAD, replacing a stale tag of that name. */
+  async createTag(name: string): Promise<void> {
     try {
-      await this.git.raw(['tag', name, commit]);
+      await this.git.raw(['tag', '--force', name, 'HEAD']);
     } catch (error) {
       throw wrap(error, `tag ${name}`);
     }

@@ -275,10 +275,12 @@ export class Registry {
     }
   }
 
+  /** Idempotent, so a recovery can replay it after a crash halfway through. */
   private async applyTags(journal: Journal): Promise<void> {
     const existing = await this.git.tags('*');
+    const head = await this.git.headCommit();
     for (const tag of journal.deleteTags) if (existing.has(tag)) await this.git.deleteTag(tag);
-    for (const tag of journal.createTags) await this.git.createTag(tag);
+    for (const tag of journal.createTags) if (existing.get(tag)?.commit !== head) await this.git.createTag(tag);
   }
 
   /**
@@ -306,11 +308,21 @@ export class Registry {
         } else {
           await this.git.unstage([path]);
           rmSync(join(this.root, path), { recursive: true, force: true });
+          this.pruneEmptyParents(path);
         }
       }
     }
     rmSync(this.layout.journal, { force: true });
     return { transaction: journal.id, outcome: landed ? 'completed' : 'rolled-back', paths: journal.paths };
+  }
+
+  /** Removes folders left empty by a rollback, up to (not including) the registry root. */
+  private pruneEmptyParents(path: string): void {
+    for (let dir = dirname(path); dir !== '.' && dir !== ''; dir = dirname(dir)) {
+      const full = join(this.root, dir);
+      if (!existsSync(full) || readdirSync(full).length > 0) return;
+      rmSync(full, { recursive: true, force: true });
+    }
   }
 
   /** A git killed mid-commit leaves index.lock behind only briefly: its own child finishes. */

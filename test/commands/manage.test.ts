@@ -1,0 +1,170 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { mlp, multiIo, writeModel } from '../../fixtures/models.js';
+import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
+
+const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
+
+/** mlp@1, mlp@2 (new weights), ranker@1; mlp@prod → 1. */
+async function populated(): Promise<TestRegistry> {
+  const reg = await makeRegistry();
+  for (const args of [
+    ['register', reg.fixture('mlp.onnx'), '--alias', 'prod'],
+    ['register', writeModel(reg.work, 'mlp-retrained.onnx', mlp({ seed: 3 })), '--name', 'mlp', '-m', 'retrained'],
+    ['register', reg.fixture('multi_io.onnx'), '--name', 'ranker'],
+  ]) {
+    const r = await reg.cli(...args);
+    expect(r.exitCode, r.stderr).toBe(0);
+  }
+  return reg;
+}
+
+const blobOf = (reg: TestRegistry, ref: string) => {
+  const [name, version] = ref.split('@');
+  const manifest = JSON.parse(readFileSync(join(reg.dir, 'models', name!, version!, 'manifest.json'), 'utf8'));
+  return join(reg.dir, 'blobs/sha256', manifest.layers[0].digest.slice(7));
+};
+
+describe('inspecting and managing versions', () => {
+  it('list: a table, newest first, and the same data as JSON', async () => {
+    const reg = await populated();
+    const r = await reg.cli('list');
+    expect(r.exitCode).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^MODEL\s+VERSION\s+ALIASES\s+SIZE\s+DIGEST\s+CREATED$/);
+    expect(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 3).join(' '))).toEqual(['mlp 2 -', 'mlp 1 prod', 'ranker 1 -']);
+    const json = (await reg.cli('list', '--json')).json();
+    expect(json.models.map((m: { name: string; latest: number }) => [m.name, m.latest])).toEqual([['mlp', 2], ['ranker', 1]]);
+    expect(json.models[0].aliases).toEqual({ prod: 1 });
+    expect(json.models[0].versions[0]).toMatchObject({ version: 1, ref: 'mlp@1', size: 564, aliases: ['prod'], digest: expect.stringMatching(/^sha256:/) });
+    expect((await reg.cli('list', 'ranker', '--json')).json().models).toHaveLength(1);
+    expect((await reg.cli('list', 'nope')).exitCode).toBe(4);
+  });
+
+  it('list on an empty registry says how to add a model', async () => {
+    const reg = await makeRegistry();
+    expect((await reg.cli('list')).stdout).toContain('No models in');
+    expect((await reg.cli('list', '--json')).json()).toEqual({ registry: reg.dir, models: [] });
+  });
+
+  it('show: signature, fingerprints, files and who registered it, by version, alias or latest', async () => {
+    const reg = await populated();
+    const latest = await reg.cli('show', 'mlp');
+    expect(latest.stdout).toContain('mlp@2\n');
+    expect(latest.stdout).toContain('message      retrained');
+    const prod = await reg.cli('show', 'mlp@prod');
+    expect(prod.stdout).toMatch(/^mlp@1 \(prod\)\n/);
+    expect(prod.stdout).toMatch(/registered {3}\S+ by maas <maas@localhost> \(git tag mlp@v1\)/);
+    expect(prod.stdout).toContain('parameters   67 (float32)');
+    expect(prod.stdout).toContain('onnx         IR 8, opsets ai.onnx 17');
+    const json = (await reg.cli('show', 'mlp@1', '--json')).json();
+    expect(json).toMatchObject({
+      name: 'mlp', version: 1, aliases: ['prod'], tag: 'mlp@v1', loadChecked: true, parameterCount: 67,
+      files: [{ path: 'mlp.onnx', size: 564, present: true }],
+      registeredBy: { author: 'maas', email: 'maas@localhost', commit: git(reg.dir, 'rev-parse', 'mlp@v1') },
+      signature: { inputs: [{ name: 'input', dtype: 'float32', shape: ['batch', 4] }] },
+    });
+    const missing = await reg.cli('show', 'mlp@9', '--json');
+    expect(missing.exitCode).toBe(4);
+    expect(missing.json().error).toMatchObject({ code: 'MAAS_VERSION_NOT_FOUND', hint: 'mlp has versions 1, 2.' });
+    const noAlias = await reg.cli('show', 'mlp@staging');
+    expect(noAlias.exitCode).toBe(4);
+    expect(noAlias.stderr).toContain('Its aliases: prod.');
+  });
+
+  it('tag: moves an alias in a commit per move, so git log is the audit trail', async () => {
+    const reg = await populated();
+    const moved = await reg.cli('tag', 'mlp@2', 'prod');
+    expect(moved.stdout).toContain('✔ mlp@prod → 2 (was 1)');
+    expect((await reg.cli('tag', 'mlp@2', 'prod', '--json')).json()).toMatchObject({ changed: false, version: 2, previous: 2 });
+    expect((await reg.cli('tag', 'mlp@1', 'staging', '--json')).json()).toMatchObject({ changed: true, version: 1 });
+    expect(git(reg.dir, 'log', '--format=%s', '--', 'models/mlp/aliases.json').split('\n')).toEqual([
+      'tag mlp@1 as staging', 'tag mlp@2 as prod (was 1)', 'register mlp@1 as prod',
+    ]);
+    expect((await reg.cli('show', 'mlp@prod', '--json')).json().version).toBe(2);
+    const removed = await reg.cli('tag', 'mlp', 'staging', '--delete');
+    expect(removed.stdout).toContain('Removed alias mlp@staging (was 1)');
+    expect(JSON.parse(readFileSync(join(reg.dir, 'models/mlp/aliases.json'), 'utf8'))).toEqual({ prod: 2 });
+    const history = readFileSync(join(reg.dir, 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(history.map((h) => `${h.action} ${h.model}${h.alias ? `@${h.alias}` : ''} ${h.version ?? ''}`.trim())).toEqual([
+      'tag mlp@prod 1', 'register mlp 1', 'register mlp 2', 'register ranker 1', 'tag mlp@prod 2', 'tag mlp@staging 1', 'untag mlp@staging',
+    ]);
+    expect((await reg.cli('tag', 'mlp@1', 'latest')).exitCode).toBe(2);
+    expect((await reg.cli('tag', 'mlp@7', 'prod')).exitCode).toBe(4);
+  });
+
+  it('diff: names breaking changes and exits 8 with --fail-on-breaking', async () => {
+    const reg = await populated();
+    const same = await reg.cli('diff', 'mlp@1', 'mlp@2', '--fail-on-breaking');
+    expect(same.exitCode).toBe(0);
+    expect(same.stdout).toContain('signature    unchanged');
+    const model = multiIo();
+    model.graph.inputs.pop(); // drop 'ids' and its output
+    model.graph.nodes.pop();
+    model.graph.outputs.pop();
+    await reg.cli('register', writeModel(reg.work, 'r2.onnx', model), '--name', 'ranker');
+    const broken = await reg.cli('diff', 'ranker@1', 'ranker@2', '--fail-on-breaking');
+    expect(broken.exitCode).toBe(8);
+    expect(broken.stdout).toContain("BREAKING input 'ids' removed");
+    expect(broken.stdout).toContain("BREAKING output 'ids_doubled' removed");
+    const json = await reg.cli('diff', 'ranker@1', 'ranker@2', '--json');
+    expect(json.exitCode).toBe(0);
+    expect(json.json()).toMatchObject({ breaking: true, sameGraph: false, sameBytes: false });
+    expect(json.json().signatureChanges).toHaveLength(2);
+  });
+
+  it('verify: passes on a healthy registry, finds corrupt and missing blobs (exit 8)', async () => {
+    const reg = await populated();
+    const ok = await reg.cli('verify');
+    expect(ok.exitCode, ok.stdout).toBe(0);
+    expect(ok.stdout).toContain('✔ Registry is consistent: 3 versions, 3 blobs');
+
+    const blob = blobOf(reg, 'mlp@2');
+    chmodSync(blob, 0o644);
+    const bytes = readFileSync(blob);
+    bytes[bytes.length - 5] ^= 0xff; // same size, one bit pattern flipped
+    writeFileSync(blob, bytes);
+    rmSync(blobOf(reg, 'ranker@1'));
+    const bad = await reg.cli('verify');
+    expect(bad.exitCode).toBe(8);
+    expect(bad.stdout).toMatch(/mlp@2: blob sha256:\w+ \(mlp-retrained.onnx\) does not match its digest/);
+    expect(bad.stdout).toMatch(/ranker@1: blob sha256:\w+ \(multi_io.onnx\) is missing/);
+    const json = (await reg.cli('verify', '--json')).json();
+    expect(json.ok).toBe(false);
+    expect(json.problems.map((p: { kind: string; ref: string }) => `${p.kind} ${p.ref}`).sort()).toEqual(['corrupt-blob mlp@2', 'missing-blob ranker@1']);
+    expect((await reg.cli('verify', 'mlp@1')).exitCode).toBe(0);
+  });
+
+  it('verify: reports manifests edited outside maas and a missing git tag', async () => {
+    const reg = await populated();
+    git(reg.dir, 'tag', '-d', 'mlp@v2');
+    const aliases = join(reg.dir, 'models/mlp/aliases.json');
+    writeFileSync(aliases, '{"prod": 9}\n');
+    const r = await reg.cli('verify', '--json');
+    expect(r.exitCode).toBe(8);
+    expect(r.json().problems.map((p: { kind: string }) => p.kind).sort()).toEqual(['dangling-alias', 'missing-tag', 'uncommitted']);
+  });
+
+  it('rm refuses an aliased version without --force; gc then frees its blob', async () => {
+    const reg = await populated();
+    const refused = await reg.cli('rm', 'mlp@1');
+    expect(refused.exitCode).toBe(6);
+    expect(refused.stderr).toContain('still aliased as prod');
+    const removed = await reg.cli('rm', 'mlp@1', '--force', '--json');
+    expect(removed.json()).toMatchObject({ ref: 'mlp@1', removedAliases: ['prod'] });
+    expect(git(reg.dir, 'tag').split('\n')).toEqual(['mlp@v2', 'ranker@v1']);
+    expect((await reg.cli('show', 'mlp@1')).exitCode).toBe(4);
+    expect((await reg.cli('rm', 'mlp')).exitCode).toBe(2);
+
+    const blob = blobOf(reg, 'mlp@2');
+    const dry = await reg.cli('gc', '--dry-run', '--json');
+    expect(dry.json()).toMatchObject({ dryRun: true, removed: [{ size: 564 }], kept: 2 });
+    const gc = await reg.cli('gc');
+    expect(gc.stdout).toContain('✔ Removed 1 unreferenced blob (564 B); 2 in use.');
+    expect(readFileSync(blob).length).toBeGreaterThan(0);
+    expect((await reg.cli('verify')).exitCode).toBe(0);
+    expect((await reg.cli('gc', '--json')).json().removed).toEqual([]);
+  });
+});

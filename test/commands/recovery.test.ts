@@ -1,0 +1,70 @@
+/**
+ * Interrupted writes, staged deterministically: the state a writer leaves when it dies at a
+ * given step (journal written, files half-written, commit landed without its tag).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
+
+const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
+
+/** A lock left by a writer that no longer runs. */
+function leaveDeadLock(reg: TestRegistry): void {
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  writeFileSync(join(reg.dir, '.maas/lock'), JSON.stringify({ pid: dead, host: hostname(), since: new Date().toISOString() }));
+}
+
+describe('recovery of interrupted writes', () => {
+  it('rolls back a register that died before its commit', async () => {
+    const reg = await makeRegistry();
+    await reg.cli('register', reg.fixture('mlp.onnx'));
+    const history = readFileSync(join(reg.dir, 'history.jsonl'), 'utf8');
+    // The dead writer had journaled, written version 2's manifest and appended history.
+    mkdirSync(join(reg.dir, 'models/mlp/2'));
+    copyFileSync(join(reg.dir, 'models/mlp/1/manifest.json'), join(reg.dir, 'models/mlp/2/manifest.json'));
+    appendFileSync(join(reg.dir, 'history.jsonl'), '{"action":"register","model":"mlp","version":2}\n');
+    git(reg.dir, 'add', 'models/mlp/2');
+    writeFileSync(join(reg.dir, '.maas/txn.json'), JSON.stringify({
+      id: 'dead-writer', paths: ['models/mlp/2/config.json', 'models/mlp/2/manifest.json', 'history.jsonl'], createTags: ['mlp@v2'], deleteTags: [],
+    }));
+    leaveDeadLock(reg);
+
+    const r = await reg.cli('verify', '--json');
+    expect(r.exitCode, r.stdout).toBe(0);
+    expect(r.json().recovered).toMatchObject({ outcome: 'rolled-back' });
+    expect(existsSync(join(reg.dir, 'models/mlp/2'))).toBe(false);
+    expect(readFileSync(join(reg.dir, 'history.jsonl'), 'utf8')).toBe(history);
+    expect(git(reg.dir, 'status', '--porcelain')).toBe('');
+    expect(existsSync(join(reg.dir, '.maas/txn.json'))).toBe(false);
+    const next = await reg.cli('register', reg.fixture('multi_io.onnx'), '--name', 'mlp', '--json');
+    expect(next.json().version).toBe(2);
+  });
+
+  it('completes a register whose commit landed before its tag', async () => {
+    const reg = await makeRegistry();
+    await reg.cli('register', reg.fixture('mlp.onnx'));
+    const id = /Maas-Transaction: (\S+)/.exec(git(reg.dir, 'log', '-1', '--format=%B'))![1];
+    git(reg.dir, 'tag', '-d', 'mlp@v1');
+    writeFileSync(join(reg.dir, '.maas/txn.json'), JSON.stringify({ id, paths: ['models/mlp/1/manifest.json'], createTags: ['mlp@v1'], deleteTags: [] }));
+    leaveDeadLock(reg);
+
+    const r = await reg.cli('verify');
+    expect(r.exitCode, r.stdout).toBe(0);
+    expect(r.stdout).toContain('An interrupted write was completed');
+    expect(git(reg.dir, 'rev-parse', 'mlp@v1')).toBe(git(reg.dir, 'rev-parse', 'HEAD'));
+  });
+
+  it('waits for a live writer, then names it when the wait runs out (exit 6)', async () => {
+    const reg = await makeRegistry();
+    mkdirSync(join(reg.dir, '.maas'));
+    writeFileSync(join(reg.dir, '.maas/lock'), JSON.stringify({ pid: process.pid, host: hostname(), since: 'now' }));
+    const { runCli } = await import('../helpers/run-cli.js');
+    const r = await runCli(['register', reg.fixture('mlp.onnx')], { cwd: reg.dir, env: { ...reg.env, MAAS_LOCK_TIMEOUT_MS: '300' } });
+    expect(r.exitCode).toBe(6);
+    expect(r.stderr).toContain(`another maas process (pid ${process.pid}`);
+    expect(r.stderr).toContain('MAAS_LOCK_TIMEOUT_MS');
+  });
+});

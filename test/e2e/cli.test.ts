@@ -1,0 +1,43 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { spawnCli } from '../helpers/run-cli.js';
+import { testEnv, useTempDir } from '../helpers/temp.js';
+
+describe('the built CLI', () => {
+  it('prints its version and help without loading a registry', async () => {
+    const home = useTempDir();
+    const version = await spawnCli(['--version'], { cwd: home, env: testEnv(home) });
+    expect(version.exitCode).toBe(0);
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const help = await spawnCli(['--help'], { cwd: home, env: testEnv(home) });
+    expect(help.exitCode).toBe(0);
+    for (const command of ['init', 'register', 'list', 'show', 'diff', 'tag', 'verify', 'rm', 'gc', 'demo']) expect(help.stdout).toContain(`  ${command}`);
+    const registerHelp = await spawnCli(['register', '--help'], { cwd: home, env: testEnv(home) });
+    expect(registerHelp.stdout).toContain('--version <n>');
+    expect(registerHelp.stdout).toContain('Examples:');
+  });
+
+  it('runs the demo: a registry with the bundled model, aliased and verified; again is a no-op', async () => {
+    const home = useTempDir();
+    const first = await spawnCli(['demo'], { cwd: home, env: testEnv(home) });
+    expect(first.exitCode, first.stderr).toBe(0);
+    expect(first.stdout).toContain('Created registry');
+    expect(first.stdout).toContain('✔ Registered mlp@1 as prod');
+    expect(first.stdout).toContain('✔ Registry is consistent: 1 version, 1 blob');
+    expect(existsSync(join(home, 'maas-demo', 'maas.yaml'))).toBe(true);
+    const again = await spawnCli(['demo', '--json'], { cwd: home, env: testEnv(home) });
+    expect(again.exitCode).toBe(0);
+    expect(again.json()).toMatchObject({ createdRegistry: false, register: { status: 'unchanged', version: 1 }, verify: { ok: true } });
+  });
+
+  it('answers a usage error with exit 2, and under --json with a JSON error on stdout', async () => {
+    const home = useTempDir();
+    const r = await spawnCli(['register'], { cwd: home, env: testEnv(home) });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain("missing required argument 'file'");
+    const unknown = await spawnCli(['frobnicate', '--json'], { cwd: home, env: testEnv(home) });
+    expect(unknown.exitCode).toBe(2);
+    expect(unknown.json().error.code).toBe('MAAS_USAGE');
+  });
+});
