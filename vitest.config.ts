@@ -9,6 +9,6 @@ export default defineConfig({
     restoreMocks: true,
     unstubEnvs: true,
     pool: 'forks',
-    reporters: ['default'],
+    reporters: ['default', './test/helpers/summary-reporter.ts'],
   },
 });

@@ -124,7 +124,7 @@ describe('inspecting and managing versions', () => {
     const blob = blobOf(reg, 'mlp@2');
     chmodSync(blob, 0o644);
     const bytes = readFileSync(blob);
-    bytes[bytes.length - 5] ^= 0xff; // same size, one bit pattern flipped
+    bytes[bytes.length - 5] = bytes[bytes.length - 5]! ^ 0xff; // same size, one bit pattern flipped
     writeFileSync(blob, bytes);
     rmSync(blobOf(reg, 'ranker@1'));
     const bad = await reg.cli('verify');
