@@ -2,12 +2,12 @@
  * Builds the commander program and runs one command. Returns the exit code; only bin/maas.js
  * exits. Every stream, the environment, the folder and the clock come in through `RunOptions`.
  */
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { commands } from './commands/index.js';
 import { type CommandContext, type Env, type GlobalOptions, type Io, isCI } from './core/context.js';
 import type { CommandSpec } from './core/define-command.js';
 import { EXIT_CODES, MaasError, errnoCode, isMaasError, messageOf } from './core/errors.js';
+import { VERSION } from './core/version.js';
 import { createOutput } from './ui/output.js';
 import { colorLevel, createTheme } from './ui/theme.js';
 
@@ -16,9 +16,22 @@ export interface RunOptions {
   env?: Env;
   cwd?: string;
   now?: () => Date;
+  shutdownSignal?: () => Promise<string>;
 }
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+/** The first SIGINT or SIGTERM; a second one is left to Node's default (exit at once). */
+function processShutdownSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(signal);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}
+
 const ISSUES_URL = 'https://github.com/maas-dev/maas/issues/new';
 
 function globalsOf(command: Command): GlobalOptions {
@@ -94,13 +107,13 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
     if (spec.examples?.length) command.addHelpText('after', `\nExamples:\n${spec.examples.map((e) => `  $ ${e}`).join('\n')}\n`);
     command.exitOverride().action(async (...params: unknown[]) => {
       const self = params.at(-1) as Command;
-      const args = (params.slice(0, -2) as (string | undefined)[]).filter((a): a is string => a !== undefined);
+      const args = params.slice(0, -2).flatMap((a) => (a === undefined ? [] : Array.isArray(a) ? (a as string[]) : [a as string]));
       const opts = self.opts() as Record<string, unknown>;
       const globals = globalsOf(self);
       const interactive = Boolean(io.stdin.isTTY && io.stdout.isTTY) && !isCI(env) && !globals.json && !globals.yes;
-      const ctx: CommandContext = { cwd, env, io, now, out, globals, interactive };
+      const ctx: CommandContext = { cwd, env, io, now, out, globals, interactive, shutdownSignal: options.shutdownSignal ?? processShutdownSignal };
       const result = await spec.run(args, opts, ctx);
-      out.result(globals.json ? JSON.stringify(result, null, 2) : spec.render(result, theme));
+      if (!spec.printsOwnResult) out.result(globals.json ? JSON.stringify(result, null, 2) : spec.render(result, theme));
       exitCode = spec.exitCode?.(result, opts) ?? EXIT_CODES.ok;
     });
   }

@@ -2,11 +2,14 @@
 import type { CommandSpec } from '../core/define-command.js';
 import { demoCommand } from './demo.js';
 import { diffCommand } from './diff.js';
+import { doctorCommand } from './doctor.js';
 import { gcCommand } from './gc.js';
 import { initCommand } from './init.js';
 import { listCommand } from './list.js';
+import { predictCommand } from './predict.js';
 import { registerCommand } from './register.js';
 import { rmCommand } from './rm.js';
+import { serveCommand } from './serve.js';
 import { showCommand } from './show.js';
 import { tagCommand } from './tag.js';
 import { verifyCommand } from './verify.js';
@@ -21,5 +24,8 @@ export const commands: CommandSpec<any>[] = [
   verifyCommand,
   rmCommand,
   gcCommand,
+  serveCommand,
+  predictCommand,
+  doctorCommand,
   demoCommand,
 ];

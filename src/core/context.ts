@@ -27,6 +27,8 @@ export interface CommandContext {
   globals: GlobalOptions;
   /** prompts allowed: stdin and stdout are TTYs, not CI, not --json, not --yes. */
   interactive: boolean;
+  /** resolves with the signal that asks a long-running command (serve) to stop. */
+  shutdownSignal: () => Promise<string>;
 }
 
 export function isCI(env: Env): boolean {

@@ -20,6 +20,8 @@ export interface CommandSpec<R = unknown> {
   examples?: string[];
   run: (args: string[], options: Record<string, unknown>, ctx: CommandContext) => Promise<R>;
   render: (result: R, theme: Theme) => string;
+  /** the command writes its own result while it runs (serve prints its address, then serves). */
+  printsOwnResult?: boolean;
   /** a non-zero exit for a result that is a verdict (verify found problems, diff found a break). */
   exitCode?: (result: R, options: Record<string, unknown>) => number;
 }

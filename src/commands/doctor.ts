@@ -1,0 +1,14 @@
+import { defineCommand } from '../core/define-command.js';
+import type { DoctorResult } from '../serve/doctor.js';
+import { renderDoctor } from '../ui/render/serve.js';
+
+export const doctorCommand = defineCommand<DoctorResult>({
+  name: 'doctor',
+  summary: 'show which devices (cpu, cuda, webgpu) load a model here, and how to enable the others',
+  examples: ['maas doctor', 'maas doctor --json'],
+  async run() {
+    const { runDoctor } = await import('../serve/doctor.js');
+    return runDoctor();
+  },
+  render: renderDoctor,
+});

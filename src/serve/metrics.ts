@@ -1,0 +1,49 @@
+/** Prometheus metrics for `/metrics` (prom-client), labelled by served model and version only. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RuntimeObserver } from './runtime.js';
+
+export interface ServeMetrics {
+  registry: Registry;
+  request(labels: { model: string; version: string; protocol: string; code: number }, seconds: number): void;
+  observer(model: string, version: number): RuntimeObserver;
+  loaded(model: string, version: number, seconds: number): void;
+  setQueueDepth(read: () => { model: string; version: number; depth: number }[]): void;
+}
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export function createMetrics(): ServeMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({ name: 'maas_requests_total', help: 'HTTP requests by model, version, protocol and status code', labelNames: ['model', 'version', 'protocol', 'code'], registers: [registry] });
+  const latency = new Histogram({ name: 'maas_request_duration_seconds', help: 'HTTP request latency', labelNames: ['model', 'version', 'protocol', 'code'], buckets: LATENCY_BUCKETS, registers: [registry] });
+  const inference = new Histogram({ name: 'maas_inference_duration_seconds', help: 'onnxruntime session.run time per batch', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers: [registry] });
+  const batches = new Histogram({ name: 'maas_batch_size', help: 'rows per executed batch', labelNames: ['model', 'version'], buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: [registry] });
+  const merged = new Histogram({ name: 'maas_batch_requests', help: 'requests merged per executed batch', labelNames: ['model', 'version'], buckets: [1, 2, 4, 8, 16, 32, 64], registers: [registry] });
+  const load = new Gauge({ name: 'maas_model_load_seconds', help: 'time to load a model version into its workers', labelNames: ['model', 'version'], registers: [registry] });
+  let readDepth: () => { model: string; version: number; depth: number }[] = () => [];
+  new Gauge({
+    name: 'maas_queue_depth', help: 'requests waiting for a worker', labelNames: ['model', 'version'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const { model, version, depth } of readDepth()) this.set({ model, version: String(version) }, depth);
+    },
+  });
+  return {
+    registry,
+    request(labels, seconds) {
+      const l = { ...labels, code: String(labels.code) };
+      requests.inc(l);
+      latency.observe(l, seconds);
+    },
+    observer: (model, version) => ({
+      batch: (rows, count) => {
+        batches.observe({ model, version: String(version) }, rows);
+        merged.observe({ model, version: String(version) }, count);
+      },
+      inference: (ms) => inference.observe({ model, version: String(version) }, ms / 1000),
+    }),
+    loaded: (model, version, seconds) => load.set({ model, version: String(version) }, seconds),
+    setQueueDepth: (read) => (readDepth = read),
+  };
+}

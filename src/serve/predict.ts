@@ -1,0 +1,33 @@
+/** `maas predict`: one inference on a registered version, in a worker, with the KServe v2 JSON format. */
+import { availableParallelism } from 'node:os';
+import type { Device } from '../registry/config.js';
+import { parseRef } from '../registry/refs.js';
+import { Registry, type RegistryOptions } from '../registry/registry.js';
+import { encodeInferResponse, parseInferRequest } from './kserve.js';
+import { modelPath } from './model-files.js';
+import { ModelRuntime } from './runtime.js';
+
+export interface PredictOptions {
+  ref: string;
+  /** a KServe v2 infer request body. */
+  request: Buffer;
+  device?: Device | undefined;
+}
+
+export async function predict(options: PredictOptions, ctx: RegistryOptions): Promise<Record<string, unknown>> {
+  const registry = await Registry.open(ctx);
+  const { name, version } = registry.resolve(parseRef(options.ref));
+  const record = registry.readVersion(name, version);
+  const parsed = parseInferRequest(options.request, undefined, record.onnx.signature);
+  const runtime = await ModelRuntime.load(
+    { name, version, signature: record.onnx.signature, modelPath: modelPath(registry, record) },
+    { device: options.device ?? registry.config.defaults.device, workers: 1, threads: availableParallelism(), maxBatch: 1, batchDelayMs: 0, maxQueue: 1 },
+  );
+  try {
+    const outputs = await runtime.infer({ feeds: parsed.feeds, outputs: parsed.outputs, deadline: Number.MAX_SAFE_INTEGER });
+    const encoded = encodeInferResponse({ model: name, version, id: parsed.id, outputs, order: parsed.outputs, binaryOutputs: new Set() });
+    return JSON.parse(encoded.body.toString('utf8')) as Record<string, unknown>;
+  } finally {
+    await runtime.close();
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * Which model versions are served, and hot reload. With no model named, every model's latest
+ * version and every version an alias points to; with refs, what each names (an alias or
+ * `latest` follows its moves). A poll of the registry picks up new versions and alias moves:
+ * the new version is loaded, the routes swap in one assignment, the old version drains its
+ * queue and in-flight requests, then unloads. No request is dropped.
+ */
+import { MaasError, messageOf } from '../core/errors.js';
+import type { ModelRef } from '../registry/refs.js';
+import { Registry, type RegistryOptions } from '../registry/registry.js';
+import { modelPath } from './model-files.js';
+import { ModelRuntime, type RuntimeObserver, type RuntimeOptions } from './runtime.js';
+
+export interface Route {
+  name: string;
+  /** the version `/v2/models/NAME` answers with. */
+  defaultVersion: number;
+  versions: Map<number, ModelRuntime>;
+  aliases: Map<string, number>;
+}
+
+export type ServeEvent =
+  | { event: 'loaded'; model: string; version: number; provider: string; loadMs: number }
+  | { event: 'unloaded'; model: string; version: number }
+  | { event: 'swapped'; model: string; from: number | undefined; to: number }
+  | { event: 'load-failed'; model: string; version: number; error: string };
+
+export interface RepositoryOptions {
+  registry: RegistryOptions;
+  /** refs to serve; empty = every model. */
+  targets: ModelRef[];
+  runtime: RuntimeOptions;
+  observer: (model: string, version: number) => RuntimeObserver;
+  log: (event: ServeEvent) => void;
+}
+
+interface Desired {
+  name: string;
+  defaultVersion: number;
+  versions: Set<number>;
+  aliases: Map<string, number>;
+}
+
+/** Failed loads are retried on later polls, but not more often than this. */
+const RETRY_FAILED_MS = 30_000;
+
+export class ModelRepository {
+  private routes = new Map<string, Route>();
+  private readonly runtimes = new Map<string, ModelRuntime>();
+  private readonly failed = new Map<string, number>();
+  private refreshing: Promise<void> | undefined;
+  private poller: NodeJS.Timeout | undefined;
+  ready = false;
+
+  private constructor(private readonly registry: Registry, private readonly options: RepositoryOptions) {}
+
+  static async open(options: RepositoryOptions): Promise<ModelRepository> {
+    const repository = new ModelRepository(await Registry.open(options.registry), options);
+    await repository.refresh({ initial: true });
+    repository.ready = true;
+    return repository;
+  }
+
+  route(name: string): Route | undefined {
+    return this.routes.get(name);
+  }
+
+  allRoutes(): Route[] {
+    return [...this.routes.values()];
+  }
+
+  /** Resolves `/models/NAME[/versions/V]`, V being a version number or an alias. */
+  resolve(name: string, version?: string): ModelRuntime {
+    const route = this.routes.get(name);
+    if (!route) {
+      throw new MaasError('MAAS_MODEL_NOT_FOUND', `model '${name}' is not served here`, { hint: `Served models: ${[...this.routes.keys()].join(', ') || 'none'}.` });
+    }
+    const wanted = version === undefined ? route.defaultVersion : /^\d+$/.test(version) ? Number(version) : route.aliases.get(version);
+    const runtime = wanted === undefined ? undefined : route.versions.get(wanted);
+    if (!runtime) {
+      throw new MaasError('MAAS_VERSION_NOT_FOUND', `model '${name}' has no served version '${version}'`, {
+        hint: `Served: ${[...route.versions.keys(), ...route.aliases.keys()].join(', ')}.`,
+      });
+    }
+    return runtime;
+  }
+
+  startPolling(intervalMs: number): void {
+    this.poller = setInterval(() => {
+      void this.refresh({ initial: false }).catch(() => undefined);
+    }, intervalMs);
+    this.poller.unref();
+  }
+
+  /** Stops polling, waits for every queued and running request, unloads every version. */
+  async close(): Promise<void> {
+    clearInterval(this.poller);
+    await this.refreshing;
+    const runtimes = [...this.runtimes.values()];
+    this.routes = new Map();
+    await Promise.all(runtimes.map((r) => r.drain()));
+    await Promise.all(runtimes.map((r) => r.close()));
+    this.runtimes.clear();
+  }
+
+  refresh({ initial }: { initial: boolean }): Promise<void> {
+    this.refreshing ??= this.apply(initial).finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private desired(): Desired[] {
+    const targets = this.options.targets.length
+      ? this.options.targets
+      : this.registry.modelNames().map((name): ModelRef => ({ name, selector: { kind: 'latest' } }));
+    const byName = new Map<string, Desired>();
+    for (const target of targets) {
+      const { version } = this.registry.resolve(target);
+      const entry = byName.get(target.name) ?? { name: target.name, defaultVersion: version, versions: new Set<number>(), aliases: new Map<string, number>() };
+      entry.versions.add(version);
+      if (this.options.targets.length === 0) {
+        const existing = new Set(this.registry.versions(target.name));
+        for (const v of Object.values(this.registry.aliases(target.name))) if (existing.has(v)) entry.versions.add(v);
+      }
+      byName.set(target.name, entry);
+    }
+    for (const entry of byName.values()) {
+      for (const [alias, v] of Object.entries(this.registry.aliases(entry.name))) if (entry.versions.has(v)) entry.aliases.set(alias, v);
+    }
+    return [...byName.values()];
+  }
+
+  private async apply(initial: boolean): Promise<void> {
+    const desired = this.desired();
+    const next = new Map<string, Route>();
+    for (const want of desired) {
+      const versions = new Map<number, ModelRuntime>();
+      for (const version of want.versions) {
+        const runtime = await this.runtimeFor(want.name, version, initial);
+        if (runtime) versions.set(version, runtime);
+      }
+      const previous = this.routes.get(want.name);
+      // A version that failed to load keeps the old one serving under its name.
+      const defaultVersion = versions.has(want.defaultVersion) ? want.defaultVersion : previous?.defaultVersion;
+      if (defaultVersion === undefined) continue;
+      if (!versions.has(defaultVersion) && previous?.versions.has(defaultVersion)) versions.set(defaultVersion, previous.versions.get(defaultVersion)!);
+      const aliases = new Map([...want.aliases].filter(([, v]) => versions.has(v)));
+      next.set(want.name, { name: want.name, defaultVersion, versions, aliases });
+      if (!initial && previous?.defaultVersion !== defaultVersion) this.options.log({ event: 'swapped', model: want.name, from: previous?.defaultVersion, to: defaultVersion });
+    }
+    this.routes = next;
+    const routed = new Set([...next.values()].flatMap((r) => [...r.versions.keys()].map((v) => `${r.name}@${v}`)));
+    await Promise.all([...this.runtimes.entries()].filter(([key]) => !routed.has(key)).map(async ([key, runtime]) => {
+      this.runtimes.delete(key);
+      await runtime.drain();
+      await runtime.close();
+      this.options.log({ event: 'unloaded', model: runtime.name, version: runtime.version });
+    }));
+  }
+
+  private async runtimeFor(name: string, version: number, initial: boolean): Promise<ModelRuntime | undefined> {
+    const key = `${name}@${version}`;
+    const loaded = this.runtimes.get(key);
+    if (loaded) return loaded;
+    const failedAt = this.failed.get(key);
+    if (failedAt !== undefined && Date.now() - failedAt < RETRY_FAILED_MS) return undefined;
+    try {
+      const record = this.registry.readVersion(name, version);
+      const runtime = await ModelRuntime.load(
+        { name, version, signature: record.onnx.signature, modelPath: modelPath(this.registry, record) },
+        this.options.runtime,
+        this.options.observer(name, version),
+      );
+      this.runtimes.set(key, runtime);
+      this.failed.delete(key);
+      this.options.log({ event: 'loaded', model: name, version, provider: runtime.provider, loadMs: Math.round(runtime.loadMs) });
+      return runtime;
+    } catch (error) {
+      if (initial) throw error;
+      this.failed.set(key, Date.now());
+      this.options.log({ event: 'load-failed', model: name, version, error: messageOf(error) });
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * The HTTP front of `maas serve` on node:http: KServe v2 and TF Serving routes, bearer-token
+ * auth, body limits, metrics and graceful shutdown. Inference happens in the runtimes' workers;
+ * this thread only parses, validates, queues and encodes.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { MaasError, isMaasError, messageOf } from '../core/errors.js';
+import type { ModelRef } from '../registry/refs.js';
+import type { RegistryOptions } from '../registry/registry.js';
+import { HEADER_LENGTH, encodeInferResponse, modelMetadata, parseInferRequest, splitBody } from './kserve.js';
+import { createMetrics } from './metrics.js';
+import { ModelRepository, type ServeEvent } from './repository.js';
+import type { ModelRuntime, RuntimeOptions } from './runtime.js';
+import { encodePredictResponse, parsePredictRequest } from './tfserving.js';
+import type { WireTensor } from './tensors.js';
+
+export interface ServeOptions {
+  registry: RegistryOptions;
+  targets: ModelRef[];
+  runtime: RuntimeOptions;
+  host: string;
+  port: number;
+  token: string | undefined;
+  insecure: boolean;
+  maxBodyBytes: number;
+  timeoutMs: number;
+  pollMs: number;
+  /** one JSON line per event and per request, instead of human lifecycle lines. */
+  jsonLogs: boolean;
+  log: (line: string) => void;
+  version: string;
+}
+
+export interface RunningServer {
+  url: string;
+  host: string;
+  port: number;
+  models: { name: string; versions: number[]; aliases: Record<string, number>; provider: string }[];
+  close(): Promise<void>;
+}
+
+interface Reply {
+  status: number;
+  body: Buffer | string | object;
+  headers?: Record<string, string>;
+}
+
+const STATUS_BY_CODE: Partial<Record<string, number>> = {
+  MAAS_BAD_INPUT: 400,
+  MAAS_UNAUTHORIZED: 401,
+  MAAS_MODEL_NOT_FOUND: 404,
+  MAAS_VERSION_NOT_FOUND: 404,
+  MAAS_ALIAS_NOT_FOUND: 404,
+  MAAS_PAYLOAD_TOO_LARGE: 413,
+  MAAS_INFERENCE_FAILED: 500,
+  MAAS_OVERLOADED: 503,
+  MAAS_MODEL_NOT_READY: 503,
+  MAAS_TIMEOUT: 504,
+};
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost|::ffff:127\.\d+\.\d+\.\d+)$/;
+
+const KSERVE_MODEL = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer)?$/;
+const TF_MODEL = /^\/v1\/models\/([^/:]+)(?:\/versions\/(\d+)|\/labels\/([^/:]+))?(\/metadata|:predict)?$/;
+
+function errorReply(error: unknown): Reply {
+  if (isMaasError(error)) {
+    const status = STATUS_BY_CODE[error.code] ?? 500;
+    const headers: Record<string, string> = {};
+    if (status === 503) headers['retry-after'] = '1';
+    if (status === 401) headers['www-authenticate'] = 'Bearer realm="maas"';
+    return { status, body: { error: error.message }, headers };
+  }
+  return { status: 500, body: { error: `internal error: ${messageOf(error)}` } };
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) return Promise.reject(tooLarge(declared, limit));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        reject(tooLarge(size, limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks, size)));
+    req.on('error', reject);
+  });
+}
+
+function tooLarge(size: number, limit: number): MaasError {
+  return new MaasError('MAAS_PAYLOAD_TOO_LARGE', `the request body (${size} bytes) is larger than the limit of ${limit} bytes`, { hint: 'Raise --max-body-mb.' });
+}
+
+function tokenMatches(header: string | undefined, token: string): boolean {
+  const given = Buffer.from(/^Bearer (.+)$/i.exec(header ?? '')?.[1] ?? '');
+  const expected = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  if (!LOOPBACK.test(options.host) && !options.token && !options.insecure) {
+    throw new MaasError('MAAS_USAGE', `refusing to serve on ${options.host} without a token`, {
+      hint: 'Set --token (or MAAS_TOKEN) so every route but liveness needs `Authorization: Bearer <token>`, or pass --insecure on a trusted network.',
+    });
+  }
+  const metrics = createMetrics();
+  const logEvent = (event: ServeEvent | Record<string, unknown>) => {
+    if (options.jsonLogs) options.log(JSON.stringify({ time: new Date().toISOString(), ...event }));
+    else if ('event' in event) options.log(humanEvent(event as ServeEvent));
+  };
+  const repository = await ModelRepository.open({
+    registry: options.registry,
+    targets: options.targets,
+    runtime: options.runtime,
+    observer: metrics.observer,
+    log: (event) => {
+      if (event.event === 'loaded') metrics.loaded(event.model, event.version, event.loadMs / 1000);
+      logEvent(event);
+    },
+  });
+  metrics.setQueueDepth(() => repository.allRoutes().flatMap((r) => [...r.versions.values()].map((rt) => ({ model: rt.name, version: rt.version, depth: rt.queueDepth }))));
+
+  let inFlight = 0;
+  let idle: (() => void) | undefined;
+
+  const infer = async (runtime: ModelRuntime, feeds: Record<string, WireTensor>, outputs: string[]) =>
+    runtime.infer({ feeds, outputs, deadline: Date.now() + options.timeoutMs });
+
+  const routes = async (req: IncomingMessage, path: string, labels: { model: string; version: string; protocol: string }): Promise<Reply> => {
+    const method = req.method ?? 'GET';
+    const onlyGet = () => {
+      if (method !== 'GET') throw new MethodNotAllowed('GET');
+    };
+    if (path === '/v2/health/live') return onlyGet(), { status: 200, body: { live: true } };
+    if (options.token && !tokenMatches(req.headers.authorization, options.token)) {
+      throw new MaasError('MAAS_UNAUTHORIZED', 'missing or wrong bearer token');
+    }
+    if (path === '/v2/health/ready') {
+      onlyGet();
+      return repository.ready ? { status: 200, body: { ready: true } } : { status: 503, body: { ready: false } };
+    }
+    if (path === '/v2' || path === '/v2/') return onlyGet(), { status: 200, body: { name: 'maas', version: options.version, extensions: ['binary_tensor_data'] } };
+    if (path === '/metrics') return onlyGet(), { status: 200, body: await metrics.registry.metrics(), headers: { 'content-type': metrics.registry.contentType } };
+
+    const kserve = KSERVE_MODEL.exec(path);
+    if (kserve) {
+      const [, name, version, action] = kserve.map((s) => (s === undefined ? s : decodeURIComponent(s)));
+      labels.protocol = 'v2';
+      const runtime = repository.resolve(name!, version);
+      Object.assign(labels, { model: runtime.name, version: String(runtime.version) });
+      if (action === '/infer') {
+        if (method !== 'POST') throw new MethodNotAllowed('POST');
+        const body = await readBody(req, options.maxBodyBytes);
+        const parsed = parseInferRequest(body, req.headers[HEADER_LENGTH] as string | undefined, runtime.signature);
+        const outputs = await infer(runtime, parsed.feeds, parsed.outputs);
+        const encoded = encodeInferResponse({ model: runtime.name, version: runtime.version, id: parsed.id, outputs, order: parsed.outputs, binaryOutputs: parsed.binaryOutputs });
+        return { status: 200, body: encoded.body, headers: encoded.headers };
+      }
+      onlyGet();
+      if (action === '/ready') return { status: 200, body: { name: runtime.name, ready: true } };
+      const route = repository.route(runtime.name)!;
+      const versions = [...route.versions.keys()].map(String);
+      return { status: 200, body: modelMetadata(runtime.name, versions, runtime.signature) };
+    }
+
+    const tf = TF_MODEL.exec(path);
+    if (tf) {
+      const [, name, version, label, action] = tf.map((s) => (s === undefined ? s : decodeURIComponent(s)));
+      labels.protocol = 'v1';
+      if (action === ':predict') {
+        if (method !== 'POST') throw new MethodNotAllowed('POST');
+        const runtime = repository.resolve(name!, version ?? label);
+        Object.assign(labels, { model: runtime.name, version: String(runtime.version) });
+        const body = await readBody(req, options.maxBodyBytes);
+        const parsed = parsePredictRequest(splitBody(body, undefined).json, runtime.signature);
+        const outputs = await infer(runtime, parsed.feeds, parsed.outputs);
+        return { status: 200, body: encodePredictResponse(parsed.format, outputs, parsed.outputs) };
+      }
+      onlyGet();
+      if (action === '/metadata') {
+        const runtime = repository.resolve(name!, version ?? label);
+        return { status: 200, body: tfMetadata(runtime) };
+      }
+      repository.resolve(name!, version ?? label); // 404 when unknown
+      const route = repository.route(name!)!;
+      const shown = version ?? label ? [repository.resolve(name!, version ?? label).version] : [...route.versions.keys()];
+      return {
+        status: 200,
+        body: { model_version_status: shown.map((v) => ({ version: String(v), state: 'AVAILABLE', status: { error_code: 'OK', error_message: '' } })) },
+      };
+    }
+    throw new NotFoundRoute(`no route for ${method} ${path}`);
+  };
+
+  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+    inFlight++;
+    const started = performance.now();
+    const path = new URL(req.url ?? '/', 'http://maas').pathname;
+    const labels = { model: '', version: '', protocol: 'other' };
+    let reply: Reply;
+    try {
+      reply = await routes(req, path, labels);
+    } catch (error) {
+      reply = error instanceof MethodNotAllowed
+        ? { status: 405, body: { error: `${req.method} is not allowed here` }, headers: { allow: error.allow } }
+        : error instanceof NotFoundRoute
+          ? { status: 404, body: { error: error.message } }
+          : errorReply(error);
+      if (reply.status === 413) reply.headers = { ...reply.headers, connection: 'close' };
+    }
+    const body = Buffer.isBuffer(reply.body) ? reply.body : Buffer.from(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
+    res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers, 'content-length': String(body.length) });
+    res.end(body);
+    const seconds = (performance.now() - started) / 1000;
+    if (labels.model) metrics.request({ ...labels, code: reply.status }, seconds);
+    if (options.jsonLogs) logEvent({ event: 'request', method: req.method, path, status: reply.status, ms: Math.round(seconds * 1e4) / 10, ...(labels.model ? { model: labels.model, version: labels.version } : {}) });
+    if (--inFlight === 0) idle?.();
+  });
+  server.keepAliveTimeout = 65_000; // above common load balancer idle timeouts
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host, () => resolve());
+    });
+  } catch (error) {
+    await repository.close();
+    throw new MaasError('MAAS_USAGE', `cannot listen on ${options.host}:${options.port}: ${messageOf(error)}`, { hint: 'Pick another --port (0 picks a free one) or --host.' });
+  }
+  repository.startPolling(options.pollMs);
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+
+  return {
+    url: `http://${host}:${address.port}`,
+    host: address.address,
+    port: address.port,
+    models: repository.allRoutes().map((r) => ({
+      name: r.name,
+      versions: [...r.versions.keys()],
+      aliases: Object.fromEntries(r.aliases),
+      provider: r.versions.get(r.defaultVersion)!.provider,
+    })),
+    async close() {
+      // Stop accepting, let every request in flight finish, then unload the models.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (inFlight > 0) await new Promise<void>((resolve) => (idle = resolve));
+      server.closeAllConnections();
+      await closed;
+      await repository.close();
+    },
+  };
+}
+
+class MethodNotAllowed extends Error {
+  constructor(readonly allow: string) {
+    super(`method not allowed; use ${allow}`);
+  }
+}
+
+class NotFoundRoute extends Error {}
+
+function humanEvent(event: ServeEvent): string {
+  switch (event.event) {
+    case 'loaded': return `loaded ${event.model}@${event.version} on ${event.provider} in ${event.loadMs} ms`;
+    case 'unloaded': return `unloaded ${event.model}@${event.version}`;
+    case 'swapped': return `${event.model}: now serving version ${event.to}${event.from === undefined ? '' : ` (was ${event.from})`}`;
+    case 'load-failed': return `could not load ${event.model}@${event.version}, still serving the previous version: ${event.error}`;
+  }
+}
+
+function tfMetadata(runtime: ModelRuntime): object {
+  const tensor = (t: { name: string; dtype: string; shape: (number | string | null)[] | null }) => ({
+    dtype: `DT_${t.dtype.toUpperCase()}`,
+    tensor_shape: t.shape === null ? { unknown_rank: true } : { dim: t.shape.map((d) => ({ size: String(typeof d === 'number' ? d : -1), name: typeof d === 'string' ? d : '' })), unknown_rank: false },
+    name: t.name,
+  });
+  const sig = runtime.signature;
+  return {
+    model_spec: { name: runtime.name, signature_name: '', version: String(runtime.version) },
+    metadata: {
+      signature_def: {
+        signature_def: {
+          serving_default: {
+            inputs: Object.fromEntries(sig.inputs.map((i) => [i.name, tensor(i)])),
+            outputs: Object.fromEntries(sig.outputs.map((o) => [o.name, tensor(o)])),
+            method_name: 'tensorflow/serving/predict',
+          },
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,235 @@
+/**
+ * Tensors between the wire (KServe v2 JSON and binary, TF Serving JSON) and onnxruntime.
+ * Pure: every function here is unit-tested without a session.
+ */
+import type { Dim } from '../onnx/model.js';
+
+export type OrtType = 'bool' | 'uint8' | 'uint16' | 'uint32' | 'uint64' | 'int8' | 'int16' | 'int32' | 'int64' | 'float16' | 'float32' | 'float64' | 'string';
+export type NumericData = Uint8Array | Uint16Array | Uint32Array | BigUint64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Float32Array | Float64Array;
+export type TensorData = NumericData | string[];
+
+/** A tensor as it crosses to and from the inference worker. */
+export interface WireTensor {
+  type: OrtType;
+  dims: number[];
+  data: TensorData;
+}
+
+interface TypeInfo {
+  kserve: string;
+  ort: Exclude<OrtType, 'string'>;
+  bytes: number;
+  make: (lengthOrBuffer: number | ArrayBuffer) => NumericData;
+}
+
+const TYPES: TypeInfo[] = [
+  { kserve: 'BOOL', ort: 'bool', bytes: 1, make: (n) => new Uint8Array(n as number) },
+  { kserve: 'UINT8', ort: 'uint8', bytes: 1, make: (n) => new Uint8Array(n as number) },
+  { kserve: 'UINT16', ort: 'uint16', bytes: 2, make: (n) => new Uint16Array(n as number) },
+  { kserve: 'UINT32', ort: 'uint32', bytes: 4, make: (n) => new Uint32Array(n as number) },
+  { kserve: 'UINT64', ort: 'uint64', bytes: 8, make: (n) => new BigUint64Array(n as number) },
+  { kserve: 'INT8', ort: 'int8', bytes: 1, make: (n) => new Int8Array(n as number) },
+  { kserve: 'INT16', ort: 'int16', bytes: 2, make: (n) => new Int16Array(n as number) },
+  { kserve: 'INT32', ort: 'int32', bytes: 4, make: (n) => new Int32Array(n as number) },
+  { kserve: 'INT64', ort: 'int64', bytes: 8, make: (n) => new BigInt64Array(n as number) },
+  { kserve: 'FP16', ort: 'float16', bytes: 2, make: (n) => new Uint16Array(n as number) },
+  { kserve: 'FP32', ort: 'float32', bytes: 4, make: (n) => new Float32Array(n as number) },
+  { kserve: 'FP64', ort: 'float64', bytes: 8, make: (n) => new Float64Array(n as number) },
+];
+const BY_KSERVE = new Map(TYPES.map((t) => [t.kserve, t]));
+const BY_ORT = new Map<OrtType, TypeInfo>(TYPES.map((t) => [t.ort, t]));
+
+/** The ONNX dtype names `maas show` prints that onnxruntime-node can feed and fetch. */
+const FROM_ONNX = new Set<string>(['bool', 'uint8', 'uint16', 'uint32', 'uint64', 'int8', 'int16', 'int32', 'int64', 'float16', 'float32', 'float64', 'string']);
+
+export class TensorError extends Error {
+  override readonly name = 'TensorError';
+}
+
+export function ortTypeOfOnnx(dtype: string): OrtType | undefined {
+  return FROM_ONNX.has(dtype) ? (dtype as OrtType) : undefined;
+}
+
+export function kserveDatatype(type: OrtType): string {
+  return type === 'string' ? 'BYTES' : BY_ORT.get(type)!.kserve;
+}
+
+export function ortTypeOfKserve(datatype: string): OrtType | undefined {
+  if (datatype === 'BYTES') return 'string';
+  return BY_KSERVE.get(datatype)?.ort;
+}
+
+export function elementCount(dims: readonly number[]): number {
+  return dims.reduce((n, d) => n * d, 1);
+}
+
+/** KServe shapes: symbolic and unknown dims are -1. */
+export function kserveShape(shape: Dim[] | null): number[] {
+  return (shape ?? []).map((d) => (typeof d === 'number' ? d : -1));
+}
+
+function flatten(value: unknown, out: unknown[]): void {
+  if (Array.isArray(value)) for (const v of value) flatten(v, out);
+  else out.push(value);
+}
+
+const INT_RANGES: Partial<Record<OrtType, [number, number]>> = {
+  uint8: [0, 0xff], uint16: [0, 0xffff], uint32: [0, 0xffffffff],
+  int8: [-0x80, 0x7f], int16: [-0x8000, 0x7fff], int32: [-0x80000000, 0x7fffffff],
+};
+
+/** Builds tensor data from JSON values (flat or nested), checking each element's type and range. */
+export function fromJsonData(name: string, type: OrtType, dims: number[], data: unknown): TensorData {
+  const values: unknown[] = [];
+  flatten(data, values);
+  const expected = elementCount(dims);
+  if (values.length !== expected) {
+    throw new TensorError(`input '${name}': shape [${dims.join(', ')}] needs ${expected} elements, data has ${values.length}`);
+  }
+  const bad = (i: number, what: string) => new TensorError(`input '${name}': element ${i} is ${JSON.stringify(values[i])}, expected ${what}`);
+  if (type === 'string') {
+    return values.map((v, i) => {
+      if (typeof v !== 'string') throw bad(i, 'a string');
+      return v;
+    });
+  }
+  if (type === 'float16') {
+    throw new TensorError(`input '${name}': FP16 data cannot be sent as JSON; send it with the binary tensor extension (parameters.binary_data_size)`);
+  }
+  const out = BY_ORT.get(type)!.make(expected);
+  if (type === 'bool') {
+    values.forEach((v, i) => {
+      if (typeof v !== 'boolean') throw bad(i, 'true or false');
+      out[i] = v ? 1 : 0;
+    });
+    return out;
+  }
+  if (type === 'int64' || type === 'uint64') {
+    values.forEach((v, i) => {
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || (type === 'uint64' && v < 0)) throw bad(i, `an integer (${type})`);
+      out[i] = BigInt(v);
+    });
+    return out;
+  }
+  const range = INT_RANGES[type];
+  values.forEach((v, i) => {
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(i, `a number (${type})`);
+    if (range && (!Number.isInteger(v) || v < range[0] || v > range[1])) throw bad(i, `an integer in [${range[0]}, ${range[1]}] (${type})`);
+    out[i] = v;
+  });
+  return out;
+}
+
+/** The bytes a binary tensor of this type and shape takes; undefined for strings. */
+export function binaryByteLength(type: OrtType, dims: number[]): number | undefined {
+  return type === 'string' ? undefined : elementCount(dims) * BY_ORT.get(type)!.bytes;
+}
+
+/** Reads a binary tensor: little-endian, row-major; BYTES as a uint32 length + bytes per element. */
+export function fromBinary(name: string, type: OrtType, dims: number[], bytes: Buffer): TensorData {
+  const count = elementCount(dims);
+  if (type === 'string') {
+    const out: string[] = [];
+    let pos = 0;
+    while (pos < bytes.length) {
+      if (pos + 4 > bytes.length) throw new TensorError(`input '${name}': BYTES element ${out.length} has a truncated length prefix`);
+      const length = bytes.readUInt32LE(pos);
+      if (pos + 4 + length > bytes.length) throw new TensorError(`input '${name}': BYTES element ${out.length} runs past the tensor's data`);
+      out.push(bytes.toString('utf8', pos + 4, pos + 4 + length));
+      pos += 4 + length;
+    }
+    if (out.length !== count) throw new TensorError(`input '${name}': shape [${dims.join(', ')}] needs ${count} elements, binary data has ${out.length}`);
+    return out;
+  }
+  const expected = binaryByteLength(type, dims)!;
+  if (bytes.length !== expected) {
+    throw new TensorError(`input '${name}': ${kserveDatatype(type)} [${dims.join(', ')}] needs ${expected} bytes, binary_data_size is ${bytes.length}`);
+  }
+  // One copy into a fresh, aligned buffer: the offset inside the request body may not be.
+  const copy = new ArrayBuffer(bytes.length);
+  new Uint8Array(copy).set(bytes);
+  return BY_ORT.get(type)!.make(copy);
+}
+
+export function toBinary(tensor: WireTensor): Buffer {
+  if (tensor.type !== 'string') {
+    const data = tensor.data as NumericData;
+    return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  }
+  const parts: Buffer[] = [];
+  for (const s of tensor.data as string[]) {
+    const bytes = Buffer.from(s, 'utf8');
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(bytes.length);
+    parts.push(length, bytes);
+  }
+  return Buffer.concat(parts);
+}
+
+/** IEEE 754 half-precision bits to a number, for JSON output of FP16 tensors. */
+export function halfToNumber(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const fraction = bits & 0x3ff;
+  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
+  if (exponent === 0x1f) return fraction ? NaN : sign * Infinity;
+  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+}
+
+/** Flat JSON values of a tensor. int64 beyond 2^53 loses precision, as in Triton's JSON. */
+export function toJsonData(tensor: WireTensor): (number | boolean | string | null)[] {
+  const { type, data } = tensor;
+  if (type === 'string') return data as string[];
+  if (type === 'bool') return Array.from(data as Uint8Array, (v) => v !== 0);
+  if (type === 'float16') return Array.from(data as Uint16Array, halfToNumber);
+  if (type === 'int64' || type === 'uint64') return Array.from(data as BigInt64Array, Number);
+  // JSON has no NaN or Infinity: they go out as null, as JSON.stringify would write them.
+  return Array.from(data as Float32Array, (v) => (Number.isFinite(v) ? v : null));
+}
+
+/** Nests flat values into rows of the shape, for TF Serving responses. */
+export function nest(values: unknown[], dims: number[]): unknown {
+  if (dims.length === 0) return values[0];
+  if (dims.length === 1) return values;
+  const [rows, ...rest] = dims;
+  const size = elementCount(rest);
+  const out: unknown[] = [];
+  for (let i = 0; i < rows!; i++) out.push(nest(values.slice(i * size, (i + 1) * size), rest));
+  return out;
+}
+
+/** Why the given dims do not fit the model's declared ones (symbolic dims fit anything), if they don't. */
+export function shapeMismatch(dims: number[], declared: Dim[] | null): string | undefined {
+  if (declared === null) return undefined;
+  if (dims.length !== declared.length) return `rank ${dims.length}, the model expects rank ${declared.length} [${declared.map((d) => d ?? '?').join(', ')}]`;
+  for (let i = 0; i < dims.length; i++) {
+    const d = declared[i];
+    if (typeof d === 'number' && dims[i] !== d) return `dim ${i} is ${dims[i]}, the model expects ${d}`;
+  }
+  return undefined;
+}
+
+/** Concatenates same-typed tensors along dim 0. */
+export function concatBatch(tensors: WireTensor[]): WireTensor {
+  const first = tensors[0]!;
+  const dims = [tensors.reduce((n, t) => n + t.dims[0]!, 0), ...first.dims.slice(1)];
+  if (first.type === 'string') return { type: first.type, dims, data: tensors.flatMap((t) => t.data as string[]) };
+  const out = BY_ORT.get(first.type)!.make(elementCount(dims)) as Float32Array;
+  let offset = 0;
+  for (const t of tensors) {
+    out.set(t.data as Float32Array, offset);
+    offset += t.data.length;
+  }
+  return { type: first.type, dims, data: out };
+}
+
+/** Splits a tensor along dim 0 into pieces of the given sizes; each piece owns its buffer. */
+export function splitBatch(tensor: WireTensor, sizes: number[]): WireTensor[] {
+  const rowSize = elementCount(tensor.dims.slice(1));
+  let offset = 0;
+  return sizes.map((n) => {
+    const data = tensor.data.slice(offset * rowSize, (offset + n) * rowSize) as TensorData;
+    offset += n;
+    return { type: tensor.type, dims: [n, ...tensor.dims.slice(1)], data };
+  });
+}

@@ -1,0 +1,197 @@
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { ALL_TYPES } from '../../fixtures/models.js';
+import { FIXTURES, makeRegistry } from '../helpers/registry.js';
+import { serveRegistry } from '../helpers/serve.js';
+
+async function servedFixtures() {
+  const reg = await makeRegistry();
+  for (const [file, name] of [['mlp.onnx', 'mlp'], ['multi_io.onnx', 'ranker'], ['all_types.onnx', 'types']]) {
+    const r = await reg.cli('register', reg.fixture(file!), '--name', name!);
+    expect(r.exitCode, r.stderr).toBe(0);
+  }
+  await reg.cli('tag', 'mlp@1', 'prod');
+  return { reg, server: await serveRegistry(reg) };
+}
+
+/** Values for a [2, 2] tensor of each type, in JSON and in the typed form onnxruntime takes. */
+const SAMPLES: Record<string, { json: unknown[]; typed: () => ort.Tensor['data'] }> = {
+  bool: { json: [true, false, false, true], typed: () => Uint8Array.from([1, 0, 0, 1]) },
+  uint8: { json: [0, 1, 254, 255], typed: () => Uint8Array.from([0, 1, 254, 255]) },
+  uint16: { json: [0, 1, 65534, 65535], typed: () => Uint16Array.from([0, 1, 65534, 65535]) },
+  uint32: { json: [0, 1, 4294967294, 4294967295], typed: () => Uint32Array.from([0, 1, 4294967294, 4294967295]) },
+  uint64: { json: [0, 1, 2 ** 40, 2 ** 53 - 1], typed: () => BigUint64Array.from([0n, 1n, 2n ** 40n, 2n ** 53n - 1n]) },
+  int8: { json: [-128, -1, 0, 127], typed: () => Int8Array.from([-128, -1, 0, 127]) },
+  int16: { json: [-32768, -1, 0, 32767], typed: () => Int16Array.from([-32768, -1, 0, 32767]) },
+  int32: { json: [-2147483648, -1, 0, 2147483647], typed: () => Int32Array.from([-2147483648, -1, 0, 2147483647]) },
+  int64: { json: [-(2 ** 53) + 1, -1, 0, 2 ** 53 - 1], typed: () => BigInt64Array.from([-(2n ** 53n) + 1n, -1n, 0n, 2n ** 53n - 1n]) },
+  float16: { json: [1, -2, 0.5, 65504], typed: () => Uint16Array.from([0x3c00, 0xc000, 0x3800, 0x7bff]) },
+  float32: { json: [1.5, -2.25, 0, 1024.125], typed: () => Float32Array.from([1.5, -2.25, 0, 1024.125]) },
+  float64: { json: [1e-300, -2.5, 0, 1e300], typed: () => Float64Array.from([1e-300, -2.5, 0, 1e300]) },
+  string: { json: ['', 'héllo', 'a b', '日本'], typed: () => ['', 'héllo', 'a b', '日本'] },
+};
+const DATATYPE: Record<string, string> = {
+  bool: 'BOOL', uint8: 'UINT8', uint16: 'UINT16', uint32: 'UINT32', uint64: 'UINT64', int8: 'INT8', int16: 'INT16', int32: 'INT32', int64: 'INT64',
+  float16: 'FP16', float32: 'FP32', float64: 'FP64', string: 'BYTES',
+};
+
+function binaryOf(type: string): Buffer {
+  const data = SAMPLES[type]!.typed();
+  if (Array.isArray(data)) {
+    return Buffer.concat(data.flatMap((s: string) => {
+      const b = Buffer.from(s);
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(b.length);
+      return [len, b];
+    }));
+  }
+  const view = data as Uint8Array;
+  return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+}
+
+describe('KServe v2 and TF Serving routes', () => {
+  it('answers health, server metadata, model metadata and readiness, by version and alias', async () => {
+    const { server } = await servedFixtures();
+    expect((await server.get('/v2/health/live')).json).toEqual({ live: true });
+    expect((await server.get('/v2/health/ready')).json).toEqual({ ready: true });
+    expect((await server.get('/v2')).json).toEqual({ name: 'maas', version: 'test', extensions: ['binary_tensor_data'] });
+    expect((await server.get('/v2/models/mlp')).json).toEqual({
+      name: 'mlp', versions: ['1'], platform: 'onnx_onnxv1',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }],
+      outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 3] }],
+    });
+    expect((await server.get('/v2/models/ranker/versions/1')).json.inputs).toEqual([
+      { name: 'features', datatype: 'FP32', shape: [-1, 3] }, { name: 'ids', datatype: 'INT64', shape: [-1] },
+    ]);
+    expect((await server.get('/v2/models/mlp/ready')).json).toEqual({ name: 'mlp', ready: true });
+    expect((await server.get('/v2/models/mlp/versions/prod/ready')).status).toBe(200);
+    const unknown = await server.get('/v2/models/nope');
+    expect(unknown.status).toBe(404);
+    expect(unknown.json.error).toContain("model 'nope' is not served here");
+    expect((await server.get('/v2/models/mlp/versions/9')).status).toBe(404);
+    expect((await server.get('/v2/models/mlp/versions/staging/ready')).status).toBe(404);
+    expect((await server.post('/v2/models/mlp', {})).status).toBe(405);
+    expect((await server.get('/v2/models/mlp/infer')).status).toBe(405);
+    expect((await server.get('/nothing/here')).status).toBe(404);
+  });
+
+  it('returns exactly what onnxruntime returns when called directly', async () => {
+    const { server } = await servedFixtures();
+    const input = [0.1, -0.2, 0.3, 0.4, 1, 2, 3, 4, -1, -2, -3, -4];
+    const session = await ort.InferenceSession.create(join(FIXTURES, 'mlp.onnx'));
+    const direct = await session.run({ input: new ort.Tensor('float32', Float32Array.from(input), [3, 4]) });
+    const served = await server.post('/v2/models/mlp/infer', { id: 'req-1', inputs: [{ name: 'input', shape: [3, 4], datatype: 'FP32', data: input }] });
+    expect(served.status).toBe(200);
+    expect(served.json).toEqual({
+      model_name: 'mlp', model_version: '1', id: 'req-1',
+      outputs: [{ name: 'output', datatype: 'FP32', shape: [3, 3], data: Array.from(direct.output!.data as Float32Array) }],
+    });
+    const nested = await server.post('/v2/models/mlp/versions/prod/infer', { inputs: [{ name: 'input', shape: [3, 4], datatype: 'FP32', data: [input.slice(0, 4), input.slice(4, 8), input.slice(8)] }] });
+    expect(nested.json.outputs[0].data).toEqual(served.json.outputs[0].data);
+    expect(nested.json.id).toBeUndefined();
+  });
+
+  it('round-trips every datatype as JSON and as binary, with identical results', async () => {
+    const { server } = await servedFixtures();
+    const jsonTypes = ALL_TYPES.map(([t]) => t).filter((t) => t !== 'float16');
+    // Every input as JSON but FP16, which goes binary in the same request (mixed bodies are legal).
+    const fp16 = binaryOf('float16');
+    const mixedHeader = Buffer.from(JSON.stringify({
+      inputs: ALL_TYPES.map(([t]) => (t === 'float16'
+        ? { name: 'x_float16', shape: [2, 2], datatype: 'FP16', parameters: { binary_data_size: fp16.length } }
+        : { name: `x_${t}`, shape: [2, 2], datatype: DATATYPE[t], data: SAMPLES[t]!.json })),
+      outputs: jsonTypes.map((t) => ({ name: `y_${t}` })),
+    }));
+    const asJson = await server.post('/v2/models/types/infer', Buffer.concat([mixedHeader, fp16]), { 'inference-header-content-length': String(mixedHeader.length) });
+    expect(asJson.status, JSON.stringify(asJson.json)).toBe(200);
+    expect(asJson.headers.get('content-type')).toBe('application/json');
+    // FP16 has no JSON form on input (Triton and KServe refuse it too).
+    const fp16Json = await server.post('/v2/models/types/infer', { inputs: ALL_TYPES.map(([t]) => ({ name: `x_${t}`, shape: [2, 2], datatype: DATATYPE[t], data: SAMPLES[t]!.json })) });
+    expect(fp16Json.status).toBe(400);
+    expect(fp16Json.json.error).toContain('FP16 data cannot be sent as JSON');
+
+    const chunks = ALL_TYPES.map(([t]) => binaryOf(t));
+    const header = Buffer.from(JSON.stringify({
+      inputs: ALL_TYPES.map(([t], i) => ({ name: `x_${t}`, shape: [2, 2], datatype: DATATYPE[t], parameters: { binary_data_size: chunks[i]!.length } })),
+      parameters: { binary_data_output: true },
+    }));
+    const asBinary = await server.post('/v2/models/types/infer', Buffer.concat([header, ...chunks]), {
+      'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length),
+    });
+    expect(asBinary.status, JSON.stringify(asBinary.json)).toBe(200);
+    expect(asBinary.headers.get('content-type')).toBe('application/octet-stream');
+    let offset = Number(asBinary.headers.get('inference-header-content-length'));
+    const binaryOut: Record<string, Buffer> = {};
+    for (const out of asBinary.json.outputs) {
+      binaryOut[out.name] = asBinary.raw.subarray(offset, offset + out.parameters.binary_data_size);
+      offset += out.parameters.binary_data_size;
+    }
+    expect(offset).toBe(asBinary.raw.length);
+    for (const [t] of ALL_TYPES) {
+      expect(binaryOut[`y_${t}`], t).toEqual(binaryOf(t)); // Identity: the bytes come back unchanged
+    }
+    for (const t of jsonTypes) {
+      const out = asJson.json.outputs.find((o: { name: string }) => o.name === `y_${t}`);
+      expect(out, t).toMatchObject({ datatype: DATATYPE[t], shape: [2, 2], data: SAMPLES[t]!.json });
+    }
+    const mlpInput = { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] };
+    const jsonOut = await server.post('/v2/models/mlp/infer', mlpInput);
+    const binOut = await server.post('/v2/models/mlp/infer', { ...mlpInput, outputs: [{ name: 'output', parameters: { binary_data: true } }] });
+    const floats = binOut.raw.subarray(Number(binOut.headers.get('inference-header-content-length')));
+    expect(Array.from(new Float32Array(floats.buffer.slice(floats.byteOffset, floats.byteOffset + floats.length)))).toEqual(jsonOut.json.outputs[0].data);
+  });
+
+  it('filters outputs, echoes ids and returns FP16 outputs as numbers in JSON', async () => {
+    const { server } = await servedFixtures();
+    const r = await server.post('/v2/models/ranker/infer', {
+      id: 'abc',
+      inputs: [{ name: 'features', shape: [2, 3], datatype: 'FP32', data: [1, -1, 0, 2, 0.5, -0.5] }, { name: 'ids', shape: [2], datatype: 'INT64', data: [7, -3] }],
+      outputs: [{ name: 'ids_doubled' }],
+    });
+    expect(r.json).toEqual({ model_name: 'ranker', model_version: '1', id: 'abc', outputs: [{ name: 'ids_doubled', datatype: 'INT64', shape: [2], data: [14, -6] }] });
+    const all = await server.post('/v2/models/ranker/infer', {
+      inputs: [{ name: 'features', shape: [1, 3], datatype: 'FP32', data: [1, -1, 0] }, { name: 'ids', shape: [1], datatype: 'INT64', data: [1] }],
+    });
+    expect(all.json.outputs.map((o: { name: string; data: unknown }) => [o.name, o.data])).toEqual([['positive', [true, false, false]], ['ids_doubled', [2]]]);
+  });
+
+  it('speaks TF Serving: status, metadata, row and columnar predict', async () => {
+    const { server } = await servedFixtures();
+    expect((await server.get('/v1/models/mlp')).json).toEqual({ model_version_status: [{ version: '1', state: 'AVAILABLE', status: { error_code: 'OK', error_message: '' } }] });
+    expect((await server.get('/v1/models/mlp/labels/prod')).status).toBe(200);
+    const meta = (await server.get('/v1/models/mlp/versions/1/metadata')).json;
+    expect(meta.metadata.signature_def.signature_def.serving_default.inputs.input).toEqual({
+      dtype: 'DT_FLOAT32', name: 'input', tensor_shape: { dim: [{ size: '-1', name: 'batch' }, { size: '4', name: '' }], unknown_rank: false },
+    });
+    const v2 = await server.post('/v2/models/mlp/infer', { inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', data: [1, 2, 3, 4, 5, 6, 7, 8] }] });
+    const rows = v2.json.outputs[0].data as number[];
+    const row = await server.post('/v1/models/mlp:predict', { instances: [[1, 2, 3, 4], [5, 6, 7, 8]] });
+    expect(row.json).toEqual({ predictions: [rows.slice(0, 3), rows.slice(3)] });
+    const columnar = await server.post('/v1/models/mlp/labels/prod:predict', { inputs: [[1, 2, 3, 4], [5, 6, 7, 8]] });
+    expect(columnar.json).toEqual({ outputs: [rows.slice(0, 3), rows.slice(3)] });
+    const multi = await server.post('/v1/models/ranker:predict', { instances: [{ features: [1, -1, 0], ids: 5 }, { features: [0, 2, -2], ids: 6 }] });
+    expect(multi.json).toEqual({ predictions: [{ positive: [true, false, false], ids_doubled: 10 }, { positive: [false, true, false], ids_doubled: 12 }] });
+    const named = await server.post('/v1/models/ranker:predict', { inputs: { features: [[1, -1, 0]], ids: [5] } });
+    expect(named.json).toEqual({ outputs: { positive: [[true, false, false]], ids_doubled: [10] } });
+    expect((await server.post('/v1/models/mlp:predict', { instances: [] })).status).toBe(400);
+    expect((await server.post('/v1/models/mlp:predict', { instances: [[1, 2, 3, 4]], inputs: [[1, 2, 3, 4]] })).status).toBe(400);
+    expect((await server.post('/v1/models/ghost:predict', { instances: [[1]] })).status).toBe(404);
+  });
+
+  it('exposes Prometheus metrics for requests, batches, inference time and model loads', async () => {
+    const { server } = await servedFixtures();
+    await server.post('/v2/models/mlp/infer', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
+    await server.post('/v2/models/mlp/infer', { inputs: [] });
+    const metrics = await server.get('/metrics');
+    expect(metrics.headers.get('content-type')).toContain('text/plain');
+    for (const line of [
+      'maas_requests_total{model="mlp",version="1",protocol="v2",code="200"} 1',
+      'maas_requests_total{model="mlp",version="1",protocol="v2",code="400"} 1',
+      'maas_batch_size_count{model="mlp",version="1"} 1',
+      'maas_inference_duration_seconds_count{model="mlp",version="1"} 1',
+      'maas_queue_depth{model="mlp",version="1"} 0',
+    ]) expect(metrics.text).toContain(line);
+    expect(metrics.text).toMatch(/maas_model_load_seconds\{model="types",version="1"\} \d/);
+  });
+});
