@@ -24,7 +24,7 @@ export async function predict(options: PredictOptions, ctx: RegistryOptions): Pr
     { device: options.device ?? registry.config.defaults.device, workers: 1, threads: availableParallelism(), maxBatch: 1, batchDelayMs: 0, maxQueue: 1 },
   );
   try {
-    const outputs = await runtime.infer({ feeds: parsed.feeds, outputs: parsed.outputs, deadline: Number.MAX_SAFE_INTEGER });
+    const outputs = await runtime.infer({ feeds: parsed.feeds, outputs: parsed.outputs });
     const encoded = encodeInferResponse({ model: name, version, id: parsed.id, outputs, order: parsed.outputs, binaryOutputs: new Set() });
     return JSON.parse(encoded.body.toString('utf8')) as Record<string, unknown>;
   } finally {

@@ -32,8 +32,8 @@ export interface InferJob {
   feeds: Record<string, WireTensor>;
   /** outputs to return, in order. */
   outputs: string[];
-  /** ms since epoch after which the caller gets MAAS_TIMEOUT. */
-  deadline: number;
+  /** ms since epoch after which the caller gets MAAS_TIMEOUT; none: wait as long as it takes. */
+  deadline?: number;
 }
 
 interface Pending extends InferJob {
@@ -44,13 +44,16 @@ interface Pending extends InferJob {
   settled: boolean;
   resolve: (outputs: Record<string, WireTensor>) => void;
   reject: (error: MaasError) => void;
-  timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout | undefined;
 }
 
 interface PoolWorker {
   worker: Worker;
   busy: Pending[] | undefined;
 }
+
+/** setTimeout's largest delay; longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * WebGPU in onnxruntime-node is Dawn on Vulkan. Without a Vulkan loader `auto` skips it, as
@@ -140,7 +143,7 @@ export class ModelRuntime {
       const key = Object.entries(job.feeds).map(([n, t]) => `${n}:${t.type}:${t.dims.slice(1).join('x')}`).sort().join('|');
       const pending: Pending = {
         ...job, rows, key, enqueuedAt: Date.now(), settled: false, resolve, reject,
-        timer: setTimeout(() => this.expire(pending), Math.max(0, job.deadline - Date.now())),
+        timer: job.deadline === undefined ? undefined : setTimeout(() => this.expire(pending), Math.min(MAX_TIMER_MS, Math.max(0, job.deadline - Date.now()))),
       };
       this.queue.push(pending);
       this.schedule();

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { concatBatch, fromBinary, fromJsonData, halfToNumber, nest, shapeMismatch, splitBatch, toBinary, toJsonData } from '../../src/serve/tensors.js';
+import { isBatchable } from '../../src/serve/runtime.js';
+
+describe('tensor conversion', () => {
+  it('accepts flat and nested JSON data and checks the element count', () => {
+    expect(Array.from(fromJsonData('x', 'float32', [2, 2], [[1, 2], [3, 4]]) as Float32Array)).toEqual([1, 2, 3, 4]);
+    expect(Array.from(fromJsonData('x', 'int64', [2], [-5, 7]) as BigInt64Array)).toEqual([-5n, 7n]);
+    expect(() => fromJsonData('x', 'float32', [2, 2], [1, 2, 3])).toThrow("input 'x': shape [2, 2] needs 4 elements, data has 3");
+  });
+
+  it('rejects elements of the wrong kind or out of range', () => {
+    expect(() => fromJsonData('x', 'bool', [1], [1])).toThrow('expected true or false');
+    expect(() => fromJsonData('x', 'uint8', [1], [256])).toThrow('an integer in [0, 255]');
+    expect(() => fromJsonData('x', 'int32', [1], [1.5])).toThrow('an integer in');
+    expect(() => fromJsonData('x', 'float32', [1], ['1'])).toThrow('expected a number');
+    expect(() => fromJsonData('x', 'int64', [1], [2 ** 60])).toThrow('an integer (int64)');
+    expect(() => fromJsonData('x', 'uint64', [1], [-1])).toThrow('an integer (uint64)');
+    expect(() => fromJsonData('x', 'string', [1], [3])).toThrow('expected a string');
+    expect(() => fromJsonData('x', 'float16', [1], [1])).toThrow('FP16 data cannot be sent as JSON');
+  });
+
+  it('reads and writes binary tensors, BYTES with uint32 length prefixes', () => {
+    const strings = { type: 'string' as const, dims: [2], data: ['ab', 'ü'] };
+    const bytes = toBinary(strings);
+    expect(bytes).toEqual(Buffer.from([2, 0, 0, 0, 0x61, 0x62, 2, 0, 0, 0, 0xc3, 0xbc]));
+    expect(fromBinary('s', 'string', [2], bytes)).toEqual(['ab', 'ü']);
+    expect(() => fromBinary('s', 'string', [3], bytes)).toThrow('needs 3 elements, binary data has 2');
+    expect(() => fromBinary('s', 'string', [1], bytes.subarray(0, 5))).toThrow('runs past');
+    const floats = Buffer.from(new Float32Array([1, 2, 3]).buffer);
+    expect(Array.from(fromBinary('f', 'float32', [3], Buffer.concat([Buffer.alloc(1), floats]).subarray(1)) as Float32Array)).toEqual([1, 2, 3]);
+    expect(() => fromBinary('f', 'float32', [4], floats)).toThrow('needs 16 bytes, binary_data_size is 12');
+  });
+
+  it('writes JSON values: booleans, half floats, int64 as numbers, non-finite as null', () => {
+    expect(toJsonData({ type: 'bool', dims: [2], data: Uint8Array.from([1, 0]) })).toEqual([true, false]);
+    expect(toJsonData({ type: 'float16', dims: [3], data: Uint16Array.from([0x3c00, 0xc000, 0x7c00]) })).toEqual([1, -2, Infinity]);
+    expect(toJsonData({ type: 'float32', dims: [2], data: Float32Array.from([NaN, 1]) })).toEqual([null, 1]);
+    expect(halfToNumber(0x0001)).toBeCloseTo(5.96e-8, 9);
+  });
+
+  it('concatenates and splits along the batch dim', () => {
+    const a = { type: 'float32' as const, dims: [1, 2], data: Float32Array.from([1, 2]) };
+    const b = { type: 'float32' as const, dims: [2, 2], data: Float32Array.from([3, 4, 5, 6]) };
+    const merged = concatBatch([a, b]);
+    expect(merged.dims).toEqual([3, 2]);
+    const [x, y] = splitBatch(merged, [1, 2]);
+    expect(Array.from(x!.data as Float32Array)).toEqual([1, 2]);
+    expect(y!.dims).toEqual([2, 2]);
+    expect(concatBatch([{ type: 'string', dims: [1], data: ['a'] }, { type: 'string', dims: [1], data: ['b'] }]).data).toEqual(['a', 'b']);
+  });
+
+  it('nests rows and checks shapes against the signature', () => {
+    expect(nest([1, 2, 3, 4, 5, 6], [2, 3])).toEqual([[1, 2, 3], [4, 5, 6]]);
+    expect(nest([7], [])).toBe(7);
+    expect(shapeMismatch([1, 4], ['batch', 4])).toBeUndefined();
+    expect(shapeMismatch([1, 5], ['batch', 4])).toBe('dim 1 is 5, the model expects 4');
+    expect(shapeMismatch([4], ['batch', 4])).toContain('rank 1, the model expects rank 2');
+  });
+
+  it('batches only models whose every input and output has a free first dim', () => {
+    const spec = (shape: (number | string | null)[] | null) => ({ name: 'x', dtype: 'float32', shape });
+    expect(isBatchable({ inputs: [spec(['n', 4])], outputs: [spec([null, 2])] })).toBe(true);
+    expect(isBatchable({ inputs: [spec([1, 4])], outputs: [spec(['n', 2])] })).toBe(false);
+    expect(isBatchable({ inputs: [spec(['n', 4])], outputs: [spec([])] })).toBe(false);
+  });
+});
