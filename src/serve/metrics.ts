@@ -15,6 +15,8 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 export function createMetrics(): ServeMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // prom-client names these gauges *_total, which Prometheus reserves for counters (promtool rejects them).
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
   const requests = new Counter({ name: 'maas_requests_total', help: 'HTTP requests by model, version, protocol and status code', labelNames: ['model', 'version', 'protocol', 'code'], registers: [registry] });
   const latency = new Histogram({ name: 'maas_request_duration_seconds', help: 'HTTP request latency', labelNames: ['model', 'version', 'protocol', 'code'], buckets: LATENCY_BUCKETS, registers: [registry] });
   const inference = new Histogram({ name: 'maas_inference_duration_seconds', help: 'onnxruntime session.run time per batch', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers: [registry] });

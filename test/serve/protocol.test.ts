@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
@@ -193,5 +194,17 @@ describe('KServe v2 and TF Serving routes', () => {
       'maas_queue_depth{model="mlp",version="1"} 0',
     ]) expect(metrics.text).toContain(line);
     expect(metrics.text).toMatch(/maas_model_load_seconds\{model="types",version="1"\} \d/);
+  });
+
+  // .ci/run installs Debian's prometheus package for promtool and sets MAAS_REQUIRE_TOOLS=1.
+  const promtool = spawnSync('promtool', ['--version']).status === 0;
+  if (!promtool && !process.env.MAAS_REQUIRE_TOOLS) console.warn('SKIPPED: promtool check of /metrics (apt-get install prometheus to run it)');
+  it.skipIf(!promtool && !process.env.MAAS_REQUIRE_TOOLS)('serves metrics that pass `promtool check metrics`', async () => {
+    const { server } = await servedFixtures();
+    await server.post('/v2/models/mlp/infer', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
+    const text = (await server.get('/metrics')).text;
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(check.error).toBeUndefined();
+    expect(check.status, check.stdout + check.stderr).toBe(0);
   });
 });
