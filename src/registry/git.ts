@@ -57,6 +57,13 @@ export class Git {
     }
   }
 
+  /** Whether the enclosing repository ignores `path` (a registry there needs a repository of its own). */
+  async ignores(path: string): Promise<boolean> {
+    // check-ignore prints the path when it is ignored (its exit code alone is not reported by simple-git).
+    const out = await this.git.raw(['check-ignore', path]).catch(() => '');
+    return out.trim() !== '';
+  }
+
   async init(): Promise<void> {
     try {
       await this.git.init(['--initial-branch=main']);

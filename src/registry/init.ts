@@ -57,7 +57,9 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
   }
   mkdirSync(root, { recursive: true });
   const git = await Git.open(root, ctx.env);
-  const existingTop = await git.topLevel();
+  const enclosing = await git.topLevel();
+  // A folder the enclosing repository ignores cannot commit there: it gets its own repository.
+  const existingTop = enclosing && !(await git.ignores(root)) ? enclosing : undefined;
   if (!existingTop) await git.init();
   const gitRoot = existingTop ?? root;
 

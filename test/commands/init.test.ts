@@ -84,6 +84,17 @@ describe('maas init', () => {
     expect(workflow).toContain('maas push ${{ inputs.name }}@latest oci://ghcr.io/acme/models --registry ml/registry --json');
   });
 
+  it('makes a repository of its own in a folder the enclosing repository ignores', async () => {
+    const home = useTempDir();
+    const env = testEnv(home);
+    git(home, 'init', '-q');
+    writeFileSync(join(home, '.gitignore'), 'scratch/\n');
+    const r = await runCli(['init', 'scratch/reg', '--yes', '--json'], { cwd: home, env });
+    expect(r.exitCode, r.stdout).toBe(0);
+    expect(r.json()).toMatchObject({ createdRepository: true, gitRoot: join(home, 'scratch/reg') });
+    expect(existsSync(join(home, 'scratch/reg/.git'))).toBe(true);
+  });
+
   it('rejects an unknown device as a usage error (exit 2)', async () => {
     const home = useTempDir();
     const r = await runCli(['init', '--device', 'tpu'], { cwd: home, env: testEnv(home) });

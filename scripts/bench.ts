@@ -1,0 +1,233 @@
+/**
+ * `npm run bench`: served throughput and latency as ratios of their physical limits
+ * (../shared/notes/perf.md §4-5). Not a test: it prints a table and one JSON line per cell.
+ *
+ *   raw      in-process session.run loop, same model, threads and batch (batch 1)
+ *   served   `maas serve` defaults, batch-1 JSON requests, wrk with 32 connections
+ *   batching served with --max-batch 32 (default) vs --max-batch 1, medium model
+ *   liveness /v2/health/live p99 while the large model is saturated
+ *   baseline a hand-written node:http server running onnxruntime on its main thread
+ *   hash     maas's streamed SHA-256 vs `openssl dgst -sha256` on a warm 1 GiB file
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { availableParallelism, cpus } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as ort from 'onnxruntime-node';
+import { type ModelInit, modelProto, valueInfoProto, writeMessage } from '../src/onnx/build.js';
+import { DataType } from '../src/onnx/dtypes.js';
+import { hashFile } from '../src/registry/store.js';
+import { randomFloats } from '../fixtures/models.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const WORK = join(ROOT, '.bench');
+const BIN = join(ROOT, 'bin/maas.js');
+const THREADS = availableParallelism();
+const DURATION = Number(process.env.BENCH_SECONDS ?? 5);
+const CONNECTIONS = 32;
+
+interface Mlp { name: string; input: number; hidden: number; layers: number; output: number }
+/** perf.md §5's S and L, and a medium sized to run in about 1-2 ms. */
+const MODELS: Mlp[] = [
+  { name: 'small', input: 16, hidden: 32, layers: 2, output: 4 },
+  { name: 'medium', input: 512, hidden: 1024, layers: 3, output: 10 },
+  { name: 'large', input: 1024, hidden: 2048, layers: 8, output: 1000 },
+];
+/** The model the hand-written baseline was measured on: 2048×2048, 4 layers. */
+const BASELINE_MODEL: Mlp = { name: 'baseline2048', input: 2048, hidden: 2048, layers: 4, output: 2048 };
+
+function mlpModel(m: Mlp): ModelInit {
+  const nodes: ModelInit['graph']['nodes'] = [];
+  const initializers: ModelInit['graph']['initializers'] = [];
+  let prev = 'input';
+  let width = m.input;
+  for (let i = 0; i < m.layers; i++) {
+    const out = i === m.layers - 1 ? m.output : m.hidden;
+    initializers.push({ name: `w${i}`, dataType: DataType.FLOAT, dims: [width, out], raw: randomFloats(width * out, i + 1, 1 / Math.sqrt(width)) });
+    const next = i === m.layers - 1 ? 'output' : `h${i}`;
+    nodes.push({ op: 'MatMul', inputs: [prev, `w${i}`], outputs: [i === m.layers - 1 ? next : `${next}_mm`] });
+    if (i < m.layers - 1) nodes.push({ op: 'Relu', inputs: [`${next}_mm`], outputs: [next] });
+    prev = next;
+    width = out;
+  }
+  return {
+    producerName: 'maas-bench',
+    graph: { name: m.name, nodes, initializers, inputs: [valueInfoProto('input', DataType.FLOAT, ['batch', m.input])], outputs: [valueInfoProto('output', DataType.FLOAT, ['batch', m.output])] },
+  };
+}
+
+function requestBody(m: Mlp): string {
+  const data = Array.from(new Float32Array(randomFloats(m.input, 99).buffer));
+  return JSON.stringify({ inputs: [{ name: 'input', shape: [1, m.input], datatype: 'FP32', data }] });
+}
+
+async function rawRunsPerSecond(path: string, m: Mlp): Promise<{ runsPerSec: number; msPerRun: number }> {
+  const session = await ort.InferenceSession.create(path, { intraOpNumThreads: THREADS, interOpNumThreads: 1, executionMode: 'sequential' });
+  const feeds = { input: new ort.Tensor('float32', new Float32Array(randomFloats(m.input, 99).buffer), [1, m.input]) };
+  for (let i = 0; i < 20; i++) await session.run(feeds);
+  const start = performance.now();
+  let runs = 0;
+  while (performance.now() - start < 3000) {
+    await session.run(feeds);
+    runs++;
+  }
+  const seconds = (performance.now() - start) / 1000;
+  await session.release();
+  return { runsPerSec: runs / seconds, msPerRun: (seconds * 1000) / runs };
+}
+
+interface WrkResult { rps: number; p50: number; p99: number; errors: number }
+
+/** Runs wrk and reads requests/s and the latency percentiles (ms) from its --latency report. */
+function wrk(url: string, body: string | undefined, connections: number, seconds = DURATION): Promise<WrkResult> {
+  const script = join(WORK, `wrk-${Math.random().toString(36).slice(2)}.lua`);
+  const bodyFile = `${script}.json`;
+  if (body !== undefined) writeFileSync(bodyFile, body);
+  writeFileSync(script, body === undefined ? '' : `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nlocal f = io.open("${bodyFile}", "rb")\nwrk.body = f:read("*a")\nf:close()\n`);
+  return new Promise((resolveRun, reject) => {
+    const child = spawn('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script, url]);
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', () => {
+      const ms = (label: string) => {
+        const m = new RegExp(`^\\s*${label}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out);
+        if (!m) return NaN;
+        return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
+      };
+      const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + Number(/Socket errors: .*?(\d+)/.exec(out)?.[1] ?? 0);
+      resolveRun({ rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN), p50: ms('50'), p99: ms('99'), errors });
+    });
+  });
+}
+
+async function waitForUrl(child: ChildProcess): Promise<string> {
+  return new Promise((resolveUrl, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /"url":"([^"]+)"/.exec(out) ?? /listening on (http:\S+)/.exec(out);
+      if (m) resolveUrl(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+}
+
+async function serve(registry: string, model: string, extra: string[] = []): Promise<{ url: string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [BIN, 'serve', model, '--port', '0', '--device', 'cpu', '--json', ...extra], { cwd: registry, stdio: ['ignore', 'pipe', 'ignore'] });
+  const url = await waitForUrl(child);
+  const stop = () => new Promise<void>((done) => {
+    child.once('exit', () => done());
+    child.kill('SIGTERM');
+  });
+  return { url, stop };
+}
+
+const BASELINE_SERVER = `
+const http = require('node:http');
+const ort = require(process.argv[1]);
+ort.InferenceSession.create(process.argv[2], { intraOpNumThreads: Number(process.argv[3]) }).then((session) => {
+  http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', async () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString());
+      const input = body.inputs[0];
+      const out = await session.run({ [input.name]: new ort.Tensor('float32', Float32Array.from(input.data), input.shape) });
+      const t = out[session.outputNames[0]];
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ outputs: [{ name: session.outputNames[0], shape: t.dims, datatype: 'FP32', data: Array.from(t.data) }] }));
+    });
+  }).listen(0, '127.0.0.1', function () { process.stdout.write('listening on http://127.0.0.1:' + this.address().port + '\\n'); });
+});`;
+
+async function handWritten(path: string): Promise<{ url: string; stop: () => Promise<void> }> {
+  const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
+  const child = spawn(process.execPath, ['-e', BASELINE_SERVER, ortPath, path, String(THREADS)], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const url = await waitForUrl(child);
+  return { url, stop: () => new Promise<void>((done) => { child.once('exit', () => done()); child.kill('SIGTERM'); }) };
+}
+
+function row(cells: (string | number)[]): string {
+  return `| ${cells.map((c) => (typeof c === 'number' ? (Number.isInteger(c) ? String(c) : c.toFixed(2)) : c)).join(' | ')} |`;
+}
+
+async function main(): Promise<void> {
+  if (spawnSync('wrk', ['-v']).error) {
+    console.error('npm run bench needs wrk: apt-get install wrk');
+    process.exit(2);
+  }
+  rmSync(WORK, { recursive: true, force: true });
+  mkdirSync(WORK, { recursive: true });
+  const registry = join(WORK, 'registry');
+  execFileSync(process.execPath, [BIN, 'init', registry, '--yes'], { stdio: 'ignore' });
+  const env = { ...process.env };
+  const results: Record<string, unknown>[] = [];
+  const record = (cell: Record<string, unknown>) => {
+    results.push(cell);
+    console.log(JSON.stringify(cell));
+  };
+  console.error(`bench: ${cpus()[0]?.model}, ${THREADS} cores, node ${process.version}, onnxruntime-node ${ort.env.versions.node}, ${DURATION}s per cell, wrk -t1 -c${CONNECTIONS}`);
+
+  const paths: Record<string, string> = {};
+  for (const m of [...MODELS, BASELINE_MODEL]) {
+    paths[m.name] = join(WORK, `${m.name}.onnx`);
+    writeMessage(paths[m.name]!, modelProto(mlpModel(m)));
+    execFileSync(process.execPath, [BIN, 'register', paths[m.name]!, '--name', m.name, '--registry', registry], { stdio: 'ignore', env });
+  }
+
+  const table: string[] = [];
+  for (const m of MODELS) {
+    const raw = await rawRunsPerSecond(paths[m.name]!, m);
+    const server = await serve(registry, m.name);
+    await wrk(`${server.url}/v2/models/${m.name}/infer`, requestBody(m), CONNECTIONS, 1);
+    const served = await wrk(`${server.url}/v2/models/${m.name}/infer`, requestBody(m), CONNECTIONS);
+    let liveness: WrkResult | undefined;
+    if (m.name === 'large') {
+      const [, live] = await Promise.all([wrk(`${server.url}/v2/models/${m.name}/infer`, requestBody(m), CONNECTIONS), wrk(`${server.url}/v2/health/live`, undefined, 1)]);
+      liveness = live;
+    }
+    await server.stop();
+    const cell = { bench: 'served-vs-raw', model: m.name, msPerRun: raw.msPerRun, rawRunsPerSec: raw.runsPerSec, servedRps: served.rps, ratio: served.rps / raw.runsPerSec, p50: served.p50, p99: served.p99, p99OverP50: served.p99 / served.p50, errors: served.errors, livenessP99: liveness?.p99 };
+    record(cell);
+    table.push(row([m.name, raw.msPerRun, Math.round(raw.runsPerSec), Math.round(served.rps), cell.ratio, served.p50, served.p99, cell.p99OverP50, served.errors]));
+  }
+
+  const medium = MODELS[1]!;
+  const unbatched = await serve(registry, medium.name, ['--max-batch', '1']);
+  const off = await wrk(`${unbatched.url}/v2/models/${medium.name}/infer`, requestBody(medium), CONNECTIONS);
+  await unbatched.stop();
+  const batched = await serve(registry, medium.name);
+  const on = await wrk(`${batched.url}/v2/models/${medium.name}/infer`, requestBody(medium), CONNECTIONS);
+  await batched.stop();
+  record({ bench: 'batching', model: medium.name, unbatchedRps: off.rps, batchedRps: on.rps, ratio: on.rps / off.rps, unbatchedP99: off.p99, batchedP99: on.p99 });
+
+  const base = await handWritten(paths[BASELINE_MODEL.name]!);
+  const hand = await wrk(`${base.url}/`, requestBody(BASELINE_MODEL), CONNECTIONS);
+  await base.stop();
+  const rawBase = await rawRunsPerSecond(paths[BASELINE_MODEL.name]!, BASELINE_MODEL);
+  const ours = await serve(registry, BASELINE_MODEL.name);
+  const maasBase = await wrk(`${ours.url}/v2/models/${BASELINE_MODEL.name}/infer`, requestBody(BASELINE_MODEL), CONNECTIONS);
+  await ours.stop();
+  record({ bench: 'vs-hand-written', model: BASELINE_MODEL.name, rawRunsPerSec: rawBase.runsPerSec, handRps: hand.rps, handOverRaw: hand.rps / rawBase.runsPerSec, handP50: hand.p50, handP99: hand.p99, maasRps: maasBase.rps, maasOverRaw: maasBase.rps / rawBase.runsPerSec, maasP50: maasBase.p50, maasP99: maasBase.p99, ratio: maasBase.rps / hand.rps });
+
+  const big = join(WORK, 'hash.bin');
+  execFileSync('sh', ['-c', `head -c ${1 << 30} /dev/urandom > ${big} && cat ${big} > /dev/null`]);
+  let t = performance.now();
+  await hashFile(big);
+  const maasHash = (1 << 30) / ((performance.now() - t) / 1000);
+  t = performance.now();
+  execFileSync('openssl', ['dgst', '-sha256', big], { stdio: 'ignore' });
+  const opensslHash = (1 << 30) / ((performance.now() - t) / 1000);
+  rmSync(big);
+  record({ bench: 'hash', maasMBps: maasHash / 1e6, opensslMBps: opensslHash / 1e6, ratio: maasHash / opensslHash });
+
+  console.log('\n| model | ms/run raw | raw runs/s | served req/s | served/raw | p50 ms | p99 ms | p99/p50 | errors |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const line of table) console.log(line);
+  for (const r of results.filter((r) => r.bench !== 'served-vs-raw')) console.log(JSON.stringify(r));
+}
+
+await main();
