@@ -16,10 +16,9 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as ort from 'onnxruntime-node';
-import { type ModelInit, modelProto, valueInfoProto, writeMessage } from '../src/onnx/build.js';
-import { DataType } from '../src/onnx/dtypes.js';
+import { modelProto, writeMessage } from '../src/onnx/build.js';
 import { hashFile } from '../src/registry/store.js';
-import { randomFloats } from '../fixtures/models.js';
+import { type DeepMlp, deepMlp, randomFloats } from '../fixtures/models.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const WORK = join(ROOT, '.bench');
@@ -28,35 +27,15 @@ const THREADS = availableParallelism();
 const DURATION = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = 32;
 
-interface Mlp { name: string; input: number; hidden: number; layers: number; output: number }
-/** perf.md §5's S and L, and a medium sized to run in about 1-2 ms. */
+interface Mlp extends DeepMlp { name: string }
+/** Three sizes: perf.md §5's tiny S, a medium of about 1-2 ms per run, a large of over 5 ms. */
 const MODELS: Mlp[] = [
   { name: 'small', input: 16, hidden: 32, layers: 2, output: 4 },
-  { name: 'medium', input: 512, hidden: 1024, layers: 3, output: 10 },
-  { name: 'large', input: 1024, hidden: 2048, layers: 8, output: 1000 },
+  { name: 'medium', input: 1024, hidden: 2048, layers: 5, output: 1000 },
+  { name: 'large', input: 1024, hidden: 2048, layers: 12, output: 1000 },
 ];
 /** The model the hand-written baseline was measured on: 2048×2048, 4 layers. */
 const BASELINE_MODEL: Mlp = { name: 'baseline2048', input: 2048, hidden: 2048, layers: 4, output: 2048 };
-
-function mlpModel(m: Mlp): ModelInit {
-  const nodes: ModelInit['graph']['nodes'] = [];
-  const initializers: ModelInit['graph']['initializers'] = [];
-  let prev = 'input';
-  let width = m.input;
-  for (let i = 0; i < m.layers; i++) {
-    const out = i === m.layers - 1 ? m.output : m.hidden;
-    initializers.push({ name: `w${i}`, dataType: DataType.FLOAT, dims: [width, out], raw: randomFloats(width * out, i + 1, 1 / Math.sqrt(width)) });
-    const next = i === m.layers - 1 ? 'output' : `h${i}`;
-    nodes.push({ op: 'MatMul', inputs: [prev, `w${i}`], outputs: [i === m.layers - 1 ? next : `${next}_mm`] });
-    if (i < m.layers - 1) nodes.push({ op: 'Relu', inputs: [`${next}_mm`], outputs: [next] });
-    prev = next;
-    width = out;
-  }
-  return {
-    producerName: 'maas-bench',
-    graph: { name: m.name, nodes, initializers, inputs: [valueInfoProto('input', DataType.FLOAT, ['batch', m.input])], outputs: [valueInfoProto('output', DataType.FLOAT, ['batch', m.output])] },
-  };
-}
 
 function requestBody(m: Mlp): string {
   const data = Array.from(new Float32Array(randomFloats(m.input, 99).buffer));
@@ -174,7 +153,7 @@ async function main(): Promise<void> {
   const paths: Record<string, string> = {};
   for (const m of [...MODELS, BASELINE_MODEL]) {
     paths[m.name] = join(WORK, `${m.name}.onnx`);
-    writeMessage(paths[m.name]!, modelProto(mlpModel(m)));
+    writeMessage(paths[m.name]!, modelProto(deepMlp(m)));
     execFileSync(process.execPath, [BIN, 'register', paths[m.name]!, '--name', m.name, '--registry', registry], { stdio: 'ignore', env });
   }
 
@@ -190,9 +169,17 @@ async function main(): Promise<void> {
       liveness = live;
     }
     await server.stop();
-    const cell = { bench: 'served-vs-raw', model: m.name, msPerRun: raw.msPerRun, rawRunsPerSec: raw.runsPerSec, servedRps: served.rps, ratio: served.rps / raw.runsPerSec, p50: served.p50, p99: served.p99, p99OverP50: served.p99 / served.p50, errors: served.errors, livenessP99: liveness?.p99 };
+    // The same without batching: serving overhead alone, like for like with raw batch 1.
+    const single = await serve(registry, m.name, ['--max-batch', '1']);
+    const unbatched = await wrk(`${single.url}/v2/models/${m.name}/infer`, requestBody(m), CONNECTIONS);
+    await single.stop();
+    const cell = {
+      bench: 'served-vs-raw', model: m.name, msPerRun: raw.msPerRun, rawRunsPerSec: raw.runsPerSec,
+      servedRps: served.rps, ratio: served.rps / raw.runsPerSec, p50: served.p50, p99: served.p99, p99OverP50: served.p99 / served.p50, errors: served.errors + unbatched.errors,
+      unbatchedRps: unbatched.rps, unbatchedRatio: unbatched.rps / raw.runsPerSec, unbatchedP50: unbatched.p50, unbatchedP99: unbatched.p99, livenessP99: liveness?.p99,
+    };
     record(cell);
-    table.push(row([m.name, raw.msPerRun, Math.round(raw.runsPerSec), Math.round(served.rps), cell.ratio, served.p50, served.p99, cell.p99OverP50, served.errors]));
+    table.push(row([m.name, raw.msPerRun, Math.round(raw.runsPerSec), Math.round(served.rps), cell.ratio, served.p50, served.p99, cell.p99OverP50, Math.round(unbatched.rps), cell.unbatchedRatio, unbatched.p50, unbatched.p99, cell.errors]));
   }
 
   const medium = MODELS[1]!;
@@ -224,8 +211,8 @@ async function main(): Promise<void> {
   rmSync(big);
   record({ bench: 'hash', maasMBps: maasHash / 1e6, opensslMBps: opensslHash / 1e6, ratio: maasHash / opensslHash });
 
-  console.log('\n| model | ms/run raw | raw runs/s | served req/s | served/raw | p50 ms | p99 ms | p99/p50 | errors |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('\n| model | ms/run raw | raw runs/s | served req/s | served/raw | p50 ms | p99 ms | p99/p50 | --max-batch 1 req/s | its /raw | its p50 | its p99 | errors |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const line of table) console.log(line);
   for (const r of results.filter((r) => r.bench !== 'served-vs-raw')) console.log(JSON.stringify(r));
 }

@@ -19,11 +19,11 @@ export interface ParsedInfer {
   binaryOutputs: Set<string>;
 }
 
-function badInput(message: string): MaasError {
+export function badInput(message: string): MaasError {
   return new MaasError('MAAS_BAD_INPUT', message);
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
+export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 

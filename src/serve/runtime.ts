@@ -49,7 +49,8 @@ interface Pending extends InferJob {
 
 interface PoolWorker {
   worker: Worker;
-  busy: Pending[] | undefined;
+  /** batches sent and not yet answered, by request id, in the order the worker runs them. */
+  running: Map<number, Pending[]>;
 }
 
 /** setTimeout's largest delay; longer ones fire at once. */
@@ -95,6 +96,7 @@ export class ModelRuntime {
   private nextId = 1;
   private closed = false;
   private drainWaiters: (() => void)[] = [];
+  private readonly depth: number;
 
   private constructor(
     readonly name: string,
@@ -105,6 +107,10 @@ export class ModelRuntime {
     private readonly observer: RuntimeObserver,
   ) {
     this.batchable = isBatchable(signature) && options.maxBatch > 1;
+    // Without batching, a second request waits in the worker's own queue, so the worker starts
+    // it the moment the first ends instead of after a round trip through the HTTP thread. With
+    // batching, queued requests wait here instead, where they can be merged.
+    this.depth = this.batchable ? 1 : 2;
   }
 
   /** Starts the workers; the first decides the provider, the others use the same. */
@@ -127,7 +133,7 @@ export class ModelRuntime {
   }
 
   get inFlight(): number {
-    return this.pool.reduce((n, w) => n + (w.busy?.length ?? 0), 0);
+    return this.pool.reduce((n, w) => n + [...w.running.values()].reduce((m, g) => m + g.length, 0), 0);
   }
 
   infer(job: InferJob): Promise<Record<string, WireTensor>> {
@@ -181,7 +187,7 @@ export class ModelRuntime {
           return;
         }
         worker.removeAllListeners('error');
-        const member: PoolWorker = { worker, busy: undefined };
+        const member: PoolWorker = { worker, running: new Map() };
         worker.on('message', (reply: WorkerReply) => this.finish(member, reply));
         worker.on('error', (error) => this.crashed(member, error));
         this.pool.push(member);
@@ -195,7 +201,7 @@ export class ModelRuntime {
     clearTimeout(this.delayTimer);
     this.delayTimer = undefined;
     while (this.queue.length > 0) {
-      const worker = this.pool.find((w) => !w.busy);
+      const worker = this.pool.find((w) => w.running.size < this.depth);
       if (!worker) return;
       const head = this.queue[0]!;
       const group = this.takeGroup();
@@ -230,7 +236,6 @@ export class ModelRuntime {
   }
 
   private dispatch(member: PoolWorker, group: Pending[]): void {
-    member.busy = group;
     const fetches = [...new Set(group.flatMap((p) => p.outputs))];
     const feeds: Record<string, WireTensor> = {};
     for (const name of Object.keys(group[0]!.feeds)) {
@@ -238,14 +243,15 @@ export class ModelRuntime {
     }
     const transfer = Object.values(feeds).flatMap((t) => (Array.isArray(t.data) ? [] : [t.data.buffer as ArrayBuffer]));
     const request: WorkerRequest = { id: this.nextId++, feeds, fetches };
+    member.running.set(request.id, group);
     this.observer.batch?.(group.reduce((n, p) => n + (p.rows ?? 1), 0), group.length);
     // A batch of one keeps its buffers: transferring would detach the caller's arrays.
     member.worker.postMessage(request, group.length > 1 ? transfer : []);
   }
 
   private finish(member: PoolWorker, reply: WorkerReply): void {
-    const group = member.busy ?? [];
-    member.busy = undefined;
+    const group = member.running.get(reply.id) ?? [];
+    member.running.delete(reply.id);
     this.observer.inference?.(reply.inferMs);
     if (reply.error !== undefined || !reply.outputs) {
       const error = new MaasError('MAAS_INFERENCE_FAILED', `onnxruntime failed on ${this.name}@${this.version}: ${reply.error}`);
@@ -262,7 +268,7 @@ export class ModelRuntime {
   }
 
   private crashed(member: PoolWorker, error: Error): void {
-    const group = member.busy ?? [];
+    const group = [...member.running.values()].flat();
     this.pool.splice(this.pool.indexOf(member), 1);
     for (const p of group) this.settle(p, new MaasError('MAAS_INFERENCE_FAILED', `the inference worker for ${this.name}@${this.version} crashed: ${error.message}`));
     if (!this.closed) void this.spawn([this.provider]).catch(() => undefined);

@@ -2,23 +2,14 @@
  * TensorFlow Serving's REST predict API (`/v1/models/M:predict`), for users migrating from it:
  * row (`instances`) and columnar (`inputs`) requests, `predictions` / `outputs` responses.
  */
-import { MaasError } from '../core/errors.js';
 import type { Signature, TensorSpec } from '../onnx/inspect.js';
-import { checkAgainstSpec } from './kserve.js';
+import { badInput, checkAgainstSpec, isObject } from './kserve.js';
 import { TensorError, elementCount, fromJsonData, kserveDatatype, nest, ortTypeOfOnnx, toJsonData, type WireTensor } from './tensors.js';
 
 export interface ParsedPredict {
   format: 'row' | 'columnar';
   feeds: Record<string, WireTensor>;
   outputs: string[];
-}
-
-function badInput(message: string): MaasError {
-  return new MaasError('MAAS_BAD_INPUT', message);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Dims of a nested JSON list, read along the first elements (the count check catches ragged lists). */

@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { largeMatmul, mlp, randomFloats, writeModel } from '../../fixtures/models.js';
+import { deepMlp, mlp, randomFloats, writeModel } from '../../fixtures/models.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
 import { serveRegistry, type ServeOverrides, type TestServer } from '../helpers/serve.js';
 
-/** A MatMul of side 4096 (64 MB of weights): each row takes milliseconds, so requests queue. */
-const SLOW_SIDE = 4096;
+/** Tiny requests (16 floats) to a model that takes milliseconds a run: requests queue. */
+const SLOW_INPUT = 16;
 
 async function registry(models: { name: string; file: string; model: Parameters<typeof writeModel>[2] }[]): Promise<TestRegistry> {
   const reg = await makeRegistry();
@@ -16,11 +16,11 @@ async function registry(models: { name: string; file: string; model: Parameters<
   return reg;
 }
 
-const slowRequest = (seed: number) => ({ inputs: [{ name: 'input', shape: [1, SLOW_SIDE], datatype: 'FP32', data: Array.from(new Float32Array(randomFloats(SLOW_SIDE, seed).buffer)) }] });
+const slowRequest = (seed: number) => ({ inputs: [{ name: 'input', shape: [1, SLOW_INPUT], datatype: 'FP32', data: Array.from(new Float32Array(randomFloats(SLOW_INPUT, seed).buffer)) }] });
 const mlpRequest = (seed: number, rows = 1) => ({ inputs: [{ name: 'input', shape: [rows, 64], datatype: 'FP32', data: Array.from(new Float32Array(randomFloats(64 * rows, seed).buffer)) }] });
 
 async function servedSlow(overrides: ServeOverrides = {}): Promise<TestServer> {
-  const reg = await registry([{ name: 'slow', file: 'slow.onnx', model: largeMatmul(SLOW_SIDE * SLOW_SIDE * 4, 1) }]);
+  const reg = await registry([{ name: 'slow', file: 'slow.onnx', model: deepMlp({ input: SLOW_INPUT, hidden: 2048, layers: 8, output: 4 }) }]);
   return serveRegistry(reg, overrides);
 }
 
