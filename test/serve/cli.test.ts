@@ -32,7 +32,7 @@ describe('serve, predict and doctor from the command line', () => {
   it('serve: prints its address as JSON, answers, and exits 0 on SIGTERM', async () => {
     const reg = await makeRegistry();
     await reg.cli('register', reg.fixture('mlp.onnx'), '--alias', 'prod');
-    const child = spawn(process.execPath, [BIN, 'serve', 'mlp@prod', '--port', '0', '--device', 'cpu', '--json'], { cwd: reg.dir, env: reg.env });
+    const child = spawn(process.execPath, [BIN, 'serve', 'mlp@prod', '--port', '0', '--device', 'cpu', '--json', '--json-logs'], { cwd: reg.dir, env: reg.env });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const started = await new Promise<{ url: string; models: unknown[] }>((resolve, reject) => {
@@ -49,7 +49,9 @@ describe('serve, predict and doctor from the command line', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
-    expect(stderr).toContain('loaded mlp@1 on cpu');
+    const events = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    expect(events).toContainEqual(expect.objectContaining({ event: 'loaded', model: 'mlp', version: 1, provider: 'cpu' }));
+    expect(events).toContainEqual(expect.objectContaining({ event: 'request', method: 'POST', path: '/v2/models/mlp/versions/prod/infer', status: 200, model: 'mlp', version: '1' }));
     expect(stderr).toContain('SIGTERM: finishing requests in flight');
   });
 
