@@ -7,6 +7,8 @@ import { gcCommand } from './gc.js';
 import { initCommand } from './init.js';
 import { listCommand } from './list.js';
 import { predictCommand } from './predict.js';
+import { pullCommand } from './pull.js';
+import { pushCommand } from './push.js';
 import { registerCommand } from './register.js';
 import { rmCommand } from './rm.js';
 import { serveCommand } from './serve.js';
@@ -25,6 +27,8 @@ export const commands: CommandSpec<any>[] = [
   rmCommand,
   gcCommand,
   serveCommand,
+  pushCommand,
+  pullCommand,
   predictCommand,
   doctorCommand,
   demoCommand,

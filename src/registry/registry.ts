@@ -35,7 +35,7 @@ export interface VersionRecord {
 
 export interface HistoryEntry {
   at: string;
-  action: 'register' | 'tag' | 'untag' | 'remove';
+  action: 'register' | 'import' | 'tag' | 'untag' | 'remove';
   model: string;
   version?: number;
   alias?: string;
@@ -171,6 +171,10 @@ export class Registry {
     return { name, version, manifest, onnx, manifestDigest: digestOf(bytes) };
   }
 
+  manifestBytes(name: string, version: number): Buffer {
+    return readFileSync(join(this.root, this.layout.versionDir(name, version), 'manifest.json'));
+  }
+
   configBytes(name: string, version: number): Buffer {
     return readFileSync(join(this.root, this.layout.versionDir(name, version), 'config.json'));
   }
@@ -230,7 +234,7 @@ export class Registry {
     for (const entry of this.history()) {
       if (entry.model !== name || entry.version === undefined) continue;
       if (entry.action === 'remove') removed.set(entry.version, entry.digest);
-      if (entry.action === 'register') removed.delete(entry.version);
+      if (entry.action === 'register' || entry.action === 'import') removed.delete(entry.version);
     }
     return removed;
   }

@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { MaasError } from '../core/errors.js';
 import { tempName } from '../core/fs.js';
 import type { Layout } from './layout.js';
 
@@ -73,6 +74,45 @@ export class BlobStore {
       }
       return blob;
     } catch (error) {
+      rmSync(staged, { force: true });
+      throw error;
+    }
+  }
+
+  /**
+   * Stores a blob arriving as a stream (a pull), verifying digest and size as it is written;
+   * a mismatch leaves nothing in the store.
+   */
+  async ingestStream(chunks: AsyncIterable<Uint8Array>, expected: BlobRef, onBytes: OnBytes = () => {}): Promise<void> {
+    if (this.has(expected)) return;
+    mkdirSync(this.layout.staging, { recursive: true });
+    mkdirSync(this.layout.blobs, { recursive: true });
+    const staged = tempName(this.layout.staging, 'blob');
+    const hash = createHash('sha256');
+    const output = await open(staged, 'wx', 0o644);
+    let size = 0;
+    try {
+      for await (const chunk of chunks) {
+        hash.update(chunk);
+        let written = 0;
+        while (written < chunk.length) written += (await output.write(chunk, written, chunk.length - written)).bytesWritten;
+        size += chunk.length;
+        if (size > expected.size) break;
+        onBytes(size);
+      }
+      await output.sync();
+      await output.close();
+      const digest = `sha256:${hash.digest('hex')}`;
+      if (digest !== expected.digest || size !== expected.size) {
+        throw new MaasError('MAAS_DIGEST_MISMATCH', `blob ${expected.digest} arrived as ${size} bytes with digest ${digest}`, {
+          hint: 'The remote holds corrupted or tampered data; nothing was written. Push the version again from a good copy.',
+          details: { expected: expected.digest, actual: digest, expectedSize: expected.size, size },
+        });
+      }
+      chmodSync(staged, 0o444);
+      renameSync(staged, this.path(expected.digest));
+    } catch (error) {
+      await output.close().catch(() => undefined);
       rmSync(staged, { force: true });
       throw error;
     }

@@ -1,0 +1,20 @@
+import { defineCommand } from '../core/define-command.js';
+import type { PushResult } from '../remote/transfer.js';
+import { renderPush } from '../ui/render/remote.js';
+import { byteProgress, registryOptions } from './shared.js';
+
+export const pushCommand = defineCommand<PushResult>({
+  name: 'push',
+  summary: 'send a version to an OCI registry (oci://host/repo) or an OCI image layout (oci-layout:PATH)',
+  args: ['<ref>', '[remote]'],
+  options: [
+    { flags: '--alias', description: 'also tag every alias that points at the version' },
+    { flags: '--plain-http', description: 'speak HTTP, not HTTPS, to a registry that is not on loopback' },
+  ],
+  examples: ['maas push mlp@2 oci://ghcr.io/acme/mlp', 'maas push mlp@prod oci://127.0.0.1:5000/team/mlp --alias --json', 'maas push mlp@2 oci-layout:./export'],
+  async run([ref, remote], opts, ctx) {
+    const { push } = await import('../remote/transfer.js');
+    return push({ ref: ref!, remote, aliases: Boolean(opts.alias), plainHttp: Boolean(opts.plainHttp), onProgress: byteProgress(ctx) }, registryOptions(ctx));
+  },
+  render: renderPush,
+});

@@ -1,0 +1,135 @@
+/**
+ * A registered version as the OCI objects push sends and pull receives: the manifest's exact
+ * bytes, its config blob and its layer blobs. Importing goes the other way, verifying every
+ * digest before anything is written to the registry.
+ */
+import { MaasError } from '../core/errors.js';
+import { versionTag } from '../registry/layout.js';
+import { ANNOTATIONS, type Descriptor, type Manifest, digestOf, parseManifest } from '../registry/manifest.js';
+import { assertModelName, formatRef, parseVersion } from '../registry/refs.js';
+import type { Registry } from '../registry/registry.js';
+import type { OnBytes } from '../registry/store.js';
+
+export const MANIFEST_MEDIA_TYPE = 'application/vnd.oci.image.manifest.v1+json';
+
+export interface Artifact {
+  name: string;
+  version: number;
+  manifest: Manifest;
+  manifestBytes: Buffer;
+  manifestDigest: string;
+  configBytes: Buffer;
+  /** config first, then the layers: everything a remote must hold before the manifest. */
+  blobs: Descriptor[];
+}
+
+export function readArtifact(registry: Registry, name: string, version: number): Artifact {
+  const record = registry.readVersion(name, version);
+  const missing = record.manifest.layers.filter((l) => !registry.store.has(l));
+  if (missing.length) {
+    throw new MaasError('MAAS_FILE_NOT_FOUND', `${formatRef(name, version)}: ${missing.length} blob(s) are not in this registry's store (${missing[0]!.digest})`, {
+      hint: 'Pull the version first (maas pull REMOTE), or register the file again.',
+    });
+  }
+  const manifestBytes = registry.manifestBytes(name, version);
+  return {
+    name,
+    version,
+    manifest: record.manifest,
+    manifestBytes,
+    manifestDigest: record.manifestDigest,
+    configBytes: registry.configBytes(name, version),
+    blobs: [record.manifest.config, ...record.manifest.layers],
+  };
+}
+
+export interface ImportSource {
+  manifestBytes: Buffer;
+  /** streams a blob's bytes; they are verified against the descriptor as they are stored. */
+  blob: (descriptor: Descriptor) => Promise<AsyncIterable<Uint8Array>>;
+}
+
+export interface ImportResult {
+  status: 'imported' | 'unchanged';
+  name: string;
+  version: number;
+  ref: string;
+  manifestDigest: string;
+  blobsFetched: number;
+  bytesFetched: number;
+  commit?: string;
+}
+
+async function collect(chunks: AsyncIterable<Uint8Array>, limit: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of chunks) {
+    size += chunk.length;
+    if (size > limit) break;
+    parts.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(parts);
+}
+
+/** Verifies and stores a version received from a remote (or an archive) as a normal version. */
+export async function importArtifact(
+  registry: Registry,
+  source: ImportSource,
+  options: { name: string; version?: number | undefined; expectedDigest?: string | undefined; onProgress?: (label: string, total: number) => OnBytes },
+): Promise<ImportResult> {
+  assertModelName(options.name);
+  const manifestDigest = digestOf(source.manifestBytes);
+  if (options.expectedDigest && manifestDigest !== options.expectedDigest) {
+    throw new MaasError('MAAS_DIGEST_MISMATCH', `the manifest arrived with digest ${manifestDigest}, expected ${options.expectedDigest}`, {
+      hint: 'The remote returned other bytes than it announced; nothing was written.',
+    });
+  }
+  let parsed: { manifest: Manifest };
+  try {
+    parsed = parseManifest(source.manifestBytes.toString('utf8'), 'the remote manifest');
+  } catch (error) {
+    throw new MaasError('MAAS_REMOTE_REJECTED', `the artifact is not a maas model version: ${(error as Error).message}`, {
+      hint: 'maas pulls what maas pushed (a ModelPack manifest carrying dev.maas.onnx.v1+json).',
+    });
+  }
+  const { manifest } = parsed;
+  const versionText = manifest.annotations[ANNOTATIONS.version];
+  const version = options.version ?? (versionText ? parseVersion(versionText) : undefined);
+  if (version === undefined) throw new MaasError('MAAS_USAGE', 'the artifact names no version', { hint: 'Pass --version N.' });
+
+  const configBytes = await collect(await source.blob(manifest.config), manifest.config.size);
+  if (digestOf(configBytes) !== manifest.config.digest || configBytes.length !== manifest.config.size) {
+    throw new MaasError('MAAS_DIGEST_MISMATCH', `config blob ${manifest.config.digest} does not match its digest`, { hint: 'The remote holds corrupted or tampered data; nothing was written.' });
+  }
+  let blobsFetched = 0;
+  let bytesFetched = 0;
+  for (const layer of manifest.layers) {
+    if (registry.store.has(layer)) continue;
+    const onBytes = options.onProgress?.(`Fetching ${layer.annotations?.[ANNOTATIONS.filepath] ?? layer.digest}`, layer.size);
+    await registry.store.ingestStream(await source.blob(layer), layer, onBytes);
+    blobsFetched++;
+    bytesFetched += layer.size;
+  }
+
+  const name = options.name;
+  return registry.transact((r: ImportResult) => `import ${r.ref} (${r.manifestDigest})`, async (tx) => {
+    const ref = formatRef(name, version);
+    const base = { name, version, ref, manifestDigest, blobsFetched, bytesFetched };
+    if (registry.versions(name).includes(version)) {
+      if (registry.readVersion(name, version).manifestDigest === manifestDigest) return { ...base, status: 'unchanged' as const };
+      throw new MaasError('MAAS_VERSION_CONFLICT', `${ref} already exists here with another manifest`, {
+        hint: `Versions are immutable. Pull it under another name (--name) or version (--version).`,
+      });
+    }
+    const removed = registry.removedVersions(name).get(version);
+    if (registry.removedVersions(name).has(version) && removed !== manifest.layers[0]?.digest) {
+      throw new MaasError('MAAS_VERSION_CONFLICT', `${ref} was removed here and held other bytes; version numbers are not reused`, { hint: 'Pass --version with a free number.' });
+    }
+    const dir = registry.layout.versionDir(name, version);
+    tx.write(`${dir}/config.json`, configBytes);
+    tx.write(`${dir}/manifest.json`, source.manifestBytes);
+    tx.record({ at: registry.now().toISOString(), action: 'import', model: name, version, digest: manifest.layers[0]!.digest });
+    tx.tag(versionTag(name, version));
+    return { ...base, status: 'imported' as const };
+  });
+}

@@ -1,0 +1,299 @@
+/**
+ * An OCI distribution client: `/v2/` ping, Basic auth and the Bearer token challenge flow,
+ * blob HEAD, monolithic and chunked uploads with resume, retries with backoff on 5xx and
+ * network errors, manifest PUT/GET. `fetch` and `sleep` are injected for tests.
+ */
+import { open } from 'node:fs/promises';
+import { MaasError, messageOf } from '../core/errors.js';
+import type { Descriptor } from '../registry/manifest.js';
+import type { OnBytes } from '../registry/store.js';
+import { MANIFEST_MEDIA_TYPE } from './artifact.js';
+
+export interface Credentials {
+  username?: string | undefined;
+  password?: string | undefined;
+  /** used as the bearer token as it is. */
+  token?: string | undefined;
+}
+
+export interface ClientOptions {
+  host: string;
+  repository: string;
+  plainHttp: boolean;
+  credentials: Credentials;
+  userAgent: string;
+  fetch?: typeof fetch;
+  sleep?: (ms: number) => Promise<void>;
+  /** attempts per request on 5xx and network errors (default 5). */
+  attempts?: number;
+  /** blobs above this go up in PATCH chunks of this size (default 16 MiB). */
+  chunkBytes?: number;
+}
+
+interface Challenge {
+  scheme: string;
+  params: Record<string, string>;
+}
+
+/** Parses `Bearer realm="...",service="...",scope="a b"` (quoted values may hold commas). */
+export function parseChallenge(header: string): Challenge {
+  const match = /^\s*(\w+)\s*(.*)$/s.exec(header);
+  const params: Record<string, string> = {};
+  const re = /(\w+)=(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?\s*/g;
+  for (let m = re.exec(match?.[2] ?? ''); m; m = re.exec(match?.[2] ?? '')) {
+    params[m[1]!.toLowerCase()] = m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : (m[3] ?? '');
+    if (m[0] === '') break;
+  }
+  return { scheme: (match?.[1] ?? '').toLowerCase(), params };
+}
+
+interface RequestOptions {
+  headers?: Record<string, string>;
+  body?: Buffer;
+  /** statuses that count as success; others become errors. */
+  ok: number[];
+  /** retried on 5xx and network errors (true for everything but a PATCH, which resumes instead). */
+  retry?: boolean;
+}
+
+const RETRY_BASE_MS = 200;
+
+export class RegistryClient {
+  private readonly base: string;
+  private readonly fetch: typeof fetch;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly attempts: number;
+  readonly chunkBytes: number;
+  private authorization: string | undefined;
+  private tokenExpires = 0;
+  private challenge: Challenge | undefined;
+
+  constructor(private readonly options: ClientOptions) {
+    this.base = `${options.plainHttp ? 'http' : 'https'}://${options.host}`;
+    this.fetch = options.fetch ?? fetch;
+    this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.attempts = options.attempts ?? 5;
+    this.chunkBytes = options.chunkBytes ?? 16 << 20;
+    if (options.credentials.token) this.authorization = `Bearer ${options.credentials.token}`;
+  }
+
+  private get repo(): string {
+    return `/v2/${this.options.repository}`;
+  }
+
+  private url(pathOrUrl: string): string {
+    return /^https?:\/\//.test(pathOrUrl) ? pathOrUrl : new URL(pathOrUrl, this.base).toString();
+  }
+
+  /** Sends a request, answering auth challenges once and retrying transient failures. */
+  async request(method: string, pathOrUrl: string, options: RequestOptions): Promise<Response> {
+    const retry = options.retry ?? true;
+    let authRetried = false;
+    for (let attempt = 1; ; attempt++) {
+      let response: Response;
+      try {
+        if (this.challenge?.scheme === 'bearer' && Date.now() > this.tokenExpires && !this.options.credentials.token) await this.fetchToken(this.challenge);
+        response = await this.fetch(this.url(pathOrUrl), {
+          method,
+          headers: { 'user-agent': this.options.userAgent, ...(this.authorization ? { authorization: this.authorization } : {}), ...options.headers },
+          ...(options.body ? { body: options.body } : {}),
+          redirect: 'follow',
+        });
+      } catch (error) {
+        if (error instanceof MaasError) throw error;
+        if (retry && attempt < this.attempts) {
+          await this.sleep(RETRY_BASE_MS * 2 ** (attempt - 1));
+          continue;
+        }
+        throw new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach ${this.base}: ${messageOf((error as { cause?: unknown }).cause ?? error)}`, {
+          hint: `Check the address and that the registry is running; a registry on loopback is spoken to over plain HTTP, others need HTTPS or --plain-http.`,
+        });
+      }
+      if (response.status === 401 && !authRetried) {
+        authRetried = true;
+        await response.arrayBuffer().catch(() => undefined);
+        await this.authenticate(response.headers.get('www-authenticate') ?? '');
+        attempt--;
+        continue;
+      }
+      if (response.status >= 500 && retry && attempt < this.attempts) {
+        await response.arrayBuffer().catch(() => undefined);
+        await this.sleep(RETRY_BASE_MS * 2 ** (attempt - 1));
+        continue;
+      }
+      if (!options.ok.includes(response.status)) throw await this.failure(method, pathOrUrl, response);
+      return response;
+    }
+  }
+
+  private async authenticate(header: string): Promise<void> {
+    const challenge = parseChallenge(header);
+    const { username, password, token } = this.options.credentials;
+    if (challenge.scheme === 'basic') {
+      if (!username) throw this.unauthorized('the registry asks for a username and password');
+      this.authorization = `Basic ${Buffer.from(`${username}:${password ?? ''}`).toString('base64')}`;
+    } else if (challenge.scheme === 'bearer' && !token) {
+      this.challenge = challenge;
+      await this.fetchToken(challenge);
+    } else if (!token) {
+      throw this.unauthorized(`unsupported authentication scheme '${challenge.scheme}'`);
+    }
+  }
+
+  /** The token flow: GET realm?service=&scope= with Basic credentials if we have them. */
+  private async fetchToken(challenge: Challenge): Promise<void> {
+    const realm = challenge.params.realm;
+    if (!realm) throw this.unauthorized('the registry sent a Bearer challenge without a realm');
+    const url = new URL(realm);
+    if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
+    const scopes = new Set((challenge.params.scope ?? '').split(' ').filter(Boolean));
+    scopes.add(`repository:${this.options.repository}:pull,push`);
+    for (const scope of scopes) url.searchParams.append('scope', scope);
+    const { username, password } = this.options.credentials;
+    const headers: Record<string, string> = { 'user-agent': this.options.userAgent };
+    if (username) headers.authorization = `Basic ${Buffer.from(`${username}:${password ?? ''}`).toString('base64')}`;
+    let response: Response;
+    try {
+      response = await this.fetch(url, { headers });
+    } catch (error) {
+      throw new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach the token server ${url.origin}: ${messageOf(error)}`);
+    }
+    if (response.status === 401 || response.status === 403) throw this.unauthorized('the token server refused the credentials');
+    if (!response.ok) throw new MaasError('MAAS_REMOTE_REJECTED', `the token server answered ${response.status}`);
+    const body = (await response.json()) as { token?: string; access_token?: string; expires_in?: number };
+    const token = body.token ?? body.access_token;
+    if (!token) throw new MaasError('MAAS_REMOTE_REJECTED', 'the token server answered without a token');
+    this.authorization = `Bearer ${token}`;
+    // Refresh a little before the token expires (60 s when the server does not say).
+    this.tokenExpires = Date.now() + Math.max(1, (body.expires_in ?? 60) - 5) * 1000;
+  }
+
+  private unauthorized(why: string): MaasError {
+    return new MaasError('MAAS_REMOTE_UNAUTHORIZED', `${this.options.host}: ${why}`, {
+      hint: 'Set MAAS_REGISTRY_USERNAME and MAAS_REGISTRY_PASSWORD (or MAAS_REGISTRY_TOKEN), or add the host to your docker config.json.',
+    });
+  }
+
+  private async failure(method: string, pathOrUrl: string, response: Response): Promise<MaasError> {
+    const text = await response.text().catch(() => '');
+    let detail = text.trim().slice(0, 300);
+    try {
+      const errors = (JSON.parse(text) as { errors?: { code: string; message?: string }[] }).errors ?? [];
+      if (errors.length) detail = errors.map((e) => `${e.code}${e.message ? `: ${e.message}` : ''}`).join('; ');
+    } catch {
+      /* not JSON: keep the text */
+    }
+    const what = `${method} ${new URL(this.url(pathOrUrl)).pathname} answered ${response.status}${detail ? ` (${detail})` : ''}`;
+    if (response.status === 401 || response.status === 403) return this.unauthorized(`access denied: ${what}`);
+    if (response.status === 404) return new MaasError('MAAS_REMOTE_NOT_FOUND', `${this.options.host}/${this.options.repository}: ${what}`, { hint: 'Check the repository and tag.' });
+    return new MaasError('MAAS_REMOTE_REJECTED', `${this.options.host}: ${what}`, { hint: 'The registry refused the request; its message is above.' });
+  }
+
+  async ping(): Promise<void> {
+    await this.request('GET', '/v2/', { ok: [200] });
+  }
+
+  async hasBlob(descriptor: Descriptor): Promise<boolean> {
+    const response = await this.request('HEAD', `${this.repo}/blobs/${descriptor.digest}`, { ok: [200, 404] });
+    return response.status === 200;
+  }
+
+  /** Uploads a blob from a file: one PUT when small, PATCH chunks (resumed after a cut) when large. */
+  async uploadFile(path: string, descriptor: Descriptor, onBytes: OnBytes = () => {}): Promise<void> {
+    const file = await open(path, 'r');
+    try {
+      const read = async (offset: number, length: number) => {
+        const buffer = Buffer.allocUnsafe(length);
+        const { bytesRead } = await file.read(buffer, 0, length, offset);
+        return buffer.subarray(0, bytesRead);
+      };
+      await this.upload(descriptor, read, onBytes);
+    } finally {
+      await file.close();
+    }
+  }
+
+  async uploadBytes(bytes: Buffer, descriptor: Descriptor): Promise<void> {
+    await this.upload(descriptor, async (offset, length) => bytes.subarray(offset, offset + length), () => {});
+  }
+
+  private async upload(descriptor: Descriptor, read: (offset: number, length: number) => Promise<Buffer>, onBytes: OnBytes): Promise<void> {
+    const open = async () => this.location(await this.request('POST', `${this.repo}/blobs/uploads/`, { ok: [202], headers: { 'content-length': '0' } }));
+    let location = await open();
+    if (descriptor.size <= this.chunkBytes) {
+      const body = await read(0, descriptor.size);
+      await this.request('PUT', withDigest(location, descriptor.digest), { ok: [201], body, headers: { 'content-type': 'application/octet-stream' } });
+      onBytes(descriptor.size);
+      return;
+    }
+    let offset = 0;
+    let failures = 0;
+    while (offset < descriptor.size) {
+      const chunk = await read(offset, Math.min(this.chunkBytes, descriptor.size - offset));
+      try {
+        const response = await this.request('PATCH', location, {
+          ok: [202],
+          retry: false,
+          body: chunk,
+          headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${offset + chunk.length - 1}` },
+        });
+        location = this.location(response);
+        offset += chunk.length;
+        failures = 0;
+        onBytes(offset);
+      } catch (error) {
+        if (!(error instanceof MaasError) || (error.code !== 'MAAS_REMOTE_UNREACHABLE' && error.code !== 'MAAS_REMOTE_REJECTED') || ++failures >= this.attempts) throw error;
+        await this.sleep(RETRY_BASE_MS * 2 ** (failures - 1));
+        // The connection was cut or the registry failed mid-chunk: ask how much it kept and go
+        // on from there. A registry that dropped the session (distribution 2.8 does after a
+        // partial PATCH: its signed upload state no longer matches) gets the blob from the start.
+        const status = await this.request('GET', location, { ok: [204, 404, 400] });
+        if (status.status === 204) {
+          location = this.location(status);
+          offset = uploadedBytes(status.headers.get('range'));
+        } else {
+          await status.arrayBuffer().catch(() => undefined);
+          location = await open();
+          offset = 0;
+        }
+        onBytes(offset);
+      }
+    }
+    await this.request('PUT', withDigest(location, descriptor.digest), { ok: [201], headers: { 'content-length': '0' } });
+  }
+
+  private location(response: Response): string {
+    const location = response.headers.get('location');
+    if (!location) throw new MaasError('MAAS_REMOTE_REJECTED', `${this.options.host} answered an upload without a Location`);
+    return this.url(location);
+  }
+
+  async putManifest(reference: string, bytes: Buffer): Promise<string> {
+    const response = await this.request('PUT', `${this.repo}/manifests/${reference}`, { ok: [201], body: bytes, headers: { 'content-type': MANIFEST_MEDIA_TYPE } });
+    return response.headers.get('docker-content-digest') ?? '';
+  }
+
+  async getManifest(reference: string): Promise<{ bytes: Buffer; digest: string | undefined }> {
+    const response = await this.request('GET', `${this.repo}/manifests/${reference}`, { ok: [200], headers: { accept: `${MANIFEST_MEDIA_TYPE}, application/vnd.oci.image.index.v1+json` } });
+    return { bytes: Buffer.from(await response.arrayBuffer()), digest: response.headers.get('docker-content-digest') ?? undefined };
+  }
+
+  async getBlob(descriptor: Descriptor): Promise<AsyncIterable<Uint8Array>> {
+    const response = await this.request('GET', `${this.repo}/blobs/${descriptor.digest}`, { ok: [200] });
+    if (!response.body) throw new MaasError('MAAS_REMOTE_REJECTED', `blob ${descriptor.digest} came without a body`);
+    return response.body as unknown as AsyncIterable<Uint8Array>;
+  }
+}
+
+function withDigest(location: string, digest: string): string {
+  return `${location}${location.includes('?') ? '&' : '?'}digest=${encodeURIComponent(digest)}`;
+}
+
+/**
+ * `Range: 0-1023` means 1024 bytes are stored. distribution answers `0-0` for an empty session
+ * too, so that reads as 0: at worst one byte is sent again, which it overwrites in order.
+ */
+function uploadedBytes(range: string | null): number {
+  const end = Number(/^\d+-(\d+)$/.exec(range ?? '')?.[1] ?? 0);
+  return end === 0 ? 0 : end + 1;
+}

@@ -1,0 +1,50 @@
+/** Remote references: `oci://host[:port]/repository[:tag]` and `oci-layout:PATH[:tag]`. */
+import { MaasError } from '../core/errors.js';
+
+export type RemoteRef =
+  | { kind: 'registry'; host: string; repository: string; tag: string | undefined; url: string }
+  | { kind: 'layout'; path: string; tag: string | undefined; url: string };
+
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+const REPOSITORY = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
+
+function invalid(text: string, why: string): MaasError {
+  return new MaasError('MAAS_USAGE', `'${text}' is not a remote: ${why}`, {
+    hint: 'Write oci://HOST[:PORT]/REPOSITORY[:TAG] (e.g. oci://ghcr.io/acme/mlp:2) or oci-layout:PATH[:TAG].',
+  });
+}
+
+/** Splits a trailing `:tag` off, when what follows the last colon is a tag and not a port or a path. */
+function splitTag(rest: string): [string, string | undefined] {
+  const colon = rest.lastIndexOf(':');
+  const slash = rest.lastIndexOf('/');
+  if (colon === -1 || colon < slash) return [rest, undefined];
+  const tag = rest.slice(colon + 1);
+  return TAG.test(tag) ? [rest.slice(0, colon), tag] : [rest, undefined];
+}
+
+export function parseRemote(text: string): RemoteRef {
+  if (text.startsWith('oci-layout:')) {
+    const [path, tag] = splitTag(text.slice('oci-layout:'.length));
+    if (!path) throw invalid(text, 'no path');
+    return { kind: 'layout', path, tag, url: text };
+  }
+  if (!text.startsWith('oci://')) throw invalid(text, 'unknown scheme');
+  const rest = text.slice('oci://'.length);
+  const slash = rest.indexOf('/');
+  const host = slash === -1 ? rest : rest.slice(0, slash);
+  if (!host) throw invalid(text, 'no host');
+  const [repository, tag] = slash === -1 ? ['', undefined] : splitTag(rest.slice(slash + 1));
+  if (repository && !REPOSITORY.test(repository)) throw invalid(text, `'${repository}' is not a repository name (lowercase, / separated)`);
+  return { kind: 'registry', host, repository, tag, url: text };
+}
+
+/** A remote without a repository takes the model's name: `oci://host` + mlp → host/mlp. */
+export function withRepository(remote: RemoteRef, name: string): RemoteRef {
+  return remote.kind === 'registry' && !remote.repository ? { ...remote, repository: name } : remote;
+}
+
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return /^(localhost|127\.\d+\.\d+\.\d+|::1)$/.test(bare);
+}

@@ -1,0 +1,167 @@
+/** `maas push` and `maas pull`: a version to and from an OCI registry or an OCI image layout. */
+import { MaasError } from '../core/errors.js';
+import { VERSION } from '../core/version.js';
+import { ANNOTATIONS, type Descriptor } from '../registry/manifest.js';
+import { assertModelName, formatRef, parseRef, suggestName } from '../registry/refs.js';
+import { Registry, type RegistryOptions } from '../registry/registry.js';
+import type { OnBytes } from '../registry/store.js';
+import { MANIFEST_MEDIA_TYPE, importArtifact, readArtifact, type ImportResult, type ImportSource } from './artifact.js';
+import { RegistryClient } from './client.js';
+import { credentialsFor } from './credentials.js';
+import { OciLayout } from './layout.js';
+import { type RemoteRef, isLoopback, parseRemote, withRepository } from './ref.js';
+
+export interface TransferContext extends RegistryOptions {
+  fetch?: typeof fetch;
+  /** for tests: shorter retry waits. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface PushOptions {
+  ref: string;
+  remote?: string | undefined;
+  /** also tag every alias that points at the version. */
+  aliases?: boolean;
+  plainHttp?: boolean;
+  onProgress?: (label: string, total: number) => OnBytes;
+}
+
+export interface PushResult {
+  ref: string;
+  remote: string;
+  manifestDigest: string;
+  tags: string[];
+  blobs: number;
+  blobsSkipped: number;
+  bytesSent: number;
+  durationMs: number;
+}
+
+const USER_AGENT = `maas/${VERSION} (${process.platform}-${process.arch}; Node ${process.version})`;
+
+function clientFor(remote: Extract<RemoteRef, { kind: 'registry' }>, ctx: TransferContext, plainHttp: boolean | undefined): RegistryClient {
+  return new RegistryClient({
+    host: remote.host,
+    repository: remote.repository,
+    plainHttp: Boolean(plainHttp) || isLoopback(remote.host),
+    credentials: credentialsFor(remote.host, ctx.env),
+    userAgent: USER_AGENT,
+    ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
+    ...(ctx.sleep ? { sleep: ctx.sleep } : {}),
+  });
+}
+
+function remoteOf(registry: Registry, given: string | undefined): RemoteRef {
+  const text = given ?? registry.config.defaults.remote ?? undefined;
+  if (!text) {
+    throw new MaasError('MAAS_USAGE', 'no remote given and maas.yaml has no defaults.remote', {
+      hint: 'Name one: maas push NAME@VERSION oci://HOST/REPOSITORY (or oci-layout:PATH).',
+    });
+  }
+  return parseRemote(text);
+}
+
+export async function push(options: PushOptions, ctx: TransferContext): Promise<PushResult> {
+  const started = Date.now();
+  const registry = await Registry.open(ctx);
+  const { name, version } = registry.resolve(parseRef(options.ref));
+  const artifact = readArtifact(registry, name, version);
+  const remote = withRepository(remoteOf(registry, options.remote), name);
+  const aliases = options.aliases ? Object.entries(registry.aliases(name)).filter(([, v]) => v === version).map(([a]) => a) : [];
+  const tags = [...new Set([String(version), ...(remote.tag ? [remote.tag] : []), ...aliases])];
+  const manifest: Descriptor & { artifactType: string } = {
+    mediaType: MANIFEST_MEDIA_TYPE, digest: artifact.manifestDigest, size: artifact.manifestBytes.length, artifactType: artifact.manifest.artifactType,
+  };
+  let blobsSkipped = 0;
+  let bytesSent = 0;
+  const progress = (d: Descriptor) => options.onProgress?.(`Pushing ${d.annotations?.[ANNOTATIONS.filepath] ?? 'config'}`, d.size);
+
+  if (remote.kind === 'layout') {
+    const layout = new OciLayout(remote.path);
+    layout.ensure();
+    for (const blob of artifact.blobs) {
+      const written = blob === artifact.manifest.config
+        ? layout.putBlobBytes(artifact.configBytes, blob.digest)
+        : await layout.putBlobFile(registry.store.path(blob.digest), blob);
+      if (written) bytesSent += blob.size;
+      else blobsSkipped++;
+    }
+    layout.putBlobBytes(artifact.manifestBytes, artifact.manifestDigest);
+    layout.tag(manifest, tags);
+  } else {
+    const client = clientFor(remote, ctx, options.plainHttp);
+    await client.ping();
+    for (const blob of artifact.blobs) {
+      if (await client.hasBlob(blob)) {
+        blobsSkipped++;
+        continue;
+      }
+      if (blob === artifact.manifest.config) await client.uploadBytes(artifact.configBytes, blob);
+      else await client.uploadFile(registry.store.path(blob.digest), blob, progress(blob));
+      bytesSent += blob.size;
+    }
+    for (const tag of tags) await client.putManifest(tag, artifact.manifestBytes);
+  }
+  return {
+    ref: formatRef(name, version),
+    remote: remote.kind === 'layout' ? `oci-layout:${remote.path}` : `oci://${remote.host}/${remote.repository}`,
+    manifestDigest: artifact.manifestDigest,
+    tags,
+    blobs: artifact.blobs.length,
+    blobsSkipped,
+    bytesSent,
+    durationMs: Date.now() - started,
+  };
+}
+
+export interface PullOptions {
+  remote: string;
+  name?: string | undefined;
+  version?: number | undefined;
+  plainHttp?: boolean;
+  onProgress?: (label: string, total: number) => OnBytes;
+}
+
+export interface PullResult extends ImportResult {
+  remote: string;
+  durationMs: number;
+}
+
+export async function pull(options: PullOptions, ctx: TransferContext): Promise<PullResult> {
+  const started = Date.now();
+  const registry = await Registry.open(ctx);
+  const remote = parseRemote(options.remote);
+  if (!remote.tag) throw new MaasError('MAAS_USAGE', `'${options.remote}' names no tag`, { hint: `Add the version: ${options.remote}:1.` });
+  let source: ImportSource & { expectedDigest: string | undefined };
+  let defaultName: string;
+  if (remote.kind === 'layout') {
+    const layout = new OciLayout(remote.path);
+    const descriptor = layout.resolve(remote.tag);
+    const chunks: Buffer[] = [];
+    for await (const chunk of layout.readBlob(descriptor)) chunks.push(Buffer.from(chunk));
+    source = { manifestBytes: Buffer.concat(chunks), blob: async (d: Descriptor) => layout.readBlob(d), expectedDigest: descriptor.digest };
+    defaultName = suggestName(remote.path.split('/').filter(Boolean).pop() ?? 'model');
+  } else {
+    if (!remote.repository) throw new MaasError('MAAS_USAGE', `'${options.remote}' names no repository`, { hint: 'Write oci://HOST/REPOSITORY:TAG.' });
+    const client = clientFor(remote, ctx, options.plainHttp);
+    const manifest = await client.getManifest(remote.tag);
+    source = { manifestBytes: manifest.bytes, blob: (d: Descriptor) => client.getBlob(d), expectedDigest: manifest.digest };
+    defaultName = remote.repository.split('/').pop()!;
+  }
+  const title = (() => {
+    try {
+      return (JSON.parse(source.manifestBytes.toString('utf8')) as { annotations?: Record<string, string> }).annotations?.[ANNOTATIONS.title];
+    } catch {
+      return undefined;
+    }
+  })();
+  const name = options.name ?? title ?? defaultName;
+  assertModelName(name);
+  const result = await importArtifact(registry, source, {
+    name,
+    version: options.version,
+    expectedDigest: source.expectedDigest,
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+  return { ...result, remote: remote.url, durationMs: Date.now() - started };
+}

@@ -1,0 +1,19 @@
+/** Human renderers for push and pull. */
+import type { PullResult, PushResult } from '../../remote/transfer.js';
+import { formatBytes, shortDigest } from '../format.js';
+import type { Theme } from '../theme.js';
+
+export function renderPush(r: PushResult, t: Theme): string {
+  return [
+    t.success(`✔ Pushed ${t.ref(r.ref)} to ${r.remote} as ${r.tags.join(', ')}`),
+    `  manifest ${r.manifestDigest}`,
+    `  ${r.blobs - r.blobsSkipped} of ${r.blobs} blobs sent (${formatBytes(r.bytesSent)}), ${r.blobsSkipped} already there, in ${(r.durationMs / 1000).toFixed(1)} s`,
+  ].join('\n');
+}
+
+export function renderPull(r: PullResult, t: Theme): string {
+  const head = r.status === 'unchanged'
+    ? `${t.success('✔')} ${t.ref(r.ref)} is already here with manifest ${shortDigest(r.manifestDigest)}; nothing changed.`
+    : t.success(`✔ Pulled ${r.remote} as ${t.ref(r.ref)}`);
+  return [head, `  manifest ${r.manifestDigest}`, `  ${r.blobsFetched} blob(s) fetched (${formatBytes(r.bytesFetched)}), every digest verified`].join('\n');
+}
