@@ -3,10 +3,11 @@
  * config, storage and htpasswd file. `.ci/run` installs it; a local run without it skips
  * these tests with one line saying how to enable them.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { onTestFinished } from 'vitest';
 import { useTempDir } from './temp.js';
 
@@ -51,7 +52,7 @@ export async function startOciRegistry(auth: 'htpasswd' | 'none' | { yaml: strin
   ].join('\n'));
   const child = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
-  child.stderr.on('data', (d) => (log += d));
+  child.stderr.on('data', (d) => { log += d; if (process.env.DEBUG_REGISTRY) process.stderr.write(d); });
   onTestFinished(() => {
     child.kill('SIGTERM');
   });
@@ -63,6 +64,8 @@ export async function startOciRegistry(auth: 'htpasswd' | 'none' | { yaml: strin
   throw new Error(`docker-registry did not start: ${log}`);
 }
 
-export function skopeo(args: string[], home: string): string {
-  return execFileSync('skopeo', args, { encoding: 'utf8', env: { ...process.env, HOME: home } });
+/** Runs skopeo without blocking the event loop: a token server in this process must answer it. */
+export async function skopeo(args: string[], home: string): Promise<string> {
+  const { stdout } = await promisify(execFile)('skopeo', args, { encoding: 'utf8', env: { ...process.env, HOME: home } });
+  return stdout;
 }

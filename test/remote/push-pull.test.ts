@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { largeMatmul, writeModel } from '../../fixtures/models.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { startTokenServer } from '../helpers/token-server.js';
 import { HAVE_REGISTRY, REQUIRE_TOOLS, skopeo, startOciRegistry, type TestOciRegistry } from '../helpers/oci-registry.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
 import { runCli } from '../helpers/run-cli.js';
@@ -24,8 +25,8 @@ describe('push and pull through an OCI image layout', () => {
     expect(pushed.json()).toMatchObject({ ref: 'mlp@1', tags: ['1', 'prod'], blobs: 2, blobsSkipped: 0 });
     const manifest = readFileSync(join(reg.dir, 'models/mlp/1/manifest.json'));
     if (HAVE_REGISTRY) {
-      expect(skopeo(['inspect', '--raw', `oci:${layout}:prod`], reg.home)).toBe(manifest.toString());
-      skopeo(['copy', `oci:${layout}:1`, `oci:${join(reg.work, 'copy')}:1`], reg.home);
+      expect(await skopeo(['inspect', '--raw', `oci:${layout}:prod`], reg.home)).toBe(manifest.toString());
+      await skopeo(['copy', `oci:${layout}:1`, `oci:${join(reg.work, 'copy')}:1`], reg.home);
     }
     const again = await reg.cli('push', 'mlp@1', `oci-layout:${layout}`, '--json');
     expect(again.json()).toMatchObject({ blobsSkipped: 2, bytesSent: 0 });
@@ -70,9 +71,9 @@ describe.skipIf(!HAVE_REGISTRY && !REQUIRE_TOOLS)('push and pull through a real 
     expect(first.json()).toMatchObject({ tags: ['1', 'prod'], blobs: 2, blobsSkipped: 0, bytesSent: expect.any(Number) });
     const manifest = readFileSync(join(reg.dir, 'models/mlp/1/manifest.json'), 'utf8');
     const creds = `${oci.username}:${oci.password}`;
-    expect(skopeo(['inspect', '--raw', '--tls-verify=false', '--creds', creds, `docker://${oci.host}/team/mlp:prod`], reg.home)).toBe(manifest);
-    expect(JSON.parse(skopeo(['list-tags', '--tls-verify=false', '--creds', creds, `docker://${oci.host}/team/mlp`], reg.home)).Tags.sort()).toEqual(['1', 'prod']);
-    skopeo(['copy', '--src-tls-verify=false', '--src-creds', creds, `docker://${oci.host}/team/mlp:1`, `oci:${join(reg.work, 'fromreg')}:1`], reg.home);
+    expect(await skopeo(['inspect', '--raw', '--tls-verify=false', '--creds', creds, `docker://${oci.host}/team/mlp:prod`], reg.home)).toBe(manifest);
+    expect(JSON.parse(await skopeo(['list-tags', '--tls-verify=false', '--creds', creds, `docker://${oci.host}/team/mlp`], reg.home)).Tags.sort()).toEqual(['1', 'prod']);
+    await skopeo(['copy', '--src-tls-verify=false', '--src-creds', creds, `docker://${oci.host}/team/mlp:1`, `oci:${join(reg.work, 'fromreg')}:1`], reg.home);
 
     const second = await runCli(['push', 'mlp@1', target, '--json'], { cwd: reg.dir, env: withCreds(reg, oci) });
     expect(second.json()).toMatchObject({ blobsSkipped: 2, bytesSent: 0 });
@@ -144,7 +145,7 @@ describe.skipIf(!HAVE_REGISTRY && !REQUIRE_TOOLS)('transient failures between ma
     expect(proxy.log.filter((l) => l.startsWith('fail-500'))).toHaveLength(2);
     expect(proxy.log.filter((l) => l.includes('PUT /v2/team/mlp/manifests/1'))).toHaveLength(3);
     const manifest = readFileSync(join(reg.dir, 'models/mlp/1/manifest.json'), 'utf8');
-    expect(skopeo(['inspect', '--raw', '--tls-verify=false', '--creds', `${oci.username}:${oci.password}`, `docker://${oci.host}/team/mlp:1`], reg.home)).toBe(manifest);
+    expect(await skopeo(['inspect', '--raw', '--tls-verify=false', '--creds', `${oci.username}:${oci.password}`, `docker://${oci.host}/team/mlp:1`], reg.home)).toBe(manifest);
   });
 
   it('resumes an upload whose connection was cut halfway through a chunk', async () => {
@@ -171,5 +172,26 @@ describe.skipIf(!HAVE_REGISTRY && !REQUIRE_TOOLS)('transient failures between ma
     const pulled = await runCli(['pull', `oci://${oci.host}/big:1`, '--json'], { cwd: other.dir, env: withCreds(other, oci) });
     expect(pulled.exitCode, pulled.stdout).toBe(0);
     expect((await other.cli('verify', '--json')).json().ok).toBe(true);
+  });
+});
+
+describe.skipIf(!HAVE_REGISTRY && !REQUIRE_TOOLS)('a registry with token authentication', () => {
+  it('follows the Bearer challenge to the token server, pushes, and pulls', async () => {
+    const reg = await registered();
+    const tokens = await startTokenServer(reg.home, 'ci-user', 'ci-pass-123');
+    const oci = await startOciRegistry({
+      yaml: `auth: { token: { realm: "${tokens.realm}", service: ${tokens.service}, issuer: ${tokens.issuer}, rootcertbundle: ${tokens.certPath} } }`,
+    });
+    const pushed = await runCli(['push', 'mlp@1', `oci://${oci.host}/team/mlp`, '--json'], { cwd: reg.dir, env: withCreds(reg, oci) });
+    expect(pushed.exitCode, pushed.stdout).toBe(0);
+    expect(tokens.requests.flat()).toContain('repository:team/mlp:pull,push');
+    const manifest = readFileSync(join(reg.dir, 'models/mlp/1/manifest.json'), 'utf8');
+    expect(await skopeo(['inspect', '--raw', '--tls-verify=false', '--creds', `${oci.username}:${oci.password}`, `docker://${oci.host}/team/mlp:1`], reg.home)).toBe(manifest);
+    const other = await makeRegistry();
+    const pulled = await runCli(['pull', `oci://${oci.host}/team/mlp:1`, '--json'], { cwd: other.dir, env: withCreds(other, oci) });
+    expect(pulled.exitCode, pulled.stdout).toBe(0);
+    const denied = await runCli(['push', 'mlp@1', `oci://${oci.host}/team/mlp`, '--json'], { cwd: reg.dir, env: withCreds(reg, oci, 'wrong') });
+    expect(denied.exitCode).toBe(5);
+    expect(denied.json().error).toMatchObject({ code: 'MAAS_REMOTE_UNAUTHORIZED', message: expect.stringContaining('token server refused the credentials') });
   });
 });
