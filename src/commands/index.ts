@@ -4,8 +4,11 @@ import { demoCommand } from './demo.js';
 import { diffCommand } from './diff.js';
 import { doctorCommand } from './doctor.js';
 import { gcCommand } from './gc.js';
+import { importCommand } from './import.js';
 import { initCommand } from './init.js';
 import { listCommand } from './list.js';
+import { loginCommand } from './login.js';
+import { packCommand } from './pack.js';
 import { predictCommand } from './predict.js';
 import { pullCommand } from './pull.js';
 import { pushCommand } from './push.js';
@@ -29,6 +32,9 @@ export const commands: CommandSpec<any>[] = [
   serveCommand,
   pushCommand,
   pullCommand,
+  packCommand,
+  importCommand,
+  loginCommand,
   predictCommand,
   doctorCommand,
   demoCommand,

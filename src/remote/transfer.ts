@@ -165,3 +165,26 @@ export async function pull(options: PullOptions, ctx: TransferContext): Promise<
   });
   return { ...result, remote: remote.url, durationMs: Date.now() - started };
 }
+
+export interface LoginResult {
+  host: string;
+  username: string;
+  configPath: string;
+}
+
+/** `maas login`: checks the credentials against the registry, then stores them as docker does. */
+export async function login(options: { host: string; username: string; password: string; plainHttp?: boolean }, ctx: TransferContext): Promise<LoginResult> {
+  const { storeCredentials } = await import('./credentials.js');
+  const remote = parseRemote(`oci://${options.host.replace(/^oci:\/\//, '')}`);
+  if (remote.kind !== 'registry') throw new MaasError('MAAS_USAGE', 'login takes a registry host');
+  const client = new RegistryClient({
+    host: remote.host,
+    repository: 'maas-login-check',
+    plainHttp: Boolean(options.plainHttp) || isLoopback(remote.host),
+    credentials: { username: options.username, password: options.password },
+    userAgent: USER_AGENT,
+    ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
+  });
+  await client.ping();
+  return { host: remote.host, username: options.username, configPath: storeCredentials(remote.host, options.username, options.password, ctx.env) };
+}

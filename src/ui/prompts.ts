@@ -4,6 +4,7 @@ import type { Io } from '../core/context.js';
 export interface Prompter {
   input(message: string, defaultValue: string, validate?: (value: string) => true | string): Promise<string>;
   select<T extends string>(message: string, choices: readonly T[], defaultValue: T): Promise<T>;
+  password(message: string): Promise<string>;
 }
 
 export function createPrompter(io: Io): Prompter {
@@ -12,6 +13,10 @@ export function createPrompter(io: Io): Prompter {
     async input(message, defaultValue, validate) {
       const { input } = await import('@inquirer/prompts');
       return input({ message, default: defaultValue, ...(validate ? { validate } : {}) }, context);
+    },
+    async password(message) {
+      const { password } = await import('@inquirer/prompts');
+      return password({ message, mask: '*' }, context);
     },
     async select(message, choices, defaultValue) {
       const { select } = await import('@inquirer/prompts');

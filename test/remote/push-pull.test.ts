@@ -124,6 +124,23 @@ describe.skipIf(!HAVE_REGISTRY && !REQUIRE_TOOLS)('push and pull through a real 
     rmSync(dockerDir, { recursive: true });
   });
 
+  it('logs in once (checked, stored in the docker config), then pushes without variables', async () => {
+    const oci = await startOciRegistry();
+    const reg = await registered();
+    const env = { ...reg.env, DOCKER_CONFIG: join(reg.home, 'docker') };
+    const { PassThrough } = await import('node:stream');
+    const wrong = Object.assign(new PassThrough(), { isTTY: false });
+    wrong.end('nope\n');
+    expect((await runCli(['login', oci.host, '-u', oci.username, '--password-stdin'], { cwd: reg.dir, env, stdin: wrong })).exitCode).toBe(5);
+    expect(existsSync(join(reg.home, 'docker/config.json'))).toBe(false);
+    const right = Object.assign(new PassThrough(), { isTTY: false });
+    right.end(`${oci.password}\n`);
+    const r = await runCli(['login', oci.host, '-u', oci.username, '--password-stdin'], { cwd: reg.dir, env, stdin: right });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).not.toContain(oci.password);
+    expect((await runCli(['push', 'mlp@1', `oci://${oci.host}/team/mlp`], { cwd: reg.dir, env })).exitCode).toBe(0);
+  });
+
   it('says which tag is missing', async () => {
     const oci = await startOciRegistry();
     const reg = await registered();

@@ -1,4 +1,5 @@
 /** Human renderers for push and pull. */
+import type { PackResult } from '../../remote/archive.js';
 import type { PullResult, PushResult } from '../../remote/transfer.js';
 import { formatBytes, shortDigest } from '../format.js';
 import type { Theme } from '../theme.js';
@@ -16,4 +17,12 @@ export function renderPull(r: PullResult, t: Theme): string {
     ? `${t.success('✔')} ${t.ref(r.ref)} is already here with manifest ${shortDigest(r.manifestDigest)}; nothing changed.`
     : t.success(`✔ Pulled ${r.remote} as ${t.ref(r.ref)}`);
   return [head, `  manifest ${r.manifestDigest}`, `  ${r.blobsFetched} blob(s) fetched (${formatBytes(r.bytesFetched)}), every digest verified`].join('\n');
+}
+
+export function renderPack(r: PackResult, t: Theme): string {
+  return [
+    t.success(`✔ Packed ${t.ref(r.ref)} into ${t.path(r.archive)} (${formatBytes(r.archiveBytes)})`),
+    `  manifest ${r.manifestDigest}, tags ${r.tags.join(', ')}`,
+    `Next: ${t.code(`maas import ${r.archive}`)} on the receiving side`,
+  ].join('\n');
 }

@@ -1,0 +1,31 @@
+import { text } from 'node:stream/consumers';
+import { defineCommand } from '../core/define-command.js';
+import { MaasError } from '../core/errors.js';
+import type { LoginResult } from '../remote/transfer.js';
+import { registryOptions } from './shared.js';
+
+export const loginCommand = defineCommand<LoginResult>({
+  name: 'login',
+  summary: "check and store a registry's credentials in the docker config.json",
+  args: ['<host>'],
+  options: [
+    { flags: '-u, --username <user>', description: 'user name' },
+    { flags: '--password-stdin', description: 'read the password from stdin (keeps it out of shell history)' },
+    { flags: '--plain-http', description: 'speak HTTP, not HTTPS, to a registry that is not on loopback' },
+  ],
+  examples: ['echo "$TOKEN" | maas login ghcr.io -u me --password-stdin'],
+  async run([host], opts, ctx) {
+    const username = (opts.username as string | undefined) ?? ctx.env.MAAS_REGISTRY_USERNAME;
+    if (!username) throw new MaasError('MAAS_USAGE', 'login needs --username', { hint: 'maas login HOST -u USER --password-stdin' });
+    let password = ctx.env.MAAS_REGISTRY_PASSWORD;
+    if (opts.passwordStdin) password = (await text(ctx.io.stdin)).replace(/\r?\n$/, '');
+    else if (ctx.interactive) {
+      const { createPrompter } = await import('../ui/prompts.js');
+      password = await createPrompter(ctx.io).password(`Password for ${username}@${host}`);
+    }
+    if (!password) throw new MaasError('MAAS_USAGE', 'no password given', { hint: 'Pipe it in with --password-stdin, or set MAAS_REGISTRY_PASSWORD.' });
+    const { login } = await import('../remote/transfer.js');
+    return login({ host: host!, username, password, plainHttp: Boolean(opts.plainHttp) }, { ...registryOptions(ctx) });
+  },
+  render: (r, t) => t.success(`✔ Logged in to ${r.host} as ${r.username}; credentials stored in ${r.configPath}`),
+});

@@ -1,0 +1,97 @@
+/**
+ * `maas pack` / `maas import`: a version as an OCI image layout in a tarball, for offline
+ * hand-over. Packing is deterministic (sorted entries, fixed mtime, portable headers).
+ * Importing refuses, before writing anything, an archive with an entry that could land outside
+ * the target (absolute paths, `..`) or that is a link or a device (tar-slip).
+ */
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import * as tar from 'tar';
+import { MaasError } from '../core/errors.js';
+import type { OnBytes } from '../registry/store.js';
+import { OciLayout } from './layout.js';
+import { type PullResult, type PushResult, type TransferContext, pull, push } from './transfer.js';
+
+/** 1985-10-26T08:15:00Z, the fixed mtime npm's pacote uses for reproducible tarballs. */
+const FIXED_MTIME = new Date('1985-10-26T08:15:00.000Z');
+
+function filesUnder(root: string, dir = root): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? filesUnder(root, join(dir, e.name)) : [relative(root, join(dir, e.name))]))
+    .sort();
+}
+
+export interface PackResult extends Omit<PushResult, 'remote'> {
+  archive: string;
+  archiveBytes: number;
+}
+
+export async function packVersion(options: { ref: string; output: string }, ctx: TransferContext): Promise<PackResult> {
+  const staging = mkdtempSync(join(tmpdir(), 'maas-pack-'));
+  try {
+    const pushed = await push({ ref: options.ref, remote: `oci-layout:${staging}` }, ctx);
+    const archive = resolve(ctx.cwd, options.output);
+    await tar.c({ cwd: staging, file: archive, portable: true, mtime: FIXED_MTIME, noDirRecurse: true }, filesUnder(staging));
+    const { remote: _remote, ...rest } = pushed;
+    return { ...rest, archive, archiveBytes: statSync(archive).size };
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+const ALLOWED = /^(oci-layout|index\.json|blobs\/sha256\/[0-9a-f]{64})$/;
+
+/** Lists every entry first: one unsafe entry refuses the whole archive. */
+async function checkEntries(file: string): Promise<void> {
+  const problems: string[] = [];
+  let entries = 0;
+  await tar.t({
+    file,
+    strict: true,
+    onReadEntry: (entry) => {
+      entries++;
+      const path = entry.path.replace(/^\.\//, '').replace(/\/$/, '');
+      if (entry.type === 'Directory' && (path === '' || path === 'blobs' || path === 'blobs/sha256')) return;
+      if (entry.type !== 'File' && entry.type !== 'OldFile') problems.push(`${entry.path} is a ${entry.type}`);
+      else if (!ALLOWED.test(path)) problems.push(`${entry.path} is not part of an OCI image layout${path.split('/').includes('..') || path.startsWith('/') ? ' and points outside it' : ''}`);
+    },
+  });
+  if (entries === 0) problems.push('it holds no entries (is it a tar file?)');
+  if (problems.length) {
+    throw new MaasError('MAAS_ARCHIVE_UNSAFE', `refusing ${file}: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (+${problems.length - 3} more)` : ''}`, {
+      hint: 'A maas archive holds only oci-layout, index.json and blobs/sha256/<digest>; nothing was extracted. Make the archive again with `maas pack`.',
+      details: { problems },
+    });
+  }
+}
+
+export async function importArchive(
+  options: { file: string; name?: string | undefined; version?: number | undefined; onProgress?: (label: string, total: number) => OnBytes },
+  ctx: TransferContext,
+): Promise<PullResult> {
+  const file = resolve(ctx.cwd, options.file);
+  try {
+    statSync(file);
+  } catch {
+    throw new MaasError('MAAS_FILE_NOT_FOUND', `${options.file} does not exist`, { hint: 'Pass the .tar that `maas pack` wrote.' });
+  }
+  try {
+    await checkEntries(file);
+  } catch (error) {
+    if (error instanceof MaasError) throw error;
+    throw new MaasError('MAAS_ARCHIVE_UNSAFE', `${options.file} is not a readable tar archive: ${(error as Error).message}`, { hint: 'Make the archive again with `maas pack`.' });
+  }
+  const staging = mkdtempSync(join(tmpdir(), 'maas-import-'));
+  try {
+    await tar.x({ file, cwd: staging, strict: true, preservePaths: false, noChmod: true });
+    const layout = new OciLayout(staging);
+    const tags = layout.index().manifests.map((m) => m.annotations?.['org.opencontainers.image.ref.name']).filter((t): t is string => Boolean(t));
+    const tag = tags.find((t) => /^\d+$/.test(t)) ?? tags[0];
+    if (!tag) throw new MaasError('MAAS_REMOTE_REJECTED', `${options.file} holds no tagged manifest`, { hint: 'Make the archive again with `maas pack`.' });
+    const pulled = await pull({ remote: `oci-layout:${staging}:${tag}`, name: options.name, version: options.version, ...(options.onProgress ? { onProgress: options.onProgress } : {}) }, ctx);
+    return { ...pulled, remote: file };
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,76 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { makeRegistry } from '../helpers/registry.js';
+
+/** A ustar archive written byte by byte, so entries can be whatever an attacker likes. */
+function rawTar(entries: { name: string; type?: '0' | '1' | '2' | '5'; body?: string; link?: string }[]): Buffer {
+  const blocks: Buffer[] = [];
+  for (const e of entries) {
+    const body = Buffer.from(e.body ?? '');
+    const header = Buffer.alloc(512);
+    header.write(e.name, 0, 100);
+    header.write('0000644\0', 100);
+    header.write('0000000\0', 108);
+    header.write('0000000\0', 116);
+    header.write(`${body.length.toString(8).padStart(11, '0')}\0`, 124);
+    header.write('00000000000\0', 136);
+    header.write('        ', 148);
+    header.write(e.type ?? '0', 156);
+    if (e.link) header.write(e.link, 157, 100);
+    header.write('ustar\0', 257);
+    header.write('00', 263);
+    let sum = 0;
+    for (const byte of header) sum += byte;
+    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+    blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+describe('maas pack / maas import', () => {
+  it('packs a version into a reproducible OCI layout tarball that imports elsewhere', async () => {
+    const reg = await makeRegistry();
+    await reg.cli('register', reg.fixture('mlp.onnx'));
+    const packed = await reg.cli('pack', 'mlp@1', '-o', join(reg.work, 'mlp.tar'), '--json');
+    expect(packed.exitCode, packed.stdout).toBe(0);
+    expect(packed.json()).toMatchObject({ ref: 'mlp@1', tags: ['1'], archive: join(reg.work, 'mlp.tar') });
+    await reg.cli('pack', 'mlp@1', '-o', join(reg.work, 'again.tar'));
+    const sha = (f: string) => createHash('sha256').update(readFileSync(join(reg.work, f))).digest('hex');
+    expect(sha('again.tar')).toBe(sha('mlp.tar'));
+
+    const other = await makeRegistry();
+    const imported = await other.cli('import', join(reg.work, 'mlp.tar'), '--json');
+    expect(imported.exitCode, imported.stdout).toBe(0);
+    expect(imported.json()).toMatchObject({ status: 'imported', name: 'mlp', version: 1, manifestDigest: packed.json().manifestDigest });
+    expect(readFileSync(join(other.dir, 'models/mlp/1/manifest.json'))).toEqual(readFileSync(join(reg.dir, 'models/mlp/1/manifest.json')));
+    expect((await other.cli('verify')).exitCode).toBe(0);
+    const renamed = await other.cli('import', join(reg.work, 'mlp.tar'), '--name', 'copy', '--version', '3');
+    expect(renamed.stdout).toContain('as copy@3');
+  });
+
+  it('refuses a tar-slip archive before extracting anything (exit 5)', async () => {
+    const reg = await makeRegistry();
+    const cases: [string, Parameters<typeof rawTar>[0], string][] = [
+      ['dotdot', [{ name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' }, { name: '../escaped.txt', body: 'pwned' }], '../escaped.txt'],
+      ['absolute', [{ name: `${reg.work}/absolute.txt`, body: 'pwned' }], 'absolute.txt'],
+      ['symlink', [{ name: 'blobs/sha256/link', type: '2', link: '/etc/passwd' }], 'is a SymbolicLink'],
+      ['hardlink', [{ name: 'index.json', type: '1', link: '../../etc/passwd' }], 'is a Link'],
+    ];
+    for (const [label, entries, message] of cases) {
+      const file = join(reg.work, `${label}.tar`);
+      writeFileSync(file, rawTar(entries));
+      const r = await reg.cli('import', file, '--json');
+      expect(r.exitCode, label).toBe(5);
+      expect(r.json().error, label).toMatchObject({ code: 'MAAS_ARCHIVE_UNSAFE', message: expect.stringContaining(message) });
+    }
+    expect(existsSync(join(reg.home, 'escaped.txt'))).toBe(false);
+    expect(existsSync(join(reg.work, 'escaped.txt'))).toBe(false);
+    expect(existsSync(join(reg.work, 'absolute.txt'))).toBe(false);
+    expect(existsSync(join(reg.dir, 'models'))).toBe(false);
+    writeFileSync(join(reg.work, 'garbage.tar'), 'not a tar at all');
+    expect((await reg.cli('import', join(reg.work, 'garbage.tar'))).exitCode).toBe(5);
+  });
+});
