@@ -13,6 +13,7 @@ import { predictCommand } from './predict.js';
 import { pullCommand } from './pull.js';
 import { pushCommand } from './push.js';
 import { registerCommand } from './register.js';
+import { remoteCommand } from './remote.js';
 import { rmCommand } from './rm.js';
 import { serveCommand } from './serve.js';
 import { showCommand } from './show.js';
@@ -35,6 +36,7 @@ export const commands: CommandSpec<any>[] = [
   packCommand,
   importCommand,
   loginCommand,
+  remoteCommand,
   predictCommand,
   doctorCommand,
   demoCommand,

@@ -10,11 +10,12 @@ export const pushCommand = defineCommand<PushResult>({
   options: [
     { flags: '--alias', description: 'also tag every alias that points at the version' },
     { flags: '--plain-http', description: 'speak HTTP, not HTTPS, to a registry that is not on loopback' },
+    { flags: '--git', description: "also push the registry's commits and the version's git tag to its git remote" },
   ],
   examples: ['maas push mlp@2 oci://ghcr.io/acme/mlp', 'maas push mlp@prod oci://127.0.0.1:5000/team/mlp --alias --json', 'maas push mlp@2 oci-layout:./export'],
   async run([ref, remote], opts, ctx) {
     const { push } = await import('../remote/transfer.js');
-    return push({ ref: ref!, remote, aliases: Boolean(opts.alias), plainHttp: Boolean(opts.plainHttp), onProgress: byteProgress(ctx) }, registryOptions(ctx));
+    return push({ ref: ref!, remote, aliases: Boolean(opts.alias), plainHttp: Boolean(opts.plainHttp), git: Boolean(opts.git), onProgress: byteProgress(ctx) }, registryOptions(ctx));
   },
   render: renderPush,
 });

@@ -36,11 +36,24 @@ export const serveCommand = defineCommand<ServeResult>({
     { flags: '--insecure', description: 'allow a non-loopback --host without a token' },
     { flags: '--json-logs', description: 'one JSON line per event and request on stderr' },
   ],
-  examples: ['maas serve', 'maas serve mlp@prod --port 8080 --device cuda', 'maas serve mlp --host 0.0.0.0 --token "$MAAS_TOKEN" --json-logs'],
+  examples: ['maas serve', 'maas serve mlp@prod --port 8080 --device cuda', 'maas serve mlp --host 0.0.0.0 --token "$MAAS_TOKEN" --json-logs', 'maas serve oci://registry.example.com/team/mlp:2   # pull (cached by digest), then serve'],
   printsOwnResult: true,
-  async run(models, opts, ctx) {
-    const [{ startServer }, { Registry }, { VERSION }] = await Promise.all([import('../serve/server.js'), import('../registry/registry.js'), import('../core/version.js')]);
-    const registry = registryOptions(ctx);
+  async run(modelArgs, opts, ctx) {
+    let models = modelArgs;
+    const [{ startServer }, { Registry }, { VERSION }, cache] = await Promise.all([
+      import('../serve/server.js'), import('../registry/registry.js'), import('../core/version.js'), import('../remote/cache.js'),
+    ]);
+    let registry = registryOptions(ctx);
+    const remotes = models.filter(cache.isRemoteTarget);
+    if (remotes.length) {
+      if (remotes.length !== models.length) {
+        throw new MaasError('MAAS_USAGE', 'serve takes either registered models or remote references, not both', { hint: 'Run one maas serve per kind.' });
+      }
+      const cached = await cache.pullForServing(remotes, { ...registry, now: ctx.now });
+      for (const p of cached.pulled) ctx.out.info(`${p.status === 'unchanged' ? 'cached' : 'pulled'} ${p.remote} as ${p.ref} (${p.manifestDigest})`);
+      registry = { ...registry, registry: cached.registry };
+      models = cached.refs;
+    }
     const config = (await Registry.open(registry)).config;
     const workers = (opts.workers as number | undefined) ?? 1;
     const server = await startServer({

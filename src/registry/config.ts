@@ -10,6 +10,8 @@ export interface RegistryConfig {
   schemaVersion: 1;
   name: string;
   defaults: { device: Device; remote: string | null };
+  /** named remotes: `maas push mlp@2 prod-registry`. */
+  remotes: Record<string, string>;
 }
 
 export function validateConfig(raw: unknown): { config?: RegistryConfig; errors: string[] } {
@@ -24,8 +26,11 @@ export function validateConfig(raw: unknown): { config?: RegistryConfig; errors:
   if (!DEVICES.includes(device as Device)) errors.push(`defaults.device: expected one of ${DEVICES.join(', ')}, got ${JSON.stringify(device)}`);
   const remote = defaults.remote ?? null;
   if (remote !== null && typeof remote !== 'string') errors.push('defaults.remote: expected a string or null');
+  const remotes = (r.remotes ?? {}) as Record<string, unknown>;
+  if (typeof remotes !== 'object' || Array.isArray(remotes)) errors.push('remotes: expected a mapping of name to oci://... or oci-layout:...');
+  else for (const [name, url] of Object.entries(remotes)) if (typeof url !== 'string') errors.push(`remotes.${name}: expected a string`);
   if (errors.length) return { errors };
-  return { config: { schemaVersion: 1, name: r.name as string, defaults: { device: device as Device, remote: remote as string | null } }, errors };
+  return { config: { schemaVersion: 1, name: r.name as string, defaults: { device: device as Device, remote: remote as string | null }, remotes: remotes as Record<string, string> }, errors };
 }
 
 export function readConfig(path: string): RegistryConfig {

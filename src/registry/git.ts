@@ -158,6 +158,20 @@ export class Git {
     }
   }
 
+  /** Pushes the current branch and the given tags to a git remote (default: the branch's upstream, else origin). */
+  async pushWithTags(tags: string[], remote?: string): Promise<string> {
+    const target = remote ?? ((await this.git.raw(['config', '--get', `branch.${(await this.git.revparse(['--abbrev-ref', 'HEAD'])).trim()}.remote`]).catch(() => '')).trim() || 'origin');
+    try {
+      await this.git.raw(['push', '--quiet', target, 'HEAD', ...tags.map((t) => `refs/tags/${t}`)]);
+    } catch (error) {
+      throw new MaasError('MAAS_REMOTE_REJECTED', `git push to '${target}' failed: ${messageOf(error).trim()}`, {
+        hint: `Check \`git remote -v\` in the registry and that you may push to '${target}'; the OCI push itself succeeded.`,
+        cause: error,
+      });
+    }
+    return target;
+  }
+
   /** Commits that touched `path`, newest first. */
   async log(path: string, limit: number): Promise<{ commit: string; author: string; date: string; subject: string }[]> {
     const raw = await this.git.raw(['log', `-${limit}`, '--format=%H%x00%an%x00%aI%x00%s', '--', path]).catch((error) => {

@@ -1,6 +1,7 @@
 /** `maas push` and `maas pull`: a version to and from an OCI registry or an OCI image layout. */
 import { MaasError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
+import { versionTag } from '../registry/layout.js';
 import { ANNOTATIONS, type Descriptor } from '../registry/manifest.js';
 import { assertModelName, formatRef, parseRef, suggestName } from '../registry/refs.js';
 import { Registry, type RegistryOptions } from '../registry/registry.js';
@@ -9,6 +10,7 @@ import { MANIFEST_MEDIA_TYPE, importArtifact, readArtifact, type ImportResult, t
 import { RegistryClient } from './client.js';
 import { credentialsFor } from './credentials.js';
 import { OciLayout } from './layout.js';
+import { resolveRemoteName } from './named.js';
 import { type RemoteRef, isLoopback, parseRemote, withRepository } from './ref.js';
 
 export interface TransferContext extends RegistryOptions {
@@ -23,6 +25,8 @@ export interface PushOptions {
   /** also tag every alias that points at the version. */
   aliases?: boolean;
   plainHttp?: boolean;
+  /** also push the registry's git commits and the version tag to its git remote. */
+  git?: boolean;
   onProgress?: (label: string, total: number) => OnBytes;
 }
 
@@ -35,6 +39,8 @@ export interface PushResult {
   blobsSkipped: number;
   bytesSent: number;
   durationMs: number;
+  /** the git remote the commits and tag went to, with --git. */
+  gitRemote?: string;
 }
 
 const USER_AGENT = `maas/${VERSION} (${process.platform}-${process.arch}; Node ${process.version})`;
@@ -52,7 +58,8 @@ function clientFor(remote: Extract<RemoteRef, { kind: 'registry' }>, ctx: Transf
 }
 
 function remoteOf(registry: Registry, given: string | undefined): RemoteRef {
-  const text = given ?? registry.config.defaults.remote ?? undefined;
+  const named = given ?? registry.config.defaults.remote ?? undefined;
+  const text = named === undefined ? undefined : resolveRemoteName(named, registry.config.remotes);
   if (!text) {
     throw new MaasError('MAAS_USAGE', 'no remote given and maas.yaml has no defaults.remote', {
       hint: 'Name one: maas push NAME@VERSION oci://HOST/REPOSITORY (or oci-layout:PATH).',
@@ -102,7 +109,9 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
     }
     for (const tag of tags) await client.putManifest(tag, artifact.manifestBytes);
   }
+  const gitRemote = options.git ? await registry.git.pushWithTags([versionTag(name, version)]) : undefined;
   return {
+    ...(gitRemote ? { gitRemote } : {}),
     ref: formatRef(name, version),
     remote: remote.kind === 'layout' ? `oci-layout:${remote.path}` : `oci://${remote.host}/${remote.repository}`,
     manifestDigest: artifact.manifestDigest,
@@ -130,7 +139,7 @@ export interface PullResult extends ImportResult {
 export async function pull(options: PullOptions, ctx: TransferContext): Promise<PullResult> {
   const started = Date.now();
   const registry = await Registry.open(ctx);
-  const remote = parseRemote(options.remote);
+  const remote = parseRemote(resolveRemoteName(options.remote, registry.config.remotes));
   if (!remote.tag) throw new MaasError('MAAS_USAGE', `'${options.remote}' names no tag`, { hint: `Add the version: ${options.remote}:1.` });
   let source: ImportSource & { expectedDigest: string | undefined };
   let defaultName: string;

@@ -1,8 +1,10 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeRegistry } from '../helpers/registry.js';
+import { BIN } from '../helpers/run-cli.js';
 
 /** A ustar archive written byte by byte, so entries can be whatever an attacker likes. */
 function rawTar(entries: { name: string; type?: '0' | '1' | '2' | '5'; body?: string; link?: string }[]): Buffer {
@@ -72,5 +74,68 @@ describe('maas pack / maas import', () => {
     expect(existsSync(join(reg.dir, 'models'))).toBe(false);
     writeFileSync(join(reg.work, 'garbage.tar'), 'not a tar at all');
     expect((await reg.cli('import', join(reg.work, 'garbage.tar'))).exitCode).toBe(5);
+  });
+});
+
+describe('push --git and serving from a remote', () => {
+  it('push --git also sends the commits and the version tag to the git remote', async () => {
+    const reg = await makeRegistry();
+    await reg.cli('register', reg.fixture('mlp.onnx'));
+    const origin = join(reg.home, 'origin.git');
+    execFileSync('git', ['init', '-q', '--bare', origin]);
+    execFileSync('git', ['remote', 'add', 'origin', origin], { cwd: reg.dir });
+    const r = await reg.cli('push', 'mlp@1', `oci-layout:${join(reg.work, 'layout')}`, '--git', '--json');
+    expect(r.exitCode, r.stdout).toBe(0);
+    expect(r.json().gitRemote).toBe('origin');
+    expect(execFileSync('git', ['--git-dir', origin, 'tag'], { encoding: 'utf8' }).trim()).toBe('mlp@v1');
+    expect(execFileSync('git', ['--git-dir', origin, 'log', '--format=%s', 'main'], { encoding: 'utf8' })).toContain('register mlp@1');
+  });
+
+  it('maas serve oci-layout:PATH:TAG pulls into the cache registry, then serves it', async () => {
+    const reg = await makeRegistry();
+    await reg.cli('register', reg.fixture('mlp.onnx'));
+    const layout = join(reg.work, 'layout');
+    await reg.cli('push', 'mlp@1', `oci-layout:${layout}`);
+    const env = { ...reg.env, MAAS_CACHE_DIR: join(reg.home, 'cache') };
+    const child = spawn(process.execPath, [BIN, 'serve', `oci-layout:${layout}:1`, '--port', '0', '--device', 'cpu', '--json'], { cwd: reg.home, env });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes('\n')) resolve(JSON.parse(out).url);
+      });
+      child.once('exit', () => reject(new Error(stderr)));
+    });
+    const res = await fetch(`${url}/v2/models/mlp/infer`, { method: 'POST', body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 1, 1, 1] }] }) });
+    expect(res.status).toBe(200);
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stderr).toContain(`pulled oci-layout:${layout}:1 as mlp@1`);
+    expect(existsSync(join(reg.home, 'cache', 'models/mlp/1/manifest.json'))).toBe(true);
+  });
+});
+
+describe('named remotes', () => {
+  it('adds, uses, lists and removes a remote in maas.yaml, each a commit', async () => {
+    const reg = await makeRegistry();
+    await reg.cli('register', reg.fixture('mlp.onnx'));
+    const layout = join(reg.work, 'named');
+    const added = await reg.cli('remote', 'add', 'offline', `oci-layout:${layout}`);
+    expect(added.exitCode, added.stderr).toBe(0);
+    expect(readFileSync(join(reg.dir, 'maas.yaml'), 'utf8')).toContain(`offline: oci-layout:${layout}`);
+    expect(readFileSync(join(reg.dir, 'maas.yaml'), 'utf8')).toContain('# where `maas push` sends versions'); // comments kept
+    expect((await reg.cli('push', 'mlp@1', 'offline', '--json')).json().remote).toBe(`oci-layout:${layout}`);
+    const other = await makeRegistry();
+    await other.cli('remote', 'add', 'offline', `oci-layout:${layout}`);
+    expect((await other.cli('pull', 'offline:1', '--json')).json()).toMatchObject({ status: 'imported', ref: 'mlp@1' });
+    expect((await reg.cli('remote', 'list', '--json')).json()).toEqual({ remotes: { offline: `oci-layout:${layout}` } });
+    expect((await reg.cli('remote', 'rm', 'offline')).exitCode).toBe(0);
+    expect((await reg.cli('remote', '--json')).json()).toEqual({ remotes: {} });
+    expect(execFileSync('git', ['log', '--format=%s', '-3'], { cwd: reg.dir, encoding: 'utf8' }).trim().split('\n').slice(0, 2)).toEqual(['remote rm offline', 'remote add offline']);
+    expect((await reg.cli('remote', 'add', 'bad', 'ftp://x')).exitCode).toBe(2);
+    expect((await reg.cli('remote', 'rm', 'ghost')).exitCode).toBe(2);
   });
 });

@@ -9,6 +9,7 @@ export function renderPush(r: PushResult, t: Theme): string {
     t.success(`✔ Pushed ${t.ref(r.ref)} to ${r.remote} as ${r.tags.join(', ')}`),
     `  manifest ${r.manifestDigest}`,
     `  ${r.blobs - r.blobsSkipped} of ${r.blobs} blobs sent (${formatBytes(r.bytesSent)}), ${r.blobsSkipped} already there, in ${(r.durationMs / 1000).toFixed(1)} s`,
+    ...(r.gitRemote ? [`  git commits and tag pushed to ${r.gitRemote}`] : []),
   ].join('\n');
 }
 

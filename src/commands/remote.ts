@@ -1,0 +1,26 @@
+import { defineCommand } from '../core/define-command.js';
+import { MaasError } from '../core/errors.js';
+import type { RemotesResult } from '../remote/named.js';
+import { table } from '../ui/format.js';
+import { registryOptions } from './shared.js';
+
+export const remoteCommand = defineCommand<RemotesResult>({
+  name: 'remote',
+  summary: 'name remotes in maas.yaml: remote add NAME URL | remote rm NAME | remote list',
+  args: ['[action]', '[name]', '[url]'],
+  examples: ['maas remote add prod oci://ghcr.io/acme/models', 'maas push mlp@2 prod', 'maas remote list --json'],
+  async run([action = 'list', name, url], _opts, ctx) {
+    const named = await import('../remote/named.js');
+    if (action === 'list') return named.listRemotes(registryOptions(ctx));
+    if ((action !== 'add' && action !== 'rm') || !name) {
+      throw new MaasError('MAAS_USAGE', `'maas remote ${[action, name].filter(Boolean).join(' ')}' is not a remote command`, { hint: 'maas remote add NAME URL | maas remote rm NAME | maas remote list' });
+    }
+    return named.changeRemote({ action, name, url }, registryOptions(ctx));
+  },
+  render: (r, t) => {
+    const head = r.changed ? t.success(`✔ ${r.changed.action === 'add' ? 'Added' : 'Removed'} remote ${r.changed.name}`) : '';
+    const rows = Object.entries(r.remotes);
+    const body = rows.length ? table(rows) : 'No named remotes. Add one with `maas remote add NAME oci://HOST/REPOSITORY`.';
+    return [head, body].filter(Boolean).join('\n');
+  },
+});

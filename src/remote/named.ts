@@ -1,0 +1,48 @@
+/** Named remotes in maas.yaml (`remotes:`), each change a commit like every other registry change. */
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { MaasError } from '../core/errors.js';
+import { CONFIG_FILE } from '../registry/layout.js';
+import { Registry, type RegistryOptions } from '../registry/registry.js';
+import { parseRemote } from './ref.js';
+
+export interface RemotesResult {
+  remotes: Record<string, string>;
+  changed?: { action: 'add' | 'rm'; name: string };
+  commit?: string;
+}
+
+const NAME = /^[a-z][a-z0-9_-]{0,62}$/;
+
+export async function listRemotes(ctx: RegistryOptions): Promise<RemotesResult> {
+  return { remotes: (await Registry.open(ctx)).config.remotes };
+}
+
+export async function changeRemote(options: { action: 'add' | 'rm'; name: string; url?: string | undefined }, ctx: RegistryOptions): Promise<RemotesResult> {
+  if (!NAME.test(options.name)) throw new MaasError('MAAS_USAGE', `'${options.name}' is not a remote name`, { hint: 'Use lowercase letters, digits, - and _, starting with a letter.' });
+  if (options.action === 'add') {
+    if (!options.url) throw new MaasError('MAAS_USAGE', 'remote add needs a URL', { hint: `maas remote add ${options.name} oci://HOST/REPOSITORY` });
+    parseRemote(options.url);
+  }
+  const registry = await Registry.open(ctx);
+  return registry.transact(`remote ${options.action} ${options.name}`, async (tx) => {
+    const doc = parseDocument(readFileSync(registry.layout.config, 'utf8'));
+    if (options.action === 'add') doc.setIn(['remotes', options.name], options.url);
+    else if (!doc.hasIn(['remotes', options.name])) {
+      throw new MaasError('MAAS_USAGE', `no remote named '${options.name}'`, { hint: `Known: ${Object.keys(registry.config.remotes).join(', ') || 'none'}.` });
+    } else doc.deleteIn(['remotes', options.name]);
+    tx.write(CONFIG_FILE, doc.toString());
+    const remotes = { ...registry.config.remotes };
+    if (options.action === 'add') remotes[options.name] = options.url!;
+    else delete remotes[options.name];
+    return { remotes, changed: { action: options.action, name: options.name } };
+  });
+}
+
+/** A remote argument: a name from maas.yaml (optionally `name:tag`), or a reference itself. */
+export function resolveRemoteName(text: string, remotes: Record<string, string>): string {
+  if (remotes[text]) return remotes[text];
+  const colon = text.lastIndexOf(':');
+  const base = colon === -1 ? undefined : remotes[text.slice(0, colon)];
+  return base ? `${base}:${text.slice(colon + 1)}` : text;
+}
