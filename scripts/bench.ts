@@ -8,17 +8,23 @@
  *   liveness /v2/health/live p99 while the large model is saturated
  *   baseline a hand-written node:http server running onnxruntime on its main thread
  *   hash     maas's streamed SHA-256 vs `openssl dgst -sha256` on a warm 1 GiB file
+ *   push     `maas push` of a 1 GiB model to docker-registry on loopback vs a plain loopback
+ *            copy of the same bytes (TCP into a file on the same disk); the CLI's peak RSS
+ *
+ * BENCH_ONLY=serve|hash|push runs one group.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus } from 'node:os';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect, createServer as createNetServer } from 'node:net';
+import { pathToFileURL } from 'node:url';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as ort from 'onnxruntime-node';
 import { modelProto, writeMessage } from '../src/onnx/build.js';
 import { hashFile } from '../src/registry/store.js';
-import { type DeepMlp, deepMlp, randomFloats } from '../fixtures/models.js';
+import { type DeepMlp, deepMlp, largeMatmul, randomFloats } from '../fixtures/models.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const WORK = join(ROOT, '.bench');
@@ -133,23 +139,48 @@ function row(cells: (string | number)[]): string {
   return `| ${cells.map((c) => (typeof c === 'number' ? (Number.isInteger(c) ? String(c) : c.toFixed(2)) : c)).join(' | ')} |`;
 }
 
-async function main(): Promise<void> {
-  if (spawnSync('wrk', ['-v']).error) {
-    console.error('npm run bench needs wrk: apt-get install wrk');
-    process.exit(2);
-  }
-  rmSync(WORK, { recursive: true, force: true });
-  mkdirSync(WORK, { recursive: true });
-  const registry = join(WORK, 'registry');
-  execFileSync(process.execPath, [BIN, 'init', registry, '--yes'], { stdio: 'ignore' });
-  const env = { ...process.env };
-  const results: Record<string, unknown>[] = [];
-  const record = (cell: Record<string, unknown>) => {
-    results.push(cell);
-    console.log(JSON.stringify(cell));
-  };
-  console.error(`bench: ${cpus()[0]?.model}, ${THREADS} cores, node ${process.version}, onnxruntime-node ${ort.env.versions.node}, ${DURATION}s per cell, wrk -t1 -c${CONNECTIONS}`);
+/** Streams a file through a loopback TCP socket into a file on the same disk. */
+async function loopbackCopy(source: string, target: string): Promise<number> {
+  const server = createNetServer((socket) => socket.pipe(createWriteStream(target)));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const started = performance.now();
+  await new Promise<void>((resolveCopy, reject) => {
+    server.on('connection', (socket) => socket.on('close', () => resolveCopy()));
+    const socket = connect((server.address() as { port: number }).port, '127.0.0.1', () => createReadStream(source, { highWaterMark: 1 << 20 }).pipe(socket));
+    socket.on('error', reject);
+  });
+  const seconds = (performance.now() - started) / 1000;
+  server.close();
+  return seconds;
+}
 
+async function benchPush(registry: string, record: (cell: Record<string, unknown>) => void): Promise<void> {
+  if (spawnSync('docker-registry', ['--version']).error) {
+    console.error('push bench skipped: needs docker-registry (apt-get install docker-registry)');
+    return;
+  }
+  const model = join(WORK, 'push-1g.onnx');
+  writeMessage(model, modelProto(largeMatmul(1 << 30, 7)));
+  execFileSync(process.execPath, [BIN, 'register', model, '--name', 'push1g', '--registry', registry], { stdio: 'ignore' });
+  const port = 5000 + Math.floor(Math.random() * 1000);
+  mkdirSync(join(WORK, 'oci-data'), { recursive: true });
+  writeFileSync(join(WORK, 'oci.yml'), `version: 0.1\nlog: { level: error }\nstorage: { filesystem: { rootdirectory: ${join(WORK, 'oci-data')} } }\nhttp: { addr: "127.0.0.1:${port}" }\n`);
+  const oci = spawn('docker-registry', ['serve', join(WORK, 'oci.yml')], { stdio: 'ignore' });
+  await sleep(1000);
+  const bytes = statSync(model).size;
+  const started = performance.now();
+  const cli = pathToFileURL(join(ROOT, 'dist/cli.js')).href;
+  const run = spawnSync(process.execPath, [join(ROOT, 'test/helpers/rss-run.mjs'), cli, 'push', 'push1g@1', `oci://127.0.0.1:${port}/bench/push1g`, '--registry', registry, '--json'], { encoding: 'utf8' });
+  const pushSeconds = (performance.now() - started) / 1000;
+  oci.kill('SIGTERM');
+  if (run.status !== 0) throw new Error(`push failed: ${run.stdout}${run.stderr}`);
+  const copySeconds = await loopbackCopy(model, join(WORK, 'copy.bin'));
+  rmSync(join(WORK, 'copy.bin'));
+  const rssKb = Number(/MAXRSS_KB=(\d+)/.exec(run.stderr)?.[1]);
+  record({ bench: 'push', bytes, pushMBps: bytes / pushSeconds / 1e6, loopbackCopyMBps: bytes / copySeconds / 1e6, ratio: copySeconds / pushSeconds, maxRssMB: rssKb / 1024 });
+}
+
+async function benchServing(registry: string, env: NodeJS.ProcessEnv, record: (cell: Record<string, unknown>) => void): Promise<void> {
   const paths: Record<string, string> = {};
   for (const m of [...MODELS, BASELINE_MODEL]) {
     paths[m.name] = join(WORK, `${m.name}.onnx`);
@@ -200,6 +231,12 @@ async function main(): Promise<void> {
   await ours.stop();
   record({ bench: 'vs-hand-written', model: BASELINE_MODEL.name, rawRunsPerSec: rawBase.runsPerSec, handRps: hand.rps, handOverRaw: hand.rps / rawBase.runsPerSec, handP50: hand.p50, handP99: hand.p99, maasRps: maasBase.rps, maasOverRaw: maasBase.rps / rawBase.runsPerSec, maasP50: maasBase.p50, maasP99: maasBase.p99, ratio: maasBase.rps / hand.rps });
 
+  console.log('\n| model | ms/run raw | raw runs/s | served req/s | served/raw | p50 ms | p99 ms | p99/p50 | --max-batch 1 req/s | its /raw | its p50 | its p99 | errors |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const line of table) console.log(line);
+}
+
+async function benchHash(record: (cell: Record<string, unknown>) => void): Promise<void> {
   const big = join(WORK, 'hash.bin');
   execFileSync('sh', ['-c', `head -c ${1 << 30} /dev/urandom > ${big} && cat ${big} > /dev/null`]);
   let t = performance.now();
@@ -211,10 +248,25 @@ async function main(): Promise<void> {
   rmSync(big);
   record({ bench: 'hash', maasMBps: maasHash / 1e6, opensslMBps: opensslHash / 1e6, ratio: maasHash / opensslHash });
 
-  console.log('\n| model | ms/run raw | raw runs/s | served req/s | served/raw | p50 ms | p99 ms | p99/p50 | --max-batch 1 req/s | its /raw | its p50 | its p99 | errors |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
-  for (const line of table) console.log(line);
-  for (const r of results.filter((r) => r.bench !== 'served-vs-raw')) console.log(JSON.stringify(r));
+}
+
+async function main(): Promise<void> {
+  const only = process.env.BENCH_ONLY;
+  if ((!only || only === 'serve') && spawnSync('wrk', ['-v']).error) {
+    console.error('npm run bench needs wrk: apt-get install wrk (or BENCH_ONLY=hash|push)');
+    process.exit(2);
+  }
+  rmSync(WORK, { recursive: true, force: true });
+  mkdirSync(WORK, { recursive: true });
+  const registry = join(WORK, 'registry');
+  execFileSync(process.execPath, [BIN, 'init', registry, '--yes'], { stdio: 'ignore' });
+  const env = { ...process.env };
+  const record = (cell: Record<string, unknown>) => console.log(JSON.stringify(cell));
+  console.error(`bench: ${cpus()[0]?.model}, ${THREADS} cores, node ${process.version}, onnxruntime-node ${ort.env.versions.node}, ${DURATION}s per cell, wrk -t1 -c${CONNECTIONS}`);
+
+  if (!only || only === 'serve') await benchServing(registry, env, record);
+  if (!only || only === 'hash') await benchHash(record);
+  if (!only || only === 'push') await benchPush(registry, record);
 }
 
 await main();
