@@ -2,7 +2,7 @@ import { text } from 'node:stream/consumers';
 import { defineCommand } from '../core/define-command.js';
 import { MaasError } from '../core/errors.js';
 import type { LoginResult } from '../remote/transfer.js';
-import { registryOptions } from './shared.js';
+import { plainHttpOption, registryOptions } from './shared.js';
 
 export const loginCommand = defineCommand<LoginResult>({
   name: 'login',
@@ -11,7 +11,7 @@ export const loginCommand = defineCommand<LoginResult>({
   options: [
     { flags: '-u, --username <user>', description: 'user name' },
     { flags: '--password-stdin', description: 'read the password from stdin (keeps it out of shell history)' },
-    { flags: '--plain-http', description: 'speak HTTP, not HTTPS, to a registry that is not on loopback' },
+    plainHttpOption,
   ],
   examples: ['echo "$TOKEN" | maas login ghcr.io -u me --password-stdin'],
   async run([host], opts, ctx) {

@@ -2,7 +2,7 @@ import { defineCommand } from '../core/define-command.js';
 import { parseVersion } from '../registry/refs.js';
 import type { PullResult } from '../remote/transfer.js';
 import { renderPull } from '../ui/render/remote.js';
-import { byteProgress, registryOptions } from './shared.js';
+import { byteProgress, plainHttpOption, registryOptions } from './shared.js';
 
 export const pullCommand = defineCommand<PullResult>({
   name: 'pull',
@@ -11,7 +11,7 @@ export const pullCommand = defineCommand<PullResult>({
   options: [
     { flags: '--name <name>', description: 'model name here (default: the name it was pushed with)' },
     { flags: '--version <n>', description: 'version number here (default: the one it was pushed with)', parse: parseVersion },
-    { flags: '--plain-http', description: 'speak HTTP, not HTTPS, to a registry that is not on loopback' },
+    plainHttpOption,
   ],
   examples: ['maas pull oci://ghcr.io/acme/mlp:2', 'maas pull oci-layout:./export:2 --name mlp-copy'],
   async run([remote], opts, ctx) {

@@ -1,7 +1,7 @@
 import { defineCommand } from '../core/define-command.js';
 import type { PushResult } from '../remote/transfer.js';
 import { renderPush } from '../ui/render/remote.js';
-import { byteProgress, registryOptions } from './shared.js';
+import { byteProgress, plainHttpOption, registryOptions } from './shared.js';
 
 export const pushCommand = defineCommand<PushResult>({
   name: 'push',
@@ -9,7 +9,7 @@ export const pushCommand = defineCommand<PushResult>({
   args: ['<ref>', '[remote]'],
   options: [
     { flags: '--alias', description: 'also tag every alias that points at the version' },
-    { flags: '--plain-http', description: 'speak HTTP, not HTTPS, to a registry that is not on loopback' },
+    plainHttpOption,
     { flags: '--git', description: "also push the registry's commits and the version's git tag to its git remote" },
   ],
   examples: ['maas push mlp@2 oci://ghcr.io/acme/mlp', 'maas push mlp@prod oci://127.0.0.1:5000/team/mlp --alias --json', 'maas push mlp@2 oci-layout:./export'],

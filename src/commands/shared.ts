@@ -18,3 +18,6 @@ export function byteProgress(ctx: CommandContext): (label: string, totalBytes: n
     };
   };
 }
+
+/** `--plain-http`, shared by the commands that talk to a registry. */
+export const plainHttpOption = { flags: '--plain-http', description: 'speak HTTP, not HTTPS, to a registry that is not on loopback' };
