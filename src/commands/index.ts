@@ -1,5 +1,6 @@
 /** Every command, in the order `maas --help` lists them. Specs are light; work is imported lazily. */
 import type { CommandSpec } from '../core/define-command.js';
+import { convertCommand } from './convert.js';
 import { demoCommand } from './demo.js';
 import { diffCommand } from './diff.js';
 import { doctorCommand } from './doctor.js';
@@ -30,6 +31,7 @@ export const commands: CommandSpec<any>[] = [
   verifyCommand,
   rmCommand,
   gcCommand,
+  convertCommand,
   serveCommand,
   pushCommand,
   pullCommand,

@@ -1,19 +1,20 @@
 /**
- * Proves onnxruntime can load a model, in a child process: a native crash on a hostile file
- * kills the child, not the CLI. Weights are not optimised, so the check costs one load.
+ * onnxruntime in a child process, for what must not take the CLI down: proving a model loads
+ * (a native crash on a hostile file kills the child, not maas) and writing ORT-optimised graphs.
  */
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { MaasError } from '../core/errors.js';
 
-const CHECK_TIMEOUT_MS = 10 * 60_000;
+const CHILD_TIMEOUT_MS = 10 * 60_000;
 
-/** CommonJS run with `node -e`: argv[1] is onnxruntime-node's entry, argv[2] the model. */
+/** CommonJS run with `node -e`: argv[1] is onnxruntime-node's entry, argv[2] the model, argv[3] the options (JSON). */
 const CHILD_SCRIPT = `
-const [ortPath, modelPath] = process.argv.slice(1);
+const [ortPath, modelPath, optionsJson] = process.argv.slice(1);
 let ort;
 try { ort = require(ortPath); } catch (e) { process.stdout.write(JSON.stringify({ runtime: String(e && e.message || e) })); process.exit(3); }
-ort.InferenceSession.create(modelPath, { graphOptimizationLevel: 'disabled', logSeverityLevel: 3 }).then(
+ort.env.logLevel = 'fatal';
+ort.InferenceSession.create(modelPath, { logSeverityLevel: 4, ...JSON.parse(optionsJson) }).then(
   async (s) => { process.stdout.write(JSON.stringify({ inputs: s.inputNames, outputs: s.outputNames })); await s.release(); process.exit(0); },
   (e) => { process.stdout.write(JSON.stringify({ error: String(e && e.message || e) })); process.exit(2); });
 `;
@@ -34,10 +35,11 @@ function resolveRuntime(): string {
   }
 }
 
-export async function checkLoads(modelPath: string): Promise<LoadCheck> {
-  const child = spawn(process.execPath, ['-e', CHILD_SCRIPT, resolveRuntime(), modelPath], {
+/** Creates one session in a child process with the given options; fails with the reason. */
+async function sessionInChild(modelPath: string, sessionOptions: Record<string, unknown>, action: string): Promise<LoadCheck> {
+  const child = spawn(process.execPath, ['-e', CHILD_SCRIPT, resolveRuntime(), modelPath, JSON.stringify(sessionOptions)], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: CHECK_TIMEOUT_MS,
+    timeout: CHILD_TIMEOUT_MS,
   });
   let stdout = '';
   let stderr = '';
@@ -60,9 +62,25 @@ export async function checkLoads(modelPath: string): Promise<LoadCheck> {
     });
   }
   const why = report.error
-    ?? (signal ? `onnxruntime crashed (${signal}) while loading it` : `the load check exited with code ${code}: ${stderr.trim().split('\n').pop() ?? ''}`);
-  throw new MaasError('MAAS_MODEL_INVALID', `onnxruntime cannot load ${modelPath}: ${why}`, {
+    ?? (signal ? `onnxruntime crashed (${signal}) while loading it` : `the child exited with code ${code}: ${stderr.trim().split('\n').pop() ?? ''}`);
+  throw new MaasError('MAAS_MODEL_INVALID', `onnxruntime cannot ${action} ${modelPath}: ${why}`, {
     hint: 'Check the opset and operators against onnxruntime 1.30, or pass --no-load-check to register a model that needs custom operators.',
     details: { signal, exitCode: code },
   });
+}
+
+/** Loads the model without optimising it: the check costs one load. */
+export function checkLoads(modelPath: string): Promise<LoadCheck> {
+  return sessionInChild(modelPath, { graphOptimizationLevel: 'disabled' }, 'load');
+}
+
+export const OPTIMIZE_LEVELS = ['basic', 'extended'] as const;
+export type OptimizeLevel = (typeof OPTIMIZE_LEVELS)[number];
+
+/**
+ * onnxruntime's own graph optimiser, saved through the session's optimized-model file option.
+ * Only `basic` and `extended`: `all` adds layout rewrites tied to the machine that ran them.
+ */
+export async function optimizeModel(input: string, output: string, level: OptimizeLevel): Promise<void> {
+  await sessionInChild(input, { graphOptimizationLevel: level, optimizedModelFilePath: output }, 'optimise');
 }

@@ -207,6 +207,12 @@ export class ProtoWriter {
     return this;
   }
 
+  /** A field whose value is already encoded for its wire type (fixed32/fixed64 copies). */
+  raw(number: number, wireType: number, value: Buffer): this {
+    this.parts.push(varintBytes((number << 3) | wireType), value);
+    return this;
+  }
+
   bytes(number: number, value: Buffer | StreamedBytes): this {
     this.parts.push(varintBytes((number << 3) | WIRE.bytes), varintBytes(partLength(value)), value);
     return this;

@@ -1,0 +1,34 @@
+import { defineCommand } from '../core/define-command.js';
+import { MaasError } from '../core/errors.js';
+import { OPTIMIZE_LEVELS, type OptimizeLevel } from '../onnx/load-check.js';
+import type { ConvertResult } from '../onnx/convert.js';
+import { renderConvert } from '../ui/render/convert.js';
+import { registryOptions } from './shared.js';
+
+function tolerance(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new MaasError('MAAS_USAGE', `--tolerance expects a number ≥ 0, got '${value}'`, { hint: 'For example --tolerance 0.02 (2% of the largest output value).' });
+  return n;
+}
+
+export const convertCommand = defineCommand<ConvertResult>({
+  name: 'convert',
+  summary: 'optimise and/or quantise a model to int8, and prove the outputs still match',
+  args: ['<source>'],
+  options: [
+    { flags: '--optimize <level>', description: "onnxruntime's graph optimiser: basic or extended", choices: OPTIMIZE_LEVELS },
+    { flags: '--int8', description: 'int8 weights for MatMul/Gemm/Conv (per-channel), about 4× smaller' },
+    { flags: '--tolerance <x>', description: 'largest accepted max |Δ| / max |original| over all outputs (int8: 0.05)', parse: tolerance },
+    { flags: '--force', description: 'keep the result even beyond the tolerance' },
+    { flags: '-o, --output <file>', description: 'where to write (default: SOURCE.int8.onnx here)' },
+  ],
+  examples: ['maas convert model.onnx --int8', 'maas convert mlp@2 --optimize extended --int8 -o mlp-int8.onnx --json'],
+  async run([source], opts, ctx) {
+    const { convertModel } = await import('../onnx/convert.js');
+    return convertModel(
+      { source: source!, output: opts.output as string | undefined, optimize: opts.optimize as OptimizeLevel | undefined, int8: Boolean(opts.int8), tolerance: opts.tolerance as number | undefined, force: Boolean(opts.force) },
+      registryOptions(ctx),
+    );
+  },
+  render: renderConvert,
+});

@@ -1,0 +1,95 @@
+/**
+ * Proof that a converted model still answers the same: original and converted run on the same
+ * seeded inputs (generated from the signature) and every output is compared.
+ */
+import { availableParallelism } from 'node:os';
+import { seededRandom } from '../core/random.js';
+import { ModelRuntime } from '../serve/runtime.js';
+import { type OrtType, type TensorData, type WireTensor, ortTypeOfOnnx } from '../serve/tensors.js';
+import type { Signature } from './inspect.js';
+
+export interface OutputAccuracy {
+  name: string;
+  maxAbsError: number;
+  /** max |converted - original| / max |original|: scale-free. */
+  normalizedError: number;
+  cosine: number;
+}
+
+export interface AccuracyReport {
+  samples: number;
+  outputs: OutputAccuracy[];
+  /** the largest normalizedError over all outputs. */
+  worst: number;
+  tolerance: number;
+  passed: boolean;
+}
+
+/** Inputs for one sample: symbolic dims become 2, unknown ones 1; values seeded per dtype. */
+export function sampleFeeds(signature: Signature, seed: number): Record<string, WireTensor> {
+  const next = seededRandom(seed);
+  const feeds: Record<string, WireTensor> = {};
+  for (const input of signature.inputs) {
+    const type = ortTypeOfOnnx(input.dtype) as OrtType;
+    const dims = (input.shape ?? []).map((d) => (typeof d === 'number' ? d : d === null ? 1 : 2));
+    const n = dims.reduce((a, b) => a * b, 1);
+    let data: TensorData;
+    if (type === 'float32') data = Float32Array.from({ length: n }, () => next() * 2 - 1);
+    else if (type === 'float64') data = Float64Array.from({ length: n }, () => next() * 2 - 1);
+    else if (type === 'int64') data = BigInt64Array.from({ length: n }, () => BigInt(Math.floor(next() * 8)));
+    else if (type === 'int32') data = Int32Array.from({ length: n }, () => Math.floor(next() * 8));
+    else if (type === 'bool') data = Uint8Array.from({ length: n }, () => (next() < 0.5 ? 1 : 0));
+    else if (type === 'string') data = Array.from({ length: n }, (_, i) => `sample-${i}`);
+    else data = new Uint8Array(n);
+    feeds[input.name] = { type, dims, data };
+  }
+  return feeds;
+}
+
+function compare(name: string, a: WireTensor, b: WireTensor): OutputAccuracy {
+  const x = Array.from(a.data as Float32Array, Number);
+  const y = Array.from(b.data as Float32Array, Number);
+  let maxAbs = 0;
+  let maxRef = 0;
+  let dot = 0;
+  let nx = 0;
+  let ny = 0;
+  for (let i = 0; i < x.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(x[i]! - (y[i] ?? NaN)));
+    maxRef = Math.max(maxRef, Math.abs(x[i]!));
+    dot += x[i]! * y[i]!;
+    nx += x[i]! * x[i]!;
+    ny += y[i]! * y[i]!;
+  }
+  const cosine = nx === 0 && ny === 0 ? 1 : dot / (Math.sqrt(nx) * Math.sqrt(ny) || 1);
+  return { name, maxAbsError: maxAbs, normalizedError: maxRef > 0 ? maxAbs / maxRef : maxAbs, cosine };
+}
+
+/** Runs both models on `samples` seeded inputs and compares every output. */
+export async function compareModels(original: string, converted: string, signature: Signature, options: { samples?: number; tolerance: number }): Promise<AccuracyReport> {
+  const samples = options.samples ?? 4;
+  const runtimeOptions = { device: 'cpu' as const, workers: 1, threads: availableParallelism(), maxBatch: 1, batchDelayMs: 0, maxQueue: samples };
+  const [a, b] = await Promise.all([
+    ModelRuntime.load({ name: 'original', version: 0, signature, modelPath: original }, runtimeOptions),
+    ModelRuntime.load({ name: 'converted', version: 0, signature, modelPath: converted }, runtimeOptions),
+  ]);
+  try {
+    const worst = new Map<string, OutputAccuracy>();
+    const outputs = signature.outputs.map((o) => o.name);
+    for (let s = 0; s < samples; s++) {
+      const feeds = sampleFeeds(signature, 1234 + s);
+      const copy = (): Record<string, WireTensor> => Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { ...t, data: t.data.slice() as TensorData }]));
+      const [ra, rb] = await Promise.all([a.infer({ feeds: copy(), outputs }), b.infer({ feeds: copy(), outputs })]);
+      for (const name of outputs) {
+        const c = compare(name, ra[name]!, rb[name]!);
+        const prev = worst.get(name);
+        if (!prev || c.normalizedError > prev.normalizedError) worst.set(name, { ...c, cosine: Math.min(c.cosine, prev?.cosine ?? 1) });
+      }
+    }
+    const list = [...worst.values()];
+    const worstError = Math.max(0, ...list.map((o) => o.normalizedError));
+    return { samples, outputs: list, worst: worstError, tolerance: options.tolerance, passed: worstError <= options.tolerance };
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * `maas convert`: optimise and/or quantise a model, then prove it: original and converted run
+ * on the same seeded inputs and a conversion beyond tolerance is refused (exit 8) unless forced.
+ */
+import { copyFileSync, existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, extname, join, resolve } from 'node:path';
+import { MaasError } from '../core/errors.js';
+import { parseRef } from '../registry/refs.js';
+import { Registry, type RegistryOptions } from '../registry/registry.js';
+import { hashFile } from '../registry/store.js';
+import { modelPath } from '../serve/model-files.js';
+import { type AccuracyReport, compareModels } from './accuracy.js';
+import { inspectModel } from './inspect.js';
+import { type OptimizeLevel, optimizeModel } from './load-check.js';
+import { type QuantizeReport, quantizeInt8 } from './quantize.js';
+
+export interface ConvertOptions {
+  source: string;
+  output?: string | undefined;
+  optimize?: OptimizeLevel | undefined;
+  int8?: boolean;
+  /** largest accepted normalized error (max |Δ| / max |original|) over every output. */
+  tolerance?: number | undefined;
+  force?: boolean;
+}
+
+export interface ConvertResult {
+  source: { path: string; digest: string; size: number; graphFingerprint: string };
+  output: { path: string; digest: string; size: number; graphFingerprint: string };
+  steps: string[];
+  quantize: QuantizeReport | undefined;
+  accuracy: AccuracyReport;
+  forced: boolean;
+}
+
+/** The default tolerance per conversion: int8 weights move outputs by around a percent. */
+const DEFAULT_TOLERANCE = { int8: 0.05, optimize: 1e-4 };
+
+const PYTHON_FORMATS: Record<string, string> = {
+  '.pt': 'pip install torch onnx  # then export with torch.onnx.export(model, example_inputs, "model.onnx")',
+  '.pth': 'pip install torch onnx  # then export with torch.onnx.export(model, example_inputs, "model.onnx")',
+  '.pb': 'pip install tf2onnx  # then: python -m tf2onnx.convert --saved-model DIR --output model.onnx',
+  '.h5': 'pip install tf2onnx  # then: python -m tf2onnx.convert --keras model.h5 --output model.onnx',
+  '.keras': 'pip install tf2onnx  # then: python -m tf2onnx.convert --keras model.keras --output model.onnx',
+  '.tflite': 'pip install tf2onnx  # then: python -m tf2onnx.convert --tflite model.tflite --output model.onnx',
+};
+
+/** A file path, or NAME@VERSION in the registry. */
+async function sourcePath(source: string, ctx: RegistryOptions): Promise<string> {
+  const path = resolve(ctx.cwd, source);
+  if (existsSync(path)) return path;
+  if (!/^[a-z0-9][a-z0-9._-]*(@[a-z0-9]+)?$/.test(source)) {
+    throw new MaasError('MAAS_FILE_NOT_FOUND', `${source} does not exist`, { hint: 'Pass an .onnx file or a registered NAME@VERSION.' });
+  }
+  const registry = await Registry.open(ctx);
+  const { name, version } = registry.resolve(parseRef(source));
+  return modelPath(registry, registry.readVersion(name, version));
+}
+
+export async function convertModel(options: ConvertOptions, ctx: RegistryOptions): Promise<ConvertResult> {
+  if (!options.int8 && !options.optimize) {
+    throw new MaasError('MAAS_USAGE', 'nothing to do: name a conversion', { hint: 'Pass --int8 and/or --optimize basic|extended.' });
+  }
+  const ext = extname(options.source).toLowerCase();
+  if (PYTHON_FORMATS[ext]) {
+    throw new MaasError('MAAS_MODEL_INVALID', `${basename(options.source)} is not ONNX; maas converts ONNX models and does not run Python exporters yet`, {
+      hint: `Export it to ONNX first: ${PYTHON_FORMATS[ext]}`,
+    });
+  }
+  const input = await sourcePath(options.source, ctx);
+  const info = inspectModel(input);
+  const output = resolve(ctx.cwd, options.output ?? `${basename(input, '.onnx')}.${[options.optimize, options.int8 ? 'int8' : undefined].filter(Boolean).join('.')}.onnx`);
+  const work = mkdtempSync(join(tmpdir(), 'maas-convert-'));
+  try {
+    let current = input;
+    const steps: string[] = [];
+    if (options.optimize) {
+      const next = join(work, 'optimized.onnx');
+      await optimizeModel(current, next, options.optimize);
+      current = next;
+      steps.push(`optimize ${options.optimize}`);
+    }
+    let quantize: QuantizeReport | undefined;
+    if (options.int8) {
+      const next = join(work, 'int8.onnx');
+      quantize = quantizeInt8(current, next);
+      current = next;
+      steps.push('int8 weights (per-channel, DequantizeLinear)');
+    }
+    const tolerance = options.tolerance ?? (options.int8 ? DEFAULT_TOLERANCE.int8 : DEFAULT_TOLERANCE.optimize);
+    const accuracy = await compareModels(input, current, info.signature, { tolerance });
+    if (!accuracy.passed && !options.force) {
+      throw new MaasError('MAAS_ACCURACY_FAILED', `the converted model differs by ${accuracy.worst.toPrecision(3)} (normalized max error), above the tolerance ${tolerance}`, {
+        hint: 'Nothing was written. Raise --tolerance if that is acceptable, or pass --force to keep it anyway.',
+        details: { accuracy },
+      });
+    }
+    renameOrCopy(current, output);
+    const [src, out] = await Promise.all([hashFile(input), hashFile(output)]);
+    return {
+      source: { path: input, ...src, graphFingerprint: info.graphFingerprint },
+      output: { path: output, ...out, graphFingerprint: inspectModel(output).graphFingerprint },
+      steps,
+      quantize,
+      accuracy,
+      forced: !accuracy.passed,
+    };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Moves the result into place; across filesystems, copies next to the target and renames. */
+function renameOrCopy(from: string, to: string): void {
+  try {
+    renameSync(from, to);
+  } catch {
+    const temp = `${to}.tmp-${process.pid}`;
+    copyFileSync(from, temp);
+    renameSync(temp, to);
+  }
+}

@@ -1,0 +1,78 @@
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { deepMlp, writeModel } from '../../fixtures/models.js';
+import { inspectModel } from '../../src/onnx/inspect.js';
+import { quantizePerChannel } from '../../src/onnx/quantize.js';
+import { makeRegistry } from '../helpers/registry.js';
+
+describe('quantizePerChannel', () => {
+  it('scales each output channel by its own max and rounds into [-127, 127]', () => {
+    const { q, scales } = quantizePerChannel(Float32Array.from([1, -0.5, 0.25, 2, -1, 0]), [3, 2], 1);
+    expect(Array.from(scales)).toEqual([Math.fround(1 / 127), Math.fround(2 / 127)]);
+    expect(Array.from(q)).toEqual([127, -32, 32, 127, -127, 0]);
+  });
+});
+
+describe('maas convert --int8 / --optimize', () => {
+  it('quarters the weights, loads in onnxruntime, stays within tolerance, keeps the signature', async () => {
+    const reg = await makeRegistry();
+    const source = writeModel(reg.work, 'deep.onnx', deepMlp({ input: 64, hidden: 256, layers: 3, output: 8, seed: 5 }));
+    const r = await reg.cli('convert', source, '--int8', '-o', join(reg.work, 'deep.int8.onnx'), '--json');
+    expect(r.exitCode, r.stdout).toBe(0);
+    const result = r.json();
+    expect(result.quantize.quantized.map((w: { name: string; axis: number }) => `${w.name}:${w.axis}`)).toEqual(['w0:1', 'w1:1', 'w2:1']);
+    expect(result.output.size).toBeLessThan(result.source.size * 0.3);
+    expect(result.accuracy).toMatchObject({ passed: true, tolerance: 0.05, samples: 4 });
+    expect(result.accuracy.outputs[0].cosine).toBeGreaterThan(0.999);
+    const before = inspectModel(source);
+    const after = inspectModel(join(reg.work, 'deep.int8.onnx'));
+    expect(after.graphFingerprint).not.toBe(before.graphFingerprint);
+    expect(after.signature).toEqual(before.signature);
+    expect(after.precisions[0]).toBe('int8');
+    const session = await ort.InferenceSession.create(join(reg.work, 'deep.int8.onnx'));
+    expect(session.inputNames).toEqual(['input']);
+    const human = await reg.cli('convert', source, '--int8', '-o', join(reg.work, 'again.onnx'));
+    expect(human.stdout).toMatch(/size {9}\d+\.\d+ KB → \d+\.\d+ KB \(0\.2\d×\)/);
+  });
+
+  it('refuses a conversion beyond tolerance (exit 8) and writes nothing, unless --force', async () => {
+    const reg = await makeRegistry();
+    const source = writeModel(reg.work, 'm.onnx', deepMlp({ input: 32, hidden: 64, layers: 2, output: 4 }));
+    const out = join(reg.work, 'strict.onnx');
+    const refused = await reg.cli('convert', source, '--int8', '--tolerance', '0', '-o', out, '--json');
+    expect(refused.exitCode).toBe(8);
+    expect(refused.json().error).toMatchObject({ code: 'MAAS_ACCURACY_FAILED', details: { accuracy: { passed: false, tolerance: 0 } } });
+    expect(existsSync(out)).toBe(false);
+    const forced = await reg.cli('convert', source, '--int8', '--tolerance', '0', '--force', '-o', out, '--json');
+    expect(forced.exitCode).toBe(0);
+    expect(forced.json().forced).toBe(true);
+    expect(existsSync(out)).toBe(true);
+  });
+
+  it('optimizes with onnxruntime and converts registered versions and external-data models', async () => {
+    const reg = await makeRegistry();
+    await reg.cli('register', reg.fixture('mlp.onnx'));
+    const optimized = await reg.cli('convert', 'mlp@1', '--optimize', 'basic', '-o', join(reg.work, 'opt.onnx'), '--json');
+    expect(optimized.exitCode, optimized.stdout).toBe(0);
+    expect(optimized.json()).toMatchObject({ steps: ['optimize basic'], accuracy: { passed: true } });
+    reg.fixture('mlp_external.onnx.data');
+    const external = await reg.cli('convert', reg.fixture('mlp_external.onnx'), '--int8', '-o', join(reg.work, 'ext.int8.onnx'), '--json');
+    expect(external.exitCode, external.stdout).toBe(0);
+    expect(inspectModel(join(reg.work, 'ext.int8.onnx')).externalDataFiles).toEqual([]); // weights inlined: the file stands alone
+    expect(statSync(join(reg.work, 'ext.int8.onnx')).size).toBeGreaterThan(0);
+  });
+
+  it('names the exporter to install for a non-ONNX source (exit 7) and refuses a model with nothing to quantize', async () => {
+    const reg = await makeRegistry();
+    writeFileSync(join(reg.work, 'model.pt'), 'torch');
+    const torch = await reg.cli('convert', join(reg.work, 'model.pt'), '--int8');
+    expect(torch.exitCode).toBe(7);
+    expect(torch.stderr).toContain('torch.onnx.export');
+    const nothing = await reg.cli('convert', reg.fixture('multi_io.onnx'), '--int8');
+    expect(nothing.exitCode).toBe(7);
+    expect(nothing.stderr).toContain('nothing to quantize');
+    expect((await reg.cli('convert', reg.fixture('mlp.onnx'))).exitCode).toBe(2);
+  });
+});
