@@ -1,15 +1,8 @@
 import { defineCommand } from '../core/define-command.js';
-import { MaasError } from '../core/errors.js';
 import { OPTIMIZE_LEVELS, type OptimizeLevel } from '../onnx/load-check.js';
 import type { ConvertResult } from '../onnx/convert.js';
 import { renderConvert } from '../ui/render/convert.js';
-import { registryOptions } from './shared.js';
-
-function tolerance(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new MaasError('MAAS_USAGE', `--tolerance expects a number ≥ 0, got '${value}'`, { hint: 'For example --tolerance 0.02 (2% of the largest output value).' });
-  return n;
-}
+import { registryOptions, tolerance } from './shared.js';
 
 export const convertCommand = defineCommand<ConvertResult>({
   name: 'convert',

@@ -1,8 +1,9 @@
 import { defineCommand } from '../core/define-command.js';
+import { OPTIMIZE_LEVELS, type OptimizeLevel } from '../onnx/load-check.js';
 import { assertAlias, parseVersion } from '../registry/refs.js';
 import type { RegisterResult } from '../registry/register.js';
 import { renderRegister } from '../ui/render/registry.js';
-import { byteProgress, registryOptions } from './shared.js';
+import { byteProgress, registryOptions, tolerance } from './shared.js';
 
 export const registerCommand = defineCommand<RegisterResult>({
   name: 'register',
@@ -14,6 +15,10 @@ export const registerCommand = defineCommand<RegisterResult>({
     { flags: '--alias <alias>', description: 'also point this alias (e.g. prod) at the version', parse: (a) => (assertAlias(a), a) },
     { flags: '-m, --message <text>', description: 'a note stored with the version' },
     { flags: '--no-load-check', description: 'skip loading the model in onnxruntime (custom operators)' },
+    { flags: '--optimize <level>', description: "register onnxruntime's optimised graph (basic or extended); the original is recorded as its source", choices: OPTIMIZE_LEVELS },
+    { flags: '--int8', description: 'register int8 weights (per-channel); refused beyond --tolerance unless --force' },
+    { flags: '--tolerance <x>', description: 'largest accepted max |Δ| / max |original| for a conversion (int8: 0.05)', parse: tolerance },
+    { flags: '--force', description: 'register a conversion even beyond the tolerance' },
   ],
   examples: ['maas register model.onnx', 'maas register resnet.onnx --name resnet --version 2 --alias staging -m "retrained on v2 data"'],
   async run([file], opts, ctx) {
@@ -26,6 +31,7 @@ export const registerCommand = defineCommand<RegisterResult>({
         alias: opts.alias as string | undefined,
         message: opts.message as string | undefined,
         loadCheck: opts.loadCheck as boolean,
+        convert: { optimize: opts.optimize as OptimizeLevel | undefined, int8: Boolean(opts.int8), tolerance: opts.tolerance as number | undefined, force: Boolean(opts.force) },
         onProgress: byteProgress(ctx),
       },
       registryOptions(ctx),

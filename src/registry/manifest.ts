@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { MaasError } from '../core/errors.js';
+import type { AccuracyReport } from '../onnx/accuracy.js';
 import { type ModelInfo, modelPackPrecisions, paramSize } from '../onnx/inspect.js';
 import type { BlobRef } from './store.js';
 
@@ -50,6 +51,15 @@ export interface OnnxMetadata extends ModelInfo {
   /** whether onnxruntime loaded the model at register time. */
   loadChecked: boolean;
   message?: string;
+  /** set when the version was converted at register time: what from, how, and the proof. */
+  conversion?: ConversionRecord;
+}
+
+export interface ConversionRecord {
+  source: { file: string; digest: string; size: number; graphFingerprint: string };
+  steps: string[];
+  accuracy: AccuracyReport;
+  forced: boolean;
 }
 
 export interface ModelFile extends BlobRef {

@@ -66,6 +66,8 @@ export interface ShowResult extends VersionSummary {
   precisions: string[];
   loadChecked: boolean;
   message: string | undefined;
+  /** how the version was converted at register time, and the accuracy proof. */
+  conversion: OnnxMetadata['conversion'];
   tag: string;
   registeredBy: { author: string; email: string; date: string; commit: string } | undefined;
 }
@@ -96,6 +98,7 @@ export async function showModel(options: { ref: string }, ctx: RegistryOptions):
     precisions: onnx.precisions,
     loadChecked: onnx.loadChecked,
     message: onnx.message,
+    conversion: onnx.conversion,
     tag,
     registeredBy: tagInfo && { author: tagInfo.author, email: tagInfo.email, date: tagInfo.date, commit: tagInfo.commit },
   };

@@ -1,11 +1,13 @@
 /** `maas register`: check, fingerprint and store an ONNX file as an immutable version. */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { MaasError } from '../core/errors.js';
 import { checkLoads } from '../onnx/load-check.js';
 import { inspectModel, type ModelInfo, type Signature } from '../onnx/inspect.js';
 import { versionTag } from './layout.js';
-import { ANNOTATIONS, buildVersion, digestOf, type ModelFile } from './manifest.js';
+import type { ConvertOptions } from '../onnx/convert.js';
+import { ANNOTATIONS, type ConversionRecord, type ModelFile, type OnnxMetadata, buildVersion, digestOf } from './manifest.js';
 import { assertAlias, assertModelName, formatRef, suggestName } from './refs.js';
 import { Registry, type RegistryOptions } from './registry.js';
 import type { OnBytes } from './store.js';
@@ -18,6 +20,8 @@ export interface RegisterOptions {
   message?: string | undefined;
   /** load the model in onnxruntime before accepting it (default true). */
   loadCheck?: boolean;
+  /** convert before registering; the original is recorded as the version's source. */
+  convert?: Pick<ConvertOptions, 'optimize' | 'int8' | 'tolerance' | 'force'> | undefined;
   /** called with (label, doneBytes, totalBytes) while blobs are copied in. */
   onProgress?: (label: string, totalBytes: number) => OnBytes;
 }
@@ -83,89 +87,113 @@ function sameFiles(a: readonly { digest: string; path: string }[], b: readonly {
   return a.length === b.length && a.every((f, i) => f.digest === b[i]?.digest && f.path === b[i]?.path);
 }
 
+/** Runs the requested conversion into a scratch folder; the converted file is what gets registered. */
+async function converted(original: string, convert: RegisterOptions['convert'], ctx: RegistryOptions): Promise<{ path: string; conversion: ConversionRecord | undefined; cleanup: () => void }> {
+  if (!convert || (!convert.int8 && !convert.optimize)) return { path: original, conversion: undefined, cleanup: () => {} };
+  const { convertModel } = await import('../onnx/convert.js');
+  const dir = mkdtempSync(join(tmpdir(), 'maas-register-'));
+  const suffix = [convert.optimize, convert.int8 ? 'int8' : undefined].filter(Boolean).join('.');
+  try {
+    const result = await convertModel({ source: original, output: join(dir, `${basename(original, '.onnx')}.${suffix}.onnx`), ...convert }, ctx);
+    return {
+      path: result.output.path,
+      conversion: { source: { file: basename(original), digest: result.source.digest, size: result.source.size, graphFingerprint: result.source.graphFingerprint }, steps: result.steps, accuracy: result.accuracy, forced: result.forced },
+      cleanup: () => rmSync(dir, { recursive: true, force: true }),
+    };
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
 export async function registerModel(options: RegisterOptions, ctx: RegistryOptions): Promise<RegisterResult> {
-  const path = checkedFile(options.file, ctx.cwd);
-  const name = options.name ?? suggestName(basename(path));
+  const original = checkedFile(options.file, ctx.cwd);
+  const name = options.name ?? suggestName(basename(original));
   assertModelName(name);
   if (options.alias !== undefined) assertAlias(options.alias);
   const registry = await Registry.open(ctx);
 
-  const info = inspect(path);
-  const loadChecked = options.loadCheck ?? true;
-  if (loadChecked) await checkLoads(path);
+  const { path, conversion, cleanup } = await converted(original, options.convert, ctx);
+  try {
+    const info = inspect(path);
+    const loadChecked = options.loadCheck ?? true;
+    if (loadChecked) await checkLoads(path);
 
-  const modelDir = dirname(path);
-  const sources = [{ path: basename(path), source: path }, ...info.externalDataFiles.map((f) => ({ path: f, source: join(modelDir, f) }))];
-  const ingest = async () => {
-    const files: ModelFile[] = [];
-    for (const { path: inArtifact, source } of sources) {
-      const total = statSync(source).size;
-      const onBytes = options.onProgress?.(`Storing ${inArtifact}`, total);
-      files.push({ path: inArtifact, ...(await registry.store.ingest(source, onBytes)) });
-    }
-    return files;
-  };
-  // Copy outside the lock: other writers wait only for the commit.
-  let files = await ingest();
-  const onnx = { ...info, modelFile: basename(path), loadChecked, ...(options.message ? { message: options.message } : {}) };
-
-  const subject = (r: RegisterResult) => (r.status === 'unchanged' ? `tag ${r.ref} as ${r.alias}` : `register ${r.ref}${r.alias ? ` as ${r.alias}` : ''}`);
-  return registry.transact(subject, async (tx) => {
-    // A concurrent `maas gc` may have dropped blobs no manifest referenced yet.
-    if (!files.every((f) => registry.store.has(f))) files = await ingest();
-    const existing = registry.versions(name).map((v) => registry.readVersion(name, v));
-    const requested = options.version;
-    const same = existing.find((v) => sameFiles(v.manifest.layers.map((l) => ({ digest: l.digest, path: l.annotations?.[ANNOTATIONS.filepath] ?? '' })), files));
-    const clash = requested === undefined ? undefined : existing.find((v) => v.version === requested);
-    if (clash && clash !== same) {
-      throw new MaasError('MAAS_VERSION_CONFLICT', `${formatRef(name, requested!)} already exists with other bytes`, {
-        hint: `Versions are immutable. Register this file as a new version (omit --version, or --version ${Math.max(...existing.map((v) => v.version)) + 1}).`,
-        details: { existing: clash.manifest.layers[0]?.digest, new: files[0]?.digest },
-      });
-    }
-    const removed = registry.removedVersions(name);
-    if (requested !== undefined && removed.has(requested) && removed.get(requested) !== files[0]?.digest) {
-      throw new MaasError('MAAS_VERSION_CONFLICT', `${formatRef(name, requested)} was removed and held other bytes; version numbers are not reused`, {
-        hint: 'Omit --version to take the next free number.',
-      });
-    }
-    const reuse = same && (requested === undefined || requested === same.version) ? same : undefined;
-    const version = reuse?.version ?? requested ?? Math.max(0, ...existing.map((v) => v.version), ...removed.keys()) + 1;
-    const at = registry.now().toISOString();
-
-    if (options.alias !== undefined) {
-      const aliases = registry.aliases(name);
-      if (aliases[options.alias] !== version) {
-        const previous = aliases[options.alias];
-        registry.stageAliases(tx, name, { ...aliases, [options.alias]: version });
-        tx.record({ at, action: 'tag', model: name, version, alias: options.alias, ...(previous === undefined ? {} : { previous }) });
+    const modelDir = dirname(path);
+    const sources = [{ path: basename(path), source: path }, ...info.externalDataFiles.map((f) => ({ path: f, source: join(modelDir, f) }))];
+    const ingest = async () => {
+      const files: ModelFile[] = [];
+      for (const { path: inArtifact, source } of sources) {
+        const total = statSync(source).size;
+        const onBytes = options.onProgress?.(`Storing ${inArtifact}`, total);
+        files.push({ path: inArtifact, ...(await registry.store.ingest(source, onBytes)) });
       }
-    }
-    const base = { name, version, ref: formatRef(name, version), tag: versionTag(name, version), alias: options.alias, loadChecked, signature: info.signature, graphFingerprint: info.graphFingerprint };
-    if (reuse) {
+      return files;
+    };
+    // Copy outside the lock: other writers wait only for the commit.
+    let files = await ingest();
+    const onnx: OnnxMetadata = { ...info, modelFile: basename(path), loadChecked, ...(options.message ? { message: options.message } : {}), ...(conversion ? { conversion } : {}) };
+
+    const subject = (r: RegisterResult) => (r.status === 'unchanged' ? `tag ${r.ref} as ${r.alias}` : `register ${r.ref}${r.alias ? ` as ${r.alias}` : ''}`);
+    return registry.transact(subject, async (tx) => {
+      // A concurrent `maas gc` may have dropped blobs no manifest referenced yet.
+      if (!files.every((f) => registry.store.has(f))) files = await ingest();
+      const existing = registry.versions(name).map((v) => registry.readVersion(name, v));
+      const requested = options.version;
+      const same = existing.find((v) => sameFiles(v.manifest.layers.map((l) => ({ digest: l.digest, path: l.annotations?.[ANNOTATIONS.filepath] ?? '' })), files));
+      const clash = requested === undefined ? undefined : existing.find((v) => v.version === requested);
+      if (clash && clash !== same) {
+        throw new MaasError('MAAS_VERSION_CONFLICT', `${formatRef(name, requested!)} already exists with other bytes`, {
+          hint: `Versions are immutable. Register this file as a new version (omit --version, or --version ${Math.max(...existing.map((v) => v.version)) + 1}).`,
+          details: { existing: clash.manifest.layers[0]?.digest, new: files[0]?.digest },
+        });
+      }
+      const removed = registry.removedVersions(name);
+      if (requested !== undefined && removed.has(requested) && removed.get(requested) !== files[0]?.digest) {
+        throw new MaasError('MAAS_VERSION_CONFLICT', `${formatRef(name, requested)} was removed and held other bytes; version numbers are not reused`, {
+          hint: 'Omit --version to take the next free number.',
+        });
+      }
+      const reuse = same && (requested === undefined || requested === same.version) ? same : undefined;
+      const version = reuse?.version ?? requested ?? Math.max(0, ...existing.map((v) => v.version), ...removed.keys()) + 1;
+      const at = registry.now().toISOString();
+
+      if (options.alias !== undefined) {
+        const aliases = registry.aliases(name);
+        if (aliases[options.alias] !== version) {
+          const previous = aliases[options.alias];
+          registry.stageAliases(tx, name, { ...aliases, [options.alias]: version });
+          tx.record({ at, action: 'tag', model: name, version, alias: options.alias, ...(previous === undefined ? {} : { previous }) });
+        }
+      }
+      const base = { name, version, ref: formatRef(name, version), tag: versionTag(name, version), alias: options.alias, loadChecked, signature: info.signature, graphFingerprint: info.graphFingerprint };
+      if (reuse) {
+        return {
+          ...base,
+          status: 'unchanged' as const,
+          digest: reuse.manifest.layers[0]!.digest,
+          manifestDigest: reuse.manifestDigest,
+          size: reuse.manifest.layers.reduce((n, l) => n + l.size, 0),
+          files,
+          loadChecked: reuse.onnx.loadChecked,
+        };
+      }
+      const built = buildVersion({ name, version, created: at, files, onnx });
+      const dir = registry.layout.versionDir(name, version);
+      tx.write(`${dir}/config.json`, built.configBytes);
+      tx.write(`${dir}/manifest.json`, built.manifestBytes);
+      tx.record({ at, action: 'register', model: name, version, digest: files[0]!.digest });
+      tx.tag(versionTag(name, version));
       return {
         ...base,
-        status: 'unchanged' as const,
-        digest: reuse.manifest.layers[0]!.digest,
-        manifestDigest: reuse.manifestDigest,
-        size: reuse.manifest.layers.reduce((n, l) => n + l.size, 0),
+        status: 'registered' as const,
+        digest: files[0]!.digest,
+        manifestDigest: digestOf(built.manifestBytes),
+        size: files.reduce((n, f) => n + f.size, 0),
         files,
-        loadChecked: reuse.onnx.loadChecked,
       };
-    }
-    const built = buildVersion({ name, version, created: at, files, onnx });
-    const dir = registry.layout.versionDir(name, version);
-    tx.write(`${dir}/config.json`, built.configBytes);
-    tx.write(`${dir}/manifest.json`, built.manifestBytes);
-    tx.record({ at, action: 'register', model: name, version, digest: files[0]!.digest });
-    tx.tag(versionTag(name, version));
-    return {
-      ...base,
-      status: 'registered' as const,
-      digest: files[0]!.digest,
-      manifestDigest: digestOf(built.manifestBytes),
-      size: files.reduce((n, f) => n + f.size, 0),
-      files,
-    };
-  });
+    });
+  } finally {
+    cleanup();
+  }
 }

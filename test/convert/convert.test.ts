@@ -76,3 +76,27 @@ describe('maas convert --int8 / --optimize', () => {
     expect((await reg.cli('convert', reg.fixture('mlp.onnx'))).exitCode).toBe(2);
   });
 });
+
+describe('maas register --int8', () => {
+  it('registers the converted model with its source digest and accuracy report, shown by maas show', async () => {
+    const reg = await makeRegistry();
+    const source = writeModel(reg.work, 'deep.onnx', deepMlp({ input: 64, hidden: 256, layers: 3, output: 8, seed: 9 }));
+    const r = await reg.cli('register', source, '--name', 'deep', '--optimize', 'basic', '--int8', '--json');
+    expect(r.exitCode, r.stdout).toBe(0);
+    const show = (await reg.cli('show', 'deep@1', '--json')).json();
+    expect(show.conversion).toMatchObject({
+      source: { file: 'deep.onnx', digest: expect.stringMatching(/^sha256:/), graphFingerprint: inspectModel(source).graphFingerprint },
+      steps: ['optimize basic', 'int8 weights (per-channel, DequantizeLinear)'],
+      accuracy: { passed: true, samples: 4, tolerance: 0.05 },
+      forced: false,
+    });
+    expect(show.files[0].path).toBe('deep.basic.int8.onnx');
+    expect(show.size).toBeLessThan(statSync(source).size * 0.3);
+    const human = (await reg.cli('show', 'deep')).stdout;
+    expect(human).toContain('converted    from deep.onnx');
+    expect(human).toMatch(/accuracy {5}worst normalized error \S+ \(tolerance 0\.05\), cosine ≥ 0\.99\d+ on 4 seeded inputs/);
+    const refused = await reg.cli('register', source, '--name', 'deep', '--int8', '--tolerance', '0');
+    expect(refused.exitCode).toBe(8);
+    expect((await reg.cli('list', 'deep', '--json')).json().models[0].versions).toHaveLength(1);
+  });
+});

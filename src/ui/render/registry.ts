@@ -74,6 +74,12 @@ export function renderShow(r: ShowResult, t: Theme): string {
     `  producer     ${[r.producer.name, r.producer.version].filter(Boolean).join(' ') || t.dim('unknown')}`,
     `  registered   ${r.registeredBy ? `${r.registeredBy.date} by ${r.registeredBy.author} <${r.registeredBy.email}> (git tag ${r.tag})` : t.warn(`git tag ${r.tag} missing`)}`,
     ...(r.message ? [`  message      ${r.message}`] : []),
+    ...(r.conversion
+      ? [
+          `  converted    from ${r.conversion.source.file} (${r.conversion.source.digest}, ${formatBytes(r.conversion.source.size)}): ${r.conversion.steps.join(', ')}`,
+          `  accuracy     worst normalized error ${r.conversion.accuracy.worst.toExponential(2)} (tolerance ${r.conversion.accuracy.tolerance}${r.conversion.forced ? ', forced' : ''}), cosine ≥ ${Math.min(...r.conversion.accuracy.outputs.map((o) => o.cosine)).toFixed(6)} on ${r.conversion.accuracy.samples} seeded inputs`,
+        ]
+      : []),
     ...(r.loadChecked ? [] : [t.warn('  not load-checked at register time')]),
     '  signature',
     ...renderSignature(r.signature, t).map((l) => `  ${l}`),
