@@ -10,6 +10,8 @@ export const convertCommand = defineCommand<ConvertResult>({
   args: ['<source>'],
   options: [
     { flags: '--optimize <level>', description: "onnxruntime's graph optimiser: basic or extended", choices: OPTIMIZE_LEVELS },
+    { flags: '--fp16', description: 'float16 weights and math (ops without float16 kernels stay float32 behind Casts), about 2× smaller' },
+    { flags: '--keep-io-types', description: 'with --fp16: inputs and outputs stay float32' },
     { flags: '--int8', description: 'int8 weights for MatMul/Gemm/Conv (per-channel), about 4× smaller' },
     { flags: '--tolerance <x>', description: 'largest accepted max |Δ| / max |original| over all outputs (int8: 0.05)', parse: tolerance },
     { flags: '--force', description: 'keep the result even beyond the tolerance' },
@@ -19,7 +21,7 @@ export const convertCommand = defineCommand<ConvertResult>({
   async run([source], opts, ctx) {
     const { convertModel } = await import('../onnx/convert.js');
     return convertModel(
-      { source: source!, output: opts.output as string | undefined, optimize: opts.optimize as OptimizeLevel | undefined, int8: Boolean(opts.int8), tolerance: opts.tolerance as number | undefined, force: Boolean(opts.force) },
+      { source: source!, output: opts.output as string | undefined, optimize: opts.optimize as OptimizeLevel | undefined, int8: Boolean(opts.int8), fp16: Boolean(opts.fp16), keepIoTypes: Boolean(opts.keepIoTypes), tolerance: opts.tolerance as number | undefined, force: Boolean(opts.force) },
       registryOptions(ctx),
     );
   },

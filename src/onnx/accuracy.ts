@@ -5,8 +5,9 @@
 import { availableParallelism } from 'node:os';
 import { seededRandom } from '../core/random.js';
 import { ModelRuntime } from '../serve/runtime.js';
-import { type OrtType, type TensorData, type WireTensor, ortTypeOfOnnx } from '../serve/tensors.js';
-import type { Signature } from './inspect.js';
+import { type OrtType, type TensorData, type WireTensor, halfToNumber, ortTypeOfOnnx } from '../serve/tensors.js';
+import { toHalf } from './fp16.js';
+import { type Signature, inspectModel } from './inspect.js';
 
 export interface OutputAccuracy {
   name: string;
@@ -46,9 +47,26 @@ export function sampleFeeds(signature: Signature, seed: number): Record<string, 
   return feeds;
 }
 
+/** Numbers of a float tensor; float16 arrives as raw bits. */
+function numbers(t: WireTensor): number[] {
+  return t.type === 'float16' ? Array.from(t.data as Uint16Array, halfToNumber) : Array.from(t.data as Float32Array, Number);
+}
+
+/** The same sample for a model whose inputs became float16. */
+function asInputsOf(feeds: Record<string, WireTensor>, signature: Signature): Record<string, WireTensor> {
+  const out: Record<string, WireTensor> = {};
+  for (const [name, t] of Object.entries(feeds)) {
+    const wanted = signature.inputs.find((i) => i.name === name)?.dtype;
+    out[name] = wanted === 'float16' && t.type === 'float32'
+      ? { type: 'float16', dims: t.dims, data: Uint16Array.from(t.data as Float32Array, toHalf) }
+      : { ...t, data: t.data.slice() as TensorData };
+  }
+  return out;
+}
+
 function compare(name: string, a: WireTensor, b: WireTensor): OutputAccuracy {
-  const x = Array.from(a.data as Float32Array, Number);
-  const y = Array.from(b.data as Float32Array, Number);
+  const x = numbers(a);
+  const y = numbers(b);
   let maxAbs = 0;
   let maxRef = 0;
   let dot = 0;
@@ -69,17 +87,17 @@ function compare(name: string, a: WireTensor, b: WireTensor): OutputAccuracy {
 export async function compareModels(original: string, converted: string, signature: Signature, options: { samples?: number; tolerance: number }): Promise<AccuracyReport> {
   const samples = options.samples ?? 4;
   const runtimeOptions = { device: 'cpu' as const, workers: 1, threads: availableParallelism(), maxBatch: 1, batchDelayMs: 0, maxQueue: samples };
+  const convertedSignature = inspectModel(converted).signature;
   const [a, b] = await Promise.all([
     ModelRuntime.load({ name: 'original', version: 0, signature, modelPath: original }, runtimeOptions),
-    ModelRuntime.load({ name: 'converted', version: 0, signature, modelPath: converted }, runtimeOptions),
+    ModelRuntime.load({ name: 'converted', version: 0, signature: convertedSignature, modelPath: converted }, runtimeOptions),
   ]);
   try {
     const worst = new Map<string, OutputAccuracy>();
     const outputs = signature.outputs.map((o) => o.name);
     for (let s = 0; s < samples; s++) {
       const feeds = sampleFeeds(signature, 1234 + s);
-      const copy = (): Record<string, WireTensor> => Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { ...t, data: t.data.slice() as TensorData }]));
-      const [ra, rb] = await Promise.all([a.infer({ feeds: copy(), outputs }), b.infer({ feeds: copy(), outputs })]);
+      const [ra, rb] = await Promise.all([a.infer({ feeds: asInputsOf(feeds, signature), outputs }), b.infer({ feeds: asInputsOf(feeds, convertedSignature), outputs })]);
       for (const name of outputs) {
         const c = compare(name, ra[name]!, rb[name]!);
         const prev = worst.get(name);

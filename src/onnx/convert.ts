@@ -13,6 +13,7 @@ import { modelPath } from '../serve/model-files.js';
 import { type AccuracyReport, compareModels } from './accuracy.js';
 import { inspectModel } from './inspect.js';
 import { type OptimizeLevel, optimizeModel } from './load-check.js';
+import { type Fp16Report, convertFloat16 } from './fp16.js';
 import { type QuantizeReport, quantizeInt8 } from './quantize.js';
 
 export interface ConvertOptions {
@@ -20,6 +21,9 @@ export interface ConvertOptions {
   output?: string | undefined;
   optimize?: OptimizeLevel | undefined;
   int8?: boolean;
+  fp16?: boolean;
+  /** with fp16: inputs and outputs stay float32, with Casts at the boundaries. */
+  keepIoTypes?: boolean;
   /** largest accepted normalized error (max |Δ| / max |original|) over every output. */
   tolerance?: number | undefined;
   force?: boolean;
@@ -30,12 +34,13 @@ export interface ConvertResult {
   output: { path: string; digest: string; size: number; graphFingerprint: string };
   steps: string[];
   quantize: QuantizeReport | undefined;
+  fp16: Fp16Report | undefined;
   accuracy: AccuracyReport;
   forced: boolean;
 }
 
 /** The default tolerance per conversion: int8 weights move outputs by around a percent. */
-const DEFAULT_TOLERANCE = { int8: 0.05, optimize: 1e-4 };
+const DEFAULT_TOLERANCE = { int8: 0.05, fp16: 0.01, optimize: 1e-4 };
 
 const PYTHON_FORMATS: Record<string, string> = {
   '.pt': 'pip install torch onnx  # then export with torch.onnx.export(model, example_inputs, "model.onnx")',
@@ -59,8 +64,11 @@ async function sourcePath(source: string, ctx: RegistryOptions): Promise<string>
 }
 
 export async function convertModel(options: ConvertOptions, ctx: RegistryOptions): Promise<ConvertResult> {
-  if (!options.int8 && !options.optimize) {
-    throw new MaasError('MAAS_USAGE', 'nothing to do: name a conversion', { hint: 'Pass --int8 and/or --optimize basic|extended.' });
+  if (!options.int8 && !options.optimize && !options.fp16) {
+    throw new MaasError('MAAS_USAGE', 'nothing to do: name a conversion', { hint: 'Pass --optimize basic|extended, --fp16 or --int8.' });
+  }
+  if (options.int8 && options.fp16) {
+    throw new MaasError('MAAS_USAGE', '--int8 and --fp16 are alternatives', { hint: 'Pick one: int8 weights (about 4× smaller) or float16 (about 2×, computes in float16).' });
   }
   const ext = extname(options.source).toLowerCase();
   if (PYTHON_FORMATS[ext]) {
@@ -70,7 +78,7 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
   }
   const input = await sourcePath(options.source, ctx);
   const info = inspectModel(input);
-  const output = resolve(ctx.cwd, options.output ?? `${basename(input, '.onnx')}.${[options.optimize, options.int8 ? 'int8' : undefined].filter(Boolean).join('.')}.onnx`);
+  const output = resolve(ctx.cwd, options.output ?? `${basename(input, '.onnx')}.${conversionSuffix(options)}.onnx`);
   const work = mkdtempSync(join(tmpdir(), 'maas-convert-'));
   try {
     let current = input;
@@ -81,6 +89,13 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
       current = next;
       steps.push(`optimize ${options.optimize}`);
     }
+    let fp16: Fp16Report | undefined;
+    if (options.fp16) {
+      const next = join(work, 'fp16.onnx');
+      fp16 = convertFloat16(current, next, { keepIoTypes: Boolean(options.keepIoTypes) });
+      current = next;
+      steps.push(`fp16${options.keepIoTypes ? ' (float32 inputs and outputs)' : ''}`);
+    }
     let quantize: QuantizeReport | undefined;
     if (options.int8) {
       const next = join(work, 'int8.onnx');
@@ -88,7 +103,7 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
       current = next;
       steps.push('int8 weights (per-channel, DequantizeLinear)');
     }
-    const tolerance = options.tolerance ?? (options.int8 ? DEFAULT_TOLERANCE.int8 : DEFAULT_TOLERANCE.optimize);
+    const tolerance = options.tolerance ?? (options.int8 ? DEFAULT_TOLERANCE.int8 : options.fp16 ? DEFAULT_TOLERANCE.fp16 : DEFAULT_TOLERANCE.optimize);
     const accuracy = await compareModels(input, current, info.signature, { tolerance });
     if (!accuracy.passed && !options.force) {
       throw new MaasError('MAAS_ACCURACY_FAILED', `the converted model differs by ${accuracy.worst.toPrecision(3)} (normalized max error), above the tolerance ${tolerance}`, {
@@ -103,12 +118,18 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
       output: { path: output, ...out, graphFingerprint: inspectModel(output).graphFingerprint },
       steps,
       quantize,
+      fp16,
       accuracy,
       forced: !accuracy.passed,
     };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** `basic.int8`, `fp16`...: what a converted file's name says about it. */
+export function conversionSuffix(options: Pick<ConvertOptions, 'optimize' | 'int8' | 'fp16'>): string {
+  return [options.optimize, options.fp16 ? 'fp16' : undefined, options.int8 ? 'int8' : undefined].filter(Boolean).join('.');
 }
 
 /** Moves the result into place; across filesystems, copies next to the target and renames. */

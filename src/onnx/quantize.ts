@@ -55,7 +55,7 @@ function candidates(graph: GraphRef, opset: number): { weights: Map<string, { op
 }
 
 /** Reads a tensor's float32 values: raw_data, float_data or external data. */
-function readFloats(source: ByteSource, tensor: TensorRef, modelDir: string): Float32Array {
+export function readFloats(source: ByteSource, tensor: TensorRef, modelDir: string): Float32Array {
   const data = tensor.data;
   if (data.kind === 'raw') {
     const bytes = source.read(data.span.offset, data.span.length);
@@ -100,7 +100,7 @@ export function quantizePerChannel(values: Float32Array, dims: number[], axis: n
 }
 
 /** Copies a field as it is, streaming long byte fields from the source. */
-function copyField(writer: ProtoWriter, source: ByteSource, field: Field): void {
+export function copyField(writer: ProtoWriter, source: ByteSource, field: Field): void {
   if (field.wireType === WIRE.varint) writer.varint(field.number, field.int);
   else if (field.wireType === WIRE.bytes) {
     const { offset, length } = field.span;

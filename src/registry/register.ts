@@ -21,7 +21,7 @@ export interface RegisterOptions {
   /** load the model in onnxruntime before accepting it (default true). */
   loadCheck?: boolean;
   /** convert before registering; the original is recorded as the version's source. */
-  convert?: Pick<ConvertOptions, 'optimize' | 'int8' | 'tolerance' | 'force'> | undefined;
+  convert?: Pick<ConvertOptions, 'optimize' | 'int8' | 'fp16' | 'keepIoTypes' | 'tolerance' | 'force'> | undefined;
   /** called with (label, doneBytes, totalBytes) while blobs are copied in. */
   onProgress?: (label: string, totalBytes: number) => OnBytes;
 }
@@ -89,10 +89,10 @@ function sameFiles(a: readonly { digest: string; path: string }[], b: readonly {
 
 /** Runs the requested conversion into a scratch folder; the converted file is what gets registered. */
 async function converted(original: string, convert: RegisterOptions['convert'], ctx: RegistryOptions): Promise<{ path: string; conversion: ConversionRecord | undefined; cleanup: () => void }> {
-  if (!convert || (!convert.int8 && !convert.optimize)) return { path: original, conversion: undefined, cleanup: () => {} };
-  const { convertModel } = await import('../onnx/convert.js');
+  if (!convert || (!convert.int8 && !convert.optimize && !convert.fp16)) return { path: original, conversion: undefined, cleanup: () => {} };
+  const { convertModel, conversionSuffix } = await import('../onnx/convert.js');
   const dir = mkdtempSync(join(tmpdir(), 'maas-register-'));
-  const suffix = [convert.optimize, convert.int8 ? 'int8' : undefined].filter(Boolean).join('.');
+  const suffix = conversionSuffix(convert);
   try {
     const result = await convertModel({ source: original, output: join(dir, `${basename(original, '.onnx')}.${suffix}.onnx`), ...convert }, ctx);
     return {

@@ -5,6 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { deepMlp, writeModel } from '../../fixtures/models.js';
 import { inspectModel } from '../../src/onnx/inspect.js';
 import { quantizePerChannel } from '../../src/onnx/quantize.js';
+import { toHalf } from '../../src/onnx/fp16.js';
+import { DataType } from '../../src/onnx/dtypes.js';
+import { valueInfoProto } from '../../src/onnx/build.js';
+import { halfToNumber } from '../../src/serve/tensors.js';
 import { makeRegistry } from '../helpers/registry.js';
 
 describe('quantizePerChannel', () => {
@@ -98,5 +102,58 @@ describe('maas register --int8', () => {
     const refused = await reg.cli('register', source, '--name', 'deep', '--int8', '--tolerance', '0');
     expect(refused.exitCode).toBe(8);
     expect((await reg.cli('list', 'deep', '--json')).json().models[0].versions).toHaveLength(1);
+  });
+});
+
+describe('maas convert --fp16', () => {
+  it('halves the weights, keeps float32 IO with --keep-io-types, and stays within tolerance', async () => {
+    const reg = await makeRegistry();
+    const source = writeModel(reg.work, 'deep.onnx', deepMlp({ input: 64, hidden: 256, layers: 3, output: 8, seed: 5 }));
+    const r = await reg.cli('convert', source, '--fp16', '--keep-io-types', '-o', join(reg.work, 'deep.fp16.onnx'), '--json');
+    expect(r.exitCode, r.stdout).toBe(0);
+    const result = r.json();
+    expect(result.fp16).toMatchObject({ float16Nodes: 5, float32Nodes: [], initializers: 3 });
+    expect(result.output.size).toBeLessThan(result.source.size * 0.55);
+    expect(result.output.size).toBeGreaterThan(result.source.size * 0.45);
+    expect(result.accuracy).toMatchObject({ passed: true, tolerance: 0.01 });
+    const before = inspectModel(source);
+    const after = inspectModel(join(reg.work, 'deep.fp16.onnx'));
+    expect(after.signature).toEqual(before.signature);
+    expect(after.graphFingerprint).not.toBe(before.graphFingerprint);
+    expect(after.precisions).toEqual(['float16']);
+  });
+
+  it('changes the IO types without --keep-io-types, which maas diff calls breaking', async () => {
+    const reg = await makeRegistry();
+    const source = writeModel(reg.work, 'deep.onnx', deepMlp({ input: 16, hidden: 32, layers: 2, output: 4 }));
+    await reg.cli('register', source, '--name', 'deep');
+    const r = await reg.cli('register', source, '--name', 'deep', '--fp16', '--json');
+    expect(r.exitCode, r.stdout).toBe(0);
+    expect(r.json().signature.inputs[0].dtype).toBe('float16');
+    const diff = await reg.cli('diff', 'deep@1', 'deep@2', '--fail-on-breaking');
+    expect(diff.exitCode).toBe(8);
+    expect(diff.stdout).toContain("BREAKING input 'input' dtype float32 → float16");
+  });
+
+  it('leaves ops without float16 kernels in float32 behind Casts', async () => {
+    const reg = await makeRegistry();
+    const model = deepMlp({ input: 8, hidden: 16, layers: 2, output: 4 });
+    model.graph.nodes.push({ op: 'Greater', inputs: ['output', 'threshold'], outputs: ['positive'] });
+    model.graph.initializers.push({ name: 'threshold', dataType: DataType.FLOAT, dims: [], raw: Buffer.alloc(4) });
+    model.graph.outputs.push(valueInfoProto('positive', DataType.BOOL, ['batch', 4]));
+    const source = writeModel(reg.work, 'mixed.onnx', model);
+    const r = await reg.cli('convert', source, '--fp16', '--keep-io-types', '-o', join(reg.work, 'mixed.fp16.onnx'), '--json');
+    expect(r.exitCode, r.stdout).toBe(0);
+    expect(r.json().fp16.float32Nodes).toEqual([{ op: 'Greater', count: 1 }]);
+    expect(r.json().fp16.casts).toBeGreaterThanOrEqual(3);
+    expect(r.json().accuracy.outputs.map((o: { name: string }) => o.name)).toEqual(['output', 'positive']);
+  });
+
+  it('rounds to the nearest float16', () => {
+    for (const v of [0, 1, -2, 0.5, 65504]) expect(halfToNumber(toHalf(v))).toBe(v);
+    expect(halfToNumber(toHalf(3.14159))).toBe(3.140625); // nearer than 3.142578
+    expect(halfToNumber(toHalf(1e-7))).toBeCloseTo(1.19e-7, 9); // subnormal
+    expect(toHalf(70000)).toBe(0x7c00);
+    expect(toHalf(-0)).toBe(0x8000);
   });
 });
