@@ -11,7 +11,9 @@
  *   push     `maas push` of a 1 GiB model to docker-registry on loopback vs a plain loopback
  *            copy of the same bytes (TCP into a file on the same disk); the CLI's peak RSS
  *
- * BENCH_ONLY=serve|hash|push runs one group.
+ *   convert  size and raw latency of original vs optimized / fp16 / int8, medium and large
+ *
+ * BENCH_ONLY=serve|hash|push|convert runs one group.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -250,6 +252,26 @@ async function benchHash(record: (cell: Record<string, unknown>) => void): Promi
 
 }
 
+async function benchConvert(record: (cell: Record<string, unknown>) => void): Promise<void> {
+  const variants: [string, string[]][] = [['optimized', ['--optimize', 'extended']], ['fp16', ['--fp16', '--keep-io-types']], ['int8', ['--int8']]];
+  console.log('\n| model | variant | size MB | ×size | ms/run | ×latency | worst normalized error |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const m of MODELS.slice(1)) {
+    const original = join(WORK, `${m.name}-convert.onnx`);
+    writeMessage(original, modelProto(deepMlp(m)));
+    const base = { size: statSync(original).size, ms: (await rawRunsPerSecond(original, m)).msPerRun };
+    console.log(row([m.name, 'original', base.size / 1e6, 1, base.ms, 1, '-']));
+    for (const [variant, flags] of variants) {
+      const out = join(WORK, `${m.name}.${variant}.onnx`);
+      const json = execFileSync(process.execPath, [BIN, 'convert', original, ...flags, '-o', out, '--json'], { encoding: 'utf8', cwd: WORK });
+      const result = JSON.parse(json) as { output: { size: number }; accuracy: { worst: number } };
+      const ms = (await rawRunsPerSecond(out, m)).msPerRun;
+      record({ bench: 'convert', model: m.name, variant, sizeBytes: result.output.size, sizeRatio: result.output.size / base.size, msPerRun: ms, latencyRatio: ms / base.ms, worstError: result.accuracy.worst });
+      console.log(row([m.name, variant, result.output.size / 1e6, result.output.size / base.size, ms, ms / base.ms, result.accuracy.worst.toExponential(2)]));
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const only = process.env.BENCH_ONLY;
   if ((!only || only === 'serve') && spawnSync('wrk', ['-v']).error) {
@@ -267,6 +289,7 @@ async function main(): Promise<void> {
   if (!only || only === 'serve') await benchServing(registry, env, record);
   if (!only || only === 'hash') await benchHash(record);
   if (!only || only === 'push') await benchPush(registry, record);
+  if (!only || only === 'convert') await benchConvert(record);
 }
 
 await main();
