@@ -14,6 +14,7 @@ export const convertCommand = defineCommand<ConvertResult>({
     { flags: '--keep-io-types', description: 'with --fp16: inputs and outputs stay float32' },
     { flags: '--int8', description: 'int8 weights for MatMul/Gemm/Conv (per-channel), about 4× smaller' },
     { flags: '--tolerance <x>', description: 'largest accepted max |Δ| / max |original| over all outputs (int8: 0.05)', parse: tolerance },
+    { flags: '--samples <file>', description: 'KServe v2 infer request(s) to compare on, besides 4 seeded inputs' },
     { flags: '--force', description: 'keep the result even beyond the tolerance' },
     { flags: '-o, --output <file>', description: 'where to write (default: SOURCE.int8.onnx here)' },
   ],
@@ -21,7 +22,7 @@ export const convertCommand = defineCommand<ConvertResult>({
   async run([source], opts, ctx) {
     const { convertModel } = await import('../onnx/convert.js');
     return convertModel(
-      { source: source!, output: opts.output as string | undefined, optimize: opts.optimize as OptimizeLevel | undefined, int8: Boolean(opts.int8), fp16: Boolean(opts.fp16), keepIoTypes: Boolean(opts.keepIoTypes), tolerance: opts.tolerance as number | undefined, force: Boolean(opts.force) },
+      { source: source!, output: opts.output as string | undefined, optimize: opts.optimize as OptimizeLevel | undefined, int8: Boolean(opts.int8), fp16: Boolean(opts.fp16), keepIoTypes: Boolean(opts.keepIoTypes), tolerance: opts.tolerance as number | undefined, samples: opts.samples as string | undefined, force: Boolean(opts.force) },
       registryOptions(ctx),
     );
   },

@@ -84,8 +84,15 @@ function compare(name: string, a: WireTensor, b: WireTensor): OutputAccuracy {
 }
 
 /** Runs both models on `samples` seeded inputs and compares every output. */
-export async function compareModels(original: string, converted: string, signature: Signature, options: { samples?: number; tolerance: number }): Promise<AccuracyReport> {
-  const samples = options.samples ?? 4;
+export async function compareModels(
+  original: string,
+  converted: string,
+  signature: Signature,
+  options: { samples?: number; tolerance: number; extraSamples?: Record<string, WireTensor>[] },
+): Promise<AccuracyReport> {
+  const seededCount = options.samples ?? 4;
+  const inputs = [...Array.from({ length: seededCount }, (_, s) => sampleFeeds(signature, 1234 + s)), ...(options.extraSamples ?? [])];
+  const samples = inputs.length;
   const runtimeOptions = { device: 'cpu' as const, workers: 1, threads: availableParallelism(), maxBatch: 1, batchDelayMs: 0, maxQueue: samples };
   const convertedSignature = inspectModel(converted).signature;
   const [a, b] = await Promise.all([
@@ -95,8 +102,7 @@ export async function compareModels(original: string, converted: string, signatu
   try {
     const worst = new Map<string, OutputAccuracy>();
     const outputs = signature.outputs.map((o) => o.name);
-    for (let s = 0; s < samples; s++) {
-      const feeds = sampleFeeds(signature, 1234 + s);
+    for (const feeds of inputs) {
       const [ra, rb] = await Promise.all([a.infer({ feeds: asInputsOf(feeds, signature), outputs }), b.infer({ feeds: asInputsOf(feeds, convertedSignature), outputs })]);
       for (const name of outputs) {
         const c = compare(name, ra[name]!, rb[name]!);

@@ -2,7 +2,7 @@
  * `maas convert`: optimise and/or quantise a model, then prove it: original and converted run
  * on the same seeded inputs and a conversion beyond tolerance is refused (exit 8) unless forced.
  */
-import { copyFileSync, existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, extname, join, resolve } from 'node:path';
 import { MaasError } from '../core/errors.js';
@@ -11,7 +11,9 @@ import { Registry, type RegistryOptions } from '../registry/registry.js';
 import { hashFile } from '../registry/store.js';
 import { modelPath } from '../serve/model-files.js';
 import { type AccuracyReport, compareModels } from './accuracy.js';
-import { inspectModel } from './inspect.js';
+import { type Signature, inspectModel } from './inspect.js';
+import { parseInferRequest } from '../serve/kserve.js';
+import type { WireTensor } from '../serve/tensors.js';
 import { type OptimizeLevel, optimizeModel } from './load-check.js';
 import { type Fp16Report, convertFloat16 } from './fp16.js';
 import { type QuantizeReport, quantizeInt8 } from './quantize.js';
@@ -24,6 +26,8 @@ export interface ConvertOptions {
   fp16?: boolean;
   /** with fp16: inputs and outputs stay float32, with Casts at the boundaries. */
   keepIoTypes?: boolean;
+  /** a file of KServe v2 infer requests (one, or an array) to compare on, besides the seeded inputs. */
+  samples?: string | undefined;
   /** largest accepted normalized error (max |Δ| / max |original|) over every output. */
   tolerance?: number | undefined;
   force?: boolean;
@@ -104,7 +108,7 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
       steps.push('int8 weights (per-channel, DequantizeLinear)');
     }
     const tolerance = options.tolerance ?? (options.int8 ? DEFAULT_TOLERANCE.int8 : options.fp16 ? DEFAULT_TOLERANCE.fp16 : DEFAULT_TOLERANCE.optimize);
-    const accuracy = await compareModels(input, current, info.signature, { tolerance });
+    const accuracy = await compareModels(input, current, info.signature, { tolerance, extraSamples: options.samples ? readSamples(resolve(ctx.cwd, options.samples), info.signature) : [] });
     if (!accuracy.passed && !options.force) {
       throw new MaasError('MAAS_ACCURACY_FAILED', `the converted model differs by ${accuracy.worst.toPrecision(3)} (normalized max error), above the tolerance ${tolerance}`, {
         hint: 'Nothing was written. Raise --tolerance if that is acceptable, or pass --force to keep it anyway.',
@@ -125,6 +129,17 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** User samples: KServe v2 infer requests, checked against the model's signature like the server does. */
+function readSamples(path: string, signature: Signature): Record<string, WireTensor>[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new MaasError('MAAS_USAGE', `--samples ${path} is not readable JSON: ${(error as Error).message}`, { hint: 'Give a KServe v2 infer request, or an array of them.' });
+  }
+  return (Array.isArray(parsed) ? parsed : [parsed]).map((request) => parseInferRequest(Buffer.from(JSON.stringify(request)), undefined, signature).feeds);
 }
 
 /** `basic.int8`, `fp16`...: what a converted file's name says about it. */

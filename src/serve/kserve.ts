@@ -51,7 +51,7 @@ export function checkAgainstSpec(spec: TensorSpec | undefined, name: string, dat
     throw badInput(`input '${name}' has datatype ${datatype}, the model expects ${expected ? kserveDatatype(expected) : spec.dtype}`);
   }
   const mismatch = shapeMismatch(dims, spec.shape);
-  if (mismatch) throw badInput(`input '${name}' has ${mismatch}`);
+  if (mismatch) throw badInput(`input '${name}': ${mismatch}`);
 }
 
 function parameters(value: unknown, where: string): Record<string, unknown> {

@@ -41,6 +41,20 @@ describe('maas convert --int8 / --optimize', () => {
     expect(human.stdout).toMatch(/size {9}\d+\.\d+ KB → \d+\.\d+ KB \(0\.2\d×\)/);
   });
 
+  it('also compares on user samples given as KServe v2 infer requests', async () => {
+    const reg = await makeRegistry();
+    const source = writeModel(reg.work, 'm.onnx', deepMlp({ input: 4, hidden: 16, layers: 2, output: 2 }));
+    const samples = [1, 2, 3].map((k) => ({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [k, -k, k / 2, 0] }] }));
+    writeFileSync(join(reg.work, 'samples.json'), JSON.stringify(samples));
+    const r = await reg.cli('convert', source, '--fp16', '--keep-io-types', '--samples', join(reg.work, 'samples.json'), '--json');
+    expect(r.exitCode, r.stdout).toBe(0);
+    expect(r.json().accuracy.samples).toBe(7);
+    writeFileSync(join(reg.work, 'bad.json'), JSON.stringify({ inputs: [{ name: 'input', shape: [1, 5], datatype: 'FP32', data: [1, 2, 3, 4, 5] }] }));
+    const bad = await reg.cli('convert', source, '--fp16', '--samples', join(reg.work, 'bad.json'));
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain("input 'input': dim 1 is 5, the model expects 4");
+  });
+
   it('refuses a conversion beyond tolerance (exit 8) and writes nothing, unless --force', async () => {
     const reg = await makeRegistry();
     const source = writeModel(reg.work, 'm.onnx', deepMlp({ input: 32, hidden: 64, layers: 2, output: 4 }));
