@@ -4,6 +4,7 @@
  * for them). Every other op stays in float32, fed through Cast nodes, so the model still runs.
  * With keepIoTypes the inputs and outputs stay float32, with Casts at the boundaries.
  */
+import { dirname } from 'node:path';
 import { MaasError } from '../core/errors.js';
 import { nodeProto, tensorProto, valueInfoProto, writeMessage } from './build.js';
 import { DataType } from './dtypes.js';
@@ -120,7 +121,7 @@ export function convertFloat16(input: string, output: string, options: { keepIoT
       if (f.number === GRAPH.valueInfo) continue; // inferred types that no longer hold
       if (f.number === GRAPH.initializer) {
         const tensor = parseTensor(source, f.span);
-        if (initializerNames.has(tensor.name)) nodes.message(GRAPH.initializer, halfTensor(source, tensor, input));
+        if (initializerNames.has(tensor.name)) nodes.message(GRAPH.initializer, halfTensor(source, tensor, dirname(input)));
         else copyField(nodes, source, f);
         continue;
       }
@@ -168,8 +169,8 @@ function rewriteNode(source: ByteSource, field: Field, inputs: string[], outputs
   return w;
 }
 
-function halfTensor(source: ByteSource, tensor: TensorRef, modelPath: string): ProtoWriter {
-  const values = readFloats(source, tensor, modelPath.replace(/\/[^/]*$/, '') || '.');
+function halfTensor(source: ByteSource, tensor: TensorRef, modelDir: string): ProtoWriter {
+  const values = readFloats(source, tensor, modelDir);
   const half = new Uint16Array(values.length);
   for (let i = 0; i < values.length; i++) half[i] = toHalf(values[i]!);
   return tensorProto({ name: tensor.name, dataType: DataType.FLOAT16, dims: tensor.dims, raw: Buffer.from(half.buffer) });

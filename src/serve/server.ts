@@ -137,19 +137,17 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 
   const routes = async (req: IncomingMessage, path: string, labels: { model: string; version: string; protocol: string }): Promise<Reply> => {
     const method = req.method ?? 'GET';
-    const onlyGet = () => {
+    const onlyGet = <T>(reply: T): T => {
       if (method !== 'GET') throw new MethodNotAllowed('GET');
+      return reply;
     };
-    if (path === '/v2/health/live') return onlyGet(), { status: 200, body: { live: true } };
+    if (path === '/v2/health/live') return onlyGet({ status: 200, body: { live: true } });
     if (options.token && !tokenMatches(req.headers.authorization, options.token)) {
       throw new MaasError('MAAS_UNAUTHORIZED', 'missing or wrong bearer token');
     }
-    if (path === '/v2/health/ready') {
-      onlyGet();
-      return repository.ready ? { status: 200, body: { ready: true } } : { status: 503, body: { ready: false } };
-    }
-    if (path === '/v2' || path === '/v2/') return onlyGet(), { status: 200, body: { name: 'maas', version: options.version, extensions: ['binary_tensor_data'] } };
-    if (path === '/metrics') return onlyGet(), { status: 200, body: await metrics.registry.metrics(), headers: { 'content-type': metrics.registry.contentType } };
+    if (path === '/v2/health/ready') return onlyGet(repository.ready ? { status: 200, body: { ready: true } } : { status: 503, body: { ready: false } });
+    if (path === '/v2' || path === '/v2/') return onlyGet({ status: 200, body: { name: 'maas', version: options.version, extensions: ['binary_tensor_data'] } });
+    if (path === '/metrics') return onlyGet({ status: 200, body: await metrics.registry.metrics(), headers: { 'content-type': metrics.registry.contentType } });
 
     const kserve = KSERVE_MODEL.exec(path);
     if (kserve) {
@@ -165,11 +163,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         const encoded = encodeInferResponse({ model: runtime.name, version: runtime.version, id: parsed.id, outputs, order: parsed.outputs, binaryOutputs: parsed.binaryOutputs });
         return { status: 200, body: encoded.body, headers: encoded.headers };
       }
-      onlyGet();
-      if (action === '/ready') return { status: 200, body: { name: runtime.name, ready: true } };
-      const route = repository.route(runtime.name)!;
-      const versions = [...route.versions.keys()].map(String);
-      return { status: 200, body: modelMetadata(runtime.name, versions, runtime.signature) };
+      if (action === '/ready') return onlyGet({ status: 200, body: { name: runtime.name, ready: true } });
+      const versions = [...repository.route(runtime.name)!.versions.keys()].map(String);
+      return onlyGet({ status: 200, body: modelMetadata(runtime.name, versions, runtime.signature) });
     }
 
     const tf = TF_MODEL.exec(path);
@@ -185,18 +181,14 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         const outputs = await infer(runtime, parsed.feeds, parsed.outputs);
         return { status: 200, body: encodePredictResponse(parsed.format, outputs, parsed.outputs) };
       }
-      onlyGet();
-      if (action === '/metadata') {
-        const runtime = repository.resolve(name!, version ?? label);
-        return { status: 200, body: tfMetadata(runtime) };
-      }
-      repository.resolve(name!, version ?? label); // 404 when unknown
-      const route = repository.route(name!)!;
-      const shown = version ?? label ? [repository.resolve(name!, version ?? label).version] : [...route.versions.keys()];
-      return {
+      const runtime = repository.resolve(name!, version ?? label);
+      if (action === '/metadata') return onlyGet({ status: 200, body: tfMetadata(runtime) });
+      // Without a version or label: every served version, as TF Serving lists them.
+      const shown = version ?? label ? [runtime.version] : [...repository.route(name!)!.versions.keys()];
+      return onlyGet({
         status: 200,
         body: { model_version_status: shown.map((v) => ({ version: String(v), state: 'AVAILABLE', status: { error_code: 'OK', error_message: '' } })) },
-      };
+      });
     }
     throw new NotFoundRoute(`no route for ${method} ${path}`);
   };
