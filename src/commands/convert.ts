@@ -1,7 +1,7 @@
 import { defineCommand } from '../core/define-command.js';
 import type { ConvertResult } from '../onnx/convert.js';
 import { renderConvert } from '../ui/render/convert.js';
-import { conversionFrom, conversionOptions, registryOptions } from './shared.js';
+import { conversionFrom, conversionOptions, registryOptions, stepProgress } from './shared.js';
 
 export const convertCommand = defineCommand<ConvertResult>({
   name: 'convert',
@@ -15,7 +15,7 @@ export const convertCommand = defineCommand<ConvertResult>({
   async run([source], opts, ctx) {
     const { convertModel } = await import('../onnx/convert.js');
     return convertModel(
-      { source: source!, output: opts.output as string | undefined, ...conversionFrom(opts) },
+      { source: source!, output: opts.output as string | undefined, ...conversionFrom(opts), onStep: stepProgress(ctx) },
       registryOptions(ctx),
     );
   },

@@ -2,7 +2,7 @@ import { defineCommand } from '../core/define-command.js';
 import { assertAlias, parseVersion } from '../registry/refs.js';
 import type { RegisterResult } from '../registry/register.js';
 import { renderRegister } from '../ui/render/registry.js';
-import { byteProgress, conversionFrom, conversionOptions, registryOptions } from './shared.js';
+import { byteProgress, conversionFrom, conversionOptions, registryOptions, stepProgress } from './shared.js';
 
 export const registerCommand = defineCommand<RegisterResult>({
   name: 'register',
@@ -27,7 +27,7 @@ export const registerCommand = defineCommand<RegisterResult>({
         alias: opts.alias as string | undefined,
         message: opts.message as string | undefined,
         loadCheck: opts.loadCheck as boolean,
-        convert: conversionFrom(opts),
+        convert: { ...conversionFrom(opts), onStep: stepProgress(ctx) },
         onProgress: byteProgress(ctx),
       },
       registryOptions(ctx),

@@ -23,6 +23,15 @@ export function byteProgress(ctx: CommandContext): (label: string, totalBytes: n
   };
 }
 
+/** One spinner per step of a long job, replaced as the job moves on. */
+export function stepProgress(ctx: CommandContext): (label: string | undefined) => void {
+  let current: { stop(): void } | undefined;
+  return (label) => {
+    current?.stop();
+    current = label === undefined ? undefined : ctx.out.step(label);
+  };
+}
+
 /** `--plain-http`, shared by the commands that talk to a registry. */
 export const plainHttpOption = { flags: '--plain-http', description: 'speak HTTP, not HTTPS, to a registry that is not on loopback' };
 

@@ -31,6 +31,8 @@ export interface ConvertOptions {
   /** largest accepted normalized error (max |Δ| / max |original|) over every output. */
   tolerance?: number | undefined;
   force?: boolean;
+  /** told when each step starts (a spinner on a TTY); called with undefined when done. */
+  onStep?: (label: string | undefined) => void;
 }
 
 export interface ConvertResult {
@@ -87,7 +89,9 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
   try {
     let current = input;
     const steps: string[] = [];
+    const step = options.onStep ?? (() => {});
     if (options.optimize) {
+      step(`Optimizing with onnxruntime (${options.optimize})…`);
       const next = join(work, 'optimized.onnx');
       await optimizeModel(current, next, options.optimize);
       current = next;
@@ -95,6 +99,7 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
     }
     let fp16: Fp16Report | undefined;
     if (options.fp16) {
+      step('Converting to float16…');
       const next = join(work, 'fp16.onnx');
       fp16 = convertFloat16(current, next, { keepIoTypes: Boolean(options.keepIoTypes) });
       current = next;
@@ -102,13 +107,16 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
     }
     let quantize: QuantizeReport | undefined;
     if (options.int8) {
+      step('Quantizing weights to int8…');
       const next = join(work, 'int8.onnx');
       quantize = quantizeInt8(current, next);
       current = next;
       steps.push('int8 weights (per-channel, DequantizeLinear)');
     }
     const tolerance = options.tolerance ?? (options.int8 ? DEFAULT_TOLERANCE.int8 : options.fp16 ? DEFAULT_TOLERANCE.fp16 : DEFAULT_TOLERANCE.optimize);
+    step('Comparing outputs on seeded inputs…');
     const accuracy = await compareModels(input, current, info.signature, { tolerance, extraSamples: options.samples ? readSamples(resolve(ctx.cwd, options.samples), info.signature) : [] });
+    step(undefined);
     if (!accuracy.passed && !options.force) {
       throw new MaasError('MAAS_ACCURACY_FAILED', `the converted model differs by ${accuracy.worst.toPrecision(3)} (normalized max error), above the tolerance ${tolerance}`, {
         hint: 'Nothing was written. Raise --tolerance if that is acceptable, or pass --force to keep it anyway.',
@@ -127,6 +135,7 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
       forced: !accuracy.passed,
     };
   } finally {
+    options.onStep?.(undefined);
     rmSync(work, { recursive: true, force: true });
   }
 }

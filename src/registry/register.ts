@@ -21,7 +21,7 @@ export interface RegisterOptions {
   /** load the model in onnxruntime before accepting it (default true). */
   loadCheck?: boolean;
   /** convert before registering; the original is recorded as the version's source. */
-  convert?: Pick<ConvertOptions, 'optimize' | 'int8' | 'fp16' | 'keepIoTypes' | 'tolerance' | 'samples' | 'force'> | undefined;
+  convert?: Pick<ConvertOptions, 'optimize' | 'int8' | 'fp16' | 'keepIoTypes' | 'tolerance' | 'samples' | 'force' | 'onStep'> | undefined;
   /** called with (label, doneBytes, totalBytes) while blobs are copied in. */
   onProgress?: (label: string, totalBytes: number) => OnBytes;
 }

@@ -19,6 +19,8 @@ export interface Output {
   debug(message: string): void;
   /** a byte progress bar on an interactive stderr; silent otherwise. */
   progress(label: string, totalBytes: number): Progress;
+  /** a spinner naming the step under way, on an interactive stderr; silent otherwise. */
+  step(label: string): Progress;
 }
 
 export interface OutputOptions {
@@ -44,6 +46,11 @@ export function createOutput({ io, theme, json, verbose, animate }: OutputOption
     warn: (message) => err(theme.warn(`⚠ ${message}`)),
     debug: (message) => {
       if (verbose) err(theme.dim(message));
+    },
+    step: (label) => {
+      if (!animate || json) return { update: () => {}, stop: () => {} };
+      const spinner: Ora = ora({ text: label, stream: io.stderr }).start();
+      return { update: () => {}, stop: () => spinner.stop() };
     },
     progress: (label, totalBytes) => {
       if (!animate || json) return { update: () => {}, stop: () => {} };
