@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { messageOf } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { inspectModel } from '../onnx/inspect.js';
-import { BUNDLED_MODEL } from '../registry/demo.js';
+import { BUNDLED_MODEL } from '../demo.js';
 import { DEVICE_FIXES, ModelRuntime } from './runtime.js';
 
 export interface ProviderCheck {

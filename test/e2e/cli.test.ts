@@ -18,17 +18,24 @@ describe('the built CLI', () => {
     expect(registerHelp.stdout).toContain('Examples:');
   });
 
-  it('runs the demo: a registry with the bundled model, aliased and verified; again is a no-op', async () => {
+  it('runs the demo: registers the bundled model, serves it, pushes it; again is a no-op', async () => {
     const home = useTempDir();
     const first = await spawnCli(['demo'], { cwd: home, env: testEnv(home) });
     expect(first.exitCode, first.stderr).toBe(0);
     expect(first.stdout).toContain('Created registry');
     expect(first.stdout).toContain('✔ Registered mlp@1 as prod');
     expect(first.stdout).toContain('✔ Registry is consistent: 1 version, 1 blob');
+    expect(first.stdout).toMatch(/✔ Served mlp@prod on http:\/\/127\.0\.0\.1:\d+: POST \/v2\/models\/mlp\/infer → 200/);
+    expect(first.stdout).toContain(`✔ Pushed mlp@1 to oci-layout:${join(home, 'maas-demo.oci')} as 1, prod`);
     expect(existsSync(join(home, 'maas-demo', 'maas.yaml'))).toBe(true);
+    expect(existsSync(join(home, 'maas-demo.oci', 'index.json'))).toBe(true);
     const again = await spawnCli(['demo', '--json'], { cwd: home, env: testEnv(home) });
     expect(again.exitCode).toBe(0);
-    expect(again.json()).toMatchObject({ createdRegistry: false, register: { status: 'unchanged', version: 1 }, verify: { ok: true } });
+    expect(again.json()).toMatchObject({
+      createdRegistry: false, register: { status: 'unchanged', version: 1 }, verify: { ok: true },
+      serve: { status: 200, response: { model_name: 'mlp', model_version: '1', id: 'demo', outputs: [{ name: 'output', shape: [2, 3] }] } },
+      push: { tags: ['1', 'prod'], blobsSkipped: 2 },
+    });
   });
 
   it('answers a usage error with exit 2, and under --json with a JSON error on stdout', async () => {

@@ -46,7 +46,7 @@ export function renderRegister(r: RegisterResult, t: Theme): string {
     `  git tag      ${r.tag}`,
     ...(r.loadChecked ? [] : [t.warn('  not load-checked (--no-load-check)')]),
     ...renderSignature(r.signature, t),
-    `Next: ${t.code(`maas show ${r.ref}`)} · ${t.code(`maas tag ${r.ref} prod`)}`,
+    `Next: ${t.code(`maas show ${r.ref}`)} · ${t.code(`maas serve ${r.ref}`)}`,
   ].join('\n');
 }
 
