@@ -23,7 +23,8 @@ export type ServeEvent =
   | { event: 'loaded'; model: string; version: number; provider: string; loadMs: number }
   | { event: 'unloaded'; model: string; version: number }
   | { event: 'swapped'; model: string; from: number | undefined; to: number }
-  | { event: 'load-failed'; model: string; version: number; error: string };
+  | { event: 'load-failed'; model: string; version: number; error: string }
+  | { event: 'refresh-failed'; error: string };
 
 export interface RepositoryOptions {
   registry: RegistryOptions;
@@ -87,7 +88,8 @@ export class ModelRepository {
 
   startPolling(intervalMs: number): void {
     this.poller = setInterval(() => {
-      void this.refresh({ initial: false }).catch(() => undefined);
+      // A registry mid-edit (a model removed, maas.yaml broken) keeps what is served; say why.
+      void this.refresh({ initial: false }).catch((error: unknown) => this.options.log({ event: 'refresh-failed', error: messageOf(error) }));
     }, intervalMs);
     this.poller.unref();
   }

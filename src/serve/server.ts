@@ -268,6 +268,7 @@ function humanEvent(event: ServeEvent): string {
     case 'unloaded': return `unloaded ${event.model}@${event.version}`;
     case 'swapped': return `${event.model}: now serving version ${event.to}${event.from === undefined ? '' : ` (was ${event.from})`}`;
     case 'load-failed': return `could not load ${event.model}@${event.version}, still serving the previous version: ${event.error}`;
+    case 'refresh-failed': return `could not read the registry, still serving what was loaded: ${event.error}`;
   }
 }
 

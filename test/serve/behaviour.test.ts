@@ -178,6 +178,15 @@ describe('serving behaviour', () => {
     expect((await server.get('/v2/models/mlp/versions/1')).status).toBe(404);
   });
 
+  it('keeps serving, and says why, when a served model disappears from the registry', async () => {
+    const reg = await registry([{ name: 'mlp', file: 'm.onnx', model: mlp({ inputSize: 64 }) }]);
+    const server = await serveRegistry(reg, { pollMs: 50, targets: [{ name: 'mlp', selector: { kind: 'latest' } }] });
+    expect((await reg.cli('rm', 'mlp@1')).exitCode).toBe(0);
+    for (let i = 0; i < 100 && !server.logs.some((l) => l.startsWith('could not read the registry')); i++) await sleep(50);
+    expect(server.logs.find((l) => l.startsWith('could not read the registry'))).toContain("no model named 'mlp'");
+    expect((await server.post('/v2/models/mlp/infer', mlpRequest(1))).status).toBe(200);
+  });
+
   it('finishes requests in flight on shutdown, then refuses new connections', async () => {
     const server = await servedSlow({ runtime: { maxBatch: 1 } });
     const inFlight = Array.from({ length: 6 }, (_, i) => server.post('/v2/models/slow/infer', slowRequest(i)));
