@@ -51,9 +51,10 @@ export const conversionOptions: OptionSpec[] = [
   { flags: '--tolerance <x>', description: 'largest accepted max |Δ| / max |original| over all outputs (int8 0.05, fp16 0.01)', parse: tolerance },
   { flags: '--samples <file>', description: 'KServe v2 infer request(s) to compare on, besides 4 seeded inputs' },
   { flags: '--force', description: 'keep a conversion even beyond the tolerance' },
+  { flags: '--input-shape <dims>', description: 'for a TorchScript (.pt) source: one input shape, e.g. 1,3,224,224 (dim 0 becomes the batch)' },
 ];
 
-export function conversionFrom(opts: Record<string, unknown>): Pick<ConvertOptions, 'optimize' | 'int8' | 'fp16' | 'keepIoTypes' | 'tolerance' | 'samples' | 'force'> {
+export function conversionFrom(opts: Record<string, unknown>): Pick<ConvertOptions, 'optimize' | 'int8' | 'fp16' | 'keepIoTypes' | 'tolerance' | 'samples' | 'force' | 'inputShape'> {
   return {
     optimize: opts.optimize as OptimizeLevel | undefined,
     int8: Boolean(opts.int8),
@@ -62,5 +63,6 @@ export function conversionFrom(opts: Record<string, unknown>): Pick<ConvertOptio
     tolerance: opts.tolerance as number | undefined,
     samples: opts.samples as string | undefined,
     force: Boolean(opts.force),
+    inputShape: opts.inputShape as string | undefined,
   };
 }

@@ -2,7 +2,7 @@
  * `maas convert`: optimise and/or quantise a model, then prove it: original and converted run
  * on the same seeded inputs and a conversion beyond tolerance is refused (exit 8) unless forced.
  */
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, extname, join, resolve } from 'node:path';
 import { MaasError } from '../core/errors.js';
@@ -15,6 +15,7 @@ import { type Signature, inspectModel } from './inspect.js';
 import { parseInferRequest } from '../serve/kserve.js';
 import type { WireTensor } from '../serve/tensors.js';
 import { type OptimizeLevel, optimizeModel } from './load-check.js';
+import { exportToOnnx, exporterFor } from './export.js';
 import { type Fp16Report, convertFloat16 } from './fp16.js';
 import { type QuantizeReport, quantizeInt8 } from './quantize.js';
 
@@ -31,6 +32,8 @@ export interface ConvertOptions {
   /** largest accepted normalized error (max |Δ| / max |original|) over every output. */
   tolerance?: number | undefined;
   force?: boolean;
+  /** for a TorchScript source: one input's shape, e.g. `1,3,224,224`. */
+  inputShape?: string | undefined;
   /** told when each step starts (a spinner on a TTY); called with undefined when done. */
   onStep?: (label: string | undefined) => void;
 }
@@ -43,19 +46,12 @@ export interface ConvertResult {
   fp16: Fp16Report | undefined;
   accuracy: AccuracyReport;
   forced: boolean;
+  /** set when the source was a PyTorch or TensorFlow file, exported to ONNX first. */
+  exportedFrom?: { path: string; digest: string; size: number; exporter: string } | undefined;
 }
 
 /** The default tolerance per conversion: int8 weights move outputs by around a percent. */
 const DEFAULT_TOLERANCE = { int8: 0.05, fp16: 0.01, optimize: 1e-4 };
-
-const PYTHON_FORMATS: Record<string, string> = {
-  '.pt': 'pip install torch onnx  # then export with torch.onnx.export(model, example_inputs, "model.onnx")',
-  '.pth': 'pip install torch onnx  # then export with torch.onnx.export(model, example_inputs, "model.onnx")',
-  '.pb': 'pip install tf2onnx  # then: python -m tf2onnx.convert --saved-model DIR --output model.onnx',
-  '.h5': 'pip install tf2onnx  # then: python -m tf2onnx.convert --keras model.h5 --output model.onnx',
-  '.keras': 'pip install tf2onnx  # then: python -m tf2onnx.convert --keras model.keras --output model.onnx',
-  '.tflite': 'pip install tf2onnx  # then: python -m tf2onnx.convert --tflite model.tflite --output model.onnx',
-};
 
 /** A file path, or NAME@VERSION in the registry. */
 async function sourcePath(source: string, ctx: RegistryOptions): Promise<string> {
@@ -70,26 +66,33 @@ async function sourcePath(source: string, ctx: RegistryOptions): Promise<string>
 }
 
 export async function convertModel(options: ConvertOptions, ctx: RegistryOptions): Promise<ConvertResult> {
-  if (!options.int8 && !options.optimize && !options.fp16) {
+  const foreign = exporterFor(resolve(ctx.cwd, options.source));
+  if (!options.int8 && !options.optimize && !options.fp16 && !foreign) {
     throw new MaasError('MAAS_USAGE', 'nothing to do: name a conversion', { hint: 'Pass --optimize basic|extended, --fp16 or --int8.' });
   }
   if (options.int8 && options.fp16) {
     throw new MaasError('MAAS_USAGE', '--int8 and --fp16 are alternatives', { hint: 'Pick one: int8 weights (about 4× smaller) or float16 (about 2×, computes in float16).' });
   }
-  const ext = extname(options.source).toLowerCase();
-  if (PYTHON_FORMATS[ext]) {
-    throw new MaasError('MAAS_MODEL_INVALID', `${basename(options.source)} is not ONNX; maas converts ONNX models and does not run Python exporters yet`, {
-      hint: `Export it to ONNX first: ${PYTHON_FORMATS[ext]}`,
-    });
-  }
-  const input = await sourcePath(options.source, ctx);
-  const info = inspectModel(input);
-  const output = resolve(ctx.cwd, options.output ?? `${basename(input, '.onnx')}.${conversionSuffix(options)}.onnx`);
   const work = mkdtempSync(join(tmpdir(), 'maas-convert-'));
   try {
-    let current = input;
     const steps: string[] = [];
     const step = options.onStep ?? (() => {});
+    let input: string;
+    let exportedFrom: ConvertResult['exportedFrom'];
+    if (foreign) {
+      const original = resolve(ctx.cwd, options.source);
+      step(`Exporting with ${foreign}…`);
+      input = join(work, `${basename(original, extname(original))}.onnx`);
+      const exported = await exportToOnnx(original, input, { inputShape: options.inputShape, env: ctx.env });
+      exportedFrom = { path: original, ...(statSync(original).isFile() ? await hashFile(original) : { digest: '', size: 0 }), exporter: exported.exporter };
+      steps.push(`export with ${exported.exporter}`);
+    } else {
+      input = await sourcePath(options.source, ctx);
+    }
+    const info = inspectModel(input);
+    const suffix = conversionSuffix(options);
+    const output = resolve(ctx.cwd, options.output ?? `${basename(input, '.onnx')}${suffix ? `.${suffix}` : ''}.onnx`);
+    let current = input;
     if (options.optimize) {
       step(`Optimizing with onnxruntime (${options.optimize})…`);
       const next = join(work, 'optimized.onnx');
@@ -123,7 +126,8 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
         details: { accuracy },
       });
     }
-    renameOrCopy(current, output);
+    // An export with nothing after it: the exported file is both the source and the result.
+    placeOutput(current, output, current === input);
     const [src, out] = await Promise.all([hashFile(input), hashFile(output)]);
     return {
       source: { path: input, ...src, graphFingerprint: info.graphFingerprint },
@@ -133,6 +137,7 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
       fp16,
       accuracy,
       forced: !accuracy.passed,
+      ...(exportedFrom ? { exportedFrom } : {}),
     };
   } finally {
     options.onStep?.(undefined);
@@ -156,13 +161,17 @@ export function conversionSuffix(options: Pick<ConvertOptions, 'optimize' | 'int
   return [options.optimize, options.fp16 ? 'fp16' : undefined, options.int8 ? 'int8' : undefined].filter(Boolean).join('.');
 }
 
-/** Moves the result into place; across filesystems, copies next to the target and renames. */
-function renameOrCopy(from: string, to: string): void {
-  try {
-    renameSync(from, to);
-  } catch {
-    const temp = `${to}.tmp-${process.pid}`;
-    copyFileSync(from, temp);
-    renameSync(temp, to);
+/** Puts the result into place atomically: rename, or copy next to the target and rename. */
+function placeOutput(from: string, to: string, keepSource: boolean): void {
+  if (!keepSource) {
+    try {
+      renameSync(from, to);
+      return;
+    } catch {
+      /* another filesystem */
+    }
   }
+  const temp = `${to}.tmp-${process.pid}`;
+  copyFileSync(from, temp);
+  renameSync(temp, to);
 }

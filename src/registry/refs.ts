@@ -42,7 +42,7 @@ export function parseVersion(text: string): number {
 /** Turns a file name into a valid model name: `My Model_v2.onnx` → `my-model_v2`. */
 export function suggestName(fileBase: string): string {
   return fileBase
-    .replace(/\.onnx$/i, '')
+    .replace(/\.(onnx|pt|pth|torchscript|h5|keras|tflite|pb)$/i, '')
     .toLowerCase()
     .replace(/[^a-z0-9._-]+/g, '-')
     .replace(/[._-]{2,}/g, '-')

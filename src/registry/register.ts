@@ -21,7 +21,7 @@ export interface RegisterOptions {
   /** load the model in onnxruntime before accepting it (default true). */
   loadCheck?: boolean;
   /** convert before registering; the original is recorded as the version's source. */
-  convert?: Pick<ConvertOptions, 'optimize' | 'int8' | 'fp16' | 'keepIoTypes' | 'tolerance' | 'samples' | 'force' | 'onStep'> | undefined;
+  convert?: Pick<ConvertOptions, 'optimize' | 'int8' | 'fp16' | 'keepIoTypes' | 'tolerance' | 'samples' | 'force' | 'onStep' | 'inputShape'> | undefined;
   /** called with (label, doneBytes, totalBytes) while blobs are copied in. */
   onProgress?: (label: string, totalBytes: number) => OnBytes;
 }
@@ -89,15 +89,25 @@ function sameFiles(a: readonly { digest: string; path: string }[], b: readonly {
 
 /** Runs the requested conversion into a scratch folder; the converted file is what gets registered. */
 async function converted(original: string, convert: RegisterOptions['convert'], ctx: RegistryOptions): Promise<{ path: string; conversion: ConversionRecord | undefined; cleanup: () => void }> {
-  if (!convert || (!convert.int8 && !convert.optimize && !convert.fp16)) return { path: original, conversion: undefined, cleanup: () => {} };
+  const { exporterFor } = await import('../onnx/export.js');
+  const foreign = exporterFor(original) !== undefined;
+  if (!foreign && (!convert || (!convert.int8 && !convert.optimize && !convert.fp16))) return { path: original, conversion: undefined, cleanup: () => {} };
   const { convertModel, conversionSuffix } = await import('../onnx/convert.js');
   const dir = mkdtempSync(join(tmpdir(), 'maas-register-'));
-  const suffix = conversionSuffix(convert);
+  const suffix = conversionSuffix(convert ?? {});
   try {
-    const result = await convertModel({ source: original, output: join(dir, `${basename(original, '.onnx')}.${suffix}.onnx`), ...convert }, ctx);
+    const base = basename(original, extname(original));
+    const result = await convertModel({ source: original, output: join(dir, `${base}${suffix ? `.${suffix}` : ''}.onnx`), ...convert }, ctx);
     return {
       path: result.output.path,
-      conversion: { source: { file: basename(original), digest: result.source.digest, size: result.source.size, graphFingerprint: result.source.graphFingerprint }, steps: result.steps, accuracy: result.accuracy, forced: result.forced },
+      conversion: {
+        source: result.exportedFrom
+          ? { file: basename(original), digest: result.exportedFrom.digest, size: result.exportedFrom.size, graphFingerprint: result.source.graphFingerprint }
+          : { file: basename(original), digest: result.source.digest, size: result.source.size, graphFingerprint: result.source.graphFingerprint },
+        steps: result.steps,
+        accuracy: result.accuracy,
+        forced: result.forced,
+      },
       cleanup: () => rmSync(dir, { recursive: true, force: true }),
     };
   } catch (error) {

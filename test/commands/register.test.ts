@@ -153,10 +153,14 @@ describe('maas register', () => {
       await expectInvalid(join(reg.work, 'notes.onnx'), /is not a valid ONNX model/);
     });
 
-    it('a PyTorch checkpoint under a .pt name', async () => {
+    it('a PyTorch file that is not TorchScript', async () => {
       const reg = await makeRegistry();
       writeFileSync(join(reg.work, 'model.pt'), Buffer.from('PK\x03\x04 pickled torch archive'));
-      await expectInvalid(join(reg.work, 'model.pt'), /model.pt is not an ONNX model; it looks like a PyTorch checkpoint/, /torch\.onnx\.export/);
+      // Exported with torch when a Python has it (and this is no TorchScript), else the install command.
+      const r = await reg.cli('register', join(reg.work, 'model.pt'), '--input-shape', '1,4', '--json');
+      expect(r.exitCode).toBe(7);
+      expect(r.json().error).toMatchObject({ code: 'MAAS_MODEL_INVALID', message: expect.stringContaining('model.pt'), hint: expect.stringMatching(/torch|ONNX/) });
+      expect(existsSync(join(reg.dir, 'models'))).toBe(false);
     });
 
     it('a model whose external data file is missing', async () => {

@@ -82,12 +82,13 @@ describe('maas convert --int8 / --optimize', () => {
     expect(statSync(join(reg.work, 'ext.int8.onnx')).size).toBeGreaterThan(0);
   });
 
-  it('names the exporter to install for a non-ONNX source (exit 7) and refuses a model with nothing to quantize', async () => {
+  it('refuses a .pt that is not TorchScript (exit 7) and a model with nothing to quantize', async () => {
     const reg = await makeRegistry();
     writeFileSync(join(reg.work, 'model.pt'), 'torch');
-    const torch = await reg.cli('convert', join(reg.work, 'model.pt'), '--int8');
+    const torch = await reg.cli('convert', join(reg.work, 'model.pt'), '--input-shape', '1,4');
     expect(torch.exitCode).toBe(7);
-    expect(torch.stderr).toContain('torch.onnx.export');
+    expect(torch.stderr).toMatch(/torch\.jit\.load failed|no Python here has torch/);
+    expect(torch.stderr).toContain('torch');
     const nothing = await reg.cli('convert', reg.fixture('multi_io.onnx'), '--int8');
     expect(nothing.exitCode).toBe(7);
     expect(nothing.stderr).toContain('nothing to quantize');
