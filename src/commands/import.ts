@@ -1,16 +1,14 @@
 import { defineCommand } from '../core/define-command.js';
-import { parseVersion } from '../registry/refs.js';
 import type { PullResult } from '../remote/transfer.js';
 import { renderPull } from '../ui/render/remote.js';
-import { byteProgress, registryOptions } from './shared.js';
+import { byteProgress, importAsOptions, registryOptions } from './shared.js';
 
 export const importCommand = defineCommand<PullResult>({
   name: 'import',
   summary: 'add a version from a `maas pack` tarball, checking every path and digest',
   args: ['<file>'],
   options: [
-    { flags: '--name <name>', description: 'model name here (default: the packed one)' },
-    { flags: '--version <n>', description: 'version number here (default: the packed one)', parse: parseVersion },
+    ...importAsOptions,
   ],
   examples: ['maas import mlp-2.tar', 'maas import mlp-2.tar --name mlp-from-vendor --json'],
   async run([file], opts, ctx) {

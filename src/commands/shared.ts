@@ -3,6 +3,7 @@ import type { CommandContext } from '../core/context.js';
 import type { OptionSpec } from '../core/define-command.js';
 import { MaasError } from '../core/errors.js';
 import type { ConvertOptions } from '../onnx/convert.js';
+import { parseVersion } from '../registry/refs.js';
 import { OPTIMIZE_LEVELS, type OptimizeLevel } from '../onnx/load-check.js';
 import type { RegistryOptions } from '../registry/registry.js';
 import type { OnBytes } from '../registry/store.js';
@@ -31,6 +32,12 @@ export function stepProgress(ctx: CommandContext): (label: string | undefined) =
     current = label === undefined ? undefined : ctx.out.step(label);
   };
 }
+
+/** `--name` / `--version` for a version arriving from elsewhere (pull, import). */
+export const importAsOptions: OptionSpec[] = [
+  { flags: '--name <name>', description: 'model name here (default: the one it was pushed or packed with)' },
+  { flags: '--version <n>', description: 'version number here (default: the one it was pushed or packed with)', parse: parseVersion },
+];
 
 /** `--plain-http`, shared by the commands that talk to a registry. */
 export const plainHttpOption = { flags: '--plain-http', description: 'speak HTTP, not HTTPS, to a registry that is not on loopback' };

@@ -158,12 +158,8 @@ export async function registerModel(options: RegisterOptions, ctx: RegistryOptio
           details: { existing: clash.manifest.layers[0]?.digest, new: files[0]?.digest },
         });
       }
+      if (requested !== undefined) registry.assertNumberFree(name, requested, files[0]?.digest, 'Omit --version to take the next free number.');
       const removed = registry.removedVersions(name);
-      if (requested !== undefined && removed.has(requested) && removed.get(requested) !== files[0]?.digest) {
-        throw new MaasError('MAAS_VERSION_CONFLICT', `${formatRef(name, requested)} was removed and held other bytes; version numbers are not reused`, {
-          hint: 'Omit --version to take the next free number.',
-        });
-      }
       const reuse = same && (requested === undefined || requested === same.version) ? same : undefined;
       const version = reuse?.version ?? requested ?? Math.max(0, ...existing.map((v) => v.version), ...removed.keys()) + 1;
       const at = registry.now().toISOString();

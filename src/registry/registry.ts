@@ -29,6 +29,8 @@ export interface VersionRecord {
   name: string;
   version: number;
   manifest: Manifest;
+  /** the manifest's exact bytes, as pushed and as its digest covers them. */
+  manifestBytes: Buffer;
   manifestDigest: string;
   onnx: OnnxMetadata;
 }
@@ -168,11 +170,7 @@ export class Registry {
       throw this.notFound({ name, selector: { kind: 'version', version } });
     }
     const { manifest, onnx } = parseManifest(bytes.toString('utf8'), rel);
-    return { name, version, manifest, onnx, manifestDigest: digestOf(bytes) };
-  }
-
-  manifestBytes(name: string, version: number): Buffer {
-    return readFileSync(join(this.root, this.layout.versionDir(name, version), 'manifest.json'));
+    return { name, version, manifest, onnx, manifestBytes: bytes, manifestDigest: digestOf(bytes) };
   }
 
   configBytes(name: string, version: number): Buffer {
@@ -226,6 +224,14 @@ export class Registry {
       .split('\n')
       .filter(Boolean)
       .map((line) => JSON.parse(line) as HistoryEntry);
+  }
+
+  /** Refuses to give a removed version's number to other bytes than it held. */
+  assertNumberFree(name: string, version: number, digest: string | undefined, hint: string): void {
+    const removed = this.removedVersions(name);
+    if (removed.has(version) && removed.get(version) !== digest) {
+      throw new MaasError('MAAS_VERSION_CONFLICT', `${formatRef(name, version)} was removed and held other bytes; version numbers are not reused`, { hint });
+    }
   }
 
   /** Versions that were removed, with the digest they had: numbers are never reused for other bytes. */

@@ -31,12 +31,11 @@ export function readArtifact(registry: Registry, name: string, version: number):
       hint: 'Pull the version first (maas pull REMOTE), or register the file again.',
     });
   }
-  const manifestBytes = registry.manifestBytes(name, version);
   return {
     name,
     version,
     manifest: record.manifest,
-    manifestBytes,
+    manifestBytes: record.manifestBytes,
     manifestDigest: record.manifestDigest,
     configBytes: registry.configBytes(name, version),
     blobs: [record.manifest.config, ...record.manifest.layers],
@@ -121,10 +120,7 @@ export async function importArtifact(
         hint: `Versions are immutable. Pull it under another name (--name) or version (--version).`,
       });
     }
-    const removed = registry.removedVersions(name).get(version);
-    if (registry.removedVersions(name).has(version) && removed !== manifest.layers[0]?.digest) {
-      throw new MaasError('MAAS_VERSION_CONFLICT', `${ref} was removed here and held other bytes; version numbers are not reused`, { hint: 'Pass --version with a free number.' });
-    }
+    registry.assertNumberFree(name, version, manifest.layers[0]?.digest, 'Pass --version with a free number.');
     const dir = registry.layout.versionDir(name, version);
     tx.write(`${dir}/config.json`, configBytes);
     tx.write(`${dir}/manifest.json`, source.manifestBytes);
