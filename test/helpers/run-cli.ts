@@ -35,10 +35,13 @@ export async function runCli(args: string[], options: { cwd: string; env: Record
 
 export const BIN = fileURLToPath(new URL('../../bin/maas.js', import.meta.url));
 
-/** Spawns the built CLI (bin/maas.js → dist/), for tests that need a real process. */
-export function spawnCli(args: string[], options: { cwd: string; env: Record<string, string>; nodeArgs?: string[] }): Promise<CliResult & { signal: NodeJS.Signals | null }> {
+/**
+ * Spawns the built CLI (bin/maas.js → dist/), for tests that need a real process. With
+ * `timeoutMs` a process still running then is killed, and the result's signal says so.
+ */
+export function spawnCli(args: string[], options: { cwd: string; env: Record<string, string>; nodeArgs?: string[]; timeoutMs?: number }): Promise<CliResult & { signal: NodeJS.Signals | null }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, ...args], { cwd: options.cwd, env: options.env });
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, ...args], { cwd: options.cwd, env: options.env, ...(options.timeoutMs ? { timeout: options.timeoutMs, killSignal: 'SIGKILL' as const } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
