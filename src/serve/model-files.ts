@@ -11,15 +11,27 @@ function outside(record: VersionRecord, path: string): MaasError {
   });
 }
 
-/** `path` resolved inside `root` by its real path: a symlink planted on the way cannot lead out. */
+/**
+ * `path` resolved inside `root` by its real path: a symlink planted on the way cannot lead out,
+ * and no folder is made through one.
+ */
 function confined(record: VersionRecord, root: string, path: string): string {
   const target = resolve(root, path);
   if (!target.startsWith(`${root}${sep}`)) throw outside(record, path);
-  mkdirSync(dirname(target), { recursive: true });
   const realRoot = realpathSync(root);
-  const realParent = realpathSync(dirname(target));
-  if (realParent !== realRoot && !realParent.startsWith(`${realRoot}${sep}`)) throw outside(record, path);
-  return join(realParent, basename(target));
+  const inside = (p: string) => p === realRoot || p.startsWith(`${realRoot}${sep}`);
+  let existing = dirname(target);
+  while (!lstatSync(existing, { throwIfNoEntry: false })) existing = dirname(existing);
+  try {
+    if (!inside(realpathSync(existing))) throw outside(record, path);
+    mkdirSync(dirname(target), { recursive: true });
+    const realParent = realpathSync(dirname(target));
+    if (!inside(realParent)) throw outside(record, path);
+    return join(realParent, basename(target));
+  } catch (error) {
+    if (error instanceof MaasError) throw error;
+    throw outside(record, path); // a dangling link or a file on the way
+  }
 }
 
 /**
@@ -39,9 +51,13 @@ export function modelPath(registry: Registry, record: VersionRecord): string {
   if (record.manifest.layers.length === 1) return store.path(record.manifest.layers[0]!.digest);
   const dir = join(registry.layout.state, 'serve', record.manifestDigest.slice('sha256:'.length));
   mkdirSync(dir, { recursive: true });
-  for (const layer of record.manifest.layers) {
+  // Every name is confined before anything is linked: a refused version leaves no file.
+  const model = confined(record, dir, record.onnx.modelFile);
+  const targets = record.manifest.layers.map((layer) => {
     const name = layer.annotations?.[ANNOTATIONS.filepath] ?? layer.digest;
-    const target = confined(record, dir, name);
+    return { layer, name, target: confined(record, dir, name) };
+  });
+  for (const { layer, name, target } of targets) {
     const existing = lstatSync(target, { throwIfNoEntry: false });
     if (existing?.isFile()) continue;
     if (existing) throw outside(record, name); // a link or folder where a file belongs
@@ -51,5 +67,5 @@ export function modelPath(registry: Registry, record: VersionRecord): string {
       copyFileSync(store.path(layer.digest), target);
     }
   }
-  return confined(record, dir, record.onnx.modelFile);
+  return model;
 }
