@@ -64,6 +64,19 @@ class Watchdog {
     clearTimeout(this.timer);
   }
 
+  /** `bytes` as a stream of 64 KiB pieces, each one pulled rearming the watch. */
+  watch(bytes: Buffer): ReadableStream<Uint8Array> {
+    let offset = 0;
+    return new ReadableStream<Uint8Array>({
+      pull: (controller) => {
+        this.kick();
+        if (offset >= bytes.length) return controller.close();
+        controller.enqueue(bytes.subarray(offset, offset + (64 << 10)));
+        offset += 64 << 10;
+      },
+    });
+  }
+
   /** The response with its body under the same watch: each chunk rearms it, the end stops it. */
   guard(response: Response): Response {
     if (!response.body || [101, 204, 205, 304].includes(response.status)) {
@@ -207,8 +220,11 @@ export class RegistryClient {
     const watchdog = new Watchdog(this.idleTimeoutMs, () => new MaasError('MAAS_REMOTE_UNREACHABLE', `${new URL(url).host}: ${what} moved no byte for ${this.idleTimeoutMs / 1000} s`, {
       hint: 'The registry stalled; try again later. MAAS_REMOTE_TIMEOUT_S sets how many seconds of silence maas waits (default 30).',
     }));
+    // A body goes out as a stream so that each piece sent rearms the watchdog: a slow but moving
+    // upload is not cut, a stalled one is.
+    const body = init.body instanceof Buffer ? { body: watchdog.watch(init.body), duplex: 'half', headers: { ...(init.headers as Record<string, string>), 'content-length': String(init.body.length) } } : {};
     try {
-      return watchdog.guard(await this.fetch(url, { ...init, redirect: 'follow', signal: watchdog.signal }));
+      return watchdog.guard(await this.fetch(url, { ...init, ...body, redirect: 'follow', signal: watchdog.signal } as RequestInit));
     } catch (error) {
       watchdog.stop();
       throw watchdog.signal.aborted ? watchdog.signal.reason : error;

@@ -115,6 +115,19 @@ describe('a hostile registry on loopback', () => {
     expect(readdirSync(root).sort()).toEqual(before.root);
   });
 
+  it('ends a push whose upload the registry stalls with exit 5', async () => {
+    const remote = await startHostileRegistry(artifact, (req, res, r) => {
+      if (r.kind === 'blob') return (res.writeHead(404).end(), true);
+      if (req.method === 'POST') return (res.writeHead(202, { location: '/v2/models/mlp/blobs/uploads/u1' }).end(), true);
+      return req.method === 'PUT'; // never answered
+    });
+    const started = Date.now();
+    const r = await cli('push', 'mlp@1', `oci://${remote.host}/models/mlp`, '--json');
+    expect(r.exitCode).toBe(5);
+    expect(r.json().error.message).toContain('moved no byte for 1 s');
+    expect(Date.now() - started).toBeLessThan(15_000);
+  });
+
   it('still holds exactly what it held, and verify passes', async () => {
     expect((await cli('list', '--json')).stdout).toBe(before.list);
     const verify = await cli('verify', '--json');
