@@ -186,7 +186,7 @@ export class RegistryClient {
         if (error instanceof MaasError) throw error;
         if (/redirect count exceeded/.test(messageOf((error as { cause?: unknown }).cause ?? error))) {
           throw new MaasError('MAAS_REMOTE_REJECTED', `${this.options.host}: ${method} ${new URL(this.url(pathOrUrl)).pathname} redirects in a loop`, {
-            hint: 'The registry (or a proxy before it) is misconfigured; nothing was written.',
+            hint: 'The registry (or a proxy before it) is misconfigured; ask its operator.',
           });
         }
         if (retry && attempt < this.attempts) {
