@@ -31,7 +31,7 @@ export function isDigest(text: unknown): boolean {
 export function isConfinedPath(text: unknown): boolean {
   if (typeof text !== 'string' || text === '' || text.length > 4096 || /[\\\0]/.test(text) || text.startsWith('/')) return false;
   const normal = posix.normalize(text);
-  return normal !== '.' && normal !== './' && !normal.split('/').includes('..');
+  return normal !== '.' && normal !== './' && !text.split('/').includes('..');
 }
 
 export class Layout {

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { isConfinedPath, isDigest } from '../../src/registry/layout.js';
 import { Registry } from '../../src/registry/registry.js';
 import { modelPath } from '../../src/serve/model-files.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -27,6 +28,22 @@ function editManifest(reg: TestRegistry, edit: (m: any) => void): void {
   writeFileSync(path, JSON.stringify(manifest, null, 2));
   execFileSync('git', ['commit', '-qam', 'tamper'], { cwd: reg.dir, env: { ...reg.env, GIT_AUTHOR_NAME: 'x', GIT_AUTHOR_EMAIL: 'x@x', GIT_COMMITTER_NAME: 'x', GIT_COMMITTER_EMAIL: 'x@x' } });
 }
+
+describe('what a manifest may name', () => {
+  it('accepts only sha256 digests of 64 lowercase hex digits', () => {
+    expect(isDigest(`sha256:${'a'.repeat(64)}`)).toBe(true);
+    for (const bad of ['sha256:../../../../etc/hostname', `sha256:${'A'.repeat(64)}`, `sha256:${'a'.repeat(63)}`, `sha512:${'a'.repeat(128)}`, `sha256:${'a'.repeat(64)}/x`, `sha256:${'a'.repeat(64)}\n`, '', 42]) {
+      expect(isDigest(bad), String(bad)).toBe(false);
+    }
+  });
+
+  it('accepts only relative paths that stay in their folder', () => {
+    for (const ok of ['model.onnx', 'weights/w.bin', './w.bin', 'a..b']) expect(isConfinedPath(ok), ok).toBe(true);
+    for (const bad of ['', '.', './', '..', '../x', 'a/../../x', 'a/../b', '/etc/passwd', 'a\\..\\b', 'a\0b', 'x'.repeat(5000), 7]) {
+      expect(isConfinedPath(bad), String(bad)).toBe(false);
+    }
+  });
+});
 
 describe('hostile manifests in the registry itself', () => {
   it('verify reports layer paths and a model file that leave the version folder', async () => {
