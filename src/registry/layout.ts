@@ -10,11 +10,29 @@
  *   blobs/sha256/<hex>                     content-addressed weights
  *   .maas/lock, .maas/txn.json, .maas/tmp/ writer lock, write journal, staging
  */
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
+import { MaasError } from '../core/errors.js';
 
 export const CONFIG_FILE = 'maas.yaml';
 export const HISTORY_FILE = 'history.jsonl';
 export const MODELS_DIR = 'models';
+
+/** The only digest form maas stores and verifies: `sha256:` and 64 lowercase hex digits. */
+const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+export function isDigest(text: unknown): boolean {
+  return typeof text === 'string' && SHA256_DIGEST.test(text);
+}
+
+/**
+ * A path that stays inside the folder it is joined to: relative, no `..` segment, no NUL or
+ * backslash, not the folder itself. Paths from manifests and archives must pass this.
+ */
+export function isConfinedPath(text: unknown): boolean {
+  if (typeof text !== 'string' || text === '' || text.length > 4096 || /[\\\0]/.test(text) || text.startsWith('/')) return false;
+  const normal = posix.normalize(text);
+  return normal !== '.' && normal !== './' && !text.split('/').includes('..');
+}
 
 export class Layout {
   constructor(readonly root: string) {}
@@ -44,8 +62,14 @@ export class Layout {
     return join(this.state, 'tmp');
   }
 
+  /** A blob's file; anything but a well-formed digest is refused, so no digest can name another path. */
   blob(digest: string): string {
-    return join(this.blobs, digest.replace(/^sha256:/, ''));
+    if (!isDigest(digest)) {
+      throw new MaasError('MAAS_CONFIG_INVALID', `'${String(digest).slice(0, 100)}' is not a sha256 digest`, {
+        hint: 'A digest is sha256: and 64 lowercase hex digits. Run `maas verify` to find the manifest that names it.',
+      });
+    }
+    return join(this.blobs, digest.slice('sha256:'.length));
   }
 
   /** paths relative to the registry root, as git and the journal name them. */

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { MaasError } from '../core/errors.js';
 import type { AccuracyReport } from '../onnx/accuracy.js';
 import { type ModelInfo, modelPackPrecisions, paramSize } from '../onnx/inspect.js';
+import { isConfinedPath, isDigest } from './layout.js';
 import type { BlobRef } from './store.js';
 
 export const MEDIA_TYPES = {
@@ -27,6 +28,10 @@ export const ANNOTATIONS = {
   description: 'org.opencontainers.image.description',
   onnx: 'dev.maas.onnx.v1+json',
 } as const;
+
+/** distribution's own limit for manifests; maas configs are a few hundred bytes. */
+export const MAX_MANIFEST_BYTES = 4 << 20;
+export const MAX_CONFIG_BYTES = 4 << 20;
 
 export interface Descriptor {
   mediaType: string;
@@ -118,6 +123,20 @@ function invalid(where: string, why: string): MaasError {
   });
 }
 
+/** Why a descriptor cannot be trusted, or undefined when it can. */
+function descriptorProblem(d: Descriptor | undefined, what: string): string | undefined {
+  if (!d || typeof d !== 'object') return `${what} is missing`;
+  if (!isDigest(d.digest)) return `${what} digest '${String(d.digest).slice(0, 100)}' is not sha256: and 64 lowercase hex digits`;
+  if (!Number.isSafeInteger(d.size) || d.size < 0) return `${what} size '${String(d.size)}' is not a byte count`;
+  if (d.annotations !== undefined && (typeof d.annotations !== 'object' || d.annotations === null)) return `${what} annotations are not an object`;
+  return undefined;
+}
+
+/**
+ * Parses and validates a manifest: every digest is well formed and every path it names stays
+ * inside the version's folder, so nothing read from it can point elsewhere. Imports, pulls,
+ * `serve` and `verify` all read versions through here.
+ */
 export function parseManifest(text: string, where: string): { manifest: Manifest; onnx: OnnxMetadata } {
   let manifest: Manifest;
   try {
@@ -125,13 +144,30 @@ export function parseManifest(text: string, where: string): { manifest: Manifest
   } catch (error) {
     throw invalid(where, (error as Error).message);
   }
-  if (manifest?.schemaVersion !== 2 || manifest.artifactType !== MEDIA_TYPES.artifact) throw invalid(where, 'not a ModelPack image manifest');
+  if (manifest?.schemaVersion !== 2 || manifest.mediaType !== MEDIA_TYPES.manifest || manifest.artifactType !== MEDIA_TYPES.artifact) throw invalid(where, 'not a ModelPack image manifest');
   if (!manifest.config?.digest || !Array.isArray(manifest.layers) || manifest.layers.length === 0) throw invalid(where, 'config or layers missing');
-  const raw = manifest.annotations?.[ANNOTATIONS.onnx];
+  const problem = descriptorProblem(manifest.config, 'the config')
+    ?? (manifest.config.size > MAX_CONFIG_BYTES ? `the config claims ${manifest.config.size} bytes (at most ${MAX_CONFIG_BYTES})` : undefined)
+    ?? manifest.layers.map((layer, i) => descriptorProblem(layer, `layer ${i}`)).find(Boolean);
+  if (problem) throw invalid(where, problem);
+  const paths = new Set<string>();
+  for (const layer of manifest.layers) {
+    const path = layer.annotations?.[ANNOTATIONS.filepath];
+    if (path === undefined) continue;
+    if (!isConfinedPath(path)) throw invalid(where, `layer ${layer.digest} names the path '${String(path).slice(0, 200)}', which leaves the model's folder`);
+    if (paths.has(path)) throw invalid(where, `two layers name the path '${path}'`);
+    paths.add(path);
+  }
+  if (typeof manifest.annotations !== 'object' || manifest.annotations === null) throw invalid(where, 'annotations missing');
+  const raw = manifest.annotations[ANNOTATIONS.onnx];
   if (!raw) throw invalid(where, `annotation ${ANNOTATIONS.onnx} missing`);
+  let onnx: OnnxMetadata;
   try {
-    return { manifest, onnx: JSON.parse(raw) as OnnxMetadata };
+    onnx = JSON.parse(raw) as OnnxMetadata;
   } catch (error) {
     throw invalid(where, `annotation ${ANNOTATIONS.onnx}: ${(error as Error).message}`);
   }
+  if (!isConfinedPath(onnx?.modelFile)) throw invalid(where, `the model file '${String(onnx?.modelFile).slice(0, 200)}' leaves the model's folder`);
+  if (manifest.layers.length > 1 && !paths.has(onnx.modelFile)) throw invalid(where, `the model file '${onnx.modelFile}' is none of the layers`);
+  return { manifest, onnx };
 }

@@ -52,8 +52,9 @@ export class BlobStore {
   }
 
   has(blob: BlobRef): boolean {
+    const path = this.path(blob.digest); // a malformed digest throws: it never reads as present
     try {
-      return statSync(this.path(blob.digest)).size === blob.size;
+      return statSync(path).size === blob.size;
     } catch {
       return false;
     }

@@ -2,15 +2,17 @@
  * `maas pack` / `maas import`: a version as an OCI image layout in a tarball, for offline
  * hand-over. Packing is deterministic (sorted entries, fixed mtime, portable headers).
  * Importing refuses, before writing anything, an archive with an entry that could land outside
- * the target (absolute paths, `..`) or that is a link or a device (tar-slip).
+ * the target (absolute paths, `..`) or that is a link or a device (tar-slip), a compressed
+ * archive (no bombs: `maas pack` writes plain tar) and an entry that appears twice.
  */
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import * as tar from 'tar';
 import { MaasError } from '../core/errors.js';
 import type { OnBytes } from '../registry/store.js';
 import { OciLayout } from './layout.js';
+import { isTag } from './ref.js';
 import { type PullResult, type PushResult, type TransferContext, pull, push } from './transfer.js';
 
 /** 1985-10-26T08:15:00Z, the fixed mtime npm's pacote uses for reproducible tarballs. */
@@ -42,22 +44,44 @@ export async function packVersion(options: { ref: string; output: string }, ctx:
 
 const ALLOWED = /^(oci-layout|index\.json|blobs\/sha256\/[0-9a-f]{64})$/;
 
+/**
+ * Whether the file starts with a ustar header whose checksum holds: a plain tar. tar would
+ * otherwise inflate gzip, zstd or brotli input on the fly, bombs included.
+ */
+function isPlainTar(file: string): boolean {
+  const header = Buffer.alloc(512);
+  const fd = openSync(file, 'r');
+  try {
+    if (readSync(fd, header, 0, 512, 0) < 512) return false;
+  } finally {
+    closeSync(fd);
+  }
+  const stored = parseInt(header.subarray(148, 156).toString('latin1').replace(/[\0 ]+$/, '').trim(), 8);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i]!;
+  return stored === sum;
+}
+
 /** Lists every entry first: one unsafe entry refuses the whole archive. */
 async function checkEntries(file: string): Promise<void> {
   const problems: string[] = [];
+  const seen = new Set<string>();
   let entries = 0;
-  await tar.t({
+  if (!isPlainTar(file)) problems.push('it is not a plain tar archive (compressed, or not a tar)');
+  else await tar.t({
     file,
     strict: true,
     onReadEntry: (entry) => {
       entries++;
       const path = entry.path.replace(/^\.\//, '').replace(/\/$/, '');
+      if (seen.has(path)) problems.push(`${entry.path} appears twice`);
+      seen.add(path);
       if (entry.type === 'Directory' && (path === '' || path === 'blobs' || path === 'blobs/sha256')) return;
       if (entry.type !== 'File' && entry.type !== 'OldFile') problems.push(`${entry.path} is a ${entry.type}`);
       else if (!ALLOWED.test(path)) problems.push(`${entry.path} is not part of an OCI image layout${path.split('/').includes('..') || path.startsWith('/') ? ' and points outside it' : ''}`);
     },
   });
-  if (entries === 0) problems.push('it holds no entries (is it a tar file?)');
+  if (entries === 0 && problems.length === 0) problems.push('it holds no entries (is it a tar file?)');
   if (problems.length) {
     throw new MaasError('MAAS_ARCHIVE_UNSAFE', `refusing ${file}: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (+${problems.length - 3} more)` : ''}`, {
       hint: 'A maas archive holds only oci-layout, index.json and blobs/sha256/<digest>; nothing was extracted. Make the archive again with `maas pack`.',
@@ -86,7 +110,7 @@ export async function importArchive(
   try {
     await tar.x({ file, cwd: staging, strict: true, preservePaths: false, noChmod: true });
     const layout = new OciLayout(staging);
-    const tags = layout.index().manifests.map((m) => m.annotations?.['org.opencontainers.image.ref.name']).filter((t): t is string => Boolean(t));
+    const tags = layout.index().manifests.map((m) => m.annotations?.['org.opencontainers.image.ref.name']).filter((t): t is string => typeof t === 'string' && isTag(t));
     const tag = tags.find((t) => /^\d+$/.test(t)) ?? tags[0];
     if (!tag) throw new MaasError('MAAS_REMOTE_REJECTED', `${options.file} holds no tagged manifest`, { hint: 'Make the archive again with `maas pack`.' });
     const pulled = await pull({ remote: `oci-layout:${staging}:${tag}`, name: options.name, version: options.version, ...(options.onProgress ? { onProgress: options.onProgress } : {}) }, ctx);

@@ -100,17 +100,28 @@ export async function importArtifact(
   if (digestOf(configBytes) !== manifest.config.digest || configBytes.length !== manifest.config.size) {
     throw new MaasError('MAAS_DIGEST_MISMATCH', `config blob ${manifest.config.digest} does not match its digest`, { hint: 'The remote holds corrupted or tampered data; nothing was written.' });
   }
-  let blobsFetched = 0;
-  let bytesFetched = 0;
-  for (const layer of manifest.layers) {
-    if (registry.store.has(layer)) continue;
-    const onBytes = options.onProgress?.(`Fetching ${layer.annotations?.[ANNOTATIONS.filepath] ?? layer.digest}`, layer.size);
-    await registry.store.ingestStream(await source.blob(layer), layer, onBytes);
-    blobsFetched++;
-    bytesFetched += layer.size;
+  const fetched: string[] = [];
+  try {
+    let bytesFetched = 0;
+    for (const layer of manifest.layers) {
+      if (registry.store.has(layer)) continue;
+      const onBytes = options.onProgress?.(`Fetching ${layer.annotations?.[ANNOTATIONS.filepath] ?? layer.digest}`, layer.size);
+      await registry.store.ingestStream(await source.blob(layer), layer, onBytes);
+      fetched.push(layer.digest);
+      bytesFetched += layer.size;
+    }
+    return await commitImport(registry, { name: options.name, version, manifest, manifestDigest, configBytes, manifestBytes: source.manifestBytes, blobsFetched: fetched.length, bytesFetched });
+  } catch (error) {
+    await dropUnreferenced(registry, fetched);
+    throw error;
   }
+}
 
-  const name = options.name;
+async function commitImport(
+  registry: Registry,
+  args: { name: string; version: number; manifest: Manifest; manifestDigest: string; manifestBytes: Buffer; configBytes: Buffer; blobsFetched: number; bytesFetched: number },
+): Promise<ImportResult> {
+  const { name, version, manifest, manifestDigest, blobsFetched, bytesFetched } = args;
   return registry.transact((r: ImportResult) => `import ${r.ref} (${r.manifestDigest})`, async (tx) => {
     const ref = formatRef(name, version);
     const base = { name, version, ref, manifestDigest, blobsFetched, bytesFetched };
@@ -122,10 +133,34 @@ export async function importArtifact(
     }
     registry.assertNumberFree(name, version, manifest.layers[0]?.digest, 'Pass --version with a free number.');
     const dir = registry.layout.versionDir(name, version);
-    tx.write(`${dir}/config.json`, configBytes);
-    tx.write(`${dir}/manifest.json`, source.manifestBytes);
+    tx.write(`${dir}/config.json`, args.configBytes);
+    tx.write(`${dir}/manifest.json`, args.manifestBytes);
     tx.record({ at: registry.now().toISOString(), action: 'import', model: name, version, digest: manifest.layers[0]!.digest });
     tx.tag(versionTag(name, version));
     return { ...base, status: 'imported' as const };
   });
+}
+
+/**
+ * A refused import leaves nothing behind: the blobs it stored that no version references are
+ * removed, under the lock so a register that just came to use one keeps it. When a version
+ * cannot be read, nothing is removed (`maas gc` decides later).
+ */
+async function dropUnreferenced(registry: Registry, digests: string[]): Promise<void> {
+  if (digests.length === 0) return;
+  let lock: Awaited<ReturnType<Registry['lock']>> | undefined;
+  try {
+    lock = await registry.lock();
+    const referenced = new Set<string>();
+    for (const name of registry.modelNames()) {
+      for (const version of registry.versions(name)) {
+        for (const layer of registry.readVersion(name, version).manifest.layers) referenced.add(layer.digest);
+      }
+    }
+    for (const digest of digests) if (!referenced.has(digest)) registry.store.remove(digest);
+  } catch {
+    // best effort: the refusal the user sees is the original error
+  } finally {
+    lock?.release();
+  }
 }

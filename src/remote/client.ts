@@ -2,10 +2,14 @@
  * An OCI distribution client: `/v2/` ping, Basic auth and the Bearer token challenge flow,
  * blob HEAD, monolithic and chunked uploads with resume, retries with backoff on 5xx and
  * network errors, manifest PUT/GET. `fetch` and `sleep` are injected for tests.
+ *
+ * Every answer is hostile until checked: a request that sees no byte for the idle timeout is
+ * abandoned, manifests and error bodies are read up to a bound, digests in headers are checked.
  */
 import { open } from 'node:fs/promises';
 import { MaasError, messageOf } from '../core/errors.js';
-import type { Descriptor } from '../registry/manifest.js';
+import { isDigest } from '../registry/layout.js';
+import { type Descriptor, MAX_MANIFEST_BYTES } from '../registry/manifest.js';
 import type { OnBytes } from '../registry/store.js';
 import { MANIFEST_MEDIA_TYPE } from './artifact.js';
 
@@ -28,6 +32,84 @@ export interface ClientOptions {
   attempts?: number;
   /** blobs above this go up in PATCH chunks of this size (default 16 MiB). */
   chunkBytes?: number;
+  /** a request that neither connects nor moves a byte for this long is abandoned (default 30 s). */
+  idleTimeoutMs?: number;
+}
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+
+/**
+ * Aborts a request when no byte has moved for `ms`. Unref'd: a finished request whose body
+ * nobody reads does not keep the process alive.
+ */
+class Watchdog {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly ms: number, private readonly timeout: () => MaasError) {
+    this.kick();
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  kick(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.controller.abort(this.timeout()), this.ms);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+
+  /** `bytes` as a stream of 64 KiB pieces, each one pulled rearming the watch. */
+  watch(bytes: Buffer): ReadableStream<Uint8Array> {
+    let offset = 0;
+    return new ReadableStream<Uint8Array>({
+      pull: (controller) => {
+        this.kick();
+        if (offset >= bytes.length) return controller.close();
+        controller.enqueue(bytes.subarray(offset, offset + (64 << 10)));
+        offset += 64 << 10;
+      },
+    });
+  }
+
+  /** The response with its body under the same watch: each chunk rearms it, the end stops it. */
+  guard(response: Response): Response {
+    if (!response.body || [101, 204, 205, 304].includes(response.status)) {
+      this.stop();
+      return response;
+    }
+    const body = response.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
+      transform: (chunk, controller) => {
+        this.kick();
+        controller.enqueue(chunk);
+      },
+      flush: () => this.stop(),
+    }));
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  }
+}
+
+/** Reads a body up to `limit` bytes; `over` says there was more (the rest is not read). */
+async function readLimited(response: Response, limit: number): Promise<{ bytes: Buffer; over: boolean }> {
+  if (!response.body) return { bytes: Buffer.alloc(0), over: false };
+  const parts: Buffer[] = [];
+  let size = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return { bytes: Buffer.concat(parts), over: false };
+    size += value.length;
+    if (size > limit) {
+      await reader.cancel().catch(() => undefined);
+      return { bytes: Buffer.concat(parts), over: true };
+    }
+    parts.push(Buffer.from(value));
+  }
 }
 
 interface Challenge {
@@ -63,6 +145,7 @@ export class RegistryClient {
   private readonly fetch: typeof fetch;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly attempts: number;
+  private readonly idleTimeoutMs: number;
   readonly chunkBytes: number;
   private authorization: string | undefined;
   private tokenExpires = 0;
@@ -74,6 +157,7 @@ export class RegistryClient {
     this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.attempts = options.attempts ?? 5;
     this.chunkBytes = options.chunkBytes ?? 16 << 20;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     if (options.credentials.token) this.authorization = `Bearer ${options.credentials.token}`;
   }
 
@@ -93,14 +177,18 @@ export class RegistryClient {
       let response: Response;
       try {
         if (this.challenge?.scheme === 'bearer' && Date.now() > this.tokenExpires && !this.options.credentials.token) await this.fetchToken(this.challenge);
-        response = await this.fetch(this.url(pathOrUrl), {
+        response = await this.send(this.url(pathOrUrl), {
           method,
           headers: { 'user-agent': this.options.userAgent, ...(this.authorization ? { authorization: this.authorization } : {}), ...options.headers },
           ...(options.body ? { body: options.body } : {}),
-          redirect: 'follow',
         });
       } catch (error) {
         if (error instanceof MaasError) throw error;
+        if (/redirect count exceeded/.test(messageOf((error as { cause?: unknown }).cause ?? error))) {
+          throw new MaasError('MAAS_REMOTE_REJECTED', `${this.options.host}: ${method} ${new URL(this.url(pathOrUrl)).pathname} redirects in a loop`, {
+            hint: 'The registry (or a proxy before it) is misconfigured; ask its operator.',
+          });
+        }
         if (retry && attempt < this.attempts) {
           await this.sleep(RETRY_BASE_MS * 2 ** (attempt - 1));
           continue;
@@ -123,6 +211,23 @@ export class RegistryClient {
       }
       if (!options.ok.includes(response.status)) throw await this.failure(method, pathOrUrl, response);
       return response;
+    }
+  }
+
+  /** One fetch under the idle watchdog, connection and body alike. */
+  private async send(url: string | URL, init: RequestInit): Promise<Response> {
+    const what = `${init.method ?? 'GET'} ${new URL(url).pathname}`;
+    const watchdog = new Watchdog(this.idleTimeoutMs, () => new MaasError('MAAS_REMOTE_UNREACHABLE', `${new URL(url).host}: ${what} moved no byte for ${this.idleTimeoutMs / 1000} s`, {
+      hint: 'The registry stalled; try again later. MAAS_REMOTE_TIMEOUT_S sets how many seconds of silence maas waits (default 30).',
+    }));
+    // A body goes out as a stream so that each piece sent rearms the watchdog: a slow but moving
+    // upload is not cut, a stalled one is.
+    const body = init.body instanceof Buffer ? { body: watchdog.watch(init.body), duplex: 'half', headers: { ...(init.headers as Record<string, string>), 'content-length': String(init.body.length) } } : {};
+    try {
+      return watchdog.guard(await this.fetch(url, { ...init, ...body, redirect: 'follow', signal: watchdog.signal } as RequestInit));
+    } catch (error) {
+      watchdog.stop();
+      throw watchdog.signal.aborted ? watchdog.signal.reason : error;
     }
   }
 
@@ -154,13 +259,21 @@ export class RegistryClient {
     if (username) headers.authorization = `Basic ${Buffer.from(`${username}:${password ?? ''}`).toString('base64')}`;
     let response: Response;
     try {
-      response = await this.fetch(url, { headers });
+      response = await this.send(url, { headers });
     } catch (error) {
+      if (error instanceof MaasError) throw error;
       throw new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach the token server ${url.origin}: ${messageOf(error)}`);
     }
     if (response.status === 401 || response.status === 403) throw this.unauthorized('the token server refused the credentials');
     if (!response.ok) throw new MaasError('MAAS_REMOTE_REJECTED', `the token server answered ${response.status}`);
-    const body = (await response.json()) as { token?: string; access_token?: string; expires_in?: number };
+    const { bytes, over } = await readLimited(response, MAX_MANIFEST_BYTES);
+    let body: { token?: string; access_token?: string; expires_in?: number };
+    try {
+      if (over) throw new Error(`more than ${MAX_MANIFEST_BYTES} bytes`);
+      body = JSON.parse(bytes.toString('utf8')) as typeof body;
+    } catch (error) {
+      throw new MaasError('MAAS_REMOTE_REJECTED', `the token server answered something that is not a token: ${messageOf(error)}`);
+    }
     const token = body.token ?? body.access_token;
     if (!token) throw new MaasError('MAAS_REMOTE_REJECTED', 'the token server answered without a token');
     this.authorization = `Bearer ${token}`;
@@ -175,7 +288,7 @@ export class RegistryClient {
   }
 
   private async failure(method: string, pathOrUrl: string, response: Response): Promise<MaasError> {
-    const text = await response.text().catch(() => '');
+    const text = (await readLimited(response, 64 << 10).catch(() => ({ bytes: Buffer.alloc(0) }))).bytes.toString('utf8');
     let detail = text.trim().slice(0, 300);
     try {
       const errors = (JSON.parse(text) as { errors?: { code: string; message?: string }[] }).errors ?? [];
@@ -270,12 +383,32 @@ export class RegistryClient {
 
   async putManifest(reference: string, bytes: Buffer): Promise<string> {
     const response = await this.request('PUT', `${this.repo}/manifests/${reference}`, { ok: [201], body: bytes, headers: { 'content-type': MANIFEST_MEDIA_TYPE } });
-    return response.headers.get('docker-content-digest') ?? '';
+    return this.contentDigest(response) ?? '';
   }
 
+  /** The manifest's bytes, refused when the answer is not an image manifest or is over 4 MiB. */
   async getManifest(reference: string): Promise<{ bytes: Buffer; digest: string | undefined }> {
-    const response = await this.request('GET', `${this.repo}/manifests/${reference}`, { ok: [200], headers: { accept: `${MANIFEST_MEDIA_TYPE}, application/vnd.oci.image.index.v1+json` } });
-    return { bytes: Buffer.from(await response.arrayBuffer()), digest: response.headers.get('docker-content-digest') ?? undefined };
+    const response = await this.request('GET', `${this.repo}/manifests/${reference}`, { ok: [200], headers: { accept: MANIFEST_MEDIA_TYPE } });
+    const where = `${this.options.host}/${this.options.repository}:${reference}`;
+    const refuse = async (why: string) => {
+      await response.body?.cancel().catch(() => undefined);
+      return new MaasError('MAAS_REMOTE_REJECTED', `${where}: ${why}`, { hint: 'maas pulls the OCI image manifests that maas push writes; nothing was written.' });
+    };
+    const type = (response.headers.get('content-type') ?? '').split(';')[0]!.trim();
+    if (type !== MANIFEST_MEDIA_TYPE) throw await refuse(`the registry answered ${type ? `a ${type}` : 'without a content type'}, not an OCI image manifest`);
+    if (Number(response.headers.get('content-length') ?? 0) > MAX_MANIFEST_BYTES) throw await refuse(`the manifest is ${response.headers.get('content-length')} bytes (at most ${MAX_MANIFEST_BYTES})`);
+    const digest = this.contentDigest(response);
+    const { bytes, over } = await readLimited(response, MAX_MANIFEST_BYTES);
+    if (over) throw await refuse(`the manifest is over ${MAX_MANIFEST_BYTES} bytes`);
+    return { bytes, digest };
+  }
+
+  /** Docker-Content-Digest, when sent, must be a digest: it is compared, never used as a path. */
+  private contentDigest(response: Response): string | undefined {
+    const digest = response.headers.get('docker-content-digest');
+    if (digest === null) return undefined;
+    if (!isDigest(digest)) throw new MaasError('MAAS_REMOTE_REJECTED', `${this.options.host} sent the digest '${digest.slice(0, 100)}', which is not sha256: and 64 lowercase hex digits`);
+    return digest;
   }
 
   async getBlob(descriptor: Descriptor): Promise<AsyncIterable<Uint8Array>> {

@@ -1,7 +1,9 @@
 /**
- * Registry credentials: MAAS_REGISTRY_USERNAME/_PASSWORD/_TOKEN, else the host's `auths` entry
- * in the docker config.json ($DOCKER_CONFIG or ~/.docker). Secrets are never printed.
+ * Registry credentials: MAAS_REGISTRY_USERNAME/_PASSWORD/_TOKEN, else what the docker
+ * config.json ($DOCKER_CONFIG or ~/.docker) gives the host: its `credHelpers` helper, else the
+ * `credsStore` helper, else its `auths` entry. Secrets are never printed.
  */
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +14,8 @@ import type { Credentials } from './client.js';
 
 interface DockerConfig {
   auths?: Record<string, { auth?: string; identitytoken?: string }>;
+  credHelpers?: Record<string, string>;
+  credsStore?: string;
   [key: string]: unknown;
 }
 
@@ -28,11 +32,62 @@ function readDockerConfig(path: string): DockerConfig {
   }
 }
 
+/** A credential helper's name becomes part of a program name: letters, digits, . _ - only. */
+const HELPER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const HELPER_TIMEOUT_MS = 20_000;
+
+/**
+ * Runs `docker-credential-NAME get` with the host on stdin, as docker does. Undefined when the
+ * helper holds nothing for the host; any other failure is an error naming the helper.
+ */
+function fromHelper(helper: string, host: string, env: Env, configPath: string): Credentials | undefined {
+  const program = `docker-credential-${helper}`;
+  const broken = (why: string) => new MaasError('MAAS_CONFIG_INVALID', `the credential helper ${program} (named in ${configPath}) ${why}`, {
+    hint: `Install ${program} on PATH, or remove it from credHelpers / credsStore in ${configPath}.`,
+  });
+  if (!HELPER_NAME.test(helper)) throw broken('has a name that is not a program name');
+  const run = spawnSync(program, ['get'], { input: host, env, encoding: 'utf8', timeout: HELPER_TIMEOUT_MS, maxBuffer: 1 << 20, stdio: ['pipe', 'pipe', 'pipe'] });
+  if (run.error) {
+    const code = (run.error as NodeJS.ErrnoException).code;
+    throw broken(code === 'ENOENT' ? 'is not on PATH' : code === 'ETIMEDOUT' ? `gave no answer within ${HELPER_TIMEOUT_MS / 1000} s` : `could not run: ${run.error.message}`);
+  }
+  if (run.status !== 0) {
+    // The helper protocol's answer for "nothing stored for this host".
+    if (/credentials not found/i.test(`${run.stdout}${run.stderr}`)) return undefined;
+    throw broken(`failed (exit ${run.status ?? run.signal}): ${`${run.stderr || run.stdout}`.trim().slice(0, 200)}`);
+  }
+  let answer: { Username?: unknown; Secret?: unknown };
+  try {
+    answer = JSON.parse(run.stdout) as typeof answer;
+  } catch {
+    throw broken('answered something that is not JSON');
+  }
+  if (typeof answer?.Secret !== 'string' || !answer.Secret) return undefined;
+  if (answer.Username === '<token>') return { token: answer.Secret };
+  return { username: typeof answer.Username === 'string' ? answer.Username : '', password: answer.Secret };
+}
+
+/** The value for a host in a docker config map, keyed by host or by URL as docker writes them. */
+function forHost<T>(map: Record<string, T> | undefined, host: string): T | undefined {
+  if (!map || typeof map !== 'object') return undefined;
+  return map[host] ?? map[`https://${host}`] ?? map[`http://${host}`];
+}
+
 export function credentialsFor(host: string, env: Env): Credentials {
   if (env.MAAS_REGISTRY_TOKEN) return { token: env.MAAS_REGISTRY_TOKEN };
   if (env.MAAS_REGISTRY_USERNAME) return { username: env.MAAS_REGISTRY_USERNAME, password: env.MAAS_REGISTRY_PASSWORD };
-  const auths = readDockerConfig(dockerConfigPath(env)).auths ?? {};
-  const entry = auths[host] ?? auths[`https://${host}`] ?? auths[`http://${host}`];
+  const path = dockerConfigPath(env);
+  const config = readDockerConfig(path);
+  const helper = forHost(config.credHelpers, host);
+  if (typeof helper === 'string' && helper) {
+    const found = fromHelper(helper, host, env, path);
+    if (found) return found;
+  }
+  if (typeof config.credsStore === 'string' && config.credsStore) {
+    const found = fromHelper(config.credsStore, host, env, path);
+    if (found) return found;
+  }
+  const entry = forHost(config.auths, host);
   if (entry?.identitytoken) return { token: entry.identitytoken };
   if (entry?.auth) {
     const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');

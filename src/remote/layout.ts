@@ -2,12 +2,13 @@
  * An OCI image layout directory (image-spec "oci-layout"): the embedded remote that needs no
  * server, readable by standard tools (`skopeo copy oci:PATH:TAG ...`).
  */
-import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MaasError } from '../core/errors.js';
 import { tempName, writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
-import type { Descriptor } from '../registry/manifest.js';
+import { isDigest } from '../registry/layout.js';
+import { type Descriptor, MAX_MANIFEST_BYTES } from '../registry/manifest.js';
 import { MANIFEST_MEDIA_TYPE } from './artifact.js';
 
 const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';
@@ -26,9 +27,14 @@ export class OciLayout {
     return join(this.root, 'index.json');
   }
 
+  /** Only a well-formed digest names a file, so no digest can climb out of blobs/. */
   blobPath(digest: string): string {
-    const [algorithm, hex] = digest.split(':');
-    return join(this.root, 'blobs', algorithm!, hex!);
+    if (!isDigest(digest)) throw this.rejected(`the digest '${String(digest).slice(0, 100)}' is not sha256: and 64 lowercase hex digits`);
+    return join(this.root, 'blobs', 'sha256', digest.slice('sha256:'.length));
+  }
+
+  private rejected(why: string): MaasError {
+    return new MaasError('MAAS_REMOTE_REJECTED', `${this.root} is not a valid OCI image layout: ${why}`, { hint: 'Push the version to the layout again (or make the archive again with `maas pack`).' });
   }
 
   exists(): boolean {
@@ -47,11 +53,26 @@ export class OciLayout {
     if (!this.exists()) {
       throw new MaasError('MAAS_REMOTE_NOT_FOUND', `${this.root} is not an OCI image layout (no oci-layout file)`, { hint: 'Push to it first: maas push NAME@VERSION oci-layout:PATH.' });
     }
-    return JSON.parse(readFileSync(this.indexPath, 'utf8')) as Index;
+    const stat = lstatSync(this.indexPath, { throwIfNoEntry: false });
+    if (!stat?.isFile()) throw this.rejected('index.json is missing or not a file');
+    if (stat.size > MAX_MANIFEST_BYTES) throw this.rejected(`index.json holds ${stat.size} bytes (at most ${MAX_MANIFEST_BYTES})`);
+    let index: Index;
+    try {
+      index = JSON.parse(readFileSync(this.indexPath, 'utf8')) as Index;
+    } catch (error) {
+      throw this.rejected(`index.json: ${(error as Error).message}`);
+    }
+    if (index?.schemaVersion !== 2 || !Array.isArray(index.manifests)) throw this.rejected('index.json is not an image index');
+    for (const entry of index.manifests) {
+      if (!isDigest(entry?.digest) || !Number.isSafeInteger(entry.size) || entry.size < 0) throw this.rejected(`index.json names a manifest with digest '${String(entry?.digest).slice(0, 100)}' and size '${String(entry?.size)}'`);
+    }
+    return index;
   }
 
+  /** A regular file of the descriptor's size (a link, FIFO or folder is not a blob). */
   hasBlob(descriptor: { digest: string; size: number }): boolean {
-    return existsSync(this.blobPath(descriptor.digest));
+    const stat = lstatSync(this.blobPath(descriptor.digest), { throwIfNoEntry: false });
+    return Boolean(stat?.isFile() && stat.size === descriptor.size);
   }
 
   async putBlobFile(source: string, descriptor: Descriptor): Promise<boolean> {
@@ -68,7 +89,7 @@ export class OciLayout {
   }
 
   putBlobBytes(bytes: Buffer, digest: string): boolean {
-    if (existsSync(this.blobPath(digest))) return false;
+    if (this.hasBlob({ digest, size: bytes.length })) return false;
     writeFileAtomic(this.blobPath(digest), bytes);
     return true;
   }

@@ -8,6 +8,10 @@ export type RemoteRef =
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const REPOSITORY = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
 
+export function isTag(text: string): boolean {
+  return TAG.test(text);
+}
+
 function invalid(text: string, why: string): MaasError {
   return new MaasError('MAAS_USAGE', `'${text}' is not a remote: ${why}`, {
     hint: 'Write oci://HOST[:PORT]/REPOSITORY[:TAG] (e.g. oci://ghcr.io/acme/mlp:2) or oci-layout:PATH[:TAG].',

@@ -1,13 +1,14 @@
 /** `maas push` and `maas pull`: a version to and from an OCI registry or an OCI image layout. */
+import type { Env } from '../core/context.js';
 import { MaasError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { versionTag } from '../registry/layout.js';
-import { ANNOTATIONS, type Descriptor } from '../registry/manifest.js';
+import { ANNOTATIONS, type Descriptor, MAX_MANIFEST_BYTES } from '../registry/manifest.js';
 import { assertModelName, formatRef, parseRef, suggestName } from '../registry/refs.js';
 import { Registry, type RegistryOptions } from '../registry/registry.js';
 import type { OnBytes } from '../registry/store.js';
 import { MANIFEST_MEDIA_TYPE, importArtifact, readArtifact, type ImportResult, type ImportSource } from './artifact.js';
-import { RegistryClient } from './client.js';
+import { DEFAULT_IDLE_TIMEOUT_MS, RegistryClient } from './client.js';
 import { credentialsFor } from './credentials.js';
 import { OciLayout } from './layout.js';
 import { resolveRemoteName } from './named.js';
@@ -45,8 +46,20 @@ export interface PushResult {
 
 const USER_AGENT = `maas/${VERSION} (${process.platform}-${process.arch}; Node ${process.version})`;
 
+/** $MAAS_REMOTE_TIMEOUT_S: seconds a remote request may go without a byte (tests set it short). */
+function idleTimeoutMs(env: Env): number {
+  const text = env.MAAS_REMOTE_TIMEOUT_S;
+  if (text === undefined || text === '') return DEFAULT_IDLE_TIMEOUT_MS;
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86_400) {
+    throw new MaasError('MAAS_USAGE', `MAAS_REMOTE_TIMEOUT_S='${text}' is not a number of seconds`, { hint: 'Set it to a positive number such as 30, or unset it.' });
+  }
+  return seconds * 1000;
+}
+
 function clientFor(remote: Extract<RemoteRef, { kind: 'registry' }>, ctx: TransferContext, plainHttp: boolean | undefined): RegistryClient {
   return new RegistryClient({
+    idleTimeoutMs: idleTimeoutMs(ctx.env),
     host: remote.host,
     repository: remote.repository,
     plainHttp: Boolean(plainHttp) || isLoopback(remote.host),
@@ -146,6 +159,7 @@ export async function pull(options: PullOptions, ctx: TransferContext): Promise<
   if (remote.kind === 'layout') {
     const layout = new OciLayout(remote.path);
     const descriptor = layout.resolve(remote.tag);
+    if (descriptor.size > MAX_MANIFEST_BYTES) throw new MaasError('MAAS_REMOTE_REJECTED', `the manifest for tag '${remote.tag}' claims ${descriptor.size} bytes (at most ${MAX_MANIFEST_BYTES})`, { hint: 'A maas manifest is a few KiB; this layout was not written by maas push.' });
     const chunks: Buffer[] = [];
     for await (const chunk of layout.readBlob(descriptor)) chunks.push(Buffer.from(chunk));
     source = { manifestBytes: Buffer.concat(chunks), blob: async (d: Descriptor) => layout.readBlob(d), expectedDigest: descriptor.digest };
@@ -192,6 +206,7 @@ export async function login(options: { host: string; username: string; password:
     plainHttp: Boolean(options.plainHttp) || isLoopback(remote.host),
     credentials: { username: options.username, password: options.password },
     userAgent: USER_AGENT,
+    idleTimeoutMs: idleTimeoutMs(ctx.env),
     ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
   });
   await client.ping();

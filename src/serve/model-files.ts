@@ -1,13 +1,43 @@
 /** Turns a registered version into the file path onnxruntime loads. */
-import { copyFileSync, existsSync, linkSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { copyFileSync, linkSync, lstatSync, mkdirSync, realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { MaasError } from '../core/errors.js';
 import { ANNOTATIONS } from '../registry/manifest.js';
 import type { Registry, VersionRecord } from '../registry/registry.js';
 
+function outside(record: VersionRecord, path: string): MaasError {
+  return new MaasError('MAAS_MODEL_INVALID', `${record.name}@${record.version}: '${path}' leaves the version's folder`, {
+    hint: 'The manifest names a path outside its model; `maas verify` reports it. Register or pull the version again from a good copy.',
+  });
+}
+
+/**
+ * `path` resolved inside `root` by its real path: a symlink planted on the way cannot lead out,
+ * and no folder is made through one.
+ */
+function confined(record: VersionRecord, root: string, path: string): string {
+  const target = resolve(root, path);
+  if (!target.startsWith(`${root}${sep}`)) throw outside(record, path);
+  const realRoot = realpathSync(root);
+  const inside = (p: string) => p === realRoot || p.startsWith(`${realRoot}${sep}`);
+  let existing = dirname(target);
+  while (!lstatSync(existing, { throwIfNoEntry: false })) existing = dirname(existing);
+  try {
+    if (!inside(realpathSync(existing))) throw outside(record, path);
+    mkdirSync(dirname(target), { recursive: true });
+    const realParent = realpathSync(dirname(target));
+    if (!inside(realParent)) throw outside(record, path);
+    return join(realParent, basename(target));
+  } catch (error) {
+    if (error instanceof MaasError) throw error;
+    throw outside(record, path); // a dangling link or a file on the way
+  }
+}
+
 /**
  * A single-file model is its blob. A model with external data gets a folder of hard links
- * (copies across filesystems) named as the model refers to them, under .maas/serve/.
+ * (copies across filesystems) named as the model refers to them, under .maas/serve/; every
+ * name is confined to that folder by real path, whatever the manifest says.
  */
 export function modelPath(registry: Registry, record: VersionRecord): string {
   const { store } = registry;
@@ -20,15 +50,22 @@ export function modelPath(registry: Registry, record: VersionRecord): string {
   }
   if (record.manifest.layers.length === 1) return store.path(record.manifest.layers[0]!.digest);
   const dir = join(registry.layout.state, 'serve', record.manifestDigest.slice('sha256:'.length));
-  for (const layer of record.manifest.layers) {
-    const target = join(dir, layer.annotations?.[ANNOTATIONS.filepath] ?? layer.digest);
-    if (existsSync(target)) continue;
-    mkdirSync(dirname(target), { recursive: true });
+  mkdirSync(dir, { recursive: true });
+  // Every name is confined before anything is linked: a refused version leaves no file.
+  const model = confined(record, dir, record.onnx.modelFile);
+  const targets = record.manifest.layers.map((layer) => {
+    const name = layer.annotations?.[ANNOTATIONS.filepath] ?? layer.digest;
+    return { layer, name, target: confined(record, dir, name) };
+  });
+  for (const { layer, name, target } of targets) {
+    const existing = lstatSync(target, { throwIfNoEntry: false });
+    if (existing?.isFile()) continue;
+    if (existing) throw outside(record, name); // a link or folder where a file belongs
     try {
       linkSync(store.path(layer.digest), target);
     } catch {
       copyFileSync(store.path(layer.digest), target);
     }
   }
-  return join(dir, record.onnx.modelFile);
+  return model;
 }

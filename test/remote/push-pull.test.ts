@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { largeMatmul, writeModel } from '../../fixtures/models.js';
@@ -122,6 +122,46 @@ describe.skipIf(!HAVE_REGISTRY && !REQUIRE_TOOLS)('push and pull through a real 
     const r = await runCli(['push', 'mlp@1', `oci://${oci.host}/team/mlp`], { cwd: reg.dir, env: { ...reg.env, DOCKER_CONFIG: dockerDir } });
     expect(r.exitCode, r.stderr).toBe(0);
     rmSync(dockerDir, { recursive: true });
+  });
+
+  it('asks docker credential helpers: the host\'s credHelpers entry first, then credsStore, then auths', async () => {
+    const oci = await startOciRegistry();
+    const reg = await registered();
+    const dockerDir = join(reg.home, 'docker');
+    const bin = join(reg.home, 'bin');
+    mkdirSync(dockerDir);
+    mkdirSync(bin);
+    // A real helper program on PATH, speaking the docker-credential protocol: `get`, the host on stdin.
+    const helper = (name: string, username: string, password: string) => {
+      const path = join(bin, `docker-credential-${name}`);
+      writeFileSync(path, [
+        '#!/bin/sh',
+        `[ "$1" = get ] || exit 2`,
+        'read host',
+        `[ "$host" = "${oci.host}" ] || { echo "credentials not found in native keychain"; exit 1; }`,
+        `printf '{"ServerURL":"%s","Username":"${username}","Secret":"${password}"}' "$host"`,
+        '',
+      ].join('\n'));
+      chmodSync(path, 0o755);
+    };
+    helper('good', oci.username, oci.password);
+    helper('wrong', oci.username, 'not-the-password');
+    helper('empty', '', '');
+    const env = { ...reg.env, DOCKER_CONFIG: dockerDir, PATH: `${bin}:${reg.env.PATH}` };
+    const push = async (config: object) => {
+      writeFileSync(join(dockerDir, 'config.json'), JSON.stringify(config));
+      return runCli(['push', 'mlp@1', `oci://${oci.host}/team/mlp`, '--json'], { cwd: reg.dir, env });
+    };
+    const auths = (password: string) => ({ [oci.host]: { auth: Buffer.from(`${oci.username}:${password}`).toString('base64') } });
+
+    expect((await push({ credHelpers: { [oci.host]: 'good' }, credsStore: 'wrong', auths: auths('bad') })).exitCode).toBe(0);
+    expect((await push({ credsStore: 'good', auths: auths('bad') })).exitCode).toBe(0);
+    expect((await push({ credHelpers: { [oci.host]: 'wrong' }, credsStore: 'good' })).json().error.code).toBe('MAAS_REMOTE_UNAUTHORIZED');
+    // A helper that holds nothing for the host hands over to the next source.
+    expect((await push({ credHelpers: { 'other.example': 'wrong' }, credsStore: 'empty', auths: auths(oci.password) })).exitCode).toBe(0);
+    const missing = await push({ credsStore: 'not-installed' });
+    expect(missing.exitCode).toBe(3);
+    expect(missing.json().error.message).toContain('docker-credential-not-installed');
   });
 
   it('logs in once (checked, stored in the docker config), then pushes without variables', async () => {

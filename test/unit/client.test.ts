@@ -27,7 +27,7 @@ describe('chunked upload resume', () => {
       const url = new URL(String(input));
       const method = init?.method ?? 'GET';
       calls.push(`${method} ${url.pathname}${method === 'PATCH' ? ` ${(init?.headers as Record<string, string>)['content-range']}` : ''}`);
-      const body = init?.body ? Buffer.from(init.body as Buffer) : Buffer.alloc(0);
+      const body = init?.body ? Buffer.from(await new Response(init.body).arrayBuffer()) : Buffer.alloc(0);
       if (method === 'POST') return new Response(null, { status: 202, headers: { location: '/v2/m/blobs/uploads/u1' } });
       if (method === 'PATCH') {
         if (!cutOnce && stored.length === 4096) {
