@@ -5,6 +5,7 @@ import { onTestFinished } from 'vitest';
 import { BIN } from './run-cli.js';
 
 export interface ServeProcess {
+  pid: number;
   url: string;
   port: number;
   stdout: () => string;
@@ -35,6 +36,7 @@ export async function spawnServe(args: string[], options: { cwd: string; env: Re
     void exited.then((code) => reject(new Error(`serve exited with ${code}: ${stdout}${stderr}`)));
   });
   return {
+    pid: child.pid!,
     ...started,
     stdout: () => stdout,
     stderr: () => stderr,
@@ -52,8 +54,11 @@ export interface RawAnswer {
   text: string;
 }
 
-/** Writes raw bytes to the server and reads until it closes the connection (or `waitMs` pass). */
-export function rawHttp(port: number, bytes: Buffer | string, waitMs = 3000): Promise<RawAnswer> {
+/**
+ * Writes raw bytes to the server and reads until it closes the connection (or `waitMs` pass).
+ * `end` half-closes after writing, as a client that has nothing more to send.
+ */
+export function rawHttp(port: number, bytes: Buffer | string, waitMs = 3000, end = false): Promise<RawAnswer> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -69,5 +74,6 @@ export function rawHttp(port: number, bytes: Buffer | string, waitMs = 3000): Pr
     socket.on('error', done);
     socket.on('close', done);
     socket.write(bytes);
+    if (end) socket.end();
   });
 }
