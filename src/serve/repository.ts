@@ -180,7 +180,7 @@ export class ModelRepository {
     if (failedAt !== undefined && Date.now() - failedAt < RETRY_FAILED_MS) return undefined;
     try {
       const record = this.registry.readVersion(name, version);
-      await this.checkBlobs(record);
+      await checkBlobs(this.registry, record);
       const runtime = await ModelRuntime.load(
         { name, version, signature: record.onnx.signature, modelPath: modelPath(this.registry, record) },
         this.options.runtime,
@@ -198,14 +198,14 @@ export class ModelRepository {
       return undefined;
     }
   }
+}
 
-  /** Re-hashes a version's blobs before onnxruntime reads them: a corrupt one is refused, not served. */
-  private async checkBlobs(record: VersionRecord): Promise<void> {
-    for (const layer of record.manifest.layers) {
-      if ((await this.registry.store.check(layer)) !== 'corrupt') continue; // a missing blob has its own error, from modelPath
-      throw new MaasError('MAAS_VERIFY_FAILED', `${record.name}@${record.version}: blob ${layer.digest} is corrupt (its bytes no longer match their digest)`, {
-        hint: `Run \`maas verify\` to see every damaged blob; register or pull ${record.name}@${record.version} again to restore it.`,
-      });
-    }
+/** Re-hashes a version's blobs before onnxruntime reads them: a corrupt one is refused, not served. */
+export async function checkBlobs(registry: Registry, record: VersionRecord): Promise<void> {
+  for (const layer of record.manifest.layers) {
+    if ((await registry.store.check(layer)) !== 'corrupt') continue; // a missing blob has its own error, from modelPath
+    throw new MaasError('MAAS_VERIFY_FAILED', `${record.name}@${record.version}: blob ${layer.digest} is corrupt (its bytes no longer match their digest)`, {
+      hint: `Run \`maas verify\` to see every damaged blob; register or pull ${record.name}@${record.version} again to restore it.`,
+    });
   }
 }

@@ -4,7 +4,8 @@ import { createServer } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { ALL_TYPES, mlp, writeModel } from '../../fixtures/models.js';
+import { ALL_TYPES, largeMatmul, mlp, writeModel } from '../../fixtures/models.js';
+import { freePort } from '../helpers/oci-registry.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
 import { serveRegistry } from '../helpers/serve.js';
 import { rawHttp, spawnServe } from '../helpers/serve-process.js';
@@ -154,6 +155,31 @@ describe('start-up', () => {
     }
   });
 
+  it('answers liveness while it loads, and 503 for readiness and models until every model is loaded', async () => {
+    const reg = await withModels(['mlp.onnx', 'mlp']);
+    expect((await reg.cli('register', writeModel(reg.work, 'big.onnx', largeMatmul(16 << 20)), '--name', 'big')).exitCode).toBe(0);
+    const port = await freePort();
+    let started = false;
+    const starting = serveRegistry(reg, { port }).then((server) => (started = true) && server);
+    const ready: number[] = [];
+    const infer: number[] = [];
+    let live = 0;
+    while (!started) {
+      const probes = await Promise.all(['/v2/health/live', '/v2/health/ready', '/v2/models/mlp/infer'].map((path) =>
+        fetch(`http://127.0.0.1:${port}${path}`, path.endsWith('infer') ? { method: 'POST', body: JSON.stringify(request) } : {}).then((r) => r.status, () => undefined)));
+      if (probes[0] === 200) live++;
+      if (probes[1] !== undefined) ready.push(probes[1]);
+      if (probes[2] !== undefined) infer.push(probes[2]);
+    }
+    await starting;
+    expect(live).toBeGreaterThan(0);
+    expect(ready).toContain(503);
+    // Once ready, ready for good; models answer 503 until then, never a 404 or a 500.
+    expect(ready.slice(ready.indexOf(200) === -1 ? ready.length : ready.indexOf(200))).not.toContain(503);
+    expect(infer.every((status) => status === 503 || status === 200)).toBe(true);
+    expect(infer).toContain(503);
+  });
+
   it('takes --max-body-mb up to 4096 without overflowing, and refuses more', async () => {
     const reg = await withModels(['mlp.onnx', 'mlp']);
     const server = await spawnServe(['--port', '0', '--device', 'cpu', '--max-body-mb', '2048'], { cwd: reg.dir, env: reg.env });
@@ -209,6 +235,10 @@ describe('blob integrity', () => {
     expect(server.models.map((m) => m.name)).toEqual(['mlp']);
     expect(server.logs.join('\n')).toMatch(/could not load ranker@1: .*blob sha256:[0-9a-f]{64} is corrupt/);
     expect((await server.get('/v2/models/ranker')).status).toBe(404);
+    writeFileSync(join(reg.work, 'ranker.json'), JSON.stringify({ inputs: [{ name: 'features', shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] }, { name: 'ids', shape: [1], datatype: 'INT64', data: [1] }] }));
+    const predicted = await reg.cli('predict', 'ranker', '--input', join(reg.work, 'ranker.json'), '--json');
+    expect(predicted.exitCode).toBe(8);
+    expect(predicted.json().error.message).toMatch(/ranker@1: blob sha256:[0-9a-f]{64} is corrupt/);
 
     corrupt(blobOf(reg, 'mlp', 2));
     expect((await reg.cli('tag', 'mlp@2', 'prod')).exitCode).toBe(0);
