@@ -157,6 +157,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     if (options.jsonLogs) options.log(JSON.stringify({ time: new Date().toISOString(), ...event }));
     else if ('event' in event) options.log(humanEvent(event as ServeEvent));
   };
+  /** What went wrong outside any one model: a line for people, or an event for --json-logs. */
+  const logFailure = (event: string, line: string) => (options.jsonLogs ? logEvent({ event, error: line }) : options.log(line));
   // Bound before loading, so a taken port fails at once; until loaded, readiness and models answer 503.
   let repository: ModelRepository | undefined;
   const loaded = (): ModelRepository => {
@@ -282,8 +284,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     // No request may end the process: what `handle` did not foresee costs this one request, not the server.
     handle(req, res)
       .catch((error: unknown) => {
-        const line = `a request failed inside the server: ${messageOf(error)}`;
-        options.log(options.jsonLogs ? JSON.stringify({ time: new Date().toISOString(), event: 'request-error', error: line }) : line);
+        logFailure('request-error', `a request failed inside the server: ${messageOf(error)}`);
         if (res.headersSent) res.destroy();
         else res.writeHead(500, { 'content-type': 'application/json', connection: 'close' }).end(JSON.stringify({ error: 'internal error' }));
       })
@@ -302,6 +303,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   } catch (error) {
     throw listenError(error, options.host, options.port);
   }
+  // Once listening, an error of the listening socket (EMFILE when clients hold every descriptor) is logged, not fatal.
+  server.on('error', (error) => logFailure('server-error', `the server socket failed, still listening: ${messageOf(error)}`));
   try {
     repository = await openRepository();
   } catch (error) {
