@@ -1,3 +1,4 @@
+import { constants } from 'node:buffer';
 import { availableParallelism } from 'node:os';
 import { defineCommand } from '../core/define-command.js';
 import { MaasError } from '../core/errors.js';
@@ -12,14 +13,15 @@ export type ServeResult = Omit<RunningServer, 'close'> & { stoppedBy: string };
 function count(flag: string, min = 1, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-      throw new MaasError('MAAS_USAGE', `${flag} expects an integer from ${min} to ${max}, got '${value.slice(0, 40)}'`);
+      const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
+      throw new MaasError('MAAS_USAGE', `${flag} expects an integer ${range}, got '${value.slice(0, 40)}'`);
     }
     return Number(value);
   };
 }
 
-/** 4 GiB: the most one Buffer holds in Node 20; a larger body could never be read. */
-const MAX_BODY_MB = 4096;
+/** The most one Buffer holds (4 GiB in Node 20): a larger body could never be read. */
+const MAX_BODY_MB = Math.floor(constants.MAX_LENGTH / (1024 * 1024));
 
 export const serveCommand = defineCommand<ServeResult>({
   name: 'serve',
