@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { ALL_TYPES, largeMatmul, mlp, writeModel } from '../../fixtures/models.js';
 import { freePort } from '../helpers/oci-registry.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
+import { tfDtype } from '../../src/serve/tfserving.js';
 import { serveRegistry } from '../helpers/serve.js';
 import { rawHttp, spawnServe } from '../helpers/serve-process.js';
 
@@ -104,6 +105,13 @@ describe('TF Serving conformance', () => {
       int32: 'DT_INT32', int64: 'DT_INT64', float16: 'DT_HALF', float32: 'DT_FLOAT', float64: 'DT_DOUBLE', string: 'DT_STRING',
     };
     expect(Object.fromEntries(ALL_TYPES.map(([t]) => [t, inputs[`x_${t}`]!.dtype]))).toEqual(TF);
+  });
+
+  it('names the dtypes onnxruntime cannot serve too, and DT_INVALID where TensorFlow has none', () => {
+    const names = ['bfloat16', 'complex64', 'complex128', 'float8e4m3fn', 'float8e4m3fnuz', 'float8e5m2', 'float8e5m2fnuz', 'int4', 'uint4', 'float4e2m1', 'float8e8m0', 'unknown(99)'];
+    expect(names.map(tfDtype)).toEqual([
+      'DT_BFLOAT16', 'DT_COMPLEX64', 'DT_COMPLEX128', 'DT_FLOAT8_E4M3FN', 'DT_FLOAT8_E4M3FNUZ', 'DT_FLOAT8_E5M2', 'DT_FLOAT8_E5M2FNUZ', 'DT_INT4', 'DT_UINT4', 'DT_INVALID', 'DT_INVALID', 'DT_INVALID',
+    ]);
   });
 
   it('rejects an unknown signature_name as TF Serving does', async () => {
