@@ -1,3 +1,4 @@
+import { constants } from 'node:buffer';
 import { availableParallelism } from 'node:os';
 import { defineCommand } from '../core/define-command.js';
 import { MaasError } from '../core/errors.js';
@@ -9,12 +10,18 @@ import { registryOptions } from './shared.js';
 
 export type ServeResult = Omit<RunningServer, 'close'> & { stoppedBy: string };
 
-function count(flag: string, min = 1) {
+function count(flag: string, min = 1, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
-    if (!/^\d+$/.test(value) || Number(value) < min) throw new MaasError('MAAS_USAGE', `${flag} expects an integer ≥ ${min}, got '${value}'`);
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
+      throw new MaasError('MAAS_USAGE', `${flag} expects an integer ${range}, got '${value.slice(0, 40)}'`);
+    }
     return Number(value);
   };
 }
+
+/** The most one Buffer holds (4 GiB in Node 20): a larger body could never be read. */
+const MAX_BODY_MB = Math.floor(constants.MAX_LENGTH / (1024 * 1024));
 
 export const serveCommand = defineCommand<ServeResult>({
   name: 'serve',
@@ -30,9 +37,10 @@ export const serveCommand = defineCommand<ServeResult>({
     { flags: '--batch-delay-ms <ms>', description: 'how long an under-full batch waits for more requests (default 0)', parse: count('--batch-delay-ms', 0) },
     { flags: '--max-queue <n>', description: 'queued requests per version before 503 (default 1024)', parse: count('--max-queue') },
     { flags: '--timeout-ms <ms>', description: 'per-request deadline, then 504 (default 30000)', parse: count('--timeout-ms') },
-    { flags: '--max-body-mb <mb>', description: 'largest request body, then 413 (default 64)', parse: count('--max-body-mb') },
+    { flags: '--max-body-mb <mb>', description: `largest request body, then 413 (default 64, at most ${MAX_BODY_MB})`, parse: count('--max-body-mb', 1, MAX_BODY_MB) },
     { flags: '--poll-ms <ms>', description: 'how often to look for new versions and alias moves (default 1000)', parse: count('--poll-ms', 50) },
     { flags: '--token <token>', description: 'require `Authorization: Bearer <token>` on every route but liveness (or MAAS_TOKEN)' },
+    { flags: '--name <name>', description: 'with one oci:// or oci-layout: reference: the name to serve it under (default: the name it was pushed under)' },
     { flags: '--insecure', description: 'allow a non-loopback --host without a token' },
     { flags: '--json-logs', description: 'one JSON line per event and request on stderr' },
   ],
@@ -45,12 +53,21 @@ export const serveCommand = defineCommand<ServeResult>({
     ]);
     let registry = registryOptions(ctx);
     const remotes = models.filter(cache.isRemoteTarget);
+    const name = opts.name as string | undefined;
+    if (name !== undefined && (remotes.length !== 1 || models.length !== 1)) {
+      throw new MaasError('MAAS_USAGE', '--name renames one remote reference, and serve was given ' + (remotes.length ? `${models.length} models` : 'registered models'), {
+        hint: 'Serve one oci:// or oci-layout: reference with --name; a registered model is served under its own name.',
+      });
+    }
     if (remotes.length) {
       if (remotes.length !== models.length) {
         throw new MaasError('MAAS_USAGE', 'serve takes either registered models or remote references, not both', { hint: 'Run one maas serve per kind.' });
       }
-      const cached = await cache.pullForServing(remotes, { ...registry, now: ctx.now });
-      for (const p of cached.pulled) ctx.out.info(`${p.status === 'unchanged' ? 'cached' : 'pulled'} ${p.remote} as ${p.ref} (${p.manifestDigest})`);
+      const cached = await cache.pullForServing(remotes, { ...registry, now: ctx.now }, name);
+      for (const p of cached.pulled) {
+        ctx.out.info(`${p.status === 'unchanged' ? 'cached' : 'pulled'} ${p.remote} as ${p.ref} (${p.manifestDigest})`);
+        ctx.out.info(servedNameLine(p.remote, parseRef(p.ref).name, name !== undefined));
+      }
       registry = { ...registry, registry: cached.registry };
       models = cached.refs;
     }
@@ -71,7 +88,7 @@ export const serveCommand = defineCommand<ServeResult>({
       port: (opts.port as number | undefined) ?? 8080,
       token: (opts.token as string | undefined) ?? ctx.env.MAAS_TOKEN,
       insecure: Boolean(opts.insecure),
-      maxBodyBytes: ((opts.maxBodyMb as number | undefined) ?? 64) << 20,
+      maxBodyBytes: ((opts.maxBodyMb as number | undefined) ?? 64) * 1024 * 1024,
       timeoutMs: (opts.timeoutMs as number | undefined) ?? 30_000,
       pollMs: (opts.pollMs as number | undefined) ?? 1000,
       jsonLogs: Boolean(opts.jsonLogs),
@@ -88,3 +105,11 @@ export const serveCommand = defineCommand<ServeResult>({
   },
   render: () => '',
 });
+
+/** Which name a pulled reference is served under, and why: it need not be the repository's. */
+function servedNameLine(remote: string, served: string, byFlag: boolean): string {
+  if (byFlag) return `serving it as '${served}' (--name)`;
+  const repository = /([^/:]+)(?::[^/:]*)?$/.exec(remote)?.[1];
+  const why = repository === served ? "the repository's name" : 'the name it was pushed under';
+  return `serving it as '${served}', ${why} (--name picks another)`;
+}

@@ -19,12 +19,13 @@ export function cacheRegistryDir(env: Env): string {
   return env.MAAS_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(env.HOME ?? homedir(), '.cache'), 'maas', 'registry');
 }
 
-export async function pullForServing(remotes: string[], ctx: TransferContext & { now: () => Date }): Promise<{ registry: string; refs: string[]; pulled: PullResult[] }> {
+/** `name`: what to serve the one remote under, instead of the name it was pushed under. */
+export async function pullForServing(remotes: string[], ctx: TransferContext & { now: () => Date }, name?: string): Promise<{ registry: string; refs: string[]; pulled: PullResult[] }> {
   const registry = cacheRegistryDir(ctx.env);
   if (!existsSync(join(registry, CONFIG_FILE))) {
     await initRegistry({ dir: registry, name: 'maas-serve-cache', device: 'auto', remote: null, ci: undefined }, ctx);
   }
   const pulled: PullResult[] = [];
-  for (const remote of remotes) pulled.push(await pull({ remote }, { ...ctx, registry }));
+  for (const remote of remotes) pulled.push(await pull({ remote, name }, { ...ctx, registry }));
   return { registry, refs: pulled.map((p) => p.ref), pulled };
 }

@@ -2,10 +2,11 @@
  * Open Inference Protocol (KServe v2) REST: infer requests in JSON or with the binary tensor
  * extension, responses the same way, and the metadata documents.
  */
+import { constants } from 'node:buffer';
 import { MaasError } from '../core/errors.js';
 import type { Signature, TensorSpec } from '../onnx/inspect.js';
 import {
-  TensorError, fromBinary, fromJsonData, kserveDatatype, kserveShape, ortTypeOfKserve, ortTypeOfOnnx, shapeMismatch, toBinary, toJsonData,
+  TensorError, badShape, fromBinary, fromJsonData, kserveDatatype, kserveShape, ortTypeOfKserve, ortTypeOfOnnx, shapeMismatch, toBinary, toJsonData,
   type WireTensor,
 } from './tensors.js';
 
@@ -32,9 +33,14 @@ export function splitBody(body: Buffer, headerLength: string | undefined): { jso
   let jsonLength = body.length;
   if (headerLength !== undefined) {
     if (!/^\d+$/.test(headerLength) || Number(headerLength) > body.length) {
-      throw badInput(`Inference-Header-Content-Length ${headerLength} is not a length within the ${body.length}-byte body`);
+      throw badInput(`Inference-Header-Content-Length ${JSON.stringify(headerLength.slice(0, 40))} is not a length within the ${body.length}-byte body`);
     }
     jsonLength = Number(headerLength);
+  }
+  if (jsonLength > constants.MAX_STRING_LENGTH) {
+    throw new MaasError('MAAS_PAYLOAD_TOO_LARGE', `the request's JSON (${jsonLength} bytes) is longer than a JavaScript string can be`, {
+      hint: 'Send large tensors with the binary tensor extension (parameters.binary_data_size).',
+    });
   }
   try {
     return { json: JSON.parse(body.subarray(0, jsonLength).toString('utf8')), binary: body.subarray(jsonLength) };
@@ -74,9 +80,8 @@ export function parseInferRequest(body: Buffer, headerLength: string | undefined
       const { name } = input;
       if (feeds[name]) throw badInput(`input '${name}' is given twice`);
       if (typeof input.datatype !== 'string') throw badInput(`input '${name}' needs a "datatype"`);
-      if (!Array.isArray(input.shape) || !input.shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-        throw badInput(`input '${name}' needs a "shape" of non-negative integers`);
-      }
+      const shapeProblem = badShape(input.shape);
+      if (shapeProblem) throw badInput(`input '${name}' ${shapeProblem}`);
       const dims = input.shape as number[];
       checkAgainstSpec(specs.get(name), name, input.datatype, dims, signature);
       const type = ortTypeOfKserve(input.datatype)!;
@@ -108,9 +113,13 @@ export function parseInferRequest(body: Buffer, headerLength: string | undefined
   let outputs = signature.outputs.map((o) => o.name);
   if (json.outputs !== undefined) {
     if (!Array.isArray(json.outputs)) throw badInput('"outputs" must be an array');
+    if (json.outputs.length === 0) throw badInput('"outputs" names no output; leave it out to get every output');
+    const asked = new Set<string>();
     outputs = json.outputs.map((o, i) => {
       if (!isObject(o) || typeof o.name !== 'string') throw badInput(`outputs[${i}] needs a "name"`);
       if (!outputNames.has(o.name)) throw badInput(`unknown output '${o.name}'; the model returns ${[...outputNames].map((n) => `'${n}'`).join(', ')}`);
+      if (asked.has(o.name)) throw badInput(`output '${o.name}' is asked for twice`);
+      asked.add(o.name);
       const binaryFlag = parameters(o.parameters, `outputs[${i}]`).binary_data;
       if (binaryFlag === true || (binaryFlag === undefined && allBinary)) binaryOutputs.add(o.name);
       return o.name;

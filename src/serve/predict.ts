@@ -5,6 +5,7 @@ import { parseRef } from '../registry/refs.js';
 import { Registry, type RegistryOptions } from '../registry/registry.js';
 import { encodeInferResponse, parseInferRequest } from './kserve.js';
 import { modelPath } from './model-files.js';
+import { checkBlobs } from './repository.js';
 import { ModelRuntime } from './runtime.js';
 
 export interface PredictOptions {
@@ -19,6 +20,7 @@ export async function predict(options: PredictOptions, ctx: RegistryOptions): Pr
   const { name, version } = registry.resolve(parseRef(options.ref));
   const record = registry.readVersion(name, version);
   const parsed = parseInferRequest(options.request, undefined, record.onnx.signature);
+  await checkBlobs(registry, record);
   const runtime = await ModelRuntime.load(
     { name, version, signature: record.onnx.signature, modelPath: modelPath(registry, record) },
     { device: options.device ?? registry.config.defaults.device, workers: 1, threads: availableParallelism(), maxBatch: 1, batchDelayMs: 0, maxQueue: 1 },

@@ -5,9 +5,9 @@
  * the new version is loaded, the routes swap in one assignment, the old version drains its
  * queue and in-flight requests, then unloads. No request is dropped.
  */
-import { MaasError, messageOf } from '../core/errors.js';
+import { MaasError, isMaasError, messageOf } from '../core/errors.js';
 import type { ModelRef } from '../registry/refs.js';
-import { Registry, type RegistryOptions } from '../registry/registry.js';
+import { Registry, type RegistryOptions, type VersionRecord } from '../registry/registry.js';
 import { modelPath } from './model-files.js';
 import { ModelRuntime, type RuntimeObserver, type RuntimeOptions } from './runtime.js';
 
@@ -23,7 +23,8 @@ export type ServeEvent =
   | { event: 'loaded'; model: string; version: number; provider: string; loadMs: number }
   | { event: 'unloaded'; model: string; version: number }
   | { event: 'swapped'; model: string; from: number | undefined; to: number }
-  | { event: 'load-failed'; model: string; version: number; error: string }
+  /** `serving`: the version still served under the name, if any. */
+  | { event: 'load-failed'; model: string; version: number; serving: number | undefined; error: string }
   | { event: 'refresh-failed'; error: string };
 
 export interface RepositoryOptions {
@@ -40,6 +41,11 @@ interface Desired {
   defaultVersion: number;
   versions: Set<number>;
   aliases: Map<string, number>;
+}
+
+/** A device that cannot load anything fails the start; a broken version only leaves itself out. */
+function isDeviceFailure(error: unknown): boolean {
+  return isMaasError(error) && error.code === 'MAAS_DEVICE_UNAVAILABLE';
 }
 
 /** Failed loads are retried on later polls, but not more often than this. */
@@ -134,10 +140,15 @@ export class ModelRepository {
   private async apply(initial: boolean): Promise<void> {
     const desired = this.desired();
     const next = new Map<string, Route>();
+    let firstFailure: unknown;
     for (const want of desired) {
       const versions = new Map<number, ModelRuntime>();
       for (const version of want.versions) {
-        const runtime = await this.runtimeFor(want.name, version, initial);
+        const runtime = await this.runtimeFor(want.name, version, initial).catch((error: unknown) => {
+          if (isDeviceFailure(error)) throw error;
+          firstFailure ??= error;
+          return undefined;
+        });
         if (runtime) versions.set(version, runtime);
       }
       const previous = this.routes.get(want.name);
@@ -149,6 +160,8 @@ export class ModelRepository {
       next.set(want.name, { name: want.name, defaultVersion, versions, aliases });
       if (!initial && previous?.defaultVersion !== defaultVersion) this.options.log({ event: 'swapped', model: want.name, from: previous?.defaultVersion, to: defaultVersion });
     }
+    // At start, a version that cannot load is left out and the others serve, unless none can.
+    if (initial && next.size === 0 && firstFailure !== undefined) throw firstFailure;
     this.routes = next;
     const routed = new Set([...next.values()].flatMap((r) => [...r.versions.keys()].map((v) => `${r.name}@${v}`)));
     await Promise.all([...this.runtimes.entries()].filter(([key]) => !routed.has(key)).map(async ([key, runtime]) => {
@@ -167,6 +180,7 @@ export class ModelRepository {
     if (failedAt !== undefined && Date.now() - failedAt < RETRY_FAILED_MS) return undefined;
     try {
       const record = this.registry.readVersion(name, version);
+      await checkBlobs(this.registry, record);
       const runtime = await ModelRuntime.load(
         { name, version, signature: record.onnx.signature, modelPath: modelPath(this.registry, record) },
         this.options.runtime,
@@ -177,10 +191,21 @@ export class ModelRepository {
       this.options.log({ event: 'loaded', model: name, version, provider: runtime.provider, loadMs: Math.round(runtime.loadMs) });
       return runtime;
     } catch (error) {
-      if (initial) throw error;
+      if (initial && isDeviceFailure(error)) throw error;
       this.failed.set(key, Date.now());
-      this.options.log({ event: 'load-failed', model: name, version, error: messageOf(error) });
+      this.options.log({ event: 'load-failed', model: name, version, serving: this.routes.get(name)?.defaultVersion, error: messageOf(error) });
+      if (initial) throw error;
       return undefined;
     }
+  }
+}
+
+/** Re-hashes a version's blobs before onnxruntime reads them: a corrupt one is refused, not served. */
+export async function checkBlobs(registry: Registry, record: VersionRecord): Promise<void> {
+  for (const layer of record.manifest.layers) {
+    if ((await registry.store.check(layer)) !== 'corrupt') continue; // a missing blob has its own error, from modelPath
+    throw new MaasError('MAAS_VERIFY_FAILED', `${record.name}@${record.version}: blob ${layer.digest} is corrupt (its bytes no longer match their digest)`, {
+      hint: `Run \`maas verify\` to see every damaged blob; register or pull ${record.name}@${record.version} again to restore it.`,
+    });
   }
 }

@@ -5,8 +5,9 @@
  * batchDelayMs > 0 an under-full batch also waits for company until its oldest request has
  * waited that long (Triton's max_queue_delay).
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { MaasError } from '../core/errors.js';
 import type { Signature } from '../onnx/inspect.js';
@@ -71,9 +72,18 @@ function providerOrder(device: Device): string[] {
   return [device];
 }
 
+/**
+ * onnxruntime-node's install script where this maas really resolves it: a global or linked
+ * install has no node_modules/ under the user's working folder.
+ */
+function ortInstallScript(): string {
+  const path = join(dirname(realpathSync(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'))), 'script', 'install.js');
+  return /^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replaceAll("'", "'\\''")}'`;
+}
+
 /** How a GPU user gets the provider onnxruntime-node could not load. */
 export const DEVICE_FIXES: Record<string, string> = {
-  cuda: 'Install the CUDA provider once: `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` (needs CUDA 12 and cuDNN 9 on the library path).',
+  cuda: `Install the CUDA provider once: \`ONNXRUNTIME_NODE_INSTALL=cuda12 node ${ortInstallScript()}\` (needs CUDA 12 and cuDNN 9 on the library path).`,
   webgpu: 'WebGPU runs on Vulkan: install the GPU driver and the Vulkan loader (Debian: `apt-get install libvulkan1 mesa-vulkan-drivers`).',
 };
 

@@ -3,7 +3,7 @@
  * auth, body limits, metrics and graceful shutdown. Inference happens in the runtimes' workers;
  * this thread only parses, validates, queues and encodes.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MaasError, isMaasError, messageOf } from '../core/errors.js';
@@ -13,7 +13,7 @@ import { HEADER_LENGTH, encodeInferResponse, modelMetadata, parseInferRequest, s
 import { createMetrics } from './metrics.js';
 import { ModelRepository, type ServeEvent } from './repository.js';
 import type { ModelRuntime, RuntimeOptions } from './runtime.js';
-import { encodePredictResponse, parsePredictRequest } from './tfserving.js';
+import { checkSignatureName, encodePredictResponse, parsePredictRequest, tfModelMetadata } from './tfserving.js';
 import type { WireTensor } from './tensors.js';
 
 export interface ServeOptions {
@@ -100,10 +100,45 @@ function tooLarge(size: number, limit: number): MaasError {
   return new MaasError('MAAS_PAYLOAD_TOO_LARGE', `the request body (${size} bytes) is larger than the limit of ${limit} bytes`, { hint: 'Raise --max-body-mb.' });
 }
 
+/** Compares digests, always of equal length, so the time taken tells neither the token's bytes nor its length. */
 function tokenMatches(header: string | undefined, token: string): boolean {
-  const given = Buffer.from(/^Bearer (.+)$/i.exec(header ?? '')?.[1] ?? '');
-  const expected = Buffer.from(token);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(/^Bearer (.+)$/i.exec(header ?? '')?.[1] ?? ''), digest(token));
+}
+
+/** The label of a 404 for a model or version not served: hostile names must not each make a series. */
+const UNKNOWN = '(unknown)';
+
+/**
+ * The undecoded path and query of a request target: origin-form as clients send it, or
+ * absolute-form as proxies may. Anything else (`*`, `//%zz`, a broken URL) is a 400.
+ */
+function splitTarget(target: string): { path: string; query: URLSearchParams } {
+  let pathAndQuery = target.startsWith('/') ? target : undefined;
+  if (pathAndQuery === undefined && /^https?:\/\//i.test(target) && URL.canParse(target)) {
+    const url = new URL(target);
+    pathAndQuery = url.pathname + url.search;
+  }
+  const [path = '', query = ''] = pathAndQuery?.split('#')[0]!.split(/\?(.*)/s) ?? [];
+  if (pathAndQuery === undefined || !WELL_ESCAPED.test(path)) throw badRequestTarget(target);
+  return { path, query: new URLSearchParams(query) };
+}
+
+/** Every % in a path starts an escape of two hex digits. */
+const WELL_ESCAPED = /^(?:[^%]|%[0-9A-Fa-f]{2})*$/s;
+
+function badRequestTarget(target: string): MaasError {
+  return new MaasError('MAAS_BAD_INPUT', `${JSON.stringify(target.slice(0, 100))} is not a request target this server answers`);
+}
+
+/** A path segment, percent-decoded; a broken escape is the client's mistake, a 400. */
+function decodeSegment(segment: string | undefined): string | undefined {
+  if (segment === undefined) return undefined;
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new MaasError('MAAS_BAD_INPUT', `${JSON.stringify(segment.slice(0, 100))} in the request path is not valid percent-encoding`);
+  }
 }
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
@@ -112,22 +147,38 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       hint: 'Set --token (or MAAS_TOKEN) so every route but liveness needs `Authorization: Bearer <token>`, or pass --insecure on a trusted network.',
     });
   }
+  if (options.token === '') {
+    throw new MaasError('MAAS_USAGE', 'the token is empty, which would let every request in', {
+      hint: 'Pass a non-empty --token (or MAAS_TOKEN), or unset both to serve without auth on loopback.',
+    });
+  }
   const metrics = createMetrics();
   const logEvent = (event: ServeEvent | Record<string, unknown>) => {
     if (options.jsonLogs) options.log(JSON.stringify({ time: new Date().toISOString(), ...event }));
     else if ('event' in event) options.log(humanEvent(event as ServeEvent));
   };
-  const repository = await ModelRepository.open({
-    registry: options.registry,
-    targets: options.targets,
-    runtime: options.runtime,
-    observer: metrics.observer,
-    log: (event) => {
-      if (event.event === 'loaded') metrics.loaded(event.model, event.version, event.loadMs / 1000);
-      logEvent(event);
-    },
-  });
-  metrics.setQueueDepth(() => repository.allRoutes().flatMap((r) => [...r.versions.values()].map((rt) => ({ model: rt.name, version: rt.version, depth: rt.queueDepth }))));
+  /** What went wrong outside any one model: a line for people, or an event for --json-logs. */
+  const logFailure = (event: string, line: string) => (options.jsonLogs ? logEvent({ event, error: line }) : options.log(line));
+  // Bound before loading, so a taken port fails at once; until loaded, readiness and models answer 503.
+  let repository: ModelRepository | undefined;
+  const loaded = (): ModelRepository => {
+    if (repository) return repository;
+    throw new MaasError('MAAS_MODEL_NOT_READY', 'the models are still loading', { hint: 'Retry when /v2/health/ready answers 200.' });
+  };
+  const openRepository = async (): Promise<ModelRepository> => {
+    const opened = await ModelRepository.open({
+      registry: options.registry,
+      targets: options.targets,
+      runtime: options.runtime,
+      observer: metrics.observer,
+      log: (event) => {
+        if (event.event === 'loaded') metrics.loaded(event.model, event.version, event.loadMs / 1000);
+        logEvent(event);
+      },
+    });
+    metrics.setQueueDepth(() => opened.allRoutes().flatMap((r) => [...r.versions.values()].map((rt) => ({ model: rt.name, version: rt.version, depth: rt.queueDepth }))));
+    return opened;
+  };
 
   let inFlight = 0;
   let idle: (() => void) | undefined;
@@ -135,26 +186,33 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const infer = async (runtime: ModelRuntime, feeds: Record<string, WireTensor>, outputs: string[]) =>
     runtime.infer({ feeds, outputs, deadline: Date.now() + options.timeoutMs });
 
-  const routes = async (req: IncomingMessage, path: string, labels: { model: string; version: string; protocol: string }): Promise<Reply> => {
+  const routes = async (req: IncomingMessage, { path, query }: { path: string; query: URLSearchParams }, labels: { model: string; version: string; protocol: string }): Promise<Reply> => {
     const method = req.method ?? 'GET';
     const onlyGet = <T>(reply: T): T => {
       if (method !== 'GET') throw new MethodNotAllowed('GET');
       return reply;
     };
+    /** The runtime a path names; its labels are the model's, or UNKNOWN for a name or version not served. */
+    const resolve = (name: string, version: string | undefined): ModelRuntime => {
+      const served = loaded();
+      Object.assign(labels, { model: served.route(name) ? name : UNKNOWN, version: UNKNOWN });
+      const runtime = served.resolve(name, version);
+      Object.assign(labels, { model: runtime.name, version: String(runtime.version) });
+      return runtime;
+    };
     if (path === '/v2/health/live') return onlyGet({ status: 200, body: { live: true } });
     if (options.token && !tokenMatches(req.headers.authorization, options.token)) {
       throw new MaasError('MAAS_UNAUTHORIZED', 'missing or wrong bearer token');
     }
-    if (path === '/v2/health/ready') return onlyGet(repository.ready ? { status: 200, body: { ready: true } } : { status: 503, body: { ready: false } });
+    if (path === '/v2/health/ready') return onlyGet(repository?.ready ? { status: 200, body: { ready: true } } : { status: 503, body: { ready: false } });
     if (path === '/v2' || path === '/v2/') return onlyGet({ status: 200, body: { name: 'maas', version: options.version, extensions: ['binary_tensor_data'] } });
     if (path === '/metrics') return onlyGet({ status: 200, body: await metrics.registry.metrics(), headers: { 'content-type': metrics.registry.contentType } });
 
     const kserve = KSERVE_MODEL.exec(path);
     if (kserve) {
-      const [, name, version, action] = kserve.map((s) => (s === undefined ? s : decodeURIComponent(s)));
+      const [, name, version, action] = kserve.map(decodeSegment);
       labels.protocol = 'v2';
-      const runtime = repository.resolve(name!, version);
-      Object.assign(labels, { model: runtime.name, version: String(runtime.version) });
+      const runtime = resolve(name!, version);
       if (action === '/infer') {
         if (method !== 'POST') throw new MethodNotAllowed('POST');
         const body = await readBody(req, options.maxBodyBytes);
@@ -164,27 +222,29 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         return { status: 200, body: encoded.body, headers: encoded.headers };
       }
       if (action === '/ready') return onlyGet({ status: 200, body: { name: runtime.name, ready: true } });
-      const versions = [...repository.route(runtime.name)!.versions.keys()].map(String);
+      const versions = [...loaded().route(runtime.name)!.versions.keys()].map(String);
       return onlyGet({ status: 200, body: modelMetadata(runtime.name, versions, runtime.signature) });
     }
 
     const tf = TF_MODEL.exec(path);
     if (tf) {
-      const [, name, version, label, action] = tf.map((s) => (s === undefined ? s : decodeURIComponent(s)));
+      const [, name, version, label, action] = tf.map(decodeSegment);
       labels.protocol = 'v1';
       if (action === ':predict') {
         if (method !== 'POST') throw new MethodNotAllowed('POST');
-        const runtime = repository.resolve(name!, version ?? label);
-        Object.assign(labels, { model: runtime.name, version: String(runtime.version) });
+        const runtime = resolve(name!, version ?? label);
         const body = await readBody(req, options.maxBodyBytes);
         const parsed = parsePredictRequest(splitBody(body, undefined).json, runtime.signature);
         const outputs = await infer(runtime, parsed.feeds, parsed.outputs);
         return { status: 200, body: encodePredictResponse(parsed.format, outputs, parsed.outputs) };
       }
-      const runtime = repository.resolve(name!, version ?? label);
-      if (action === '/metadata') return onlyGet({ status: 200, body: tfMetadata(runtime) });
+      const runtime = resolve(name!, version ?? label);
+      if (action === '/metadata') {
+        checkSignatureName(query.get('signature_name') ?? undefined);
+        return onlyGet({ status: 200, body: tfModelMetadata(runtime.name, runtime.version, runtime.signature) });
+      }
       // Without a version or label: every served version, as TF Serving lists them.
-      const shown = version ?? label ? [runtime.version] : [...repository.route(name!)!.versions.keys()];
+      const shown = version ?? label ? [runtime.version] : [...loaded().route(name!)!.versions.keys()];
       return onlyGet({
         status: 200,
         body: { model_version_status: shown.map((v) => ({ version: String(v), state: 'AVAILABLE', status: { error_code: 'OK', error_message: '' } })) },
@@ -193,14 +253,16 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     throw new NotFoundRoute(`no route for ${method} ${path}`);
   };
 
-  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
-    inFlight++;
+  /** One request, start to end: everything that can throw, target parsing included, answers with a status. */
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = performance.now();
-    const path = new URL(req.url ?? '/', 'http://maas').pathname;
     const labels = { model: '', version: '', protocol: 'other' };
+    let path = (req.url ?? '').split('?')[0]!.slice(0, 200); // what the log shows of a target that does not parse
     let reply: Reply;
     try {
-      reply = await routes(req, path, labels);
+      const target = splitTarget(req.url ?? '');
+      path = target.path;
+      reply = await routes(req, target, labels);
     } catch (error) {
       reply = error instanceof MethodNotAllowed
         ? { status: 405, body: { error: `${req.method} is not allowed here` }, headers: { allow: error.allow } }
@@ -215,7 +277,21 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     const seconds = (performance.now() - started) / 1000;
     if (labels.model) metrics.request({ ...labels, code: reply.status }, seconds);
     if (options.jsonLogs) logEvent({ event: 'request', method: req.method, path, status: reply.status, ms: Math.round(seconds * 1e4) / 10, ...(labels.model ? { model: labels.model, version: labels.version } : {}) });
-    if (--inFlight === 0) idle?.();
+  };
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    inFlight++;
+    // No request may end the process: what `handle` did not foresee costs this one request, not the server.
+    handle(req, res)
+      .catch((error: unknown) => {
+        logFailure('request-error', `a request failed inside the server: ${messageOf(error)}`);
+        if (res.headersSent) res.destroy();
+        else res.writeHead(500, { 'content-type': 'application/json', connection: 'close' }).end(JSON.stringify({ error: 'internal error' }));
+      })
+      .catch(() => res.destroy())
+      .finally(() => {
+        if (--inFlight === 0) idle?.();
+      });
   });
   server.keepAliveTimeout = 65_000; // above common load balancer idle timeouts
 
@@ -225,10 +301,19 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       server.listen(options.port, options.host, () => resolve());
     });
   } catch (error) {
-    await repository.close();
-    throw new MaasError('MAAS_USAGE', `cannot listen on ${options.host}:${options.port}: ${messageOf(error)}`, { hint: 'Pick another --port (0 picks a free one) or --host.' });
+    throw listenError(error, options.host, options.port);
   }
-  repository.startPolling(options.pollMs);
+  // Once listening, an error of the listening socket (EMFILE when clients hold every descriptor) is logged, not fatal.
+  server.on('error', (error) => logFailure('server-error', `the server socket failed, still listening: ${messageOf(error)}`));
+  try {
+    repository = await openRepository();
+  } catch (error) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    throw error;
+  }
+  const served = repository;
+  served.startPolling(options.pollMs);
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
 
@@ -236,7 +321,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     url: `http://${host}:${address.port}`,
     host: address.address,
     port: address.port,
-    models: repository.allRoutes().map((r) => ({
+    models: served.allRoutes().map((r) => ({
       name: r.name,
       versions: [...r.versions.keys()],
       aliases: Object.fromEntries(r.aliases),
@@ -249,7 +334,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       if (inFlight > 0) await new Promise<void>((resolve) => (idle = resolve));
       server.closeAllConnections();
       await closed;
-      await repository.close();
+      await served.close();
     },
   };
 }
@@ -262,35 +347,20 @@ class MethodNotAllowed extends Error {
 
 class NotFoundRoute extends Error {}
 
+function listenError(error: unknown, host: string, port: number): MaasError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const message = code === 'EADDRINUSE' ? `${host}:${port} is already in use` : `cannot listen on ${host}:${port}: ${messageOf(error)}`;
+  return new MaasError('MAAS_USAGE', message, { hint: 'Pick another --port (0 picks a free one) or --host; no model was loaded.' });
+}
+
 function humanEvent(event: ServeEvent): string {
   switch (event.event) {
     case 'loaded': return `loaded ${event.model}@${event.version} on ${event.provider} in ${event.loadMs} ms`;
     case 'unloaded': return `unloaded ${event.model}@${event.version}`;
     case 'swapped': return `${event.model}: now serving version ${event.to}${event.from === undefined ? '' : ` (was ${event.from})`}`;
-    case 'load-failed': return `could not load ${event.model}@${event.version}, still serving the previous version: ${event.error}`;
+    case 'load-failed': return event.serving === undefined
+      ? `could not load ${event.model}@${event.version}: ${event.error}`
+      : `could not load ${event.model}@${event.version}, still serving the previous version (${event.serving}): ${event.error}`;
     case 'refresh-failed': return `could not read the registry, still serving what was loaded: ${event.error}`;
   }
-}
-
-function tfMetadata(runtime: ModelRuntime): object {
-  const tensor = (t: { name: string; dtype: string; shape: (number | string | null)[] | null }) => ({
-    dtype: `DT_${t.dtype.toUpperCase()}`,
-    tensor_shape: t.shape === null ? { unknown_rank: true } : { dim: t.shape.map((d) => ({ size: String(typeof d === 'number' ? d : -1), name: typeof d === 'string' ? d : '' })), unknown_rank: false },
-    name: t.name,
-  });
-  const sig = runtime.signature;
-  return {
-    model_spec: { name: runtime.name, signature_name: '', version: String(runtime.version) },
-    metadata: {
-      signature_def: {
-        signature_def: {
-          serving_default: {
-            inputs: Object.fromEntries(sig.inputs.map((i) => [i.name, tensor(i)])),
-            outputs: Object.fromEntries(sig.outputs.map((o) => [o.name, tensor(o)])),
-            method_name: 'tensorflow/serving/predict',
-          },
-        },
-      },
-    },
-  };
 }

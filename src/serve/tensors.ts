@@ -68,9 +68,53 @@ export function kserveShape(shape: Dim[] | null): number[] {
   return (shape ?? []).map((d) => (typeof d === 'number' ? d : -1));
 }
 
-function flatten(value: unknown, out: unknown[]): void {
-  if (Array.isArray(value)) for (const v of value) flatten(v, out);
-  else out.push(value);
+/** The most dims a request tensor may have (NumPy's limit); deeper nesting is hostile, not data. */
+export const MAX_RANK = 64;
+
+/**
+ * Why a request shape cannot be a tensor, if it cannot: dims must be non-negative safe integers,
+ * at most MAX_RANK of them, and their product (zeros aside) must stay a safe integer, so no
+ * element count or byte length computed from them overflows here or in onnxruntime.
+ */
+export function badShape(dims: unknown): string | undefined {
+  if (!Array.isArray(dims) || !dims.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) return 'needs a "shape" of non-negative integers';
+  if (dims.length > MAX_RANK) return `has ${dims.length} dims, more than the ${MAX_RANK} a tensor may have`;
+  let product = 1;
+  for (const d of dims as number[]) {
+    if (d !== 0) product *= d;
+    if (product > Number.MAX_SAFE_INTEGER) return `has a shape [${dims.join(', ')}] whose element count overflows`;
+  }
+  return undefined;
+}
+
+/**
+ * Flattens nested lists, iteratively so no input can exhaust the stack; undefined when the
+ * nesting goes deeper than `maxDepth` lists. `leaf` maps each non-list value.
+ */
+function flatten(data: unknown, maxDepth: number, leaf: (value: unknown) => unknown): unknown[] | undefined {
+  if (!Array.isArray(data)) return [leaf(data)];
+  const out: unknown[] = [];
+  const stack: { list: unknown[]; next: number }[] = [{ list: data, next: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    if (top.next === top.list.length) {
+      stack.pop();
+      continue;
+    }
+    const value = top.list[top.next++];
+    if (!Array.isArray(value)) out.push(leaf(value));
+    else if (stack.length === maxDepth) return undefined;
+    else stack.push({ list: value, next: 0 });
+  }
+  return out;
+}
+
+/** A short description of a JSON value for messages: objects and lists can be huge or deep. */
+function describe(value: unknown): string {
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object' && value !== null) return 'an object';
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
 }
 
 const INT_RANGES: Partial<Record<OrtType, [number, number]>> = {
@@ -78,15 +122,18 @@ const INT_RANGES: Partial<Record<OrtType, [number, number]>> = {
   int8: [-0x80, 0x7f], int16: [-0x8000, 0x7fff], int32: [-0x80000000, 0x7fffffff],
 };
 
-/** Builds tensor data from JSON values (flat or nested), checking each element's type and range. */
-export function fromJsonData(name: string, type: OrtType, dims: number[], data: unknown): TensorData {
-  const values: unknown[] = [];
-  flatten(data, values);
+/**
+ * Builds tensor data from JSON values (flat, or nested no deeper than the shape), checking each
+ * element's type and range. `leaf` maps each element first (TF Serving's {"b64": ...} strings).
+ */
+export function fromJsonData(name: string, type: OrtType, dims: number[], data: unknown, leaf: (value: unknown) => unknown = (v) => v): TensorData {
+  const values = flatten(data, Math.max(1, dims.length), leaf);
+  if (!values) throw new TensorError(`input '${name}': data is nested deeper than its ${dims.length}-dim shape [${dims.join(', ')}]`);
   const expected = elementCount(dims);
   if (values.length !== expected) {
     throw new TensorError(`input '${name}': shape [${dims.join(', ')}] needs ${expected} elements, data has ${values.length}`);
   }
-  const bad = (i: number, what: string) => new TensorError(`input '${name}': element ${i} is ${JSON.stringify(values[i])}, expected ${what}`);
+  const bad = (i: number, what: string) => new TensorError(`input '${name}': element ${i} is ${describe(values[i])}, expected ${what}`);
   if (type === 'string') {
     return values.map((v, i) => {
       if (typeof v !== 'string') throw bad(i, 'a string');

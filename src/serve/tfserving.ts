@@ -4,7 +4,7 @@
  */
 import type { Signature, TensorSpec } from '../onnx/inspect.js';
 import { badInput, checkAgainstSpec, isObject } from './kserve.js';
-import { TensorError, elementCount, fromJsonData, kserveDatatype, nest, ortTypeOfOnnx, toJsonData, type WireTensor } from './tensors.js';
+import { MAX_RANK, TensorError, badShape, elementCount, fromJsonData, kserveDatatype, nest, ortTypeOfOnnx, toJsonData, type WireTensor } from './tensors.js';
 
 export interface ParsedPredict {
   format: 'row' | 'columnar';
@@ -15,22 +15,32 @@ export interface ParsedPredict {
 /** Dims of a nested JSON list, read along the first elements (the count check catches ragged lists). */
 function dimsOf(value: unknown): number[] {
   const dims: number[] = [];
-  for (let v = value; Array.isArray(v); v = v[0]) dims.push(v.length);
+  for (let v = value; Array.isArray(v) && dims.length <= MAX_RANK; v = v[0]) dims.push(v.length);
   return dims;
 }
 
 /** TF Serving sends binary strings as {"b64": "..."}. */
-function decodeStrings(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(decodeStrings);
-  if (isObject(value) && typeof value.b64 === 'string') return Buffer.from(value.b64, 'base64').toString('utf8');
-  return value;
+function decodeString(value: unknown): unknown {
+  return isObject(value) && typeof value.b64 === 'string' ? Buffer.from(value.b64, 'base64').toString('utf8') : value;
+}
+
+/** The one signature an ONNX model has, under the name TF Serving gives its default. */
+export const SIGNATURE_NAME = 'serving_default';
+
+/** Refuses a signature other than the default, in TF Serving's words ('' means the default there too). */
+export function checkSignatureName(name: unknown): void {
+  if (name === undefined || name === null || name === '' || name === SIGNATURE_NAME) return;
+  if (typeof name !== 'string') throw badInput('"signature_name" must be a string');
+  throw badInput(`Serving signature name: "${name}" not found in signature def`);
 }
 
 function tensorFor(spec: TensorSpec | undefined, name: string, dims: number[], value: unknown, signature: Signature): WireTensor {
   const type = spec ? ortTypeOfOnnx(spec.dtype) : undefined;
+  const shapeProblem = badShape(dims);
+  if (shapeProblem) throw badInput(`input '${name}' ${shapeProblem}`);
   checkAgainstSpec(spec, name, type ? kserveDatatype(type) : 'UNSUPPORTED', dims, signature);
   try {
-    return { type: type!, dims, data: fromJsonData(name, type!, dims, decodeStrings(value)) };
+    return { type: type!, dims, data: fromJsonData(name, type!, dims, value, decodeString) };
   } catch (error) {
     if (error instanceof TensorError) throw badInput(error.message);
     throw error;
@@ -39,6 +49,7 @@ function tensorFor(spec: TensorSpec | undefined, name: string, dims: number[], v
 
 export function parsePredictRequest(json: unknown, signature: Signature): ParsedPredict {
   if (!isObject(json)) throw badInput('the request body must be a JSON object with "instances" or "inputs"');
+  checkSignatureName(json.signature_name);
   if ((json.instances === undefined) === (json.inputs === undefined)) throw badInput('give exactly one of "instances" (row format) or "inputs" (columnar format)');
   const specs = new Map(signature.inputs.map((s) => [s.name, s]));
   const single = signature.inputs.length === 1 ? signature.inputs[0]! : undefined;
@@ -85,4 +96,44 @@ export function encodePredictResponse(format: 'row' | 'columnar', outputs: Recor
   if (order.length === 1) return { predictions: rows(order[0]!) };
   const columns = order.map((n) => [n, rows(n)] as const);
   return { predictions: columns[0]![1].map((_, i) => Object.fromEntries(columns.map(([n, r]) => [n, r[i]]))) };
+}
+
+/**
+ * ONNX dtypes by the names TensorFlow's DataType enum gives them
+ * (tensorflow/core/framework/types.proto). ONNX types TensorFlow has no name for are DT_INVALID.
+ */
+const TF_DTYPES: Record<string, string> = {
+  float32: 'DT_FLOAT', float64: 'DT_DOUBLE', float16: 'DT_HALF', bfloat16: 'DT_BFLOAT16',
+  int8: 'DT_INT8', int16: 'DT_INT16', int32: 'DT_INT32', int64: 'DT_INT64',
+  uint8: 'DT_UINT8', uint16: 'DT_UINT16', uint32: 'DT_UINT32', uint64: 'DT_UINT64',
+  bool: 'DT_BOOL', string: 'DT_STRING', complex64: 'DT_COMPLEX64', complex128: 'DT_COMPLEX128',
+  float8e5m2: 'DT_FLOAT8_E5M2', float8e4m3fn: 'DT_FLOAT8_E4M3FN', float8e4m3fnuz: 'DT_FLOAT8_E4M3FNUZ', float8e5m2fnuz: 'DT_FLOAT8_E5M2FNUZ',
+  int4: 'DT_INT4', uint4: 'DT_UINT4', int2: 'DT_INT2', uint2: 'DT_UINT2',
+};
+
+export function tfDtype(onnxDtype: string): string {
+  return TF_DTYPES[onnxDtype] ?? 'DT_INVALID';
+}
+
+/** `/v1/models/M[/versions/V]/metadata`: the model's one signature as TF Serving's serving_default. */
+export function tfModelMetadata(name: string, version: number, signature: Signature): object {
+  const tensor = (t: TensorSpec) => ({
+    dtype: tfDtype(t.dtype),
+    tensor_shape: t.shape === null ? { unknown_rank: true } : { dim: t.shape.map((d) => ({ size: String(typeof d === 'number' ? d : -1), name: typeof d === 'string' ? d : '' })), unknown_rank: false },
+    name: t.name,
+  });
+  return {
+    model_spec: { name, signature_name: '', version: String(version) },
+    metadata: {
+      signature_def: {
+        signature_def: {
+          [SIGNATURE_NAME]: {
+            inputs: Object.fromEntries(signature.inputs.map((i) => [i.name, tensor(i)])),
+            outputs: Object.fromEntries(signature.outputs.map((o) => [o.name, tensor(o)])),
+            method_name: 'tensorflow/serving/predict',
+          },
+        },
+      },
+    },
+  };
 }

@@ -163,7 +163,7 @@ describe('KServe v2 and TF Serving routes', () => {
     expect((await server.get('/v1/models/mlp/labels/prod')).status).toBe(200);
     const meta = (await server.get('/v1/models/mlp/versions/1/metadata')).json;
     expect(meta.metadata.signature_def.signature_def.serving_default.inputs.input).toEqual({
-      dtype: 'DT_FLOAT32', name: 'input', tensor_shape: { dim: [{ size: '-1', name: 'batch' }, { size: '4', name: '' }], unknown_rank: false },
+      dtype: 'DT_FLOAT', name: 'input', tensor_shape: { dim: [{ size: '-1', name: 'batch' }, { size: '4', name: '' }], unknown_rank: false },
     });
     const v2 = await server.post('/v2/models/mlp/infer', { inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', data: [1, 2, 3, 4, 5, 6, 7, 8] }] });
     const rows = v2.json.outputs[0].data as number[];
