@@ -1,8 +1,10 @@
+import { spawn } from 'node:child_process';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { deepMlp, writeModel } from '../../fixtures/models.js';
+import { constantWeights, deepMlp, writeModel } from '../../fixtures/models.js';
 import { inspectModel } from '../../src/onnx/inspect.js';
 import { quantizePerChannel } from '../../src/onnx/quantize.js';
 import { toHalf } from '../../src/onnx/fp16.js';
@@ -163,6 +165,26 @@ describe('maas convert --fp16', () => {
     expect(r.json().fp16.casts).toBeGreaterThanOrEqual(3);
     expect(r.json().accuracy.outputs.map((o: { name: string }) => o.name)).toEqual(['output', 'positive']);
   });
+
+  it('closes the original model\'s workers when the converted one fails to load: nothing keeps the process alive', async () => {
+    const reg = await makeRegistry();
+    writeModel(reg.work, 'cw.onnx', constantWeights());
+    // The built convertModel in a bare node process (no process.exit): it ends by itself only
+    // if every worker it started was closed.
+    const convertJs = pathToFileURL(join(import.meta.dirname, '../../dist/onnx/convert.js')).href;
+    // A script file, not `node -e`: workers inherit execArgv, and `--input-type` would break them.
+    writeFileSync(join(reg.work, 'convert.mjs'), `import(${JSON.stringify(convertJs)}).then((m) => m.convertModel({ source: 'cw.onnx', fp16: true }, { cwd: ${JSON.stringify(reg.work)}, env: {} }))
+      .then(() => console.log('converted'), (e) => console.log(e.code));`);
+    const child = spawn(process.execPath, ['convert.mjs'], { cwd: reg.work });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+    clearTimeout(timer);
+    expect(signal, 'the process was still alive after 30 s').toBeNull();
+    expect(code).toBe(0);
+    expect(stdout.trim()).toBe('MAAS_MODEL_INVALID');
+  }, 60_000);
 
   it('rounds to the nearest float16', () => {
     for (const v of [0, 1, -2, 0.5, 65504]) expect(halfToNumber(toHalf(v))).toBe(v);
