@@ -150,27 +150,43 @@ class Canonicalizer {
       hashRange(hash, file, data.offset, length);
       bytes = length;
     }
-    if (isWeight) {
-      this.parameterCount += elementCount(tensor.dims);
-      const dtype = dtypeName(tensor.dataType);
-      this.bytesByDtype.set(dtype, (this.bytesByDtype.get(dtype) ?? 0) + bytes);
-    }
+    if (isWeight) this.tally(dtypeName(tensor.dataType), elementCount(tensor.dims), bytes);
     return `sha256:${hash.digest('hex')}`;
+  }
+
+  private tally(dtype: string, count: number, bytes: number): void {
+    this.parameterCount += count;
+    this.bytesByDtype.set(dtype, (this.bytesByDtype.get(dtype) ?? 0) + bytes);
+  }
+
+  /** A Constant node's value_float(s) / value_int(s) / value_string(s) are weights too. */
+  private tallyConstantValue(value: AttributeValue): void {
+    switch (value.kind) {
+      case 'float': this.tally('float32', 1, 4); break;
+      case 'floats': this.tally('float32', value.value.length, 4 * value.value.length); break;
+      case 'int': this.tally('int64', 1, 8); break;
+      case 'ints': this.tally('int64', value.value.length, 8 * value.value.length); break;
+      case 'bytes': this.tally('string', 1, value.value.length); break;
+      case 'strings': this.tally('string', value.value.length, value.value.reduce((n, b) => n + b.length, 0)); break;
+      default: break;
+    }
   }
 
   tensor(tensor: TensorRef, isWeight: boolean): unknown {
     return { name: tensor.name, dtype: tensor.dataType, dims: tensor.dims, data: this.tensorDigest(tensor, isWeight) };
   }
 
-  attribute(value: AttributeValue): unknown {
+  /** `isWeight`: the value of a Constant node, which exporters such as Paddle use for every weight. */
+  attribute(value: AttributeValue, isWeight: boolean): unknown {
+    if (isWeight) this.tallyConstantValue(value);
     switch (value.kind) {
       case 'float': case 'floats': return [value.kind, value.value];
       case 'int': return [value.kind, value.value.toString()];
       case 'ints': return [value.kind, value.value.map(String)];
       case 'bytes': return [value.kind, value.value.toString('base64')];
       case 'strings': case 'opaque': return [value.kind, value.value.map((b) => b.toString('base64'))];
-      case 'tensor': return [value.kind, this.tensor(value.value, false)];
-      case 'tensors': return [value.kind, value.value.map((t) => this.tensor(t, false))];
+      case 'tensor': return [value.kind, this.tensor(value.value, isWeight)];
+      case 'tensors': return [value.kind, value.value.map((t) => this.tensor(t, isWeight))];
       case 'graph': return [value.kind, this.graph(value.value)];
       case 'graphs': return [value.kind, value.value.map((g) => this.graph(g))];
     }
@@ -181,15 +197,18 @@ class Canonicalizer {
     return {
       inputs: graph.inputs.map((v) => toSpec(v.name, v.type)),
       outputs: graph.outputs.map((v) => toSpec(v.name, v.type)),
-      nodes: graph.nodes.map((node) => ({
-        op: node.opType,
-        domain: node.domain,
-        inputs: node.inputs,
-        outputs: node.outputs,
-        attributes: [...node.attributes]
-          .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-          .map((a) => ({ name: a.name, ref: a.refAttrName ?? null, values: a.values.map((v) => this.attribute(v)) })),
-      })),
+      nodes: graph.nodes.map((node) => {
+        const constant = node.opType === 'Constant' && (node.domain === '' || node.domain === 'ai.onnx');
+        return {
+          op: node.opType,
+          domain: node.domain,
+          inputs: node.inputs,
+          outputs: node.outputs,
+          attributes: [...node.attributes]
+            .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+            .map((a) => ({ name: a.name, ref: a.refAttrName ?? null, values: a.values.map((v) => this.attribute(v, constant && a.name.startsWith('value'))) })),
+        };
+      }),
       initializers: [...graph.initializers]
         .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
         .map((t) => this.tensor(t, true)),
