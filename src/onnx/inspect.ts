@@ -3,9 +3,9 @@
  * fingerprint that survives re-export with new doc strings or producer fields.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
-import { MaasError, messageOf } from '../core/errors.js';
+import { dirname } from 'node:path';
+import { MaasError, errnoCode, messageOf } from '../core/errors.js';
+import { externalName, externalRange, openExternalData } from './external.js';
 import { dtypeName, modelPackPrecision } from './dtypes.js';
 import { type AttributeValue, type Dim, type GraphRef, type ModelRef, type TensorRef, type ValueType, parseModel } from './model.js';
 import { type ByteSource, FileSource, ProtobufError } from './protobuf.js';
@@ -64,17 +64,6 @@ export function signatureOf(model: ModelRef): Signature {
   };
 }
 
-/** Checks an external data location the way onnxruntime does: relative, inside the model's folder. */
-function externalPath(modelDir: string, location: string): string {
-  const clean = normalize(location);
-  if (isAbsolute(clean) || clean === '..' || clean.startsWith(`..${sep}`)) {
-    throw new MaasError('MAAS_MODEL_INVALID', `external data location '${location}' points outside the model's folder`, {
-      hint: 'Re-save the model with its external data files next to it (onnx.save(..., save_as_external_data=True)).',
-    });
-  }
-  return join(modelDir, clean);
-}
-
 class ExternalFiles {
   private readonly sources = new Map<string, FileSource>();
   readonly order: string[] = [];
@@ -83,26 +72,15 @@ class ExternalFiles {
   open(location: string): FileSource {
     let source = this.sources.get(location);
     if (source) return source;
-    const path = externalPath(this.modelDir, location);
-    if (!existsSync(path)) {
-      throw new MaasError('MAAS_MODEL_INVALID', `external data file '${location}' is missing`, {
-        hint: `Put '${location}' next to the model file; ONNX resolves external data relative to the model.`,
-        details: { location, expectedAt: path },
-      });
-    }
-    source = new FileSource(path);
+    source = openExternalData(this.modelDir, location);
     this.sources.set(location, source);
-    this.order.push(clean(location));
+    this.order.push(externalName(location));
     return source;
   }
 
   close(): void {
     for (const source of this.sources.values()) source.close();
   }
-}
-
-function clean(location: string): string {
-  return normalize(location).split(sep).join('/');
 }
 
 function hashRange(hash: Hash, source: ByteSource, offset: number, length: number): void {
@@ -140,15 +118,9 @@ class Canonicalizer {
       }
     } else if (data.kind === 'external') {
       const file = this.external.open(data.location);
-      const length = data.length ?? file.size - data.offset;
-      if (data.offset + length > file.size) {
-        throw new MaasError('MAAS_MODEL_INVALID', `external data for '${tensor.name}' lies past the end of '${data.location}'`, {
-          hint: 'The external data file is truncated or belongs to another model; re-export the model.',
-          details: { location: data.location, offset: data.offset, length, fileSize: file.size },
-        });
-      }
-      hashRange(hash, file, data.offset, length);
-      bytes = length;
+      const range = externalRange(tensor, file);
+      hashRange(hash, file, range.offset, range.length);
+      bytes = range.length;
     }
     if (isWeight) this.tally(dtypeName(tensor.dataType), elementCount(tensor.dims), bytes);
     return `sha256:${hash.digest('hex')}`;
@@ -230,18 +202,17 @@ function invalidModel(path: string, error: unknown): MaasError {
 
 /** Parses and fingerprints an ONNX file, reading weights in chunks so memory stays flat. */
 export function inspectModel(path: string): ModelInfo {
-  const size = statSync(path).size;
-  if (size === 0) throw invalidModel(path, new Error('the file is empty'));
-  const source = new FileSource(path);
+  let source: FileSource;
+  try {
+    source = new FileSource(path);
+  } catch (error) {
+    if (error instanceof ProtobufError || errnoCode(error) === 'EISDIR') throw invalidModel(path, error);
+    throw error;
+  }
   const external = new ExternalFiles(dirname(path));
   try {
-    let model: ModelRef;
-    try {
-      model = parseModel(source);
-    } catch (error) {
-      if (error instanceof ProtobufError) throw invalidModel(path, error);
-      throw error;
-    }
+    if (source.size === 0) throw new ProtobufError('the file is empty');
+    const model = parseModel(source);
     const canonical = new Canonicalizer(source, external);
     const opsetImports = [...model.opsetImports].sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0));
     const signature = signatureOf(model);
@@ -265,6 +236,10 @@ export function inspectModel(path: string): ModelInfo {
       externalDataFiles: external.order,
       graphFingerprint: `sha256:${graphFingerprint}`,
     };
+  } catch (error) {
+    // a malformed file, wherever the parse or the canonical form found it out
+    if (error instanceof ProtobufError) throw invalidModel(path, error);
+    throw error;
   } finally {
     external.close();
     source.close();
