@@ -71,6 +71,21 @@ describe('maas convert --int8 / --optimize', () => {
     expect(existsSync(out)).toBe(true);
   });
 
+  it('names the output of a registered version after the model and version, and says plainly when int8 grew', async () => {
+    const reg = await makeRegistry();
+    await reg.cli('register', reg.fixture('mlp.onnx'));
+    const fromRegistry = await reg.cli('convert', 'mlp@1', '--fp16', '--keep-io-types', '--json');
+    expect(fromRegistry.exitCode, fromRegistry.stdout).toBe(0);
+    expect(fromRegistry.json().output.path).toBe(join(reg.dir, 'mlp-v1.fp16.onnx'));
+    // the fixture's weights are so small that per-channel scales and Dequantize nodes outweigh them
+    const grown = await reg.cli('convert', reg.fixture('mlp.onnx'), '--int8', '--force');
+    expect(grown.exitCode, grown.stderr).toBe(0);
+    expect(grown.stdout).toMatch(/size {9}\d+ B → \d+ B \(grew by \d+ %\)/);
+    expect(grown.stdout).not.toContain('×');
+    const shrunk = await reg.cli('convert', writeModel(reg.work, 'deep.onnx', deepMlp({ input: 64, hidden: 256, layers: 3, output: 8, seed: 5 })), '--int8');
+    expect(shrunk.stdout).toMatch(/\(7\d % smaller\)/);
+  });
+
   it('optimizes with onnxruntime and converts registered versions and external-data models', async () => {
     const reg = await makeRegistry();
     await reg.cli('register', reg.fixture('mlp.onnx'));
