@@ -48,6 +48,24 @@ describe('the built CLI', () => {
     const unknown = await spawnCli(['frobnicate', '--json'], { cwd: home, env: testEnv(home) });
     expect(unknown.exitCode).toBe(2);
     expect(unknown.json().error.code).toBe('MAAS_USAGE');
+    // a required option is one commander enforces and documents
+    const packHelp = await spawnCli(['pack', '--help'], { cwd: home, env: testEnv(home) });
+    expect(packHelp.stdout).toMatch(/-o, --output <file> +the \.tar to write \(required\)/);
+    const pack = await spawnCli(['pack', 'mlp@1', '--json'], { cwd: home, env: testEnv(home) });
+    expect(pack.exitCode).toBe(2);
+    expect(pack.json().error).toMatchObject({ code: 'MAAS_USAGE', message: expect.stringContaining("'-o, --output <file>'") });
+  });
+
+  it('hints fit the command: a bad reference is explained as a reference, not with a flag the command lacks', async () => {
+    const home = useTempDir();
+    expect((await spawnCli(['init', 'registry', '--yes'], { cwd: home, env: testEnv(home) })).exitCode).toBe(0);
+    for (const args of [['show', '@2'], ['diff', 'My@2', 'mlp@1'], ['tag', 'mlp@!', 'prod']]) {
+      const r = await spawnCli([...args, '--json'], { cwd: join(home, 'registry'), env: testEnv(home) });
+      expect(r.exitCode, args.join(' ')).toBe(2);
+      expect(r.json().error.message).toContain('is not a model reference');
+      expect(r.json().error.hint).toMatch(/NAME@VERSION/);
+      expect(r.json().error.hint).not.toContain('--name');
+    }
   });
 
   it('exits with its code after a failed convert or register --fp16, instead of hanging on a worker', async () => {
