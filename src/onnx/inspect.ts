@@ -193,6 +193,40 @@ class Canonicalizer {
   }
 }
 
+/** ONNX graphs are acyclic; a cycle (a hostile file can write one) is refused before anything walks it. */
+function assertAcyclic(graph: GraphRef): void {
+  const producer = new Map<string, number>();
+  graph.nodes.forEach((node, i) => node.outputs.forEach((o) => o && producer.set(o, i)));
+  const waitingOn = graph.nodes.map(() => 0);
+  const dependents = graph.nodes.map((): number[] => []);
+  graph.nodes.forEach((node, i) => {
+    for (const input of new Set(node.inputs)) {
+      const from = producer.get(input);
+      if (from === undefined) continue;
+      waitingOn[i]!++;
+      dependents[from]!.push(i);
+    }
+  });
+  const ready = waitingOn.flatMap((n, i) => (n === 0 ? [i] : []));
+  let done = 0;
+  for (let i = ready.pop(); i !== undefined; i = ready.pop()) {
+    done++;
+    for (const d of dependents[i]!) if (--waitingOn[d]! === 0) ready.push(d);
+  }
+  if (done < graph.nodes.length) {
+    const stuck = graph.nodes[waitingOn.findIndex((n) => n > 0)]!;
+    throw new ProtobufError(`graph '${graph.name}' has a cycle (through ${stuck.opType} node '${stuck.name || stuck.outputs[0] || '?'}')`);
+  }
+  for (const node of graph.nodes) {
+    for (const attribute of node.attributes) {
+      for (const value of attribute.values) {
+        if (value.kind === 'graph') assertAcyclic(value.value);
+        else if (value.kind === 'graphs') value.value.forEach(assertAcyclic);
+      }
+    }
+  }
+}
+
 function invalidModel(path: string, error: unknown): MaasError {
   return new MaasError('MAAS_MODEL_INVALID', `${path} is not a valid ONNX model: ${messageOf(error)}`, {
     hint: 'Check that the file is a complete ONNX export (a truncated copy or a different format fails here); re-export it with torch.onnx.export or onnx.save.',
@@ -213,6 +247,7 @@ export function inspectModel(path: string): ModelInfo {
   try {
     if (source.size === 0) throw new ProtobufError('the file is empty');
     const model = parseModel(source);
+    assertAcyclic(model.graph);
     const canonical = new Canonicalizer(source, external);
     const opsetImports = [...model.opsetImports].sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0));
     const signature = signatureOf(model);

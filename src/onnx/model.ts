@@ -343,6 +343,7 @@ class Parser {
         case NODE.attribute: node.attributes.push(this.attribute(f.span)); break;
       }
     }
+    if (!node.opType) throw new ProtobufError(`a node${node.name ? ` ('${node.name}')` : ''} has no op_type`);
     return node;
   }
 

@@ -43,6 +43,17 @@ describe('inspectModel', () => {
     expect(withInts.precisions).toEqual(['float32', 'int64']);
   });
 
+  it('refuses a graph with a cycle, and a node without an op_type', () => {
+    const dir = useTempDir();
+    const cyclic = writeModel(dir, 'cycle.onnx', {
+      graph: { name: 'g', nodes: [{ op: 'Relu', inputs: ['b'], outputs: ['a'] }, { op: 'Relu', inputs: ['a'], outputs: ['b'], name: 'second' }], initializers: [], inputs: [], outputs: [] },
+    });
+    expect(() => inspectModel(cyclic)).toThrow(/graph 'g' has a cycle \(through Relu node/);
+    const noOp = constantWeights();
+    noOp.graph.nodes[2]!.op = '';
+    expect(() => inspectModel(writeModel(dir, 'noop.onnx', noOp))).toThrow(/a node has no op_type/);
+  });
+
   it('reads int64 and bool IO and leaves initializers out of the inputs', () => {
     const info = inspectModel(join(FIXTURES, 'multi_io.onnx'));
     expect(info.signature.inputs.map((i) => `${i.name}:${i.dtype}`)).toEqual(['features:float32', 'ids:int64']);
