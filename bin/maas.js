@@ -6,4 +6,9 @@ if (major < 20 || (major === 20 && minor < 19)) {
   process.exit(1);
 }
 const { run } = await import('../dist/cli.js');
-process.exitCode = await run(process.argv.slice(2));
+const code = await run(process.argv.slice(2));
+// run() resolves once the command is over (serve: after its shutdown). Whatever is still open
+// then (a stray worker, child or socket) must not keep the process alive: flush and exit.
+const flushed = (stream) => new Promise((resolve) => stream.write('', resolve));
+await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+process.exit(code);

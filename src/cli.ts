@@ -99,7 +99,8 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
     const command = addGlobalOptions(program.command(spec.name).description(spec.summary));
     for (const arg of spec.args ?? []) command.argument(arg);
     for (const o of spec.options ?? []) {
-      const option = new Option(o.flags, o.description);
+      const option = new Option(o.flags, o.required ? `${o.description} (required)` : o.description);
+      if (o.required) option.makeOptionMandatory();
       if (o.choices) option.choices(o.choices);
       if (o.parse) option.argParser(o.parse);
       command.addOption(option);

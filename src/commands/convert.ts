@@ -9,7 +9,7 @@ export const convertCommand = defineCommand<ConvertResult>({
   args: ['<source>'],
   options: [
     ...conversionOptions,
-    { flags: '-o, --output <file>', description: 'where to write (default: SOURCE.int8.onnx here)' },
+    { flags: '-o, --output <file>', description: 'where to write (default here: SOURCE.fp16.onnx and the like, NAME-vVERSION.fp16.onnx for a registered version)' },
   ],
   examples: ['maas convert model.onnx --int8', 'maas convert mlp@2 --optimize extended --int8 -o mlp-int8.onnx --json'],
   async run([source], opts, ctx) {

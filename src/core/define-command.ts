@@ -9,6 +9,8 @@ export interface OptionSpec {
   choices?: readonly string[];
   /** converts the raw string; throws MaasError('MAAS_USAGE') on bad input. */
   parse?: (value: string) => unknown;
+  /** the command cannot run without it: commander refuses its absence (exit 2) and --help says so. */
+  required?: boolean;
 }
 
 export interface CommandSpec<R = unknown> {

@@ -4,7 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { seededRandom } from '../core/random.js';
-import { ModelRuntime } from '../serve/runtime.js';
+import { withRuntimes } from '../serve/runtime.js';
 import { type OrtType, type TensorData, type WireTensor, halfToNumber, ortTypeOfOnnx } from '../serve/tensors.js';
 import { toHalf } from './fp16.js';
 import { type Signature, inspectModel } from './inspect.js';
@@ -95,15 +95,15 @@ export async function compareModels(
   const samples = inputs.length;
   const runtimeOptions = { device: 'cpu' as const, workers: 1, threads: availableParallelism(), maxBatch: 1, batchDelayMs: 0, maxQueue: samples };
   const convertedSignature = inspectModel(converted).signature;
-  const [a, b] = await Promise.all([
-    ModelRuntime.load({ name: 'original', version: 0, signature, modelPath: original }, runtimeOptions),
-    ModelRuntime.load({ name: 'converted', version: 0, signature: convertedSignature, modelPath: converted }, runtimeOptions),
-  ]);
-  try {
+  const specs = [
+    { name: 'original', version: 0, signature, modelPath: original },
+    { name: 'converted', version: 0, signature: convertedSignature, modelPath: converted },
+  ];
+  return withRuntimes(specs, runtimeOptions, async ([a, b]) => {
     const worst = new Map<string, OutputAccuracy>();
     const outputs = signature.outputs.map((o) => o.name);
     for (const feeds of inputs) {
-      const [ra, rb] = await Promise.all([a.infer({ feeds: asInputsOf(feeds, signature), outputs }), b.infer({ feeds: asInputsOf(feeds, convertedSignature), outputs })]);
+      const [ra, rb] = await Promise.all([a!.infer({ feeds: asInputsOf(feeds, signature), outputs }), b!.infer({ feeds: asInputsOf(feeds, convertedSignature), outputs })]);
       for (const name of outputs) {
         const c = compare(name, ra[name]!, rb[name]!);
         const prev = worst.get(name);
@@ -113,7 +113,5 @@ export async function compareModels(
     const list = [...worst.values()];
     const worstError = Math.max(0, ...list.map((o) => o.normalizedError));
     return { samples, outputs: list, worst: worstError, tolerance: options.tolerance, passed: worstError <= options.tolerance };
-  } finally {
-    await Promise.all([a.close(), b.close()]);
-  }
+  });
 }

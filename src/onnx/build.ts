@@ -27,7 +27,8 @@ export function tensorProto(t: TensorInit): ProtoWriter {
   return w;
 }
 
-export type AttributeInit = number | bigint | string | number[];
+/** A tensor or a subgraph as an attribute value (Constant's `value`, If's branches). */
+export type AttributeInit = number | bigint | string | number[] | { tensor: TensorInit } | { graph: GraphInit };
 
 export interface NodeInit {
   op: string;
@@ -36,17 +37,19 @@ export interface NodeInit {
   name?: string;
   domain?: string;
   docString?: string;
-  /** integers as bigint, floats as number, lists as number[] of ints. */
+  /** integers as bigint, floats as number, lists as number[] of ints, tensors and graphs wrapped. */
   attributes?: Record<string, AttributeInit>;
 }
 
-const ATTRIBUTE_TYPE = { FLOAT: 1, INT: 2, STRING: 3, INTS: 7 };
+const ATTRIBUTE_TYPE = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, INTS: 7 };
 
 function attributeProto(name: string, value: AttributeInit): ProtoWriter {
   const w = new ProtoWriter().string(1, name);
   if (typeof value === 'bigint') return w.varint(3, value).varint(20, ATTRIBUTE_TYPE.INT);
   if (typeof value === 'number') return w.float(2, value).varint(20, ATTRIBUTE_TYPE.FLOAT);
   if (typeof value === 'string') return w.string(4, value).varint(20, ATTRIBUTE_TYPE.STRING);
+  if ('tensor' in value) return w.message(5, tensorProto(value.tensor)).varint(20, ATTRIBUTE_TYPE.TENSOR);
+  if ('graph' in value) return w.message(6, graphProto(value.graph)).varint(20, ATTRIBUTE_TYPE.GRAPH);
   return w.packedVarints(8, value).varint(20, ATTRIBUTE_TYPE.INTS);
 }
 

@@ -53,16 +53,19 @@ export interface ConvertResult {
 /** The default tolerance per conversion: int8 weights move outputs by around a percent. */
 const DEFAULT_TOLERANCE = { int8: 0.05, fp16: 0.01, optimize: 1e-4 };
 
-/** A file path, or NAME@VERSION in the registry. */
-async function sourcePath(source: string, ctx: RegistryOptions): Promise<string> {
+/**
+ * A file path, or NAME@VERSION in the registry; `stem` names the output: the file's own name,
+ * or `NAME-vVERSION` for a registered version (its file in the store is named by its digest).
+ */
+async function sourcePath(source: string, ctx: RegistryOptions): Promise<{ path: string; stem: string }> {
   const path = resolve(ctx.cwd, source);
-  if (existsSync(path)) return path;
+  if (existsSync(path)) return { path, stem: basename(path, '.onnx') };
   if (!/^[a-z0-9][a-z0-9._-]*(@[a-z0-9]+)?$/.test(source)) {
     throw new MaasError('MAAS_FILE_NOT_FOUND', `${source} does not exist`, { hint: 'Pass an .onnx file or a registered NAME@VERSION.' });
   }
   const registry = await Registry.open(ctx);
   const { name, version } = registry.resolve(parseRef(source));
-  return modelPath(registry, registry.readVersion(name, version));
+  return { path: modelPath(registry, registry.readVersion(name, version)), stem: `${name}-v${version}` };
 }
 
 export async function convertModel(options: ConvertOptions, ctx: RegistryOptions): Promise<ConvertResult> {
@@ -78,20 +81,22 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
     const steps: string[] = [];
     const step = options.onStep ?? (() => {});
     let input: string;
+    let stem: string;
     let exportedFrom: ConvertResult['exportedFrom'];
     if (foreign) {
       const original = resolve(ctx.cwd, options.source);
       step(`Exporting with ${foreign}…`);
-      input = join(work, `${basename(original, extname(original))}.onnx`);
+      stem = basename(original, extname(original));
+      input = join(work, `${stem}.onnx`);
       const exported = await exportToOnnx(original, input, { inputShape: options.inputShape, env: ctx.env });
       exportedFrom = { path: original, ...(statSync(original).isFile() ? await hashFile(original) : { digest: '', size: 0 }), exporter: exported.exporter };
       steps.push(`export with ${exported.exporter}`);
     } else {
-      input = await sourcePath(options.source, ctx);
+      ({ path: input, stem } = await sourcePath(options.source, ctx));
     }
     const info = inspectModel(input);
     const suffix = conversionSuffix(options);
-    const output = resolve(ctx.cwd, options.output ?? `${basename(input, '.onnx')}${suffix ? `.${suffix}` : ''}.onnx`);
+    const output = resolve(ctx.cwd, options.output ?? `${stem}${suffix ? `.${suffix}` : ''}.onnx`);
     let current = input;
     if (options.optimize) {
       step(`Optimizing with onnxruntime (${options.optimize})…`);

@@ -3,9 +3,9 @@
  * fingerprint that survives re-export with new doc strings or producer fields.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
-import { MaasError, messageOf } from '../core/errors.js';
+import { dirname } from 'node:path';
+import { MaasError, errnoCode, messageOf } from '../core/errors.js';
+import { externalName, externalRange, openExternalData } from './external.js';
 import { dtypeName, modelPackPrecision } from './dtypes.js';
 import { type AttributeValue, type Dim, type GraphRef, type ModelRef, type TensorRef, type ValueType, parseModel } from './model.js';
 import { type ByteSource, FileSource, ProtobufError } from './protobuf.js';
@@ -64,17 +64,6 @@ export function signatureOf(model: ModelRef): Signature {
   };
 }
 
-/** Checks an external data location the way onnxruntime does: relative, inside the model's folder. */
-function externalPath(modelDir: string, location: string): string {
-  const clean = normalize(location);
-  if (isAbsolute(clean) || clean === '..' || clean.startsWith(`..${sep}`)) {
-    throw new MaasError('MAAS_MODEL_INVALID', `external data location '${location}' points outside the model's folder`, {
-      hint: 'Re-save the model with its external data files next to it (onnx.save(..., save_as_external_data=True)).',
-    });
-  }
-  return join(modelDir, clean);
-}
-
 class ExternalFiles {
   private readonly sources = new Map<string, FileSource>();
   readonly order: string[] = [];
@@ -83,26 +72,15 @@ class ExternalFiles {
   open(location: string): FileSource {
     let source = this.sources.get(location);
     if (source) return source;
-    const path = externalPath(this.modelDir, location);
-    if (!existsSync(path)) {
-      throw new MaasError('MAAS_MODEL_INVALID', `external data file '${location}' is missing`, {
-        hint: `Put '${location}' next to the model file; ONNX resolves external data relative to the model.`,
-        details: { location, expectedAt: path },
-      });
-    }
-    source = new FileSource(path);
+    source = openExternalData(this.modelDir, location);
     this.sources.set(location, source);
-    this.order.push(clean(location));
+    this.order.push(externalName(location));
     return source;
   }
 
   close(): void {
     for (const source of this.sources.values()) source.close();
   }
-}
-
-function clean(location: string): string {
-  return normalize(location).split(sep).join('/');
 }
 
 function hashRange(hash: Hash, source: ByteSource, offset: number, length: number): void {
@@ -140,37 +118,47 @@ class Canonicalizer {
       }
     } else if (data.kind === 'external') {
       const file = this.external.open(data.location);
-      const length = data.length ?? file.size - data.offset;
-      if (data.offset + length > file.size) {
-        throw new MaasError('MAAS_MODEL_INVALID', `external data for '${tensor.name}' lies past the end of '${data.location}'`, {
-          hint: 'The external data file is truncated or belongs to another model; re-export the model.',
-          details: { location: data.location, offset: data.offset, length, fileSize: file.size },
-        });
-      }
-      hashRange(hash, file, data.offset, length);
-      bytes = length;
+      const range = externalRange(tensor, file);
+      hashRange(hash, file, range.offset, range.length);
+      bytes = range.length;
     }
-    if (isWeight) {
-      this.parameterCount += elementCount(tensor.dims);
-      const dtype = dtypeName(tensor.dataType);
-      this.bytesByDtype.set(dtype, (this.bytesByDtype.get(dtype) ?? 0) + bytes);
-    }
+    if (isWeight) this.tally(dtypeName(tensor.dataType), elementCount(tensor.dims), bytes);
     return `sha256:${hash.digest('hex')}`;
+  }
+
+  private tally(dtype: string, count: number, bytes: number): void {
+    this.parameterCount += count;
+    this.bytesByDtype.set(dtype, (this.bytesByDtype.get(dtype) ?? 0) + bytes);
+  }
+
+  /** A Constant node's value_float(s) / value_int(s) / value_string(s) are weights too. */
+  private tallyConstantValue(value: AttributeValue): void {
+    switch (value.kind) {
+      case 'float': this.tally('float32', 1, 4); break;
+      case 'floats': this.tally('float32', value.value.length, 4 * value.value.length); break;
+      case 'int': this.tally('int64', 1, 8); break;
+      case 'ints': this.tally('int64', value.value.length, 8 * value.value.length); break;
+      case 'bytes': this.tally('string', 1, value.value.length); break;
+      case 'strings': this.tally('string', value.value.length, value.value.reduce((n, b) => n + b.length, 0)); break;
+      default: break;
+    }
   }
 
   tensor(tensor: TensorRef, isWeight: boolean): unknown {
     return { name: tensor.name, dtype: tensor.dataType, dims: tensor.dims, data: this.tensorDigest(tensor, isWeight) };
   }
 
-  attribute(value: AttributeValue): unknown {
+  /** `isWeight`: the value of a Constant node, which exporters such as Paddle use for every weight. */
+  attribute(value: AttributeValue, isWeight: boolean): unknown {
+    if (isWeight) this.tallyConstantValue(value);
     switch (value.kind) {
       case 'float': case 'floats': return [value.kind, value.value];
       case 'int': return [value.kind, value.value.toString()];
       case 'ints': return [value.kind, value.value.map(String)];
       case 'bytes': return [value.kind, value.value.toString('base64')];
       case 'strings': case 'opaque': return [value.kind, value.value.map((b) => b.toString('base64'))];
-      case 'tensor': return [value.kind, this.tensor(value.value, false)];
-      case 'tensors': return [value.kind, value.value.map((t) => this.tensor(t, false))];
+      case 'tensor': return [value.kind, this.tensor(value.value, isWeight)];
+      case 'tensors': return [value.kind, value.value.map((t) => this.tensor(t, isWeight))];
       case 'graph': return [value.kind, this.graph(value.value)];
       case 'graphs': return [value.kind, value.value.map((g) => this.graph(g))];
     }
@@ -181,15 +169,18 @@ class Canonicalizer {
     return {
       inputs: graph.inputs.map((v) => toSpec(v.name, v.type)),
       outputs: graph.outputs.map((v) => toSpec(v.name, v.type)),
-      nodes: graph.nodes.map((node) => ({
-        op: node.opType,
-        domain: node.domain,
-        inputs: node.inputs,
-        outputs: node.outputs,
-        attributes: [...node.attributes]
-          .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-          .map((a) => ({ name: a.name, ref: a.refAttrName ?? null, values: a.values.map((v) => this.attribute(v)) })),
-      })),
+      nodes: graph.nodes.map((node) => {
+        const constant = node.opType === 'Constant' && (node.domain === '' || node.domain === 'ai.onnx');
+        return {
+          op: node.opType,
+          domain: node.domain,
+          inputs: node.inputs,
+          outputs: node.outputs,
+          attributes: [...node.attributes]
+            .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+            .map((a) => ({ name: a.name, ref: a.refAttrName ?? null, values: a.values.map((v) => this.attribute(v, constant && a.name.startsWith('value'))) })),
+        };
+      }),
       initializers: [...graph.initializers]
         .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
         .map((t) => this.tensor(t, true)),
@@ -202,6 +193,40 @@ class Canonicalizer {
   }
 }
 
+/** ONNX graphs are acyclic; a cycle (a hostile file can write one) is refused before anything walks it. */
+function assertAcyclic(graph: GraphRef): void {
+  const producer = new Map<string, number>();
+  graph.nodes.forEach((node, i) => node.outputs.forEach((o) => o && producer.set(o, i)));
+  const waitingOn = graph.nodes.map(() => 0);
+  const dependents = graph.nodes.map((): number[] => []);
+  graph.nodes.forEach((node, i) => {
+    for (const input of new Set(node.inputs)) {
+      const from = producer.get(input);
+      if (from === undefined) continue;
+      waitingOn[i]!++;
+      dependents[from]!.push(i);
+    }
+  });
+  const ready = waitingOn.flatMap((n, i) => (n === 0 ? [i] : []));
+  let done = 0;
+  for (let i = ready.pop(); i !== undefined; i = ready.pop()) {
+    done++;
+    for (const d of dependents[i]!) if (--waitingOn[d]! === 0) ready.push(d);
+  }
+  if (done < graph.nodes.length) {
+    const stuck = graph.nodes[waitingOn.findIndex((n) => n > 0)]!;
+    throw new ProtobufError(`graph '${graph.name}' has a cycle (through ${stuck.opType} node '${stuck.name || stuck.outputs[0] || '?'}')`);
+  }
+  for (const node of graph.nodes) {
+    for (const attribute of node.attributes) {
+      for (const value of attribute.values) {
+        if (value.kind === 'graph') assertAcyclic(value.value);
+        else if (value.kind === 'graphs') value.value.forEach(assertAcyclic);
+      }
+    }
+  }
+}
+
 function invalidModel(path: string, error: unknown): MaasError {
   return new MaasError('MAAS_MODEL_INVALID', `${path} is not a valid ONNX model: ${messageOf(error)}`, {
     hint: 'Check that the file is a complete ONNX export (a truncated copy or a different format fails here); re-export it with torch.onnx.export or onnx.save.',
@@ -211,18 +236,18 @@ function invalidModel(path: string, error: unknown): MaasError {
 
 /** Parses and fingerprints an ONNX file, reading weights in chunks so memory stays flat. */
 export function inspectModel(path: string): ModelInfo {
-  const size = statSync(path).size;
-  if (size === 0) throw invalidModel(path, new Error('the file is empty'));
-  const source = new FileSource(path);
+  let source: FileSource;
+  try {
+    source = new FileSource(path);
+  } catch (error) {
+    if (error instanceof ProtobufError || errnoCode(error) === 'EISDIR') throw invalidModel(path, error);
+    throw error;
+  }
   const external = new ExternalFiles(dirname(path));
   try {
-    let model: ModelRef;
-    try {
-      model = parseModel(source);
-    } catch (error) {
-      if (error instanceof ProtobufError) throw invalidModel(path, error);
-      throw error;
-    }
+    if (source.size === 0) throw new ProtobufError('the file is empty');
+    const model = parseModel(source);
+    assertAcyclic(model.graph);
     const canonical = new Canonicalizer(source, external);
     const opsetImports = [...model.opsetImports].sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0));
     const signature = signatureOf(model);
@@ -246,6 +271,10 @@ export function inspectModel(path: string): ModelInfo {
       externalDataFiles: external.order,
       graphFingerprint: `sha256:${graphFingerprint}`,
     };
+  } catch (error) {
+    // a malformed file, wherever the parse or the canonical form found it out
+    if (error instanceof ProtobufError) throw invalidModel(path, error);
+    throw error;
   } finally {
     external.close();
     source.close();

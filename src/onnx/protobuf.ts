@@ -4,7 +4,7 @@
  * The reader never loads a message whole: it walks fields by file offset, so a 2 GB model's
  * weights are visited as spans and hashed in chunks, never held in memory.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 
 export const WIRE = { varint: 0, fixed64: 1, bytes: 2, fixed32: 5 } as const;
 
@@ -38,9 +38,15 @@ export class FileSource implements ByteSource {
   private window: Buffer = Buffer.alloc(0);
   private windowStart = 0;
 
+  /** Refuses what is not a regular file: non-blocking, so that a FIFO cannot hang the open. */
   constructor(path: string) {
-    this.fd = openSync(path, 'r');
-    this.size = fstatSync(this.fd).size;
+    this.fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const stat = fstatSync(this.fd);
+    if (!stat.isFile()) {
+      closeSync(this.fd);
+      throw new ProtobufError(`${path} is not a regular file`);
+    }
+    this.size = stat.size;
   }
 
   read(offset: number, length: number): Buffer {
@@ -147,13 +153,14 @@ export function readString(source: ByteSource, field: Field): string {
   return source.read(field.span.offset, field.span.length).toString('utf8');
 }
 
-/** Reads repeated varints, packed (one length-delimited field) or not (one field each). */
-export function readVarints(source: ByteSource, field: Field): bigint[] {
+/** Reads repeated varints, packed (one length-delimited field) or not (one field each); more than `max` is an error. */
+export function readVarints(source: ByteSource, field: Field, max = Number.POSITIVE_INFINITY, what = `field ${field.number}`): bigint[] {
   if (field.wireType !== WIRE.bytes) return [field.int];
   const out: bigint[] = [];
   const end = field.span.offset + field.span.length;
   let pos = field.span.offset;
   while (pos < end) {
+    if (out.length >= max) throw new ProtobufError(`${what} at byte ${field.span.offset} holds more than ${max} values`);
     const v = readVarint(source, pos, end);
     out.push(v.value);
     pos = v.next;

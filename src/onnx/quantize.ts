@@ -4,12 +4,12 @@
  * produces the original float tensor under its original name, so every consumer is unchanged
  * and onnxruntime runs it. The rest of the model is copied field by field, weights streamed.
  */
-import { statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { MaasError } from '../core/errors.js';
 import { nodeProto, tensorProto, writeMessage } from './build.js';
 import { DataType } from './dtypes.js';
 import { type GraphRef, type TensorRef, parseModel, parseTensor } from './model.js';
+import { externalRange, openExternalData } from './external.js';
 import { type ByteSource, type Field, FileSource, ProtoWriter, WIRE, fields } from './protobuf.js';
 
 export interface QuantizeReport {
@@ -64,9 +64,10 @@ export function readFloats(source: ByteSource, tensor: TensorRef, modelDir: stri
     return new Float32Array(copy);
   }
   if (data.kind === 'external') {
-    const file = new FileSource(join(modelDir, data.location));
+    const file = openExternalData(modelDir, data.location);
     try {
-      const bytes = file.read(data.offset, data.length ?? file.size - data.offset);
+      const range = externalRange(tensor, file);
+      const bytes = file.read(range.offset, range.length);
       const copy = new ArrayBuffer(bytes.length);
       new Uint8Array(copy).set(bytes);
       return new Float32Array(copy);
@@ -121,18 +122,24 @@ export function copyField(writer: ProtoWriter, source: ByteSource, field: Field)
 /** An initializer whose data lives in an external file is written inline, so the output stands alone. */
 function inlineExternal(tensor: TensorRef, modelDir: string): ProtoWriter {
   const data = tensor.data as Extract<TensorRef['data'], { kind: 'external' }>;
-  const path = join(modelDir, data.location);
+  const probe = openExternalData(modelDir, data.location);
+  let range: { offset: number; length: number };
+  try {
+    range = externalRange(tensor, probe);
+  } finally {
+    probe.close();
+  }
   return tensorProto({
     name: tensor.name,
     dataType: tensor.dataType,
     dims: tensor.dims,
     raw: {
-      length: data.length ?? statSync(path).size - data.offset,
+      length: range.length,
       *chunks() {
-        const file = new FileSource(path);
+        const file = openExternalData(modelDir, data.location);
         try {
-          const length = data.length ?? file.size - data.offset;
-          for (let done = 0; done < length; done += CHUNK) yield Buffer.from(file.read(data.offset + done, Math.min(CHUNK, length - done)));
+          const { offset, length } = externalRange(tensor, file);
+          for (let done = 0; done < length; done += CHUNK) yield Buffer.from(file.read(offset + done, Math.min(CHUNK, length - done)));
         } finally {
           file.close();
         }

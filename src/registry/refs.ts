@@ -13,8 +13,13 @@ const NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 const ALIAS = /^[a-z][a-z0-9._-]{0,62}$/;
 export const LATEST = 'latest';
 
+function isModelName(name: string): boolean {
+  return NAME.test(name) && name.length <= 128;
+}
+
+/** For a name a command takes as a name (register, pull and import all take --name). */
 export function assertModelName(name: string): void {
-  if (!NAME.test(name) || name.length > 128) {
+  if (!isModelName(name)) {
     throw new MaasError('MAAS_USAGE', `'${name}' is not a valid model name`, {
       hint: `Use lowercase letters, digits and single . _ - between them (e.g. ${suggestName(name) || 'mlp'}); pass --name.`,
     });
@@ -49,17 +54,19 @@ export function suggestName(fileBase: string): string {
     .replace(/^[._-]+|[._-]+$/g, '');
 }
 
+/** A reference the user typed (show, tag, diff, serve...): its errors say how to write one, not which flag to pass. */
 export function parseRef(text: string, defaultSelector: Selector = { kind: 'latest' }): ModelRef {
+  const notARef = (why: string) => new MaasError('MAAS_USAGE', `'${text}' is not a model reference: ${why}`, {
+    hint: 'Write NAME, NAME@VERSION or NAME@ALIAS, e.g. mlp@2 or mlp@prod; `maas list` shows the names.',
+  });
   const at = text.lastIndexOf('@');
   const name = at === -1 ? text : text.slice(0, at);
-  assertModelName(name);
+  if (!isModelName(name)) throw notARef(name ? `'${name}' is not a valid model name` : 'it names no model');
   if (at === -1) return { name, selector: defaultSelector };
   const selector = text.slice(at + 1);
   if (/^[0-9]+$/.test(selector)) return { name, selector: { kind: 'version', version: parseVersion(selector) } };
   if (selector === LATEST) return { name, selector: { kind: 'latest' } };
-  if (!ALIAS.test(selector)) {
-    throw new MaasError('MAAS_USAGE', `'${text}' is not a model reference`, { hint: 'Write NAME, NAME@VERSION or NAME@ALIAS, e.g. mlp@2 or mlp@prod.' });
-  }
+  if (!ALIAS.test(selector)) throw notARef(`'${selector}' is neither a version nor an alias`);
   return { name, selector: { kind: 'alias', alias: selector } };
 }
 

@@ -1,5 +1,5 @@
 /** `maas register`: check, fingerprint and store an ONNX file as an immutable version. */
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { MaasError } from '../core/errors.js';
@@ -130,7 +130,8 @@ export async function registerModel(options: RegisterOptions, ctx: RegistryOptio
     if (loadChecked) await checkLoads(path);
 
     const modelDir = dirname(path);
-    const sources = [{ path: basename(path), source: path }, ...info.externalDataFiles.map((f) => ({ path: f, source: join(modelDir, f) }))];
+    // Real paths: the files inspect confined to the model's folder, never a symlink to them.
+    const sources = [{ path: basename(path), source: path }, ...info.externalDataFiles.map((f) => ({ path: f, source: realpathSync(join(modelDir, f)) }))];
     const ingest = async () => {
       const files: ModelFile[] = [];
       for (const { path: inArtifact, source } of sources) {

@@ -90,6 +90,29 @@ export const DEVICE_FIXES: Record<string, string> = {
 // From src/ under vitest the worker is the built one: Node 20 cannot run a .ts worker.
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? '../../dist/serve/worker.js' : './worker.js', import.meta.url);
 
+export interface RuntimeSpec {
+  name: string;
+  version: number;
+  signature: Signature;
+  modelPath: string;
+}
+
+/**
+ * Loads several runtimes, hands them to `use`, and closes every one that loaded on every path:
+ * a runtime that loaded while its sibling failed is closed too, so no worker keeps the process alive.
+ */
+export async function withRuntimes<T>(specs: RuntimeSpec[], options: RuntimeOptions, use: (runtimes: ModelRuntime[]) => Promise<T>): Promise<T> {
+  const loads = await Promise.allSettled(specs.map((spec) => ModelRuntime.load(spec, options)));
+  const loaded = loads.flatMap((l) => (l.status === 'fulfilled' ? [l.value] : []));
+  try {
+    const failed = loads.find((l): l is PromiseRejectedResult => l.status === 'rejected');
+    if (failed) throw failed.reason;
+    return await use(loaded);
+  } finally {
+    await Promise.all(loaded.map((runtime) => runtime.close()));
+  }
+}
+
 /** A model whose inputs and outputs all have a free first dim can have requests merged. */
 export function isBatchable(signature: Signature): boolean {
   const dynamicFirst = (shape: (number | string | null)[] | null) => shape !== null && shape.length > 0 && typeof shape[0] !== 'number';
@@ -124,12 +147,15 @@ export class ModelRuntime {
   }
 
   /** Starts the workers; the first decides the provider, the others use the same. */
-  static async load(spec: { name: string; version: number; signature: Signature; modelPath: string }, options: RuntimeOptions, observer: RuntimeObserver = {}): Promise<ModelRuntime> {
+  static async load(spec: RuntimeSpec, options: RuntimeOptions, observer: RuntimeObserver = {}): Promise<ModelRuntime> {
     const runtime = new ModelRuntime(spec.name, spec.version, spec.signature, spec.modelPath, options, observer);
     const started = performance.now();
     try {
       runtime.provider = await runtime.spawn(providerOrder(options.device));
-      await Promise.all(Array.from({ length: options.workers - 1 }, () => runtime.spawn([runtime.provider])));
+      // allSettled: a worker still starting when another fails must be closed too, not leaked.
+      const started = await Promise.allSettled(Array.from({ length: options.workers - 1 }, () => runtime.spawn([runtime.provider])));
+      const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      if (failed) throw failed.reason;
     } catch (error) {
       await runtime.close();
       throw error;
@@ -197,6 +223,12 @@ export class ModelRuntime {
           return;
         }
         worker.removeAllListeners('error');
+        if (this.closed) {
+          // closed while this worker started (a sibling failed, or a crash respawn raced close)
+          void worker.terminate();
+          reject(new MaasError('MAAS_MODEL_NOT_READY', `${this.name}@${this.version} was unloaded while it loaded`));
+          return;
+        }
         const member: PoolWorker = { worker, running: new Map() };
         worker.on('message', (reply: WorkerReply) => this.finish(member, reply));
         worker.on('error', (error) => this.crashed(member, error));

@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { modelProto, writeMessage } from '../../src/onnx/build.js';
+import { manyDims, nestedIf, nestedSequence, writeBytes, writeExternalMlp } from '../../fixtures/hostile.js';
 import { mlp, multiIo, writeModel } from '../../fixtures/models.js';
 import { FIXTURES, makeRegistry } from '../helpers/registry.js';
 
@@ -178,6 +179,69 @@ describe('maas register', () => {
       const skipped = await reg.cli('register', join(reg.work, 'custom.onnx'), '--no-load-check', '--json');
       expect(skipped.exitCode).toBe(0);
       expect(skipped.json().loadChecked).toBe(false);
+    });
+
+    /** --no-load-check: what maas itself reads, with no onnxruntime child in front of it. */
+    const expectRefused = async (reg: Awaited<ReturnType<typeof makeRegistry>>, file: string, pattern: RegExp) => {
+      const r = await reg.cli('register', file, '--no-load-check');
+      expect(r.exitCode, r.stderr).toBe(7);
+      expect(r.stderr).toMatch(pattern);
+      expect(r.stderr).not.toMatch(/\n\s+at |Unexpected error/);
+      expect(existsSync(join(reg.dir, 'models'))).toBe(false);
+    };
+    const weights = () => mlp({ externalData: 'w.bin' }).externalData!;
+
+    it('external data that is a FIFO, a folder, or the model\'s own folder', async () => {
+      const reg = await makeRegistry();
+      execFileSync('mkfifo', [join(reg.work, 'w.bin')]);
+      await expectRefused(reg, writeExternalMlp(reg.work, 'fifo.onnx', 'w.bin'), /external data location 'w.bin' is not a regular file/);
+      mkdirSync(join(reg.work, 'sub'));
+      await expectRefused(reg, writeExternalMlp(reg.work, 'dir.onnx', 'sub'), /'sub' is not a regular file/);
+      await expectRefused(reg, writeExternalMlp(reg.work, 'dot.onnx', '.'), /'.' names a folder/);
+      await expectRefused(reg, writeExternalMlp(reg.work, 'slash.onnx', 'sub/'), /'sub\/' names a folder/);
+    });
+
+    it('external data at a negative or non-numeric offset, or past the end', async () => {
+      const reg = await makeRegistry();
+      writeFileSync(join(reg.work, 'w.bin'), weights());
+      await expectRefused(reg, writeExternalMlp(reg.work, 'neg.onnx', 'w.bin', { offset: -4 }), /external data offset '-4', not a byte count/);
+      await expectRefused(reg, writeExternalMlp(reg.work, 'nan.onnx', 'w.bin', { offset: '1e3' }), /offset '1e3', not a byte count/);
+      await expectRefused(reg, writeExternalMlp(reg.work, 'far.onnx', 'w.bin', { offset: 1 << 30 }), /lies past the end of 'w.bin'/);
+    });
+
+    it('a million dims, If-subgraphs 3,000 deep, sequence types 3,000 deep', async () => {
+      const reg = await makeRegistry();
+      await expectRefused(reg, writeBytes(reg.work, 'dims.onnx', manyDims(1_000_000)), /tensor dims at byte \d+ holds more than 1024 values/);
+      const deep = await reg.cli('register', writeBytes(reg.work, 'deep.onnx', nestedIf(3000)), '--no-load-check', '--json');
+      expect(deep.exitCode).toBe(7);
+      expect(deep.json().error.message).toMatch(/graphs nested more than 64 deep/);
+      await expectRefused(reg, writeBytes(reg.work, 'seq.onnx', nestedSequence(3000)), /types nested more than 64 deep/);
+      // within the limits, the same shapes register
+      expect((await reg.cli('register', writeBytes(reg.work, 'dims8.onnx', manyDims(8)), '--no-load-check')).exitCode).toBe(0);
+      expect((await reg.cli('register', writeBytes(reg.work, 'deep8.onnx', nestedIf(8)), '--no-load-check')).exitCode).toBe(0);
+    });
+
+    it('SECURITY: external data that is a symlink out of the model\'s folder, or in a symlinked folder, is refused and never read', async () => {
+      const reg = await makeRegistry();
+      const outside = join(reg.home, 'outside');
+      mkdirSync(outside);
+      // exactly the bytes the model expects: only the confinement can refuse it
+      const secret = weights();
+      writeFileSync(join(outside, 'secret.bin'), secret);
+      const modelDir = join(reg.work, 'model');
+      mkdirSync(modelDir);
+      symlinkSync(join(outside, 'secret.bin'), join(modelDir, 'w.bin'));
+      await expectRefused(reg, writeExternalMlp(modelDir, 'link.onnx', 'w.bin'), /'w.bin' resolves to .*secret.bin, outside the model's folder/);
+      symlinkSync(outside, join(modelDir, 'data'));
+      await expectRefused(reg, writeExternalMlp(modelDir, 'folder.onnx', 'data/secret.bin'), /'data\/secret.bin' resolves to .*outside the model's folder/);
+      const blobs = join(reg.dir, 'blobs/sha256');
+      const stored = existsSync(blobs) ? readdirSync(blobs).map((f) => readFileSync(join(blobs, f))) : [];
+      expect(stored.some((b) => b.equals(secret))).toBe(false);
+      // a symlink that stays inside the folder is an ordinary external data file
+      writeFileSync(join(modelDir, 'real.bin'), secret);
+      symlinkSync('real.bin', join(modelDir, 'inside.bin'));
+      const inside = await reg.cli('register', writeExternalMlp(modelDir, 'inside.onnx', 'inside.bin'), '--no-load-check');
+      expect(inside.exitCode, inside.stderr).toBe(0);
     });
 
     it('a missing file (exit 4), a bad name and a bad version (exit 2)', async () => {

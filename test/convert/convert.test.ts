@@ -1,8 +1,10 @@
+import { spawn } from 'node:child_process';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { deepMlp, writeModel } from '../../fixtures/models.js';
+import { constantWeights, deepMlp, writeModel } from '../../fixtures/models.js';
 import { inspectModel } from '../../src/onnx/inspect.js';
 import { quantizePerChannel } from '../../src/onnx/quantize.js';
 import { toHalf } from '../../src/onnx/fp16.js';
@@ -38,7 +40,7 @@ describe('maas convert --int8 / --optimize', () => {
     const session = await ort.InferenceSession.create(join(reg.work, 'deep.int8.onnx'));
     expect(session.inputNames).toEqual(['input']);
     const human = await reg.cli('convert', source, '--int8', '-o', join(reg.work, 'again.onnx'));
-    expect(human.stdout).toMatch(/size {9}\d+\.\d+ KB → \d+\.\d+ KB \(0\.2\d×\)/);
+    expect(human.stdout).toMatch(/size {9}\d+\.\d+ KB → \d+\.\d+ KB \(7\d % smaller\)/);
   });
 
   it('also compares on user samples given as KServe v2 infer requests', async () => {
@@ -67,6 +69,21 @@ describe('maas convert --int8 / --optimize', () => {
     expect(forced.exitCode).toBe(0);
     expect(forced.json().forced).toBe(true);
     expect(existsSync(out)).toBe(true);
+  });
+
+  it('names the output of a registered version after the model and version, and says plainly when int8 grew', async () => {
+    const reg = await makeRegistry();
+    await reg.cli('register', reg.fixture('mlp.onnx'));
+    const fromRegistry = await reg.cli('convert', 'mlp@1', '--fp16', '--keep-io-types', '--json');
+    expect(fromRegistry.exitCode, fromRegistry.stdout).toBe(0);
+    expect(fromRegistry.json().output.path).toBe(join(reg.dir, 'mlp-v1.fp16.onnx'));
+    // the fixture's weights are so small that per-channel scales and Dequantize nodes outweigh them
+    const grown = await reg.cli('convert', reg.fixture('mlp.onnx'), '--int8', '--force');
+    expect(grown.exitCode, grown.stderr).toBe(0);
+    expect(grown.stdout).toMatch(/size {9}\d+ B → \d+ B \(grew by \d+ %\)/);
+    expect(grown.stdout).not.toContain('×');
+    const shrunk = await reg.cli('convert', writeModel(reg.work, 'deep.onnx', deepMlp({ input: 64, hidden: 256, layers: 3, output: 8, seed: 5 })), '--int8');
+    expect(shrunk.stdout).toMatch(/\(7\d % smaller\)/);
   });
 
   it('optimizes with onnxruntime and converts registered versions and external-data models', async () => {
@@ -163,6 +180,26 @@ describe('maas convert --fp16', () => {
     expect(r.json().fp16.casts).toBeGreaterThanOrEqual(3);
     expect(r.json().accuracy.outputs.map((o: { name: string }) => o.name)).toEqual(['output', 'positive']);
   });
+
+  it('closes the original model\'s workers when the converted one fails to load: nothing keeps the process alive', async () => {
+    const reg = await makeRegistry();
+    writeModel(reg.work, 'cw.onnx', constantWeights());
+    // The built convertModel in a bare node process (no process.exit): it ends by itself only
+    // if every worker it started was closed.
+    const convertJs = pathToFileURL(join(import.meta.dirname, '../../dist/onnx/convert.js')).href;
+    // A script file, not `node -e`: workers inherit execArgv, and `--input-type` would break them.
+    writeFileSync(join(reg.work, 'convert.mjs'), `import(${JSON.stringify(convertJs)}).then((m) => m.convertModel({ source: 'cw.onnx', fp16: true }, { cwd: ${JSON.stringify(reg.work)}, env: {} }))
+      .then(() => console.log('converted'), (e) => console.log(e.code));`);
+    const child = spawn(process.execPath, ['convert.mjs'], { cwd: reg.work });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+    clearTimeout(timer);
+    expect(signal, 'the process was still alive after 30 s').toBeNull();
+    expect(code).toBe(0);
+    expect(stdout.trim()).toBe('MAAS_MODEL_INVALID');
+  }, 60_000);
 
   it('rounds to the nearest float16', () => {
     for (const v of [0, 1, -2, 0.5, 65504]) expect(halfToNumber(toHalf(v))).toBe(v);

@@ -1,7 +1,9 @@
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { spawnCli } from '../helpers/run-cli.js';
+import { constantWeights, writeModel } from '../../fixtures/models.js';
+import { BIN, spawnCli } from '../helpers/run-cli.js';
 import { testEnv, useTempDir } from '../helpers/temp.js';
 
 describe('the built CLI', () => {
@@ -46,5 +48,47 @@ describe('the built CLI', () => {
     const unknown = await spawnCli(['frobnicate', '--json'], { cwd: home, env: testEnv(home) });
     expect(unknown.exitCode).toBe(2);
     expect(unknown.json().error.code).toBe('MAAS_USAGE');
+    // a required option is one commander enforces and documents
+    const packHelp = await spawnCli(['pack', '--help'], { cwd: home, env: testEnv(home) });
+    expect(packHelp.stdout).toMatch(/-o, --output <file> +the \.tar to write \(required\)/);
+    const pack = await spawnCli(['pack', 'mlp@1', '--json'], { cwd: home, env: testEnv(home) });
+    expect(pack.exitCode).toBe(2);
+    expect(pack.json().error).toMatchObject({ code: 'MAAS_USAGE', message: expect.stringContaining("'-o, --output <file>'") });
   });
+
+  it('hints fit the command: a bad reference is explained as a reference, not with a flag the command lacks', async () => {
+    const home = useTempDir();
+    expect((await spawnCli(['init', 'registry', '--yes'], { cwd: home, env: testEnv(home) })).exitCode).toBe(0);
+    for (const args of [['show', '@2'], ['diff', 'My@2', 'mlp@1'], ['tag', 'mlp@!', 'prod']]) {
+      const r = await spawnCli([...args, '--json'], { cwd: join(home, 'registry'), env: testEnv(home) });
+      expect(r.exitCode, args.join(' ')).toBe(2);
+      expect(r.json().error.message).toContain('is not a model reference');
+      expect(r.json().error.hint).toMatch(/NAME@VERSION/);
+      expect(r.json().error.hint).not.toContain('--name');
+    }
+  });
+
+  it('exits with its code after a failed convert or register --fp16, instead of hanging on a worker', async () => {
+    const home = useTempDir();
+    // fp16 leaves the Constant-node weights float32 next to float16 math: the converted model
+    // does not load, while the original's inference worker has already started.
+    writeModel(home, 'cw.onnx', constantWeights());
+    const runBounded = (args: string[]) => new Promise<{ code: number | null; stderr: string; killed: boolean }>((resolve) => {
+      const child = spawn(process.execPath, [BIN, ...args], { cwd: home, env: testEnv(home) });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      let killed = false;
+      const timer = setTimeout(() => { killed = true; child.kill('SIGKILL'); }, 30_000);
+      child.on('close', (code) => { clearTimeout(timer); resolve({ code, stderr, killed }); });
+    });
+    const convert = await runBounded(['convert', 'cw.onnx', '--fp16']);
+    expect(convert.killed, 'convert did not exit within 30 s').toBe(false);
+    expect(convert.code).toBe(7);
+    expect(convert.stderr).toContain('cannot load converted@0');
+    expect((await spawnCli(['init', '--yes'], { cwd: home, env: testEnv(home) })).exitCode).toBe(0);
+    const register = await runBounded(['register', 'cw.onnx', '--fp16', '--no-load-check']);
+    expect(register.killed, 'register --fp16 did not exit within 30 s').toBe(false);
+    expect(register.code).toBe(7);
+    expect(register.stderr).not.toContain('    at ');
+  }, 90_000);
 });

@@ -5,7 +5,8 @@ import { modelProto, writeMessage } from '../../src/onnx/build.js';
 import { DataType } from '../../src/onnx/dtypes.js';
 import { inspectModel, paramSize } from '../../src/onnx/inspect.js';
 import { MaasError } from '../../src/core/errors.js';
-import { mlp, multiIo, randomFloats, writeModel } from '../../fixtures/models.js';
+import { constantWeights, mlp, multiIo, randomFloats, writeModel } from '../../fixtures/models.js';
+import * as ort from 'onnxruntime-node';
 import { FIXTURES } from '../helpers/registry.js';
 import { useTempDir } from '../helpers/temp.js';
 
@@ -22,6 +23,35 @@ describe('inspectModel', () => {
     expect(info.precisions).toEqual(['float32']);
     expect(info.producer).toEqual({ name: 'maas-fixtures', version: '1' });
     expect(info.graphFingerprint).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+
+  it('counts weights stored as Constant nodes, in subgraphs too, and their precisions', async () => {
+    const dir = useTempDir();
+    const flat = inspectModel(writeModel(dir, 'cw.onnx', constantWeights()));
+    expect(flat.initializerCount).toBe(0);
+    expect(flat.parameterCount).toBe(4 * 8 + 8);
+    expect(flat.precisions).toEqual(['float32']);
+    // one Constant [8] in each If branch
+    const branched = writeModel(dir, 'cwb.onnx', constantWeights({ branches: true }));
+    expect(inspectModel(branched).parameterCount).toBe(4 * 8 + 8 + 8 + 8);
+    expect((await ort.InferenceSession.create(branched)).inputNames).toEqual(['input', 'flag']);
+    // value_ints counts as its elements, in its own precision
+    const model = constantWeights();
+    model.graph.nodes.push({ op: 'Constant', inputs: [], outputs: ['shape'], attributes: { value_ints: [1, -1, 2, 4, 5, 6, 7, 8, 9, 10] } });
+    const withInts = inspectModel(writeModel(dir, 'ints.onnx', model));
+    expect(withInts.parameterCount).toBe(4 * 8 + 8 + 10);
+    expect(withInts.precisions).toEqual(['float32', 'int64']);
+  });
+
+  it('refuses a graph with a cycle, and a node without an op_type', () => {
+    const dir = useTempDir();
+    const cyclic = writeModel(dir, 'cycle.onnx', {
+      graph: { name: 'g', nodes: [{ op: 'Relu', inputs: ['b'], outputs: ['a'] }, { op: 'Relu', inputs: ['a'], outputs: ['b'], name: 'second' }], initializers: [], inputs: [], outputs: [] },
+    });
+    expect(() => inspectModel(cyclic)).toThrow(/graph 'g' has a cycle \(through Relu node/);
+    const noOp = constantWeights();
+    noOp.graph.nodes[2]!.op = '';
+    expect(() => inspectModel(writeModel(dir, 'noop.onnx', noOp))).toThrow(/a node has no op_type/);
   });
 
   it('reads int64 and bool IO and leaves initializers out of the inputs', () => {

@@ -3,13 +3,20 @@ import type { ConvertResult } from '../../onnx/convert.js';
 import { formatBytes, table } from '../format.js';
 import type { Theme } from '../theme.js';
 
+/** `52 % smaller`, or plainly that it grew: scales and Dequantize nodes can outweigh tiny weights. */
+function sizeChange(before: number, after: number): string {
+  const percent = Math.round((Math.abs(after - before) / before) * 100);
+  if (percent === 0) return 'about the same size';
+  return after < before ? `${percent} % smaller` : `grew by ${percent} %`;
+}
+
 export function renderConvert(r: ConvertResult, t: Theme): string {
   const a = r.accuracy;
   const rows = a.outputs.map((o) => [o.name, o.maxAbsError.toExponential(2), o.normalizedError.toExponential(2), o.cosine.toFixed(6)]);
   return [
     (r.forced ? t.warn('⚠ Kept beyond tolerance (--force): ') : t.success('✔ ')) + `Converted ${t.path(r.source.path)} → ${t.path(r.output.path)}`,
     `  steps        ${r.steps.join(', ')}`,
-    `  size         ${formatBytes(r.source.size)} → ${formatBytes(r.output.size)} (${(r.output.size / r.source.size).toFixed(2)}×)`,
+    `  size         ${formatBytes(r.source.size)} → ${formatBytes(r.output.size)} (${sizeChange(r.source.size, r.output.size)})`,
     ...(r.quantize ? [`  quantized    ${r.quantize.quantized.length} weight(s)${r.quantize.skipped.length ? `, skipped ${r.quantize.skipped.map((s) => `${s.name} (${s.reason})`).join(', ')}` : ''}`] : []),
     `  graph        ${r.source.graphFingerprint.slice(7, 19)} → ${r.output.graphFingerprint.slice(7, 19)}`,
     `  accuracy on ${a.samples} seeded inputs (tolerance ${a.tolerance}):`,
