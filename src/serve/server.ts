@@ -9,11 +9,12 @@ import type { AddressInfo } from 'node:net';
 import { MaasError, isMaasError, messageOf } from '../core/errors.js';
 import type { ModelRef } from '../registry/refs.js';
 import type { RegistryOptions } from '../registry/registry.js';
-import { HEADER_LENGTH, encodeInferResponse, modelMetadata, parseInferRequest, splitBody } from './kserve.js';
+import { BodyParser, readBody } from './body.js';
+import { HEADER_LENGTH, encodeInferResponse, modelMetadata } from './kserve.js';
 import { createMetrics } from './metrics.js';
 import { ModelRepository, type ServeEvent } from './repository.js';
 import type { ModelRuntime, RuntimeOptions } from './runtime.js';
-import { encodePredictResponse, parsePredictRequest } from './tfserving.js';
+import { encodePredictResponse } from './tfserving.js';
 import type { WireTensor } from './tensors.js';
 
 export interface ServeOptions {
@@ -31,7 +32,20 @@ export interface ServeOptions {
   jsonLogs: boolean;
   log: (line: string) => void;
   version: string;
+  /** how long a slow client may take; the defaults suit production, tests shorten them. */
+  clientTimeouts?: Partial<ClientTimeouts>;
 }
+
+export interface ClientTimeouts {
+  /** a request's headers must all arrive within this (slowloris). */
+  headersMs: number;
+  /** the whole request, headers and body, within this: 64 MB needs about 0.5 MB/s. */
+  requestMs: number;
+  /** on close, requests in flight get this long to finish before their sockets are destroyed. */
+  shutdownGraceMs: number;
+}
+
+const CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 10_000, requestMs: 120_000, shutdownGraceMs: 10_000 };
 
 export interface RunningServer {
   url: string;
@@ -76,30 +90,6 @@ function errorReply(error: unknown): Reply {
   return { status: 500, body: { error: `internal error: ${messageOf(error)}` } };
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) return Promise.reject(tooLarge(declared, limit));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        reject(tooLarge(size, limit));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks, size)));
-    req.on('error', reject);
-  });
-}
-
-function tooLarge(size: number, limit: number): MaasError {
-  return new MaasError('MAAS_PAYLOAD_TOO_LARGE', `the request body (${size} bytes) is larger than the limit of ${limit} bytes`, { hint: 'Raise --max-body-mb.' });
-}
-
 function tokenMatches(header: string | undefined, token: string): boolean {
   const given = Buffer.from(/^Bearer (.+)$/i.exec(header ?? '')?.[1] ?? '');
   const expected = Buffer.from(token);
@@ -129,6 +119,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   });
   metrics.setQueueDepth(() => repository.allRoutes().flatMap((r) => [...r.versions.values()].map((rt) => ({ model: rt.name, version: rt.version, depth: rt.queueDepth }))));
 
+  const bodies = new BodyParser(options.maxBodyBytes);
   let inFlight = 0;
   let idle: (() => void) | undefined;
 
@@ -158,7 +149,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       if (action === '/infer') {
         if (method !== 'POST') throw new MethodNotAllowed('POST');
         const body = await readBody(req, options.maxBodyBytes);
-        const parsed = parseInferRequest(body, req.headers[HEADER_LENGTH] as string | undefined, runtime.signature);
+        const parsed = await bodies.infer(body, req.headers[HEADER_LENGTH] as string | undefined, runtime.signature);
         const outputs = await infer(runtime, parsed.feeds, parsed.outputs);
         const encoded = encodeInferResponse({ model: runtime.name, version: runtime.version, id: parsed.id, outputs, order: parsed.outputs, binaryOutputs: parsed.binaryOutputs });
         return { status: 200, body: encoded.body, headers: encoded.headers };
@@ -177,7 +168,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         const runtime = repository.resolve(name!, version ?? label);
         Object.assign(labels, { model: runtime.name, version: String(runtime.version) });
         const body = await readBody(req, options.maxBodyBytes);
-        const parsed = parsePredictRequest(splitBody(body, undefined).json, runtime.signature);
+        const parsed = await bodies.predict(body, runtime.signature);
         const outputs = await infer(runtime, parsed.feeds, parsed.outputs);
         return { status: 200, body: encodePredictResponse(parsed.format, outputs, parsed.outputs) };
       }
@@ -193,8 +184,19 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     throw new NotFoundRoute(`no route for ${method} ${path}`);
   };
 
-  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+  const timeouts = { ...CLIENT_TIMEOUTS, ...options.clientTimeouts };
+  const server = createServer({
+    headersTimeout: timeouts.headersMs,
+    requestTimeout: timeouts.requestMs,
+    // node:http enforces both timeouts only when it checks its connections: every 30 s by default.
+    connectionsCheckingInterval: Math.min(1000, timeouts.headersMs),
+  }, async (req: IncomingMessage, res: ServerResponse) => {
     inFlight++;
+    // Counted down once the answer is handed to the socket (or the socket is gone), so close()
+    // never destroys a connection with a response still unsent.
+    res.once('close', () => {
+      if (--inFlight === 0) idle?.();
+    });
     const started = performance.now();
     const path = new URL(req.url ?? '/', 'http://maas').pathname;
     const labels = { model: '', version: '', protocol: 'other' };
@@ -215,7 +217,6 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     const seconds = (performance.now() - started) / 1000;
     if (labels.model) metrics.request({ ...labels, code: reply.status }, seconds);
     if (options.jsonLogs) logEvent({ event: 'request', method: req.method, path, status: reply.status, ms: Math.round(seconds * 1e4) / 10, ...(labels.model ? { model: labels.model, version: labels.version } : {}) });
-    if (--inFlight === 0) idle?.();
   });
   server.keepAliveTimeout = 65_000; // above common load balancer idle timeouts
 
@@ -243,12 +244,21 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       provider: r.versions.get(r.defaultVersion)!.provider,
     })),
     async close() {
-      // Stop accepting, let every request in flight finish, then unload the models.
+      // Stop accepting, let requests in flight finish within the grace period (a client that
+      // trickles its body could hold them for ever), then cut what is left and unload the models.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      if (inFlight > 0) await new Promise<void>((resolve) => (idle = resolve));
+      if (inFlight > 0) {
+        let grace: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          idle = resolve;
+          grace = setTimeout(resolve, timeouts.shutdownGraceMs);
+        });
+        clearTimeout(grace);
+      }
       server.closeAllConnections();
       await closed;
+      await bodies.close();
       await repository.close();
     },
   };
