@@ -1,61 +1,68 @@
 /**
  * Request bodies: read under a size limit, then parsed into tensors. A typical body (up to
  * INLINE_PARSE_BYTES) parses right here on the HTTP thread: no hop, no added latency. A larger
- * one parses in a small pool of parse workers with a heap limit, so the HTTP thread keeps
- * answering liveness probes and small requests while megabytes of JSON parse, and a body whose
- * parse needs more memory than the bound gets a 413 instead of taking the process down.
+ * one parses in one of a few parse processes, so the HTTP thread keeps answering liveness probes
+ * and small requests while megabytes of JSON parse. Processes, not worker threads: a parse
+ * process has its own heap limit, and a body that needs more memory than that ends only the
+ * parse process (the request gets a 413); a worker thread at its heap limit can take the whole
+ * server down with it.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
-import { Worker } from 'node:worker_threads';
+import { setPriority } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { MaasError, type ErrorCode } from '../core/errors.js';
 import type { Signature } from '../onnx/inspect.js';
 import { type ParsedInfer, parseInferRequest, splitBody } from './kserve.js';
 import { type ParsedPredict, parsePredictRequest } from './tfserving.js';
-import type { WireTensor } from './tensors.js';
 
-/** Parsing this much JSON takes a few milliseconds: not worth a round trip to a worker. */
+/** Parsing this much JSON takes a few milliseconds: not worth a round trip to a parse process. */
 export const INLINE_PARSE_BYTES = 256 << 10;
-/** Parse workers; each holds one body at a time. */
-const PARSE_WORKERS = 2;
-/** Large bodies read and waiting for a parse worker, beyond which a request gets a 503. */
+/** Parse processes; each parses one body at a time. */
+const PARSE_PROCESSES = 2;
+const PARSE_NICENESS = 10;
+/** Large bodies read and waiting for a parse process, beyond which a request gets a 503. */
 const MAX_PARSE_QUEUE = 8;
-/** A parse worker's heap: JSON takes up to ~25× its size as JS values (`[[0],[0],…]`). */
+/** A parse process's heap: JSON takes up to ~25× its size as JS values (`[[0],[0],…]`). */
 const MIN_PARSE_HEAP_MB = 128;
 const PARSE_HEAP_PER_BODY = 4;
 
-// From src/ under vitest the worker is the built one: Node 20 cannot run a .ts worker.
-const PARSE_WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? '../../dist/serve/parse-worker.js' : './parse-worker.js', import.meta.url);
+// From src/ under vitest the parser is the built one: Node 20 cannot run a .ts entry point.
+const PARSE_PROCESS = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../../dist/serve/parse-process.js' : './parse-process.js', import.meta.url));
 
+/** What a parse process reads on its stdin, before `bodyLength` bytes of body. */
 export type ParseJob =
-  | { kind: 'infer'; body: Uint8Array; headerLength: string | undefined; signature: Signature }
-  | { kind: 'predict'; body: Uint8Array; signature: Signature };
+  | { kind: 'infer'; bodyLength: number; headerLength: string | undefined; signature: Signature }
+  | { kind: 'predict'; bodyLength: number; signature: Signature };
 
 export type ParseReply =
   | { ok: true; parsed: ParsedInfer | ParsedPredict }
   | { ok: false; code: ErrorCode | undefined; message: string; hint: string | undefined };
 
+/** A request body as it arrived: the socket's chunks, joined only where a parse needs one buffer. */
+export interface Body {
+  chunks: Buffer[];
+  length: number;
+}
+
 /** Reads a body of at most `limit` bytes; rejects if it is larger or the client goes away first. */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-  if (declared !== undefined && declared > limit) return Promise.reject(tooLarge(declared, limit));
+export function readBody(req: IncomingMessage, limit: number): Promise<Body> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) return Promise.reject(tooLarge(declared, limit));
   return new Promise((resolve, reject) => {
-    // A declared large body is written into one buffer as it arrives: no concatenating copy of
-    // tens of megabytes on this thread at the end.
-    const whole = declared !== undefined && declared > INLINE_PARSE_BYTES ? Buffer.allocUnsafe(declared) : undefined;
     const chunks: Buffer[] = [];
-    let size = 0;
+    let length = 0;
     const onData = (chunk: Buffer) => {
-      if (size + chunk.length > limit) {
+      length += chunk.length;
+      if (length > limit) {
         req.off('data', onData);
-        reject(tooLarge(size + chunk.length, limit));
+        reject(tooLarge(length, limit));
         return;
       }
-      if (whole) chunk.copy(whole, size);
-      else chunks.push(chunk);
-      size += chunk.length;
+      chunks.push(chunk);
     };
     req.on('data', onData);
-    req.on('end', () => resolve(whole ?? Buffer.concat(chunks, size)));
+    req.on('end', () => resolve({ chunks, length }));
     req.on('error', reject);
     // Without this a client that leaves mid-body would leave the request pending for ever.
     req.on('close', () => {
@@ -70,107 +77,120 @@ function tooLarge(size: number, limit: number): MaasError {
 
 interface Queued {
   job: ParseJob;
+  body: Body;
   resolve: (parsed: ParsedInfer | ParsedPredict) => void;
   reject: (error: Error) => void;
 }
 
-interface ParseWorker {
-  worker: Worker;
+interface ParseProcess {
+  child: ChildProcess;
   current: Queued | undefined;
 }
 
 export class BodyParser {
   private readonly heapMb: number;
-  private readonly pool: ParseWorker[] = [];
+  private readonly pool: ParseProcess[] = [];
   private readonly queue: Queued[] = [];
   private closed = false;
 
   constructor(maxBodyBytes: number) {
     this.heapMb = Math.max(MIN_PARSE_HEAP_MB, Math.ceil((PARSE_HEAP_PER_BODY * maxBodyBytes) / 2 ** 20));
+    // Started now, not on the first large body: spawning blocks this thread for ~100 ms.
+    for (let i = 0; i < PARSE_PROCESSES; i++) this.spawn();
   }
 
-  async infer(body: Buffer, headerLength: string | undefined, signature: Signature): Promise<ParsedInfer> {
-    if (body.length <= INLINE_PARSE_BYTES) return parseInferRequest(body, headerLength, signature);
-    return (await this.offload({ kind: 'infer', body, headerLength, signature })) as ParsedInfer;
+  async infer(body: Body, headerLength: string | undefined, signature: Signature): Promise<ParsedInfer> {
+    if (body.length <= INLINE_PARSE_BYTES) return parseInferRequest(Buffer.concat(body.chunks, body.length), headerLength, signature);
+    return (await this.offload({ kind: 'infer', bodyLength: body.length, headerLength, signature }, body)) as ParsedInfer;
   }
 
-  async predict(body: Buffer, signature: Signature): Promise<ParsedPredict> {
-    if (body.length <= INLINE_PARSE_BYTES) return parsePredictRequest(splitBody(body, undefined).json, signature);
-    return (await this.offload({ kind: 'predict', body, signature })) as ParsedPredict;
+  async predict(body: Body, signature: Signature): Promise<ParsedPredict> {
+    if (body.length <= INLINE_PARSE_BYTES) return parsePredictRequest(splitBody(Buffer.concat(body.chunks, body.length), undefined).json, signature);
+    return (await this.offload({ kind: 'predict', bodyLength: body.length, signature }, body)) as ParsedPredict;
   }
 
-  async close(): Promise<void> {
+  close(): void {
     this.closed = true;
-    for (const q of this.queue.splice(0)) q.reject(new MaasError('MAAS_MODEL_NOT_READY', 'the server is shutting down'));
-    await Promise.all(this.pool.splice(0).map((w) => w.worker.terminate()));
+    for (const q of this.queue.splice(0)) q.reject(shuttingDown());
+    for (const member of this.pool.splice(0)) member.child.kill();
   }
 
-  private offload(job: ParseJob): Promise<ParsedInfer | ParsedPredict> {
-    if (this.closed) return Promise.reject(new MaasError('MAAS_MODEL_NOT_READY', 'the server is shutting down'));
+  private offload(job: ParseJob, body: Body): Promise<ParsedInfer | ParsedPredict> {
+    if (this.closed) return Promise.reject(shuttingDown());
     if (this.queue.length >= MAX_PARSE_QUEUE) {
       return Promise.reject(new MaasError('MAAS_OVERLOADED', `${this.queue.length} large request bodies are waiting to be parsed`, {
         hint: 'Retry after a moment, or send tensors with the binary tensor extension, which needs no parsing.',
       }));
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ job, resolve, reject });
+      this.queue.push({ job, body, resolve, reject });
       this.next();
     });
   }
 
   private next(): void {
     while (this.queue.length > 0) {
-      let member = this.pool.find((w) => !w.current);
-      if (!member) {
-        if (this.pool.length >= PARSE_WORKERS) return;
-        member = this.spawn();
-      }
+      const member = this.pool.find((p) => !p.current);
+      if (!member) return;
       const queued = this.queue.shift()!;
       member.current = queued;
-      const { body } = queued.job;
-      // The body is this request's alone once read: hand its memory over instead of copying,
-      // unless it is a slice of a shared pool.
-      const owned = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength;
-      member.worker.postMessage(queued.job, owned ? [body.buffer as ArrayBuffer] : []);
+      const header = Buffer.from(JSON.stringify(queued.job));
+      const length = Buffer.alloc(4);
+      length.writeUInt32LE(header.length);
+      // The socket's chunks go down the pipe as they are: no copy of the body on this thread.
+      for (const chunk of [length, header, ...queued.body.chunks]) member.child.stdin!.write(chunk);
     }
   }
 
-  private spawn(): ParseWorker {
-    const worker = new Worker(PARSE_WORKER_URL, { resourceLimits: { maxOldGenerationSizeMb: this.heapMb } });
-    const member: ParseWorker = { worker, current: undefined };
-    worker.unref(); // an idle parse worker never keeps the process alive
-    worker.on('message', (reply: ParseReply) => {
+  private spawn(): ParseProcess {
+    const child = spawn(process.execPath, [`--max-old-space-size=${this.heapMb}`, PARSE_PROCESS], {
+      stdio: ['pipe', 'ignore', 'ignore', 'ipc'],
+      serialization: 'advanced', // typed arrays and sets cross as they are
+    });
+    const member: ParseProcess = { child, current: undefined };
+    // Parsing is bulk work: on a busy machine the HTTP thread and inference come first.
+    try {
+      setPriority(child.pid!, PARSE_NICENESS);
+    } catch {
+      // not permitted here: parse at the normal priority
+    }
+    // An idle parse process never keeps the server's process alive.
+    child.unref();
+    child.channel?.unref();
+    (child.stdin as unknown as { unref(): void }).unref();
+    child.stdin!.on('error', () => undefined); // a parse process that died is handled on exit
+    child.on('message', (reply: ParseReply) => {
       const queued = member.current!;
       member.current = undefined;
       if (reply.ok) queued.resolve(reply.parsed);
       else queued.reject(reply.code ? new MaasError(reply.code, reply.message, { hint: reply.hint }) : new Error(reply.message));
       this.next();
     });
-    // Only a body too big to parse within the heap limit (or a bug) ends a parse worker.
-    worker.on('error', (error) => this.lost(member, error));
-    worker.on('exit', () => this.lost(member, undefined));
+    child.on('exit', (code, signal) => this.lost(member, code, signal));
     this.pool.push(member);
     return member;
   }
 
-  private lost(member: ParseWorker, error: Error | undefined): void {
+  private lost(member: ParseProcess, code: number | null, signal: NodeJS.Signals | null): void {
     const at = this.pool.indexOf(member);
     if (at !== -1) this.pool.splice(at, 1);
     const queued = member.current;
     member.current = undefined;
     if (queued) {
-      const outOfMemory = (error as { code?: string } | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY';
+      // V8 aborts a process that reaches its heap limit.
+      const outOfMemory = signal === 'SIGABRT' || code === 134;
       queued.reject(outOfMemory
-        ? new MaasError('MAAS_PAYLOAD_TOO_LARGE', `parsing this ${queued.job.body.length}-byte body needs more than the ${this.heapMb} MB a request may use`, {
+        ? new MaasError('MAAS_PAYLOAD_TOO_LARGE', `parsing this ${queued.body.length}-byte body needs more than the ${this.heapMb} MB a request may use`, {
           hint: 'Send the tensors with the binary tensor extension (parameters.binary_data_size), or split the batch.',
         })
-        : new Error(`the body parser stopped: ${error?.message ?? 'exited'}`));
+        : new Error(`the body parser stopped (${signal ?? `exit code ${code}`})`));
     }
-    if (!this.closed) this.next();
+    if (this.closed) return;
+    this.spawn();
+    this.next();
   }
 }
 
-/** The transferable buffers of parsed tensors, each once. */
-export function tensorBuffers(feeds: Record<string, WireTensor>): ArrayBuffer[] {
-  return [...new Set(Object.values(feeds).flatMap((t) => (Array.isArray(t.data) ? [] : [t.data.buffer as ArrayBuffer])))];
+function shuttingDown(): MaasError {
+  return new MaasError('MAAS_MODEL_NOT_READY', 'the server is shutting down');
 }

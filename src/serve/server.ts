@@ -258,7 +258,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       }
       server.closeAllConnections();
       await closed;
-      await bodies.close();
+      bodies.close();
       await repository.close();
     },
   };

