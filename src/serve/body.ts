@@ -130,8 +130,11 @@ export class BodyParser {
 
   private next(): void {
     while (this.queue.length > 0) {
-      const member = this.pool.find((p) => !p.current);
-      if (!member) return;
+      let member = this.pool.find((p) => !p.current);
+      if (!member) {
+        if (this.pool.length >= PARSE_PROCESSES) return;
+        member = this.spawn(); // replaces one that died
+      }
       const queued = this.queue.shift()!;
       member.current = queued;
       const header = Buffer.from(JSON.stringify(queued.job));
@@ -185,9 +188,7 @@ export class BodyParser {
         })
         : new Error(`the body parser stopped (${signal ?? `exit code ${code}`})`));
     }
-    if (this.closed) return;
-    this.spawn();
-    this.next();
+    if (!this.closed) this.next();
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { MaasError, isMaasError, messageOf } from '../core/errors.js';
 import type { ModelRef } from '../registry/refs.js';
 import type { RegistryOptions } from '../registry/registry.js';
@@ -41,11 +41,12 @@ export interface ClientTimeouts {
   headersMs: number;
   /** the whole request, headers and body, within this: 64 MB needs about 0.5 MB/s. */
   requestMs: number;
-  /** on close, requests in flight get this long to finish before their sockets are destroyed. */
+  /**
+   * on close, requests in flight get this long to finish before their sockets are destroyed;
+   * by default the request timeout and a second, so every inference in flight ends in its answer.
+   */
   shutdownGraceMs: number;
 }
-
-const CLIENT_TIMEOUTS: ClientTimeouts = { headersMs: 10_000, requestMs: 120_000, shutdownGraceMs: 10_000 };
 
 export interface RunningServer {
   url: string;
@@ -184,7 +185,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     throw new NotFoundRoute(`no route for ${method} ${path}`);
   };
 
-  const timeouts = { ...CLIENT_TIMEOUTS, ...options.clientTimeouts };
+  const timeouts: ClientTimeouts = { headersMs: 10_000, requestMs: 120_000, shutdownGraceMs: options.timeoutMs + 1000, ...options.clientTimeouts };
   const server = createServer({
     headersTimeout: timeouts.headersMs,
     requestTimeout: timeouts.requestMs,
@@ -219,6 +220,13 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     if (options.jsonLogs) logEvent({ event: 'request', method: req.method, path, status: reply.status, ms: Math.round(seconds * 1e4) / 10, ...(labels.model ? { model: labels.model, version: labels.version } : {}) });
   });
   server.keepAliveTimeout = 65_000; // above common load balancer idle timeouts
+  // Every socket, from its accept on: closeAllConnections() misses one whose first request has
+  // not been parsed yet, and server.close() would wait for it until a timeout.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -226,6 +234,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       server.listen(options.port, options.host, () => resolve());
     });
   } catch (error) {
+    bodies.close();
     await repository.close();
     throw new MaasError('MAAS_USAGE', `cannot listen on ${options.host}:${options.port}: ${messageOf(error)}`, { hint: 'Pick another --port (0 picks a free one) or --host.' });
   }
@@ -256,7 +265,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         });
         clearTimeout(grace);
       }
-      server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
       await closed;
       bodies.close();
       await repository.close();
