@@ -5,15 +5,16 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { MaasError, isMaasError, messageOf } from '../core/errors.js';
 import type { ModelRef } from '../registry/refs.js';
 import type { RegistryOptions } from '../registry/registry.js';
-import { HEADER_LENGTH, encodeInferResponse, modelMetadata, parseInferRequest, splitBody } from './kserve.js';
+import { BodyParser, readBody } from './body.js';
+import { HEADER_LENGTH, encodeInferResponse, modelMetadata } from './kserve.js';
 import { createMetrics } from './metrics.js';
 import { ModelRepository, type ServeEvent } from './repository.js';
 import type { ModelRuntime, RuntimeOptions } from './runtime.js';
-import { checkSignatureName, encodePredictResponse, parsePredictRequest, tfModelMetadata } from './tfserving.js';
+import { checkSignatureName, encodePredictResponse, tfModelMetadata } from './tfserving.js';
 import type { WireTensor } from './tensors.js';
 
 export interface ServeOptions {
@@ -31,6 +32,20 @@ export interface ServeOptions {
   jsonLogs: boolean;
   log: (line: string) => void;
   version: string;
+  /** how long a slow client may take; the defaults suit production, tests shorten them. */
+  clientTimeouts?: Partial<ClientTimeouts>;
+}
+
+export interface ClientTimeouts {
+  /** a request's headers must all arrive within this (slowloris). */
+  headersMs: number;
+  /** the whole request, headers and body, within this: 64 MB needs about 0.5 MB/s. */
+  requestMs: number;
+  /**
+   * on close, requests in flight get this long to finish before their sockets are destroyed;
+   * by default the request timeout and a second, so every inference in flight ends in its answer.
+   */
+  shutdownGraceMs: number;
 }
 
 export interface RunningServer {
@@ -74,30 +89,6 @@ function errorReply(error: unknown): Reply {
     return { status, body: { error: error.message }, headers };
   }
   return { status: 500, body: { error: `internal error: ${messageOf(error)}` } };
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) return Promise.reject(tooLarge(declared, limit));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        reject(tooLarge(size, limit));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks, size)));
-    req.on('error', reject);
-  });
-}
-
-function tooLarge(size: number, limit: number): MaasError {
-  return new MaasError('MAAS_PAYLOAD_TOO_LARGE', `the request body (${size} bytes) is larger than the limit of ${limit} bytes`, { hint: 'Raise --max-body-mb.' });
 }
 
 /** Compares digests, always of equal length, so the time taken tells neither the token's bytes nor its length. */
@@ -180,6 +171,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     return opened;
   };
 
+  const bodies = new BodyParser(options.maxBodyBytes);
   let inFlight = 0;
   let idle: (() => void) | undefined;
 
@@ -216,7 +208,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       if (action === '/infer') {
         if (method !== 'POST') throw new MethodNotAllowed('POST');
         const body = await readBody(req, options.maxBodyBytes);
-        const parsed = parseInferRequest(body, req.headers[HEADER_LENGTH] as string | undefined, runtime.signature);
+        const parsed = await bodies.infer(body, req.headers[HEADER_LENGTH] as string | undefined, runtime.signature);
         const outputs = await infer(runtime, parsed.feeds, parsed.outputs);
         const encoded = encodeInferResponse({ model: runtime.name, version: runtime.version, id: parsed.id, outputs, order: parsed.outputs, binaryOutputs: parsed.binaryOutputs });
         return { status: 200, body: encoded.body, headers: encoded.headers };
@@ -234,7 +226,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         if (method !== 'POST') throw new MethodNotAllowed('POST');
         const runtime = resolve(name!, version ?? label);
         const body = await readBody(req, options.maxBodyBytes);
-        const parsed = parsePredictRequest(splitBody(body, undefined).json, runtime.signature);
+        const parsed = await bodies.predict(body, runtime.signature);
         const outputs = await infer(runtime, parsed.feeds, parsed.outputs);
         return { status: 200, body: encodePredictResponse(parsed.format, outputs, parsed.outputs) };
       }
@@ -279,8 +271,19 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     if (options.jsonLogs) logEvent({ event: 'request', method: req.method, path, status: reply.status, ms: Math.round(seconds * 1e4) / 10, ...(labels.model ? { model: labels.model, version: labels.version } : {}) });
   };
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const timeouts: ClientTimeouts = { headersMs: 10_000, requestMs: 120_000, shutdownGraceMs: options.timeoutMs + 1000, ...options.clientTimeouts };
+  const server = createServer({
+    headersTimeout: timeouts.headersMs,
+    requestTimeout: timeouts.requestMs,
+    // node:http enforces both timeouts only when it checks its connections: every 30 s by default.
+    connectionsCheckingInterval: Math.min(1000, timeouts.headersMs),
+  }, (req: IncomingMessage, res: ServerResponse) => {
     inFlight++;
+    // Counted down once the answer is handed to the socket (or the socket is gone), so close()
+    // never destroys a connection with a response still unsent.
+    res.once('close', () => {
+      if (--inFlight === 0) idle?.();
+    });
     // No request may end the process: what `handle` did not foresee costs this one request, not the server.
     handle(req, res)
       .catch((error: unknown) => {
@@ -288,12 +291,16 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         if (res.headersSent) res.destroy();
         else res.writeHead(500, { 'content-type': 'application/json', connection: 'close' }).end(JSON.stringify({ error: 'internal error' }));
       })
-      .catch(() => res.destroy())
-      .finally(() => {
-        if (--inFlight === 0) idle?.();
-      });
+      .catch(() => res.destroy());
   });
   server.keepAliveTimeout = 65_000; // above common load balancer idle timeouts
+  // Every socket, from its accept on: closeAllConnections() misses one whose first request has
+  // not been parsed yet, and server.close() would wait for it until a timeout.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -301,6 +308,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       server.listen(options.port, options.host, () => resolve());
     });
   } catch (error) {
+    bodies.close();
     throw listenError(error, options.host, options.port);
   }
   // Once listening, an error of the listening socket (EMFILE when clients hold every descriptor) is logged, not fatal.
@@ -308,6 +316,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   try {
     repository = await openRepository();
   } catch (error) {
+    bodies.close();
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
     throw error;
@@ -328,12 +337,21 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       provider: r.versions.get(r.defaultVersion)!.provider,
     })),
     async close() {
-      // Stop accepting, let every request in flight finish, then unload the models.
+      // Stop accepting, let requests in flight finish within the grace period (a client that
+      // trickles its body could hold them for ever), then cut what is left and unload the models.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      if (inFlight > 0) await new Promise<void>((resolve) => (idle = resolve));
-      server.closeAllConnections();
+      if (inFlight > 0) {
+        let grace: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          idle = resolve;
+          grace = setTimeout(resolve, timeouts.shutdownGraceMs);
+        });
+        clearTimeout(grace);
+      }
+      for (const socket of sockets) socket.destroy();
       await closed;
+      bodies.close();
       await served.close();
     },
   };
