@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -100,5 +100,69 @@ describe('maas init', () => {
     const r = await runCli(['init', '--device', 'tpu'], { cwd: home, env: testEnv(home) });
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain("Allowed choices are auto, cpu, cuda, webgpu");
+  });
+
+  it('refuses a folder that holds other files (exit 2, nothing written) unless --force', async () => {
+    const home = useTempDir();
+    const env = testEnv(home);
+    const dir = join(home, 'project');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'notes.txt'), 'mine\n');
+    const r = await runCli(['init', 'project', '--yes'], { cwd: home, env });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain(`${dir} is not empty (notes.txt)`);
+    expect(r.stderr).toContain('--force');
+    expect(readdirSync(dir)).toEqual(['notes.txt']);
+
+    const forced = await runCli(['init', 'project', '--yes', '--force'], { cwd: home, env });
+    expect(forced.exitCode, forced.stderr).toBe(0);
+    expect(existsSync(join(dir, 'maas.yaml'))).toBe(true);
+    expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('mine\n');
+  });
+
+  it('takes an empty folder, or a fresh repository holding only .git and .gitignore', async () => {
+    const home = useTempDir();
+    const env = testEnv(home);
+    mkdirSync(join(home, 'empty'));
+    expect((await runCli(['init', 'empty', '--yes'], { cwd: home, env })).exitCode).toBe(0);
+    const fresh = join(home, 'fresh');
+    mkdirSync(fresh);
+    git(fresh, 'init', '-q');
+    writeFileSync(join(fresh, '.gitignore'), 'node_modules/\n');
+    const r = await runCli(['init', 'fresh', '--yes'], { cwd: home, env });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(readFileSync(join(fresh, '.gitignore'), 'utf8')).toMatch(/^node_modules\/\n[\s\S]*\/blobs\//);
+  });
+
+  it('refuses the top of an existing repository that holds files; a new folder in it is fine', async () => {
+    const home = useTempDir();
+    const env = testEnv(home);
+    const repo = join(home, 'app');
+    mkdirSync(repo);
+    git(repo, 'init', '-q');
+    writeFileSync(join(repo, 'index.js'), '\n');
+    const here = await runCli(['init', '.', '--yes'], { cwd: repo, env });
+    expect(here.exitCode).toBe(2);
+    expect(here.stderr).toContain('index.js');
+    expect(existsSync(join(repo, 'maas.yaml'))).toBe(false);
+    expect((await runCli(['init', 'models', '--yes'], { cwd: repo, env })).exitCode).toBe(0);
+  });
+
+  it('asks before making a registry of a non-empty folder on a TTY', async () => {
+    for (const [answer, exitCode] of [['n\r', 130], ['y\r', 0]] as const) {
+      const home = useTempDir();
+      writeFileSync(join(home, 'data.csv'), 'a,b\n');
+      const stdin = Object.assign(new PassThrough(), { isTTY: true });
+      const env = testEnv(home);
+      delete env.CI;
+      const pending = runCli(['init', '.', '--name', 'r', '--device', 'cpu', '--remote', 'oci-layout:/tmp/x'], { cwd: home, env, stdin, tty: true });
+      await sleep(150);
+      stdin.write(answer);
+      const r = await pending;
+      expect(r.exitCode, r.stderr).toBe(exitCode);
+      expect(r.stderr).toContain('already holds 1 other entry (data.csv)');
+      expect(existsSync(join(home, 'maas.yaml'))).toBe(exitCode === 0);
+      expect(existsSync(join(home, '.git'))).toBe(exitCode === 0);
+    }
   });
 });
