@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Env } from '../core/context.js';
 import { MaasError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/fs.js';
+import { VERSION } from '../core/version.js';
 import type { Device } from './config.js';
 import { Git } from './git.js';
 import { CONFIG_FILE } from './layout.js';
@@ -104,7 +105,7 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
       throw new MaasError('MAAS_REGISTRY_EXISTS', `${targetPath} already exists`, { hint: 'Move it aside, or run init without --ci.' });
     }
     const registryPath = relative(gitRoot, root) || '.';
-    const text = render(template, { registryPath, remote: options.remote ?? 'oci://registry.example.com/team/models' });
+    const text = render(template, { registryPath, remote: options.remote ?? 'oci://registry.example.com/team/models', maasVersion: VERSION });
     mkdirSync(dirname(targetPath), { recursive: true });
     writeFileSync(targetPath, text);
     files.push(relative(root, targetPath));

@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
+import { mlp, writeModel } from '../../fixtures/models.js';
+import { VERSION } from '../../src/core/version.js';
+import { runGithubWorkflow, runGitlabJob } from '../helpers/ci-template.js';
 import { runCli } from '../helpers/run-cli.js';
 import { testEnv, useTempDir } from '../helpers/temp.js';
 
@@ -164,5 +167,50 @@ describe('maas init', () => {
       expect(existsSync(join(home, 'maas.yaml'))).toBe(exitCode === 0);
       expect(existsSync(join(home, '.git'))).toBe(exitCode === 0);
     }
+  });
+
+  describe('the CI files it writes, run for real against a bare git remote', () => {
+    /** A project repository cloned from a bare remote, with a registry in ml/registry. */
+    async function project(ci: 'github' | 'gitlab', packageJson?: object) {
+      const home = useTempDir();
+      const env = testEnv(home);
+      const origin = join(home, 'origin.git');
+      const app = join(home, 'app');
+      execFileSync('git', ['init', '-q', '--bare', '--initial-branch=main', origin]);
+      execFileSync('git', ['clone', '-q', origin, app], { env });
+      git(app, '-c', 'user.name=dev', '-c', 'user.email=dev@x', 'commit', '-q', '--allow-empty', '-m', 'start');
+      git(app, 'push', '-q', 'origin', 'HEAD:main');
+      if (packageJson) writeFileSync(join(app, 'package.json'), JSON.stringify(packageJson));
+      const r = await runCli(['init', 'ml/registry', '--yes', '--ci', ci, '--remote', `oci-layout:${join(home, 'layout')}`], { cwd: app, env });
+      expect(r.exitCode, r.stderr).toBe(0);
+      return { home, env, origin, app };
+    }
+    const remoteTags = (origin: string) => git(origin, 'tag').split('\n').filter(Boolean).sort();
+
+    it('github: every version tag and the commits reach the remote; maas is installed at the version that wrote the file', async () => {
+      const { home, env, origin, app } = await project('github');
+      const workflow = join(app, '.github/workflows/maas-push.yml');
+      expect(readFileSync(workflow, 'utf8')).not.toContain('maas@latest');
+      for (let seed = 1; seed <= 5; seed++) {
+        writeModel(app, 'model.onnx', mlp({ seed }));
+        const run = runGithubWorkflow(workflow, app, join(home, `run${seed}`), env, { model: 'model.onnx', name: 'mlp' });
+        expect(run.npm).toEqual([`install --global maas@${VERSION}`]);
+      }
+      expect(remoteTags(origin)).toEqual(['mlp@v1', 'mlp@v2', 'mlp@v3', 'mlp@v4', 'mlp@v5']);
+      expect(git(origin, 'rev-parse', 'main')).toBe(git(app, 'rev-parse', 'HEAD'));
+      for (let v = 1; v <= 5; v++) expect(git(origin, 'rev-parse', `mlp@v${v}`)).toBe(git(app, 'rev-parse', `mlp@v${v}`));
+    });
+
+    it('gitlab: uses the maas the project pins (npm ci, npx --no-install) and pushes every version tag', async () => {
+      const { home, env, origin, app } = await project('gitlab', { name: 'app', private: true, devDependencies: { maas: 'file:vendor/maas' } });
+      const job = join(app, '.gitlab/maas-push.yml');
+      for (let seed = 1; seed <= 2; seed++) {
+        writeModel(app, 'model.onnx', mlp({ seed }));
+        const run = runGitlabJob(job, app, join(home, `run${seed}`), env, { MODEL_FILE: 'model.onnx', MODEL_NAME: 'mlp' });
+        expect(run.npm).toEqual(['ci']);
+      }
+      expect(remoteTags(origin)).toEqual(['mlp@v1', 'mlp@v2']);
+      expect(git(origin, 'rev-parse', 'main')).toBe(git(app, 'rev-parse', 'HEAD'));
+    });
   });
 });
