@@ -85,6 +85,18 @@ function breakStale(path: string, stale: LockOwner | undefined): void {
   rmSync(aside, { force: true });
 }
 
+/** Whether a live process holds the lock at `path` (an empty lock counts as held while young). */
+export function isLockHeld(path: string): boolean {
+  const owner = readOwner(path);
+  if (owner) return isAlive(owner);
+  try {
+    statSync(path);
+  } catch {
+    return false;
+  }
+  return !isAbandonedEmpty(path);
+}
+
 export interface Lock {
   /** set when the previous owner died holding the lock. */
   readonly tookOverFrom: LockOwner | undefined;

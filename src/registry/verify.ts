@@ -96,7 +96,7 @@ export async function verifyRegistry(options: VerifyOptions, ctx: RegistryOption
         problems.push({ kind: 'uncommitted', path, message: `${path} differs from the last commit (changed outside maas)` });
       }
     }
-    return { ok: problems.length === 0, registry: registry.root, versions, blobs: checked.size, bytes, recovered: lock.recovered, problems };
+    return { ok: problems.length === 0, registry: registry.root, versions, blobs: checked.size, bytes, recovered: lock.recovered ?? registry.recoveredAtOpen, problems };
   } finally {
     lock.release();
   }
