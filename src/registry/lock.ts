@@ -7,6 +7,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statS
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MaasError, errnoCode } from '../core/errors.js';
+import { processAlive } from '../core/fs.js';
 
 const EMPTY_LOCK_GRACE_MS = 5000;
 
@@ -32,12 +33,7 @@ function readOwner(path: string): LockOwner | undefined {
 
 function isAlive(owner: LockOwner): boolean {
   if (owner.host !== hostname()) return true; // cannot tell; assume a live writer elsewhere
-  try {
-    process.kill(owner.pid, 0);
-    return true;
-  } catch (error) {
-    return errnoCode(error) === 'EPERM';
-  }
+  return processAlive(owner.pid);
 }
 
 function tryCreate(path: string, owner: LockOwner): boolean {

@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Env } from '../core/context.js';
 import { MaasError, errnoCode } from '../core/errors.js';
-import { writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
+import { processAlive, tempWriter, writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
 import { readConfig, type RegistryConfig } from './config.js';
 import { Git } from './git.js';
 import { acquireLock, isLockHeld } from './lock.js';
@@ -106,6 +106,20 @@ function liveGitIn(top: string): boolean | undefined {
     }
   }
   return false;
+}
+
+/** Removes the temporary files of atomic writes whose writer is dead (kill -9 between write and rename). */
+function removeDeadTemps(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const writer = name.startsWith('.tmp-') ? tempWriter(name) : undefined;
+    if (writer !== undefined && !processAlive(writer)) rmSync(join(dir, name), { force: true });
+  }
 }
 
 export function findRegistryRoot(options: RegistryOptions): string {
@@ -349,6 +363,7 @@ export class Registry {
       return undefined;
     }
     await this.waitForGitIndex();
+    for (const dir of new Set(journal.paths.map((path) => join(this.root, dirname(path))))) removeDeadTemps(dir);
     const landed = (await this.git.headMessage()).includes(`${TRAILER}: ${journal.id}`);
     if (landed) {
       // git may have died after moving HEAD but before writing its new index.
