@@ -322,19 +322,25 @@ export class Registry {
       if (tx.history.length) tx.touched.add(HISTORY_FILE);
       const journal: Journal = { id, paths: [...tx.touched], createTags: tx.createTags, deleteTags: tx.deleteTags };
       writeJsonAtomic(this.layout.journal, journal);
-      for (const [path, data] of tx.writes) {
-        if (data === null) rmSync(join(this.root, path), { recursive: true, force: true });
-        else writeFileAtomic(join(this.root, path), data);
+      try {
+        for (const [path, data] of tx.writes) {
+          if (data === null) rmSync(join(this.root, path), { recursive: true, force: true });
+          else writeFileAtomic(join(this.root, path), data);
+        }
+        if (tx.history.length) {
+          const previous = existsSync(this.layout.history) ? readFileSync(this.layout.history, 'utf8') : '';
+          writeFileAtomic(this.layout.history, previous + tx.history.map((e) => `${JSON.stringify(e)}\n`).join(''));
+        }
+        const subject = typeof message === 'string' ? message : message(result);
+        const commit = await this.git.commit(journal.paths, `${subject}\n\n${TRAILER}: ${id}`);
+        await this.applyTags(journal);
+        rmSync(this.layout.journal, { force: true });
+        return { ...result, commit };
+      } catch (error) {
+        // A failed write (full disk, I/O error) is finished or undone now, as a crash would be later.
+        await this.recover().catch(() => undefined);
+        throw error;
       }
-      if (tx.history.length) {
-        const previous = existsSync(this.layout.history) ? readFileSync(this.layout.history, 'utf8') : '';
-        writeFileAtomic(this.layout.history, previous + tx.history.map((e) => `${JSON.stringify(e)}\n`).join(''));
-      }
-      const subject = typeof message === 'string' ? message : message(result);
-      const commit = await this.git.commit(journal.paths, `${subject}\n\n${TRAILER}: ${id}`);
-      await this.applyTags(journal);
-      rmSync(this.layout.journal, { force: true });
-      return { ...result, commit };
     } finally {
       lock.release();
     }
