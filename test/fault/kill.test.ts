@@ -8,6 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { largeMatmul, mlp, writeModel } from '../../fixtures/models.js';
+import { HAVE_REGISTRY, REQUIRE_TOOLS, startOciRegistry } from '../helpers/oci-registry.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
 import { POINTS, SEED, expectWholeRegistry, killDuring, seeded, timedRun } from './harness.js';
 
@@ -134,6 +135,21 @@ describe(`kill -9 at ${POINTS} seeded points of each command (seed ${SEED})`, { 
         prepare: async (i) => ['push', 'big@1', `oci-layout:${join(reg.work, `layout${i}`)}`],
         check: (i) => expectWholeLayout(join(reg.work, `layout${i}`)),
       });
+    });
+
+    it.skipIf(!HAVE_REGISTRY && !REQUIRE_TOOLS)('push to docker-registry: a retry completes and the pushed version pulls back whole', async () => {
+      const reg = await source();
+      const oci = await startOciRegistry('none');
+      const back = await makeRegistry();
+      await exerciseKills(reg, 8, {
+        prepare: async (i) => ['push', 'big@1', `oci://${oci.host}/team/big${i}`],
+        check: async (i) => {
+          const pulled = await back.cli('pull', `oci://${oci.host}/team/big${i}:1`, '--name', `back${i}`);
+          expect(pulled.exitCode, pulled.stderr).toBe(0);
+          expect(layerOf(back, `back${i}`, 1)).toBe(layerOf(reg, 'big', 1));
+        },
+      });
+      expect((await back.cli('verify')).exitCode).toBe(0);
     });
 
     it('pull from an OCI layout: a retry imports the version whole', async () => {
