@@ -3,6 +3,7 @@
  * moment (alone or with its whole process group), and the invariants every fault must keep.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -87,4 +88,51 @@ export function expectWholeRegistry(reg: TestRegistry): void {
   expect(tags.length).toBe(versions);
   expect(git(reg.dir, 'status', '--porcelain', '--untracked-files=all', '--', 'models', 'history.jsonl', 'maas.yaml')).toBe('');
   expect(existsSync(join(reg.dir, '.git/index.lock'))).toBe(false);
+}
+
+export const WEIGHTS = 4 << 20; // large enough that a run spends real time hashing and copying
+
+export interface Scenario {
+  /** the command for point `i`, after whatever state it needs is made. */
+  prepare: (i: number) => Promise<string[]>;
+  /** exit codes a retry may end with (rm of a version the killed run already removed: 4). */
+  retryExits?: number[];
+  /** what must hold once the retry is done. */
+  check: (i: number) => Promise<void> | void;
+}
+
+/**
+ * Times one full run of the scenario's command, then for each of POINTS seeded offsets over
+ * that span: kill it there (odd points the process, even points its group), check `maas
+ * verify` passes and only whole versions remain, retry the command, check its outcome.
+ */
+export async function exerciseKills(reg: TestRegistry, salt: number, scenario: Scenario): Promise<void> {
+  const random = seeded(SEED + salt);
+  const span = await timedRun(reg, await scenario.prepare(0));
+  await scenario.check(0);
+  for (let i = 1; i <= POINTS; i++) {
+    const args = await scenario.prepare(i);
+    const at = Math.round(random() * span);
+    const group = i % 2 === 0;
+    await killDuring(reg, args, at, group);
+    const where = `point ${i}: killed ${group ? 'group' : 'process'} at ${at} of ${span} ms`;
+    const verify = await reg.cli('verify', '--json');
+    expect(verify.exitCode, `${where}\n${verify.stdout}${verify.stderr}`).toBe(0);
+    expectWholeRegistry(reg);
+    const retry = await reg.cli(...args);
+    expect(scenario.retryExits ?? [0], `${where}: retry\n${retry.stderr}`).toContain(retry.exitCode);
+    await scenario.check(i);
+  }
+  expectWholeRegistry(reg); // after each retry, checked at the next point's kill; the last one here
+}
+
+export const sha256 = (path: string) => `sha256:${createHash('sha256').update(readFileSync(path)).digest('hex')}`;
+export const versionsOf = (reg: TestRegistry, name: string) => readdirSync(join(reg.dir, 'models', name)).filter((d) => /^\d+$/.test(d)).map(Number);
+export const layerOf = (reg: TestRegistry, name: string, version: number) =>
+  JSON.parse(readFileSync(join(reg.dir, 'models', name, String(version), 'manifest.json'), 'utf8')).layers[0].digest as string;
+
+export async function registerQuietly(reg: TestRegistry, file: string, name: string): Promise<number> {
+  const r = await reg.cli('register', file, '--name', name, '--json');
+  expect(r.exitCode, r.stderr).toBe(0);
+  return r.json().version;
 }
