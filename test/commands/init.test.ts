@@ -84,7 +84,7 @@ describe('maas init', () => {
     ]);
     expect(git(repo, 'diff', '--cached', '--name-only')).toBe('staged.txt');
     const workflow = readFileSync(join(repo, '.github/workflows/maas-push.yml'), 'utf8');
-    expect(workflow).toContain('maas push ${{ inputs.name }}@latest oci://ghcr.io/acme/models --registry ml/registry --json');
+    expect(workflow).toContain('$MAAS push "${{ inputs.name }}@latest" oci://ghcr.io/acme/models --registry ml/registry --json');
   });
 
   it('makes a repository of its own in a folder the enclosing repository ignores', async () => {
