@@ -54,7 +54,10 @@ function normalizeError(error: unknown): MaasError | undefined {
   if ((errno === 'EACCES' || errno === 'EPERM') && path) {
     return new MaasError('MAAS_CONFIG_INVALID', `permission denied: ${path}`, { cause: error, hint: 'Check the file permissions, or run as the registry owner.' });
   }
-  if (errno === 'ENOSPC') return new MaasError('MAAS_INTERNAL', 'the disk is full', { cause: error, hint: 'Free some space and run `maas verify`.' });
+  if (errno === 'ENOSPC' || errno === 'EDQUOT') return new MaasError('MAAS_INTERNAL', `the disk is full${path ? ` (writing ${path})` : ''}`, { cause: error, hint: 'Free some space and run `maas verify`.' });
+  if (errno === 'EIO' || errno === 'EROFS') {
+    return new MaasError('MAAS_INTERNAL', `the disk failed a write${path ? ` to ${path}` : ''} (${errno})`, { cause: error, hint: 'Check the disk (dmesg, mount options), then run `maas verify`.' });
+  }
   if ((error as Error | undefined)?.name === 'ExitPromptError' || (error as Error | undefined)?.name === 'AbortPromptError') {
     return new MaasError('MAAS_CANCELLED', 'Cancelled.');
   }

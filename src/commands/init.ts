@@ -1,7 +1,8 @@
+import { resolve } from 'node:path';
 import { defineCommand } from '../core/define-command.js';
 import { MaasError } from '../core/errors.js';
 import { DEVICES, type Device } from '../registry/config.js';
-import { CI_PROVIDERS, type CiProvider, type InitResult, defaultRegistryName } from '../registry/init.js';
+import { CI_PROVIDERS, type CiProvider, type InitResult, defaultRegistryName, foreignEntries } from '../registry/init.js';
 import { renderInit } from '../ui/render/registry.js';
 
 export const initCommand = defineCommand<InitResult>({
@@ -13,16 +14,23 @@ export const initCommand = defineCommand<InitResult>({
     { flags: '--device <device>', description: 'default device for maas serve', choices: DEVICES },
     { flags: '--remote <remote>', description: 'default remote for maas push (oci://host/repo or oci-layout:PATH)' },
     { flags: '--ci <provider>', description: 'also write a CI workflow that registers and pushes', choices: CI_PROVIDERS },
+    { flags: '-f, --force', description: 'make a registry of a folder that already holds other files' },
   ],
-  examples: ['maas init', 'maas init models --yes --device cuda --remote oci://ghcr.io/acme/models', 'maas init --ci github'],
+  examples: ['maas init', 'maas init . --force   # a folder that already holds files', 'maas init models --yes --device cuda --remote oci://ghcr.io/acme/models', 'maas init --ci github'],
   async run([dir = '.'], opts, ctx) {
     const { initRegistry } = await import('../registry/init.js');
     let name = (opts.name as string | undefined) ?? defaultRegistryName(`${ctx.cwd}/${dir}`);
     let device = (opts.device as Device | undefined) ?? 'auto';
     let remote = (opts.remote as string | undefined) ?? null;
+    let force = Boolean(opts.force);
     if (ctx.interactive) {
       const { createPrompter } = await import('../ui/prompts.js');
       const ask = createPrompter(ctx.io);
+      const foreign = foreignEntries(resolve(ctx.cwd, dir));
+      if (foreign.length && !force) {
+        force = await ask.confirm(`${resolve(ctx.cwd, dir)} already holds ${foreign.length} other entr${foreign.length === 1 ? 'y' : 'ies'} (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''}). Make a registry here anyway?`, false);
+        if (!force) throw new MaasError('MAAS_CANCELLED', 'init cancelled; nothing was written', { hint: 'Choose an empty or new folder: maas init DIR.' });
+      }
       if (opts.name === undefined) name = await ask.input('Registry name', name, (v) => (v.trim() ? true : 'A name is required'));
       if (opts.device === undefined) device = await ask.select('Default device for maas serve', DEVICES, device);
       if (opts.remote === undefined) remote = (await ask.input('Default remote for maas push (empty for none)', '')).trim() || null;
@@ -30,7 +38,7 @@ export const initCommand = defineCommand<InitResult>({
     if (remote !== null && !/^(oci:\/\/|oci-layout:)/.test(remote)) {
       throw new MaasError('MAAS_USAGE', `--remote '${remote}' is not a remote`, { hint: 'Use oci://host[:port]/repository or oci-layout:PATH.' });
     }
-    return initRegistry({ dir, name, device, remote, ci: opts.ci as CiProvider | undefined }, ctx);
+    return initRegistry({ dir, name, device, remote, ci: opts.ci as CiProvider | undefined, force }, ctx);
   },
   render: renderInit,
 });

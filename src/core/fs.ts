@@ -7,6 +7,22 @@ export function tempName(dir: string, prefix = '.tmp'): string {
   return join(dir, `${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`);
 }
 
+/** The pid of the process that made a `tempName` file, from its name. */
+export function tempWriter(name: string): number | undefined {
+  const match = /-(\d+)-[0-9a-f]{12}$/.exec(name);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** Whether a process of this host is running (EPERM: it runs, as another user). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export function writeFileAtomic(path: string, data: string | Buffer): void {
   mkdirSync(dirname(path), { recursive: true });
   const temp = tempName(dirname(path));

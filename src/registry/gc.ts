@@ -1,15 +1,16 @@
 /** `maas gc`: delete blobs no version references any more. */
 import { Registry, type RegistryOptions } from './registry.js';
+import { STAGING_GRACE_MS } from './store.js';
 
-/** Staged copies younger than this may belong to a register still running. */
-const STAGING_GRACE_MS = 60 * 60_000;
 
 export interface GcResult {
   dryRun: boolean;
   removed: { digest: string; size: number }[];
   freedBytes: number;
   kept: number;
-  stagingCleared: number;
+  /** partial files of interrupted writes in .maas/tmp: removed, or with --dry-run those that would be. */
+  staging: { path: string; size: number }[];
+  stagingBytes: number;
 }
 
 export async function collectGarbage(options: { dryRun?: boolean }, ctx: RegistryOptions): Promise<GcResult> {
@@ -28,13 +29,15 @@ export async function collectGarbage(options: { dryRun?: boolean }, ctx: Registr
       removed.push({ digest, size: registry.store.sizeOf(digest) });
       if (!options.dryRun) registry.store.remove(digest);
     }
-    const stagingCleared = options.dryRun ? 0 : registry.store.clearStaging(STAGING_GRACE_MS);
+    const staging = (options.dryRun ? registry.store.staging(STAGING_GRACE_MS).filter((f) => f.abandoned) : registry.store.clearStaging(STAGING_GRACE_MS))
+      .map(({ path, size }) => ({ path, size }));
     return {
       dryRun: Boolean(options.dryRun),
       removed,
       freedBytes: removed.reduce((n, b) => n + b.size, 0),
       kept: referenced.size,
-      stagingCleared,
+      staging,
+      stagingBytes: staging.reduce((n, f) => n + f.size, 0),
     };
   } finally {
     lock.release();

@@ -142,6 +142,15 @@ export class Git {
     }
   }
 
+  /** Sets the index entries of `paths` to HEAD's, leaving the work tree as it is. */
+  async resetIndex(paths: string[]): Promise<void> {
+    try {
+      await this.git.raw(['reset', '-q', 'HEAD', '--', ...paths]);
+    } catch (error) {
+      throw wrap(error, 'reset');
+    }
+  }
+
   async unstage(paths: string[]): Promise<void> {
     await this.git.raw(['rm', '--cached', '-r', '-q', '--ignore-unmatch', '--', ...paths]).catch((error) => {
       throw wrap(error, 'rm --cached');

@@ -1,10 +1,11 @@
 /** `maas init`: a git repository (or a folder in one) with maas.yaml, .gitignore and a first commit. */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Env } from '../core/context.js';
 import { MaasError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/fs.js';
+import { VERSION } from '../core/version.js';
 import type { Device } from './config.js';
 import { Git } from './git.js';
 import { CONFIG_FILE } from './layout.js';
@@ -18,6 +19,8 @@ export interface InitOptions {
   device: Device;
   remote: string | null;
   ci: CiProvider | undefined;
+  /** make a registry of a folder that already holds other files. */
+  force?: boolean;
 }
 
 export interface InitResult {
@@ -48,11 +51,30 @@ export function defaultRegistryName(dir: string): string {
   return basename(resolve(dir)) || 'models';
 }
 
+/** What a folder may already hold and still become a registry: a fresh repository, its ignore file. */
+const WELCOME_ENTRIES = new Set(['.git', '.gitignore']);
+
+/** Entries of `dir` that maas would not have made: a registry there would mix with them. */
+export function foreignEntries(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((entry) => !WELCOME_ENTRIES.has(entry)).sort();
+  } catch {
+    return []; // a folder that does not exist yet is made fresh
+  }
+}
+
 export async function initRegistry(options: InitOptions, ctx: { cwd: string; env: Env }): Promise<InitResult> {
   const root = resolve(ctx.cwd, options.dir);
   if (existsSync(join(root, CONFIG_FILE))) {
     throw new MaasError('MAAS_REGISTRY_EXISTS', `${root} already holds a maas registry`, {
       hint: 'Use it as it is (maas list), or choose another folder: maas init DIR.',
+    });
+  }
+  const foreign = foreignEntries(root);
+  if (foreign.length && !options.force) {
+    const shown = foreign.slice(0, 5).join(', ') + (foreign.length > 5 ? `, and ${foreign.length - 5} more` : '');
+    throw new MaasError('MAAS_USAGE', `${root} is not empty (${shown}); maas init makes a registry of an empty or new folder`, {
+      hint: `Choose a new folder (maas init ${join(options.dir, 'models')}), or pass --force to make a registry here alongside those files.`,
     });
   }
   mkdirSync(root, { recursive: true });
@@ -83,7 +105,7 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
       throw new MaasError('MAAS_REGISTRY_EXISTS', `${targetPath} already exists`, { hint: 'Move it aside, or run init without --ci.' });
     }
     const registryPath = relative(gitRoot, root) || '.';
-    const text = render(template, { registryPath, remote: options.remote ?? 'oci://registry.example.com/team/models' });
+    const text = render(template, { registryPath, remote: options.remote ?? 'oci://registry.example.com/team/models', maasVersion: VERSION });
     mkdirSync(dirname(targetPath), { recursive: true });
     writeFileSync(targetPath, text);
     files.push(relative(root, targetPath));

@@ -7,6 +7,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statS
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MaasError, errnoCode } from '../core/errors.js';
+import { processAlive } from '../core/fs.js';
 
 const EMPTY_LOCK_GRACE_MS = 5000;
 
@@ -32,12 +33,7 @@ function readOwner(path: string): LockOwner | undefined {
 
 function isAlive(owner: LockOwner): boolean {
   if (owner.host !== hostname()) return true; // cannot tell; assume a live writer elsewhere
-  try {
-    process.kill(owner.pid, 0);
-    return true;
-  } catch (error) {
-    return errnoCode(error) === 'EPERM';
-  }
+  return processAlive(owner.pid);
 }
 
 function tryCreate(path: string, owner: LockOwner): boolean {
@@ -83,6 +79,18 @@ function breakStale(path: string, stale: LockOwner | undefined): void {
     return;
   }
   rmSync(aside, { force: true });
+}
+
+/** Whether a live process holds the lock at `path` (an empty lock counts as held while young). */
+export function isLockHeld(path: string): boolean {
+  const owner = readOwner(path);
+  if (owner) return isAlive(owner);
+  try {
+    statSync(path);
+  } catch {
+    return false;
+  }
+  return !isAbandonedEmpty(path);
 }
 
 export interface Lock {

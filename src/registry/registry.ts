@@ -3,15 +3,15 @@
  * through `transact`, which journals, writes atomically, commits and tags under the lock.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Env } from '../core/context.js';
 import { MaasError, errnoCode } from '../core/errors.js';
-import { writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
+import { processAlive, tempWriter, writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
 import { readConfig, type RegistryConfig } from './config.js';
 import { Git } from './git.js';
-import { acquireLock } from './lock.js';
+import { acquireLock, isLockHeld } from './lock.js';
 import { CONFIG_FILE, HISTORY_FILE, Layout } from './layout.js';
 import { type Manifest, type OnnxMetadata, digestOf, parseManifest } from './manifest.js';
 import { type ModelRef, formatRef } from './refs.js';
@@ -88,6 +88,40 @@ export class Transaction {
 const INDEX_LOCK_WAIT_MS = 10_000;
 const TRAILER = 'Maas-Transaction';
 
+/** Whether a git process runs in `top` (by its working folder); undefined where /proc cannot tell. */
+function liveGitIn(top: string): boolean | undefined {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return undefined;
+  }
+  for (const pid of pids) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'git') continue;
+      const cwd = readlinkSync(`/proc/${pid}/cwd`);
+      if (cwd === top || cwd.startsWith(`${top}/`)) return true;
+    } catch {
+      // gone meanwhile, or another user's process: a git of ours runs as us
+    }
+  }
+  return false;
+}
+
+/** Removes the temporary files of atomic writes whose writer is dead (kill -9 between write and rename). */
+function removeDeadTemps(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const writer = name.startsWith('.tmp-') ? tempWriter(name) : undefined;
+    if (writer !== undefined && !processAlive(writer)) rmSync(join(dir, name), { force: true });
+  }
+}
+
 export function findRegistryRoot(options: RegistryOptions): string {
   const explicit = options.registry ?? options.env.MAAS_REGISTRY;
   if (explicit) {
@@ -111,6 +145,8 @@ export function findRegistryRoot(options: RegistryOptions): string {
 export class Registry {
   readonly layout: Layout;
   readonly store: BlobStore;
+  /** the interrupted write that opening this registry finished or undid, if any. */
+  recoveredAtOpen: RecoveryReport | undefined;
 
   private constructor(
     readonly config: RegistryConfig,
@@ -126,7 +162,26 @@ export class Registry {
   static async open(options: RegistryOptions): Promise<Registry> {
     const root = findRegistryRoot(options);
     const config = readConfig(join(root, CONFIG_FILE));
-    return new Registry(config, new Layout(root), await Git.open(root, options.env), options.env, options.now ?? (() => new Date()));
+    const registry = new Registry(config, new Layout(root), await Git.open(root, options.env), options.env, options.now ?? (() => new Date()));
+    await registry.recoverAbandoned();
+    return registry;
+  }
+
+  /**
+   * A journal whose writer is dead means files on disk that no commit holds: recover before
+   * anything is read, so no reader ever sees a version that was never registered.
+   */
+  private async recoverAbandoned(): Promise<void> {
+    if (!existsSync(this.layout.journal) || isLockHeld(this.layout.lock)) return;
+    let lock;
+    try {
+      lock = await this.lock();
+    } catch (error) {
+      if (error instanceof MaasError) throw error;
+      return; // a read-only registry cannot be repaired by a reader; writers and verify will
+    }
+    this.recoveredAtOpen = lock.recovered;
+    lock.release();
   }
 
   get root(): string {
@@ -267,19 +322,25 @@ export class Registry {
       if (tx.history.length) tx.touched.add(HISTORY_FILE);
       const journal: Journal = { id, paths: [...tx.touched], createTags: tx.createTags, deleteTags: tx.deleteTags };
       writeJsonAtomic(this.layout.journal, journal);
-      for (const [path, data] of tx.writes) {
-        if (data === null) rmSync(join(this.root, path), { recursive: true, force: true });
-        else writeFileAtomic(join(this.root, path), data);
+      try {
+        for (const [path, data] of tx.writes) {
+          if (data === null) rmSync(join(this.root, path), { recursive: true, force: true });
+          else writeFileAtomic(join(this.root, path), data);
+        }
+        if (tx.history.length) {
+          const previous = existsSync(this.layout.history) ? readFileSync(this.layout.history, 'utf8') : '';
+          writeFileAtomic(this.layout.history, previous + tx.history.map((e) => `${JSON.stringify(e)}\n`).join(''));
+        }
+        const subject = typeof message === 'string' ? message : message(result);
+        const commit = await this.git.commit(journal.paths, `${subject}\n\n${TRAILER}: ${id}`);
+        await this.applyTags(journal);
+        rmSync(this.layout.journal, { force: true });
+        return { ...result, commit };
+      } catch (error) {
+        // A failed write (full disk, I/O error) is finished or undone now, as a crash would be later.
+        await this.recover().catch(() => undefined);
+        throw error;
       }
-      if (tx.history.length) {
-        const previous = existsSync(this.layout.history) ? readFileSync(this.layout.history, 'utf8') : '';
-        writeFileAtomic(this.layout.history, previous + tx.history.map((e) => `${JSON.stringify(e)}\n`).join(''));
-      }
-      const subject = typeof message === 'string' ? message : message(result);
-      const commit = await this.git.commit(journal.paths, `${subject}\n\n${TRAILER}: ${id}`);
-      await this.applyTags(journal);
-      rmSync(this.layout.journal, { force: true });
-      return { ...result, commit };
     } finally {
       lock.release();
     }
@@ -308,8 +369,11 @@ export class Registry {
       return undefined;
     }
     await this.waitForGitIndex();
+    for (const dir of new Set(journal.paths.map((path) => join(this.root, dirname(path))))) removeDeadTemps(dir);
     const landed = (await this.git.headMessage()).includes(`${TRAILER}: ${journal.id}`);
     if (landed) {
+      // git may have died after moving HEAD but before writing its new index.
+      await this.git.resetIndex(journal.paths);
       await this.applyTags(journal);
     } else {
       for (const path of journal.paths) {
@@ -335,12 +399,19 @@ export class Registry {
     }
   }
 
-  /** A git killed mid-commit leaves index.lock behind only briefly: its own child finishes. */
+  /**
+   * The journal's writer is dead (we hold its lock), so an index.lock with no git running in
+   * this repository is the leftover of a git killed with it: removed. A live git is waited for.
+   */
   private async waitForGitIndex(): Promise<void> {
     const top = (await this.git.topLevel()) ?? this.root;
     const indexLock = join(top, '.git', 'index.lock');
     const deadline = Date.now() + INDEX_LOCK_WAIT_MS;
     while (existsSync(indexLock)) {
+      if (liveGitIn(top) === false) {
+        rmSync(indexLock, { force: true });
+        return;
+      }
       if (Date.now() > deadline) {
         throw new MaasError('MAAS_GIT_FAILED', `git's ${indexLock} has been held for ${INDEX_LOCK_WAIT_MS / 1000}s`, {
           hint: 'If no git or maas process is running, delete that file and run `maas verify`.',

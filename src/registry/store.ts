@@ -2,8 +2,9 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { join } from 'node:path';
 import { MaasError } from '../core/errors.js';
-import { tempName } from '../core/fs.js';
+import { processAlive, tempName, tempWriter } from '../core/fs.js';
 import type { Layout } from './layout.js';
 
 /** 4 MiB reads into one reused buffer: Node's SHA-256 runs at ~1.6 GB/s this way (notes/perf.md §3.3). */
@@ -12,6 +13,16 @@ const CHUNK_BYTES = 4 << 20;
 export interface BlobRef {
   digest: string;
   size: number;
+}
+
+/** A staged file whose writer cannot be told dead (a name without a pid) may be in flight until this age. */
+export const STAGING_GRACE_MS = 60 * 60_000;
+
+export interface StagedFile {
+  path: string;
+  size: number;
+  /** its writer is gone: nothing will ever finish or remove it. */
+  abandoned: boolean;
 }
 
 export type OnBytes = (doneBytes: number) => void;
@@ -142,16 +153,33 @@ export class BlobStore {
     rmSync(this.path(digest), { force: true });
   }
 
-  /** Drops leftovers of interrupted ingests; younger files may belong to an ingest in flight. */
-  clearStaging(olderThanMs: number): number {
-    if (!existsSync(this.layout.staging)) return 0;
-    let removed = 0;
-    for (const f of readdirSync(this.layout.staging)) {
-      const path = `${this.layout.staging}/${f}`;
-      if (Date.now() - statSync(path).mtimeMs < olderThanMs) continue;
-      rmSync(path, { force: true, recursive: true });
-      removed++;
+  /**
+   * Leftovers of interrupted ingests in the staging folder: a file is abandoned when the
+   * process that wrote it (its name carries the pid) is gone, or when it is older than
+   * `graceMs` (a writer on another host, or a name without a pid).
+   */
+  staging(graceMs: number): StagedFile[] {
+    if (!existsSync(this.layout.staging)) return [];
+    const files: StagedFile[] = [];
+    for (const name of readdirSync(this.layout.staging)) {
+      const path = join(this.layout.staging, name);
+      let stat;
+      try {
+        stat = statSync(path);
+      } catch {
+        continue; // its writer finished meanwhile
+      }
+      const writer = tempWriter(name);
+      const abandoned = (writer !== undefined && !processAlive(writer)) || Date.now() - stat.mtimeMs >= graceMs;
+      files.push({ path, size: stat.isFile() ? stat.size : 0, abandoned });
     }
-    return removed;
+    return files;
+  }
+
+  /** Drops abandoned staging files; those of a writer still running stay. */
+  clearStaging(graceMs: number): StagedFile[] {
+    const abandoned = this.staging(graceMs).filter((f) => f.abandoned);
+    for (const f of abandoned) rmSync(f.path, { force: true, recursive: true });
+    return abandoned;
   }
 }

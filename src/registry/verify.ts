@@ -1,11 +1,11 @@
 /** `maas verify`: re-hash every blob against its manifest and check git agrees with the work tree. */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { CONFIG_FILE, HISTORY_FILE, MODELS_DIR, versionTag } from './layout.js';
 import { ANNOTATIONS, digestOf } from './manifest.js';
 import { formatRef, parseRef } from './refs.js';
 import { Registry, type RecoveryReport, type RegistryOptions } from './registry.js';
-import type { OnBytes } from './store.js';
+import { STAGING_GRACE_MS, type OnBytes } from './store.js';
 
 export type ProblemKind = 'missing-blob' | 'corrupt-blob' | 'bad-config' | 'bad-manifest' | 'missing-tag' | 'dangling-alias' | 'uncommitted';
 
@@ -16,6 +16,16 @@ export interface Problem {
   message: string;
 }
 
+/** Not a fault in the registry, but something to clean up: partial files of interrupted writes. */
+export interface StagingWarning {
+  kind: 'staging-leftovers';
+  /** the staging folder, relative to the registry. */
+  path: string;
+  files: number;
+  bytes: number;
+  fix: 'maas gc';
+}
+
 export interface VerifyResult {
   ok: boolean;
   registry: string;
@@ -24,6 +34,7 @@ export interface VerifyResult {
   bytes: number;
   recovered: RecoveryReport | undefined;
   problems: Problem[];
+  warnings: StagingWarning[];
 }
 
 export interface VerifyOptions {
@@ -96,7 +107,13 @@ export async function verifyRegistry(options: VerifyOptions, ctx: RegistryOption
         problems.push({ kind: 'uncommitted', path, message: `${path} differs from the last commit (changed outside maas)` });
       }
     }
-    return { ok: problems.length === 0, registry: registry.root, versions, blobs: checked.size, bytes, recovered: lock.recovered, problems };
+    const warnings: StagingWarning[] = [];
+    const leftovers = registry.store.staging(STAGING_GRACE_MS).filter((f) => f.abandoned);
+    if (leftovers.length) {
+      const bytes = leftovers.reduce((n, f) => n + f.size, 0);
+      warnings.push({ kind: 'staging-leftovers', path: relative(registry.root, registry.layout.staging), files: leftovers.length, bytes, fix: 'maas gc' });
+    }
+    return { ok: problems.length === 0, warnings, registry: registry.root, versions, blobs: checked.size, bytes, recovered: lock.recovered ?? registry.recoveredAtOpen, problems };
   } finally {
     lock.release();
   }

@@ -1,9 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
+import { mlp, writeModel } from '../../fixtures/models.js';
+import { VERSION } from '../../src/core/version.js';
+import { runGithubWorkflow, runGitlabJob } from '../helpers/ci-template.js';
 import { runCli } from '../helpers/run-cli.js';
 import { testEnv, useTempDir } from '../helpers/temp.js';
 
@@ -81,7 +84,7 @@ describe('maas init', () => {
     ]);
     expect(git(repo, 'diff', '--cached', '--name-only')).toBe('staged.txt');
     const workflow = readFileSync(join(repo, '.github/workflows/maas-push.yml'), 'utf8');
-    expect(workflow).toContain('maas push ${{ inputs.name }}@latest oci://ghcr.io/acme/models --registry ml/registry --json');
+    expect(workflow).toContain('$MAAS push "${{ inputs.name }}@latest" oci://ghcr.io/acme/models --registry ml/registry --json');
   });
 
   it('makes a repository of its own in a folder the enclosing repository ignores', async () => {
@@ -100,5 +103,114 @@ describe('maas init', () => {
     const r = await runCli(['init', '--device', 'tpu'], { cwd: home, env: testEnv(home) });
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain("Allowed choices are auto, cpu, cuda, webgpu");
+  });
+
+  it('refuses a folder that holds other files (exit 2, nothing written) unless --force', async () => {
+    const home = useTempDir();
+    const env = testEnv(home);
+    const dir = join(home, 'project');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'notes.txt'), 'mine\n');
+    const r = await runCli(['init', 'project', '--yes'], { cwd: home, env });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain(`${dir} is not empty (notes.txt)`);
+    expect(r.stderr).toContain('--force');
+    expect(readdirSync(dir)).toEqual(['notes.txt']);
+
+    const forced = await runCli(['init', 'project', '--yes', '--force'], { cwd: home, env });
+    expect(forced.exitCode, forced.stderr).toBe(0);
+    expect(existsSync(join(dir, 'maas.yaml'))).toBe(true);
+    expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('mine\n');
+  });
+
+  it('takes an empty folder, or a fresh repository holding only .git and .gitignore', async () => {
+    const home = useTempDir();
+    const env = testEnv(home);
+    mkdirSync(join(home, 'empty'));
+    expect((await runCli(['init', 'empty', '--yes'], { cwd: home, env })).exitCode).toBe(0);
+    const fresh = join(home, 'fresh');
+    mkdirSync(fresh);
+    git(fresh, 'init', '-q');
+    writeFileSync(join(fresh, '.gitignore'), 'node_modules/\n');
+    const r = await runCli(['init', 'fresh', '--yes'], { cwd: home, env });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(readFileSync(join(fresh, '.gitignore'), 'utf8')).toMatch(/^node_modules\/\n[\s\S]*\/blobs\//);
+  });
+
+  it('refuses the top of an existing repository that holds files; a new folder in it is fine', async () => {
+    const home = useTempDir();
+    const env = testEnv(home);
+    const repo = join(home, 'app');
+    mkdirSync(repo);
+    git(repo, 'init', '-q');
+    writeFileSync(join(repo, 'index.js'), '\n');
+    const here = await runCli(['init', '.', '--yes'], { cwd: repo, env });
+    expect(here.exitCode).toBe(2);
+    expect(here.stderr).toContain('index.js');
+    expect(existsSync(join(repo, 'maas.yaml'))).toBe(false);
+    expect((await runCli(['init', 'models', '--yes'], { cwd: repo, env })).exitCode).toBe(0);
+  });
+
+  it('asks before making a registry of a non-empty folder on a TTY', async () => {
+    for (const [answer, exitCode] of [['n\r', 130], ['y\r', 0]] as const) {
+      const home = useTempDir();
+      writeFileSync(join(home, 'data.csv'), 'a,b\n');
+      const stdin = Object.assign(new PassThrough(), { isTTY: true });
+      const env = testEnv(home);
+      delete env.CI;
+      const pending = runCli(['init', '.', '--name', 'r', '--device', 'cpu', '--remote', 'oci-layout:/tmp/x'], { cwd: home, env, stdin, tty: true });
+      await sleep(150);
+      stdin.write(answer);
+      const r = await pending;
+      expect(r.exitCode, r.stderr).toBe(exitCode);
+      expect(r.stderr).toContain('already holds 1 other entry (data.csv)');
+      expect(existsSync(join(home, 'maas.yaml'))).toBe(exitCode === 0);
+      expect(existsSync(join(home, '.git'))).toBe(exitCode === 0);
+    }
+  });
+
+  describe('the CI files it writes, run for real against a bare git remote', () => {
+    /** A project repository cloned from a bare remote, with a registry in ml/registry. */
+    async function project(ci: 'github' | 'gitlab', packageJson?: object) {
+      const home = useTempDir();
+      const env = testEnv(home);
+      const origin = join(home, 'origin.git');
+      const app = join(home, 'app');
+      execFileSync('git', ['init', '-q', '--bare', '--initial-branch=main', origin]);
+      execFileSync('git', ['clone', '-q', origin, app], { env });
+      git(app, '-c', 'user.name=dev', '-c', 'user.email=dev@x', 'commit', '-q', '--allow-empty', '-m', 'start');
+      git(app, 'push', '-q', 'origin', 'HEAD:main');
+      if (packageJson) writeFileSync(join(app, 'package.json'), JSON.stringify(packageJson));
+      const r = await runCli(['init', 'ml/registry', '--yes', '--ci', ci, '--remote', `oci-layout:${join(home, 'layout')}`], { cwd: app, env });
+      expect(r.exitCode, r.stderr).toBe(0);
+      return { home, env, origin, app };
+    }
+    const remoteTags = (origin: string) => git(origin, 'tag').split('\n').filter(Boolean).sort();
+
+    it('github: every version tag and the commits reach the remote; maas is installed at the version that wrote the file', async () => {
+      const { home, env, origin, app } = await project('github');
+      const workflow = join(app, '.github/workflows/maas-push.yml');
+      expect(readFileSync(workflow, 'utf8')).not.toContain('maas@latest');
+      for (let seed = 1; seed <= 5; seed++) {
+        writeModel(app, 'model.onnx', mlp({ seed }));
+        const run = runGithubWorkflow(workflow, app, join(home, `run${seed}`), env, { model: 'model.onnx', name: 'mlp' });
+        expect(run.npm).toEqual([`install --global maas@${VERSION}`]);
+      }
+      expect(remoteTags(origin)).toEqual(['mlp@v1', 'mlp@v2', 'mlp@v3', 'mlp@v4', 'mlp@v5']);
+      expect(git(origin, 'rev-parse', 'main')).toBe(git(app, 'rev-parse', 'HEAD'));
+      for (let v = 1; v <= 5; v++) expect(git(origin, 'rev-parse', `mlp@v${v}`)).toBe(git(app, 'rev-parse', `mlp@v${v}`));
+    });
+
+    it('gitlab: uses the maas the project pins (npm ci, npx --no-install) and pushes every version tag', async () => {
+      const { home, env, origin, app } = await project('gitlab', { name: 'app', private: true, devDependencies: { maas: 'file:vendor/maas' } });
+      const job = join(app, '.gitlab/maas-push.yml');
+      for (let seed = 1; seed <= 2; seed++) {
+        writeModel(app, 'model.onnx', mlp({ seed }));
+        const run = runGitlabJob(job, app, join(home, `run${seed}`), env, { MODEL_FILE: 'model.onnx', MODEL_NAME: 'mlp' });
+        expect(run.npm).toEqual(['ci']);
+      }
+      expect(remoteTags(origin)).toEqual(['mlp@v1', 'mlp@v2']);
+      expect(git(origin, 'rev-parse', 'main')).toBe(git(app, 'rev-parse', 'HEAD'));
+    });
   });
 });

@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mlp, multiIo, writeModel } from '../../fixtures/models.js';
@@ -170,5 +170,30 @@ describe('inspecting and managing versions', () => {
     expect(readFileSync(blob).length).toBeGreaterThan(0);
     expect((await reg.cli('verify')).exitCode).toBe(0);
     expect((await reg.cli('gc', '--json')).json().removed).toEqual([]);
+  });
+
+  it('verify warns about partial files of killed writers and gc removes them at once; a live writer keeps its own', async () => {
+    const reg = await populated();
+    const staging = join(reg.dir, '.maas/tmp');
+    mkdirSync(staging, { recursive: true });
+    const deadPid = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const dead = join(staging, `blob-${deadPid}-0123456789ab`);
+    const live = join(staging, `blob-${process.pid}-ba9876543210`);
+    writeFileSync(dead, Buffer.alloc(3 << 20));
+    writeFileSync(live, Buffer.alloc(1000));
+
+    const verify = await reg.cli('verify');
+    expect(verify.exitCode, verify.stdout).toBe(0);
+    expect(verify.stdout).toContain('⚠ 1 partial file of interrupted writes in .maas/tmp (3.15 MB); remove it with maas gc.');
+    expect((await reg.cli('verify', '--json')).json().warnings).toEqual([{ kind: 'staging-leftovers', path: '.maas/tmp', files: 1, bytes: 3 << 20, fix: 'maas gc' }]);
+
+    const dry = await reg.cli('gc', '--dry-run', '--json');
+    expect(dry.json()).toMatchObject({ staging: [{ path: dead, size: 3 << 20 }], stagingBytes: 3 << 20 });
+    expect(existsSync(dead)).toBe(true);
+    const gc = await reg.cli('gc');
+    expect(gc.stdout).toContain(`✔ Removed 1 partial file of interrupted writes (3.15 MB):\n  ${dead}  3.15 MB`);
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    expect((await reg.cli('verify', '--json')).json().warnings).toEqual([]);
   });
 });

@@ -1,12 +1,11 @@
 /**
- * Real processes against one registry: concurrent writers, writers killed with SIGKILL at
- * points spread over a whole register, and a 1 GB model registered in flat memory.
+ * Real processes against one registry: concurrent writers and a 1 GB model registered in flat
+ * memory. Writers killed at any point: test/fault/.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { largeMatmul, mlp, writeModel } from '../../fixtures/models.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -41,32 +40,6 @@ describe('durability', () => {
     expect(git(reg.dir, 'log', '--format=%s').split('\n').filter((s) => s.startsWith('register'))).toHaveLength(3);
     const verify = await spawnCli(['verify'], { cwd: reg.dir, env: reg.env });
     expect(verify.exitCode, verify.stdout).toBe(0);
-  });
-
-  it('leaves a registry that verify passes after SIGKILL at any point of a register', async () => {
-    const reg = await makeRegistry();
-    const model = (i: number) => writeModel(reg.work, `big${i}.onnx`, largeMatmul(48 << 20, i));
-    const started = Date.now();
-    const baseline = await spawnCli(['register', model(0), '--name', 'big'], { cwd: reg.dir, env: reg.env });
-    expect(baseline.exitCode, baseline.stderr).toBe(0);
-    const duration = Date.now() - started;
-
-    const kills = 10;
-    for (let i = 1; i <= kills; i++) {
-      const file = model(i);
-      const child = spawn(process.execPath, [BIN, 'register', file, '--name', 'big'], { cwd: reg.dir, env: reg.env, stdio: 'ignore' });
-      const closed = new Promise((resolve) => child.once('close', resolve));
-      await sleep(Math.round((duration * i) / kills));
-      child.kill('SIGKILL');
-      await closed;
-      const verify = await spawnCli(['verify', '--json'], { cwd: reg.dir, env: reg.env });
-      expect(verify.exitCode, verify.stdout).toBe(0);
-      expectWholeVersions(reg, 'big');
-    }
-    // The registry still takes writes: the dead writers' lock and journal are gone.
-    const after = await spawnCli(['register', model(99), '--name', 'big', '--json'], { cwd: reg.dir, env: reg.env });
-    expect(after.exitCode, after.stderr).toBe(0);
-    expect(expectWholeVersions(reg, 'big')).toContain(after.json().version);
   });
 
   it('registers a 1 GB model with the CLI process under 300 MB resident', async () => {

@@ -112,6 +112,9 @@ export function renderVerify(r: VerifyResult, t: Theme): string {
     lines.push(t.warn(`⚠ An interrupted write was ${r.recovered.outcome === 'completed' ? 'completed' : 'rolled back'} (${r.recovered.paths.join(', ')}).`));
   }
   for (const p of r.problems) lines.push(t.error(`✖ ${p.message}`));
+  for (const w of r.warnings) {
+    lines.push(t.warn(`⚠ ${w.files} partial file${w.files === 1 ? '' : 's'} of interrupted writes in ${w.path} (${formatBytes(w.bytes)}); remove ${w.files === 1 ? 'it' : 'them'} with ${t.code(w.fix)}.`));
+  }
   const summary = `${r.versions} version${r.versions === 1 ? '' : 's'}, ${r.blobs} blob${r.blobs === 1 ? '' : 's'} (${formatBytes(r.bytes)}) checked`;
   lines.push(r.ok ? t.success(`✔ Registry is consistent: ${summary}.`) : t.error(`✖ ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}; ${summary}.`));
   return lines.join('\n');
@@ -128,5 +131,9 @@ export function renderGc(r: GcResult, t: Theme): string {
   const verb = r.dryRun ? 'Would remove' : 'Removed';
   const lines = r.removed.map((b) => `  ${shortDigest(b.digest)}  ${formatBytes(b.size)}`);
   lines.unshift(t.success(`✔ ${verb} ${r.removed.length} unreferenced blob${r.removed.length === 1 ? '' : 's'} (${formatBytes(r.freedBytes)}); ${r.kept} in use.`));
+  if (r.staging.length) {
+    lines.push(t.success(`✔ ${verb} ${r.staging.length} partial file${r.staging.length === 1 ? '' : 's'} of interrupted writes (${formatBytes(r.stagingBytes)}):`));
+    for (const f of r.staging) lines.push(`  ${f.path}  ${formatBytes(f.size)}`);
+  }
   return lines.join('\n');
 }
