@@ -67,17 +67,28 @@ function vulkanLoaderPresent(): boolean {
   return dirs.some((dir) => existsSync(join(dir, 'libvulkan.so.1')));
 }
 
-function providerOrder(device: Device): string[] {
-  if (device === 'auto') return ['cuda', ...(vulkanLoaderPresent() ? ['webgpu'] : []), 'cpu'];
-  return [device];
+/** onnxruntime-node's folder where this maas really resolves it (a global or linked install too). */
+function ortPackageDir(): string {
+  return dirname(realpathSync(createRequire(import.meta.url).resolve('onnxruntime-node/package.json')));
 }
 
 /**
- * onnxruntime-node's install script where this maas really resolves it: a global or linked
- * install has no node_modules/ under the user's working folder.
+ * The CUDA provider is a separate download next to the binding. Without it `auto` does not try
+ * CUDA: onnxruntime would print a native error line on every start before falling back.
  */
+function cudaProviderInstalled(): boolean {
+  const library = { linux: 'libonnxruntime_providers_cuda.so', win32: 'onnxruntime_providers_cuda.dll' }[process.platform as string];
+  return library !== undefined && existsSync(join(ortPackageDir(), 'bin', 'napi-v6', process.platform, process.arch, library));
+}
+
+function providerOrder(device: Device): string[] {
+  if (device === 'auto') return [...(cudaProviderInstalled() ? ['cuda'] : []), ...(vulkanLoaderPresent() ? ['webgpu'] : []), 'cpu'];
+  return [device];
+}
+
+/** onnxruntime-node's install script, shell-quoted when its path needs it. */
 function ortInstallScript(): string {
-  const path = join(dirname(realpathSync(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'))), 'script', 'install.js');
+  const path = join(ortPackageDir(), 'script', 'install.js');
   return /^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replaceAll("'", "'\\''")}'`;
 }
 
