@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { constantWeights, writeModel } from '../../fixtures/models.js';
-import { BIN, spawnCli } from '../helpers/run-cli.js';
+import { spawnCli } from '../helpers/run-cli.js';
 import { testEnv, useTempDir } from '../helpers/temp.js';
 
 describe('the built CLI', () => {
@@ -73,22 +72,15 @@ describe('the built CLI', () => {
     // fp16 leaves the Constant-node weights float32 next to float16 math: the converted model
     // does not load, while the original's inference worker has already started.
     writeModel(home, 'cw.onnx', constantWeights());
-    const runBounded = (args: string[]) => new Promise<{ code: number | null; stderr: string; killed: boolean }>((resolve) => {
-      const child = spawn(process.execPath, [BIN, ...args], { cwd: home, env: testEnv(home) });
-      let stderr = '';
-      child.stderr.on('data', (d) => (stderr += d));
-      let killed = false;
-      const timer = setTimeout(() => { killed = true; child.kill('SIGKILL'); }, 30_000);
-      child.on('close', (code) => { clearTimeout(timer); resolve({ code, stderr, killed }); });
-    });
-    const convert = await runBounded(['convert', 'cw.onnx', '--fp16']);
-    expect(convert.killed, 'convert did not exit within 30 s').toBe(false);
-    expect(convert.code).toBe(7);
+    const bounded = { cwd: home, env: testEnv(home), timeoutMs: 30_000 };
+    const convert = await spawnCli(['convert', 'cw.onnx', '--fp16'], bounded);
+    expect(convert.signal, 'convert did not exit within 30 s').toBeNull();
+    expect(convert.exitCode).toBe(7);
     expect(convert.stderr).toContain('cannot load converted@0');
-    expect((await spawnCli(['init', '--yes'], { cwd: home, env: testEnv(home) })).exitCode).toBe(0);
-    const register = await runBounded(['register', 'cw.onnx', '--fp16', '--no-load-check']);
-    expect(register.killed, 'register --fp16 did not exit within 30 s').toBe(false);
-    expect(register.code).toBe(7);
+    expect((await spawnCli(['init', 'registry', '--yes'], bounded)).exitCode).toBe(0);
+    const register = await spawnCli(['register', 'cw.onnx', '--registry', 'registry', '--fp16', '--no-load-check'], bounded);
+    expect(register.signal, 'register --fp16 did not exit within 30 s').toBeNull();
+    expect(register.exitCode).toBe(7);
     expect(register.stderr).not.toContain('    at ');
   }, 90_000);
 });

@@ -1,5 +1,5 @@
 /**
- * Shared parts of the fault suite: a seeded random source, the built CLI killed at a chosen
+ * Shared parts of the fault suite: seeded kill points, the built CLI killed at a chosen
  * moment (alone or with its whole process group), and the invariants every fault must keep.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -10,23 +10,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
 import type { TestRegistry } from '../helpers/registry.js';
 import { BIN } from '../helpers/run-cli.js';
+import { seededRandom } from '../../src/core/random.js';
 
 /** MAAS_FAULT_SEED replays a failing run; the seed is in every test name. */
 export const SEED = Number(process.env.MAAS_FAULT_SEED ?? 20261125);
 /** Kill points per command; 20 is the floor the suite promises. */
 export const POINTS = Math.max(20, Number(process.env.MAAS_FAULT_POINTS ?? 20));
-
-/** mulberry32: small, seeded, good enough to spread kill points. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
 
@@ -107,7 +96,7 @@ export interface Scenario {
  * verify` passes and only whole versions remain, retry the command, check its outcome.
  */
 export async function exerciseKills(reg: TestRegistry, salt: number, scenario: Scenario): Promise<void> {
-  const random = seeded(SEED + salt);
+  const random = seededRandom(SEED + salt);
   const span = await timedRun(reg, await scenario.prepare(0));
   await scenario.check(0);
   for (let i = 1; i <= POINTS; i++) {

@@ -3,56 +3,26 @@
  * memory, and leaves the registry as it was (same versions, no stray blobs, no staging
  * leftovers, `maas verify` passes) and nothing written outside it.
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES } from '../helpers/registry.js';
-import { runCli } from '../helpers/run-cli.js';
-import { testEnv } from '../helpers/temp.js';
-import { MANIFEST_TYPE, type OciArtifact, type TarEntry, editOnnx, layoutEntries, rawTar, readLayoutArtifact, sha256, tamper } from '../helpers/hostile-registry.js';
+import { type HostileBench, hostileBench } from '../helpers/hostile-bench.js';
+import { MANIFEST_TYPE, type OciArtifact, type TarEntry, editOnnx, layoutEntries, rawTar, sha256, tamper } from '../helpers/hostile-registry.js';
 
 const BAD_DIGEST = 'sha256:../../../../../../etc/hostname';
 
+let bench: HostileBench;
 let root: string;
-let registry: string;
-let env: Record<string, string>;
 let artifact: OciArtifact;
-let before: { list: string; blobs: string[]; sentinel: string[]; root: string[] };
-const cli = (...args: string[]) => runCli(args, { cwd: registry, env });
-
-function tree(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, withFileTypes: true }).map((e) => join(e.parentPath, e.name).slice(dir.length + 1)).sort();
-}
-const blobs = () => readdirSync(join(registry, 'blobs/sha256')).sort();
-const staging = () => tree(join(registry, '.maas')).filter((p) => p.startsWith('tmp/') || p.startsWith('serve/'));
+const cli = (...args: string[]) => bench.cli(...args);
 
 beforeAll(async () => {
-  root = realpathSync(mkdtempSync(join(tmpdir(), 'maas-hostile-archives-')));
-  // This fork's temporary files (import staging) land here, so a leftover is seen.
-  mkdirSync(join(root, 'tmp'));
-  process.env.TMPDIR = join(root, 'tmp');
-  env = testEnv(root);
-  mkdirSync(join(root, 'sentinel'));
-  writeFileSync(join(root, 'sentinel', 'keep'), 'untouched');
-  mkdirSync(join(root, 'work'));
-  mkdirSync(join(root, 'archives'));
-  for (const f of ['mlp.onnx', 'mlp_external.onnx', 'mlp_external.onnx.data']) writeFileSync(join(root, 'work', f), readFileSync(join(FIXTURES, f)));
-
-  const source = join(root, 'source');
-  expect((await runCli(['init', source, '--yes'], { cwd: root, env })).exitCode).toBe(0);
-  expect((await runCli(['register', join(root, 'work/mlp_external.onnx'), '--name', 'ext'], { cwd: source, env })).exitCode).toBe(0);
-  expect((await runCli(['push', 'ext@1', `oci-layout:${join(root, 'layout')}`], { cwd: source, env })).exitCode).toBe(0);
-  artifact = readLayoutArtifact(join(root, 'layout'), '1');
-
-  registry = join(root, 'registry');
-  expect((await runCli(['init', registry, '--yes'], { cwd: root, env })).exitCode).toBe(0);
-  expect((await cli('register', join(root, 'work/mlp.onnx'))).exitCode).toBe(0);
-  before = { list: (await cli('list', '--json')).stdout, blobs: blobs(), sentinel: tree(join(root, 'sentinel')), root: readdirSync(root).sort() };
+  bench = await hostileBench('maas-hostile-archives-');
+  ({ root, artifact } = bench);
 }, 60_000);
 
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+afterAll(() => bench.remove());
 
 const manifestJson = () => JSON.parse(artifact.manifest.toString('utf8')) as { config: { digest: string }; layers: { digest: string }[] };
 const layer = (i: number) => manifestJson().layers[i]!.digest;
@@ -130,15 +100,11 @@ describe('hostile archives', () => {
     expect(r.json().error.message).toBeTruthy();
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(256 << 20);
-    expect(blobs()).toEqual(before.blobs);
-    expect(staging()).toEqual([]);
-    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
-    expect(tree(join(root, 'sentinel'))).toEqual(before.sentinel);
-    expect(readdirSync(root).sort()).toEqual(before.root);
+    bench.expectUntouched();
   });
 
   it('still holds exactly what it held, verify passes, and the honest archive imports', async () => {
-    expect((await cli('list', '--json')).stdout).toBe(before.list);
+    expect((await cli('list', '--json')).stdout).toBe(bench.list);
     const verify = await cli('verify', '--json');
     expect(verify.exitCode, verify.stdout).toBe(0);
     writeFileSync(join(root, 'archives', 'honest.tar'), tar(layout()));

@@ -3,56 +3,25 @@
  * exit 5 or 7, in bounded time and memory, and leaves the registry as it was (same versions,
  * no stray blobs, no staging leftovers, `maas verify` passes) and nothing written outside it.
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES } from '../helpers/registry.js';
-import { runCli } from '../helpers/run-cli.js';
-import { testEnv } from '../helpers/temp.js';
-import { MANIFEST_TYPE, type OciArtifact, type Script, editOnnx, endless, readLayoutArtifact, sha256, startHostileRegistry, tamper } from '../helpers/hostile-registry.js';
+import { type HostileBench, hostileBench } from '../helpers/hostile-bench.js';
+import { MANIFEST_TYPE, type OciArtifact, type Script, editOnnx, endless, sha256, startHostileRegistry, tamper } from '../helpers/hostile-registry.js';
 
 const CLIMB = '../../../../../sentinel/pwned.onnx';
 const BAD_DIGEST = 'sha256:../../../../../../etc/hostname';
 
+let bench: HostileBench;
 let root: string;
-let registry: string;
-let env: Record<string, string>;
 let artifact: OciArtifact;
-let before: { list: string; blobs: string[]; sentinel: string[]; root: string[] };
-const cli = (...args: string[]) => runCli(args, { cwd: registry, env });
-
-/** Every file under a folder, relative, sorted. */
-function tree(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, withFileTypes: true }).map((e) => join(e.parentPath, e.name).slice(dir.length + 1)).sort();
-}
-const blobs = () => readdirSync(join(registry, 'blobs/sha256')).sort();
-const staging = () => tree(join(registry, '.maas')).filter((p) => p.startsWith('tmp/') || p.startsWith('serve/'));
+const cli = (...args: string[]) => bench.cli(...args);
 
 beforeAll(async () => {
-  root = realpathSync(mkdtempSync(join(tmpdir(), 'maas-hostile-registry-')));
-  // This fork's temporary files land here, so a leftover of the command under test is seen.
-  mkdirSync(join(root, 'tmp'));
-  process.env.TMPDIR = join(root, 'tmp');
-  env = testEnv(root, { MAAS_REMOTE_TIMEOUT_S: '1' });
-  mkdirSync(join(root, 'sentinel'));
-  writeFileSync(join(root, 'sentinel', 'keep'), 'untouched');
-  mkdirSync(join(root, 'work'));
-  for (const f of ['mlp.onnx', 'mlp_external.onnx', 'mlp_external.onnx.data']) writeFileSync(join(root, 'work', f), readFileSync(join(FIXTURES, f)));
-
-  const source = join(root, 'source');
-  expect((await runCli(['init', source, '--yes'], { cwd: root, env })).exitCode).toBe(0);
-  expect((await runCli(['register', join(root, 'work/mlp_external.onnx'), '--name', 'ext'], { cwd: source, env })).exitCode).toBe(0);
-  expect((await runCli(['push', 'ext@1', `oci-layout:${join(root, 'layout')}`], { cwd: source, env })).exitCode).toBe(0);
-  artifact = readLayoutArtifact(join(root, 'layout'), '1');
-
-  registry = join(root, 'registry');
-  expect((await runCli(['init', registry, '--yes'], { cwd: root, env })).exitCode).toBe(0);
-  expect((await cli('register', join(root, 'work/mlp.onnx'))).exitCode).toBe(0);
-  before = { list: (await cli('list', '--json')).stdout, blobs: blobs(), sentinel: tree(join(root, 'sentinel')), root: readdirSync(root).sort() };
+  bench = await hostileBench('maas-hostile-registry-', { MAAS_REMOTE_TIMEOUT_S: '1' });
+  ({ root, artifact } = bench);
 }, 60_000);
 
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+afterAll(() => bench.remove());
 
 const layers = () => (JSON.parse(artifact.manifest.toString('utf8')) as { layers: { digest: string }[] }).layers;
 const json = (res: Parameters<Script>[1], status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -108,11 +77,7 @@ describe('a hostile registry on loopback', () => {
     expect(r.json().error.message).toBeTruthy();
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(256 << 20);
-    expect(blobs()).toEqual(before.blobs);
-    expect(staging()).toEqual([]);
-    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
-    expect(tree(join(root, 'sentinel'))).toEqual(before.sentinel);
-    expect(readdirSync(root).sort()).toEqual(before.root);
+    bench.expectUntouched();
   });
 
   it('ends a push whose upload the registry stalls with exit 5', async () => {
@@ -129,7 +94,7 @@ describe('a hostile registry on loopback', () => {
   });
 
   it('still holds exactly what it held, and verify passes', async () => {
-    expect((await cli('list', '--json')).stdout).toBe(before.list);
+    expect((await cli('list', '--json')).stdout).toBe(bench.list);
     const verify = await cli('verify', '--json');
     expect(verify.exitCode, verify.stdout).toBe(0);
     // The honest registry is pulled fine: the scenarios failed for what they did, not by accident.

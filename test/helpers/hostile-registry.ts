@@ -56,7 +56,7 @@ export interface TarEntry {
   claimedSize?: number;
 }
 
-/** A ustar archive written byte by byte. */
+/** A ustar archive written byte by byte, so entries can be whatever an attacker likes. */
 export function rawTar(entries: TarEntry[], { end = true } = {}): Buffer {
   const blocks: Buffer[] = [];
   for (const e of entries) {

@@ -3,34 +3,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { rawTar } from '../helpers/hostile-registry.js';
 import { makeRegistry } from '../helpers/registry.js';
 import { BIN } from '../helpers/run-cli.js';
-
-/** A ustar archive written byte by byte, so entries can be whatever an attacker likes. */
-function rawTar(entries: { name: string; type?: '0' | '1' | '2' | '5'; body?: string; link?: string }[]): Buffer {
-  const blocks: Buffer[] = [];
-  for (const e of entries) {
-    const body = Buffer.from(e.body ?? '');
-    const header = Buffer.alloc(512);
-    header.write(e.name, 0, 100);
-    header.write('0000644\0', 100);
-    header.write('0000000\0', 108);
-    header.write('0000000\0', 116);
-    header.write(`${body.length.toString(8).padStart(11, '0')}\0`, 124);
-    header.write('00000000000\0', 136);
-    header.write('        ', 148);
-    header.write(e.type ?? '0', 156);
-    if (e.link) header.write(e.link, 157, 100);
-    header.write('ustar\0', 257);
-    header.write('00', 263);
-    let sum = 0;
-    for (const byte of header) sum += byte;
-    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-    blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
 
 describe('maas pack / maas import', () => {
   it('packs a version into a reproducible OCI layout tarball that imports elsewhere', async () => {
