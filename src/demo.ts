@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { BUNDLED_MODEL } from './core/bundled.js';
 import type { Env } from './core/context.js';
 import { VERSION } from './core/version.js';
 import { initRegistry } from './registry/init.js';
@@ -17,9 +17,7 @@ import { registerModel, type RegisterResult } from './registry/register.js';
 import type { OnBytes } from './registry/store.js';
 import { verifyRegistry, type VerifyResult } from './registry/verify.js';
 import { type PushResult, push } from './remote/transfer.js';
-import { startServer } from './serve/server.js';
-
-export const BUNDLED_MODEL = fileURLToPath(new URL('../fixtures/mlp.onnx', import.meta.url));
+import { startServer } from './serve/http/server.js';
 
 export interface DemoResult {
   registry: string;

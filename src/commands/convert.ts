@@ -1,5 +1,5 @@
 import { defineCommand } from '../core/define-command.js';
-import type { ConvertResult } from '../onnx/convert.js';
+import type { ConvertResult } from '../convert/convert.js';
 import { renderConvert } from '../ui/render/convert.js';
 import { conversionFrom, conversionOptions, registryOptions, stepProgress } from './shared.js';
 
@@ -13,7 +13,7 @@ export const convertCommand = defineCommand<ConvertResult>({
   ],
   examples: ['maas convert model.onnx --int8', 'maas convert mlp@2 --optimize extended --int8 -o mlp-int8.onnx --json'],
   async run([source], opts, ctx) {
-    const { convertModel } = await import('../onnx/convert.js');
+    const { convertModel } = await import('../convert/convert.js');
     return convertModel(
       { source: source!, output: opts.output as string | undefined, ...conversionFrom(opts), onStep: stepProgress(ctx) },
       registryOptions(ctx),

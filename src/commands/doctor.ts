@@ -1,5 +1,5 @@
 import { defineCommand } from '../core/define-command.js';
-import type { DoctorResult } from '../serve/doctor.js';
+import type { DoctorResult } from '../inference/doctor.js';
 import { renderDoctor } from '../ui/render/serve.js';
 
 export const doctorCommand = defineCommand<DoctorResult>({
@@ -7,7 +7,7 @@ export const doctorCommand = defineCommand<DoctorResult>({
   summary: 'show which devices (cpu, cuda, webgpu) load a model here, and how to enable the others',
   examples: ['maas doctor', 'maas doctor --json'],
   async run() {
-    const { runDoctor } = await import('../serve/doctor.js');
+    const { runDoctor } = await import('../inference/doctor.js');
     return runDoctor();
   },
   render: renderDoctor,

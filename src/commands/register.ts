@@ -18,8 +18,8 @@ export const registerCommand = defineCommand<RegisterResult>({
   ],
   examples: ['maas register model.onnx', 'maas register resnet.onnx --name resnet --version 2 --alias staging -m "retrained on v2 data"', 'maas register model.onnx --fp16 --keep-io-types   # registers the converted model, with its accuracy report'],
   async run([file], opts, ctx) {
-    const { registerModel } = await import('../registry/register.js');
-    return registerModel(
+    const { registerConverted } = await import('../convert/register.js');
+    return registerConverted(
       {
         file: file!,
         name: opts.name as string | undefined,

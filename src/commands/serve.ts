@@ -4,7 +4,7 @@ import { defineCommand } from '../core/define-command.js';
 import { MaasError } from '../core/errors.js';
 import { DEVICES, type Device } from '../registry/config.js';
 import { parseRef } from '../registry/refs.js';
-import type { RunningServer } from '../serve/server.js';
+import type { RunningServer } from '../serve/http/server.js';
 import { renderServing } from '../ui/render/serve.js';
 import { registryOptions } from './shared.js';
 
@@ -49,7 +49,7 @@ export const serveCommand = defineCommand<ServeResult>({
   async run(modelArgs, opts, ctx) {
     let models = modelArgs;
     const [{ startServer }, { Registry }, { VERSION }, cache] = await Promise.all([
-      import('../serve/server.js'), import('../registry/registry.js'), import('../core/version.js'), import('../remote/cache.js'),
+      import('../serve/http/server.js'), import('../registry/registry.js'), import('../core/version.js'), import('../remote/cache.js'),
     ]);
     let registry = registryOptions(ctx);
     const remotes = models.filter(cache.isRemoteTarget);

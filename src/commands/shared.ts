@@ -2,7 +2,7 @@
 import type { CommandContext } from '../core/context.js';
 import type { OptionSpec } from '../core/define-command.js';
 import { MaasError } from '../core/errors.js';
-import type { ConvertOptions } from '../onnx/convert.js';
+import type { ConvertOptions } from '../convert/convert.js';
 import { parseVersion } from '../registry/refs.js';
 import { OPTIMIZE_LEVELS, type OptimizeLevel } from '../onnx/load-check.js';
 import type { RegistryOptions } from '../registry/registry.js';

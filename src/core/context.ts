@@ -1,6 +1,6 @@
 /** Every side effect a command may have comes in through this context, so tests run commands in-process. */
 import type { Readable, Writable } from 'node:stream';
-import type { Output } from '../ui/output.js';
+import type { Output } from './output.js';
 
 export interface Io {
   stdin: Readable & { isTTY?: boolean };

@@ -1,6 +1,6 @@
 /** The shape of a command: commander reads its flags, `run` returns a result, `render` prints it. */
 import type { CommandContext } from './context.js';
-import type { Theme } from '../ui/theme.js';
+import type { Theme } from './output.js';
 
 export interface OptionSpec {
   /** commander flags, e.g. '--version <n>'. */

@@ -8,7 +8,6 @@
  */
 import { createHash } from 'node:crypto';
 import { MaasError } from '../core/errors.js';
-import type { AccuracyReport } from '../onnx/accuracy.js';
 import { type ModelInfo, modelPackPrecisions, paramSize } from '../onnx/inspect.js';
 import { isConfinedPath, isDigest } from './layout.js';
 import type { BlobRef } from './store.js';
@@ -58,6 +57,24 @@ export interface OnnxMetadata extends ModelInfo {
   message?: string;
   /** set when the version was converted at register time: what from, how, and the proof. */
   conversion?: ConversionRecord;
+}
+
+/** A conversion's proof, as stored with the version: original and converted run on the same inputs. */
+export interface OutputAccuracy {
+  name: string;
+  maxAbsError: number;
+  /** max |converted - original| / max |original|: scale-free. */
+  normalizedError: number;
+  cosine: number;
+}
+
+export interface AccuracyReport {
+  samples: number;
+  outputs: OutputAccuracy[];
+  /** the largest normalizedError over all outputs. */
+  worst: number;
+  tolerance: number;
+  passed: boolean;
 }
 
 export interface ConversionRecord {

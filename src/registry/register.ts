@@ -1,12 +1,10 @@
 /** `maas register`: check, fingerprint and store an ONNX file as an immutable version. */
-import { existsSync, mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { MaasError } from '../core/errors.js';
 import { checkLoads } from '../onnx/load-check.js';
 import { inspectModel, type ModelInfo, type Signature } from '../onnx/inspect.js';
 import { versionTag } from './layout.js';
-import type { ConvertOptions } from '../onnx/convert.js';
 import { ANNOTATIONS, type ConversionRecord, type ModelFile, type OnnxMetadata, buildVersion, digestOf } from './manifest.js';
 import { assertAlias, assertModelName, formatRef, suggestName } from './refs.js';
 import { Registry, type RegistryOptions } from './registry.js';
@@ -20,8 +18,8 @@ export interface RegisterOptions {
   message?: string | undefined;
   /** load the model in onnxruntime before accepting it (default true). */
   loadCheck?: boolean;
-  /** convert before registering; the original is recorded as the version's source. */
-  convert?: Pick<ConvertOptions, 'optimize' | 'int8' | 'fp16' | 'keepIoTypes' | 'tolerance' | 'samples' | 'force' | 'onStep' | 'inputShape'> | undefined;
+  /** set when `file` is the result of a conversion (convert/register.ts): what from, how, and the proof. */
+  conversion?: ConversionRecord | undefined;
   /** called with (label, doneBytes, totalBytes) while blobs are copied in. */
   onProgress?: (label: string, totalBytes: number) => OnBytes;
 }
@@ -57,7 +55,7 @@ const FOREIGN_FORMATS: Record<string, string> = {
   '.pkl': 'a pickled Python object: export the model to ONNX (skl2onnx, torch.onnx.export)',
 };
 
-function checkedFile(file: string, cwd: string): string {
+export function checkedFile(file: string, cwd: string): string {
   const path = resolve(cwd, file);
   if (!existsSync(path)) {
     throw new MaasError('MAAS_FILE_NOT_FOUND', `${file} does not exist`, { hint: 'Check the path; it is resolved from the current folder.' });
@@ -87,120 +85,87 @@ function sameFiles(a: readonly { digest: string; path: string }[], b: readonly {
   return a.length === b.length && a.every((f, i) => f.digest === b[i]?.digest && f.path === b[i]?.path);
 }
 
-/** Runs the requested conversion into a scratch folder; the converted file is what gets registered. */
-async function converted(original: string, convert: RegisterOptions['convert'], ctx: RegistryOptions): Promise<{ path: string; conversion: ConversionRecord | undefined; cleanup: () => void }> {
-  const { exporterFor } = await import('../onnx/export.js');
-  const foreign = exporterFor(original) !== undefined;
-  if (!foreign && (!convert || (!convert.int8 && !convert.optimize && !convert.fp16))) return { path: original, conversion: undefined, cleanup: () => {} };
-  const { convertModel, conversionSuffix } = await import('../onnx/convert.js');
-  const dir = mkdtempSync(join(tmpdir(), 'maas-register-'));
-  const suffix = conversionSuffix(convert ?? {});
-  try {
-    const base = basename(original, extname(original));
-    const result = await convertModel({ source: original, output: join(dir, `${base}${suffix ? `.${suffix}` : ''}.onnx`), ...convert }, ctx);
-    return {
-      path: result.output.path,
-      conversion: {
-        source: result.exportedFrom
-          ? { file: basename(original), digest: result.exportedFrom.digest, size: result.exportedFrom.size, graphFingerprint: result.source.graphFingerprint }
-          : { file: basename(original), digest: result.source.digest, size: result.source.size, graphFingerprint: result.source.graphFingerprint },
-        steps: result.steps,
-        accuracy: result.accuracy,
-        forced: result.forced,
-      },
-      cleanup: () => rmSync(dir, { recursive: true, force: true }),
-    };
-  } catch (error) {
-    rmSync(dir, { recursive: true, force: true });
-    throw error;
-  }
-}
-
 export async function registerModel(options: RegisterOptions, ctx: RegistryOptions): Promise<RegisterResult> {
-  const original = checkedFile(options.file, ctx.cwd);
-  const name = options.name ?? suggestName(basename(original));
+  const path = checkedFile(options.file, ctx.cwd);
+  const name = options.name ?? suggestName(basename(path));
   assertModelName(name);
   if (options.alias !== undefined) assertAlias(options.alias);
   const registry = await Registry.open(ctx);
 
-  const { path, conversion, cleanup } = await converted(original, options.convert, ctx);
-  try {
-    const info = inspect(path);
-    const loadChecked = options.loadCheck ?? true;
-    if (loadChecked) await checkLoads(path);
+  const { conversion } = options;
+  const info = inspect(path);
+  const loadChecked = options.loadCheck ?? true;
+  if (loadChecked) await checkLoads(path);
 
-    const modelDir = dirname(path);
-    // Real paths: the files inspect confined to the model's folder, never a symlink to them.
-    const sources = [{ path: basename(path), source: path }, ...info.externalDataFiles.map((f) => ({ path: f, source: realpathSync(join(modelDir, f)) }))];
-    const ingest = async () => {
-      const files: ModelFile[] = [];
-      for (const { path: inArtifact, source } of sources) {
-        const total = statSync(source).size;
-        const onBytes = options.onProgress?.(`Storing ${inArtifact}`, total);
-        files.push({ path: inArtifact, ...(await registry.store.ingest(source, onBytes)) });
-      }
-      return files;
-    };
-    // Copy outside the lock: other writers wait only for the commit.
-    let files = await ingest();
-    const onnx: OnnxMetadata = { ...info, modelFile: basename(path), loadChecked, ...(options.message ? { message: options.message } : {}), ...(conversion ? { conversion } : {}) };
+  const modelDir = dirname(path);
+  // Real paths: the files inspect confined to the model's folder, never a symlink to them.
+  const sources = [{ path: basename(path), source: path }, ...info.externalDataFiles.map((f) => ({ path: f, source: realpathSync(join(modelDir, f)) }))];
+  const ingest = async () => {
+    const files: ModelFile[] = [];
+    for (const { path: inArtifact, source } of sources) {
+      const total = statSync(source).size;
+      const onBytes = options.onProgress?.(`Storing ${inArtifact}`, total);
+      files.push({ path: inArtifact, ...(await registry.store.ingest(source, onBytes)) });
+    }
+    return files;
+  };
+  // Copy outside the lock: other writers wait only for the commit.
+  let files = await ingest();
+  const onnx: OnnxMetadata = { ...info, modelFile: basename(path), loadChecked, ...(options.message ? { message: options.message } : {}), ...(conversion ? { conversion } : {}) };
 
-    const subject = (r: RegisterResult) => (r.status === 'unchanged' ? `tag ${r.ref} as ${r.alias}` : `register ${r.ref}${r.alias ? ` as ${r.alias}` : ''}`);
-    return registry.transact(subject, async (tx) => {
-      // A concurrent `maas gc` may have dropped blobs no manifest referenced yet.
-      if (!files.every((f) => registry.store.has(f))) files = await ingest();
-      const existing = registry.versions(name).map((v) => registry.readVersion(name, v));
-      const requested = options.version;
-      const same = existing.find((v) => sameFiles(v.manifest.layers.map((l) => ({ digest: l.digest, path: l.annotations?.[ANNOTATIONS.filepath] ?? '' })), files));
-      const clash = requested === undefined ? undefined : existing.find((v) => v.version === requested);
-      if (clash && clash !== same) {
-        throw new MaasError('MAAS_VERSION_CONFLICT', `${formatRef(name, requested!)} already exists with other bytes`, {
-          hint: `Versions are immutable. Register this file as a new version (omit --version, or --version ${Math.max(...existing.map((v) => v.version)) + 1}).`,
-          details: { existing: clash.manifest.layers[0]?.digest, new: files[0]?.digest },
-        });
-      }
-      if (requested !== undefined) registry.assertNumberFree(name, requested, files[0]?.digest, 'Omit --version to take the next free number.');
-      const removed = registry.removedVersions(name);
-      const reuse = same && (requested === undefined || requested === same.version) ? same : undefined;
-      const version = reuse?.version ?? requested ?? Math.max(0, ...existing.map((v) => v.version), ...removed.keys()) + 1;
-      const at = registry.now().toISOString();
+  const subject = (r: RegisterResult) => (r.status === 'unchanged' ? `tag ${r.ref} as ${r.alias}` : `register ${r.ref}${r.alias ? ` as ${r.alias}` : ''}`);
+  return registry.transact(subject, async (tx) => {
+    // A concurrent `maas gc` may have dropped blobs no manifest referenced yet.
+    if (!files.every((f) => registry.store.has(f))) files = await ingest();
+    const existing = registry.versions(name).map((v) => registry.readVersion(name, v));
+    const requested = options.version;
+    const same = existing.find((v) => sameFiles(v.manifest.layers.map((l) => ({ digest: l.digest, path: l.annotations?.[ANNOTATIONS.filepath] ?? '' })), files));
+    const clash = requested === undefined ? undefined : existing.find((v) => v.version === requested);
+    if (clash && clash !== same) {
+      throw new MaasError('MAAS_VERSION_CONFLICT', `${formatRef(name, requested!)} already exists with other bytes`, {
+        hint: `Versions are immutable. Register this file as a new version (omit --version, or --version ${Math.max(...existing.map((v) => v.version)) + 1}).`,
+        details: { existing: clash.manifest.layers[0]?.digest, new: files[0]?.digest },
+      });
+    }
+    if (requested !== undefined) registry.assertNumberFree(name, requested, files[0]?.digest, 'Omit --version to take the next free number.');
+    const removed = registry.removedVersions(name);
+    const reuse = same && (requested === undefined || requested === same.version) ? same : undefined;
+    const version = reuse?.version ?? requested ?? Math.max(0, ...existing.map((v) => v.version), ...removed.keys()) + 1;
+    const at = registry.now().toISOString();
 
-      if (options.alias !== undefined) {
-        const aliases = registry.aliases(name);
-        if (aliases[options.alias] !== version) {
-          const previous = aliases[options.alias];
-          registry.stageAliases(tx, name, { ...aliases, [options.alias]: version });
-          tx.record({ at, action: 'tag', model: name, version, alias: options.alias, ...(previous === undefined ? {} : { previous }) });
-        }
+    if (options.alias !== undefined) {
+      const aliases = registry.aliases(name);
+      if (aliases[options.alias] !== version) {
+        const previous = aliases[options.alias];
+        registry.stageAliases(tx, name, { ...aliases, [options.alias]: version });
+        tx.record({ at, action: 'tag', model: name, version, alias: options.alias, ...(previous === undefined ? {} : { previous }) });
       }
-      const base = { name, version, ref: formatRef(name, version), tag: versionTag(name, version), alias: options.alias, loadChecked, signature: info.signature, graphFingerprint: info.graphFingerprint };
-      if (reuse) {
-        return {
-          ...base,
-          status: 'unchanged' as const,
-          digest: reuse.manifest.layers[0]!.digest,
-          manifestDigest: reuse.manifestDigest,
-          size: reuse.manifest.layers.reduce((n, l) => n + l.size, 0),
-          files,
-          loadChecked: reuse.onnx.loadChecked,
-        };
-      }
-      const built = buildVersion({ name, version, created: at, files, onnx });
-      const dir = registry.layout.versionDir(name, version);
-      tx.write(`${dir}/config.json`, built.configBytes);
-      tx.write(`${dir}/manifest.json`, built.manifestBytes);
-      tx.record({ at, action: 'register', model: name, version, digest: files[0]!.digest });
-      tx.tag(versionTag(name, version));
+    }
+    const base = { name, version, ref: formatRef(name, version), tag: versionTag(name, version), alias: options.alias, loadChecked, signature: info.signature, graphFingerprint: info.graphFingerprint };
+    if (reuse) {
       return {
         ...base,
-        status: 'registered' as const,
-        digest: files[0]!.digest,
-        manifestDigest: digestOf(built.manifestBytes),
-        size: files.reduce((n, f) => n + f.size, 0),
+        status: 'unchanged' as const,
+        digest: reuse.manifest.layers[0]!.digest,
+        manifestDigest: reuse.manifestDigest,
+        size: reuse.manifest.layers.reduce((n, l) => n + l.size, 0),
         files,
+        loadChecked: reuse.onnx.loadChecked,
       };
-    });
-  } finally {
-    cleanup();
-  }
+    }
+    const built = buildVersion({ name, version, created: at, files, onnx });
+    const dir = registry.layout.versionDir(name, version);
+    tx.write(`${dir}/config.json`, built.configBytes);
+    tx.write(`${dir}/manifest.json`, built.manifestBytes);
+    tx.record({ at, action: 'register', model: name, version, digest: files[0]!.digest });
+    tx.tag(versionTag(name, version));
+    return {
+      ...base,
+      status: 'registered' as const,
+      digest: files[0]!.digest,
+      manifestDigest: digestOf(built.manifestBytes),
+      size: files.reduce((n, f) => n + f.size, 0),
+      files,
+    };
+  });
 }

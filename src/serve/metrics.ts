@@ -1,6 +1,6 @@
 /** Prometheus metrics for `/metrics` (prom-client), labelled by served model and version only. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { RuntimeObserver } from './runtime.js';
+import type { RuntimeObserver } from '../inference/runtime.js';
 
 export interface ServeMetrics {
   registry: Registry;

@@ -3,10 +3,10 @@ import { availableParallelism } from 'node:os';
 import type { Device } from '../registry/config.js';
 import { parseRef } from '../registry/refs.js';
 import { Registry, type RegistryOptions } from '../registry/registry.js';
-import { encodeInferResponse, parseInferRequest } from './kserve.js';
-import { modelPath } from './model-files.js';
-import { checkBlobs } from './repository.js';
-import { ModelRuntime } from './runtime.js';
+import { encodeInferResponse, parseInferRequest } from './http/kserve.js';
+import { modelPath } from '../registry/serve-cache.js';
+import { checkBlobs } from '../inference/manager.js';
+import { ModelRuntime } from '../inference/runtime.js';
 
 export interface PredictOptions {
   ref: string;

@@ -2,26 +2,7 @@
 import ora, { type Ora } from 'ora';
 import type { Io } from '../core/context.js';
 import { formatBytes } from './format.js';
-import type { Theme } from './theme.js';
-
-export interface Progress {
-  update(doneBytes: number): void;
-  stop(): void;
-}
-
-export interface Output {
-  readonly json: boolean;
-  readonly theme: Theme;
-  /** writes a command's result: a rendered text, or one JSON document under --json. */
-  result(text: string): void;
-  info(message: string): void;
-  warn(message: string): void;
-  debug(message: string): void;
-  /** a byte progress bar on an interactive stderr; silent otherwise. */
-  progress(label: string, totalBytes: number): Progress;
-  /** a spinner naming the step under way, on an interactive stderr; silent otherwise. */
-  step(label: string): Progress;
-}
+import type { Output, Progress, Theme } from '../core/output.js';
 
 export interface OutputOptions {
   io: Io;

@@ -1,17 +1,7 @@
-/** The one Chalk instance, with semantic helpers instead of raw colour names. */
+/** The one Chalk instance, with semantic helpers (core/output.ts's Theme) instead of raw colour names. */
 import { Chalk, type ChalkInstance } from 'chalk';
 import type { Env } from '../core/context.js';
-
-export interface Theme {
-  success: (s: string) => string;
-  error: (s: string) => string;
-  warn: (s: string) => string;
-  dim: (s: string) => string;
-  bold: (s: string) => string;
-  code: (s: string) => string;
-  path: (s: string) => string;
-  ref: (s: string) => string;
-}
+import type { Theme } from '../core/output.js';
 
 export function colorLevel(env: Env, isTTY: boolean, colorFlag: boolean): 0 | 1 {
   if (!colorFlag || env.NO_COLOR !== undefined) return 0;

@@ -10,7 +10,7 @@ import { quantizePerChannel } from '../../src/onnx/quantize.js';
 import { toHalf } from '../../src/onnx/fp16.js';
 import { DataType } from '../../src/onnx/dtypes.js';
 import { valueInfoProto } from '../../src/onnx/build.js';
-import { halfToNumber } from '../../src/serve/tensors.js';
+import { halfToNumber } from '../../src/inference/tensors.js';
 import { makeRegistry } from '../helpers/registry.js';
 
 describe('quantizePerChannel', () => {
@@ -186,7 +186,7 @@ describe('maas convert --fp16', () => {
     writeModel(reg.work, 'cw.onnx', constantWeights());
     // The built convertModel in a bare node process (no process.exit): it ends by itself only
     // if every worker it started was closed.
-    const convertJs = pathToFileURL(join(import.meta.dirname, '../../dist/onnx/convert.js')).href;
+    const convertJs = pathToFileURL(join(import.meta.dirname, '../../dist/convert/convert.js')).href;
     // A script file, not `node -e`: workers inherit execArgv, and `--input-type` would break them.
     writeFileSync(join(reg.work, 'convert.mjs'), `import(${JSON.stringify(convertJs)}).then((m) => m.convertModel({ source: 'cw.onnx', fp16: true }, { cwd: ${JSON.stringify(reg.work)}, env: {} }))
       .then(() => console.log('converted'), (e) => console.log(e.code));`);

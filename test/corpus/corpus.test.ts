@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORPUS_MODELS, type CorpusInput, type CorpusModel, corpusFile } from '../../fixtures/corpus.js';
 import { seededRandom } from '../../src/core/random.js';
 import { paramSize } from '../../src/onnx/inspect.js';
-import { type RunningServer, startServer } from '../../src/serve/server.js';
+import { type RunningServer, startServer } from '../../src/serve/http/server.js';
 import { HAVE_REGISTRY, REQUIRE_TOOLS, skopeo, startOciRegistry } from '../helpers/oci-registry.js';
 import { runCli, spawnCli } from '../helpers/run-cli.js';
 import { testEnv } from '../helpers/temp.js';

@@ -1,5 +1,5 @@
 import { onTestFinished } from 'vitest';
-import { startServer, type RunningServer, type ServeOptions } from '../../src/serve/server.js';
+import { startServer, type RunningServer, type ServeOptions } from '../../src/serve/http/server.js';
 import type { TestRegistry } from './registry.js';
 
 export interface TestServer extends RunningServer {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isConfinedPath, isDigest } from '../../src/registry/layout.js';
 import { Registry } from '../../src/registry/registry.js';
-import { modelPath } from '../../src/serve/model-files.js';
+import { modelPath } from '../../src/registry/serve-cache.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
 
 async function withExternal(): Promise<TestRegistry> {

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { ALL_TYPES, largeMatmul, mlp, writeModel } from '../../fixtures/models.js';
 import { freePort } from '../helpers/oci-registry.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
-import { tfDtype } from '../../src/serve/tfserving.js';
+import { tfDtype } from '../../src/serve/http/tfserving.js';
 import { serveRegistry } from '../helpers/serve.js';
 import { rawHttp, spawnServe } from '../helpers/serve-process.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { concatBatch, fromBinary, fromJsonData, halfToNumber, nest, shapeMismatch, splitBatch, toBinary, toJsonData } from '../../src/serve/tensors.js';
-import { isBatchable } from '../../src/serve/runtime.js';
+import { concatBatch, fromBinary, fromJsonData, halfToNumber, nest, shapeMismatch, splitBatch, toBinary, toJsonData } from '../../src/inference/tensors.js';
+import { isBatchable } from '../../src/inference/runtime.js';
 
 describe('tensor conversion', () => {
   it('accepts flat and nested JSON data and checks the element count', () => {

@@ -2,7 +2,7 @@
 import type { PackResult } from '../../remote/archive.js';
 import type { PullResult, PushResult } from '../../remote/transfer.js';
 import { formatBytes, shortDigest } from '../format.js';
-import type { Theme } from '../theme.js';
+import type { Theme } from '../../core/output.js';
 
 export function renderPush(r: PushResult, t: Theme): string {
   return [

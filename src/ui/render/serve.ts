@@ -1,8 +1,8 @@
 /** Human renderers for serve, predict and doctor. */
-import type { RunningServer } from '../../serve/server.js';
-import type { DoctorResult } from '../../serve/doctor.js';
+import type { RunningServer } from '../../serve/http/server.js';
+import type { DoctorResult } from '../../inference/doctor.js';
 import { table } from '../format.js';
-import type { Theme } from '../theme.js';
+import type { Theme } from '../../core/output.js';
 
 export function renderServing(r: Omit<RunningServer, 'close'>, t: Theme): string {
   const lines = r.models.map((m) => {

@@ -6,16 +6,18 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { MaasError, isMaasError, messageOf } from '../core/errors.js';
-import type { ModelRef } from '../registry/refs.js';
-import type { RegistryOptions } from '../registry/registry.js';
+import { MaasError, isMaasError, messageOf } from '../../core/errors.js';
+import type { ModelRef } from '../../registry/refs.js';
+import type { RegistryOptions } from '../../registry/registry.js';
 import { BodyParser, readBody } from './body.js';
-import { HEADER_LENGTH, encodeInferResponse, modelMetadata } from './kserve.js';
-import { createMetrics } from './metrics.js';
-import { ModelRepository, type ServeEvent } from './repository.js';
-import type { ModelRuntime, RuntimeOptions } from './runtime.js';
+import { modelMetadata } from '../../inference/protocol.js';
+import { HEADER_LENGTH, encodeInferResponse } from './kserve.js';
+import { createMetrics } from '../metrics.js';
+import { ModelRepository, type ServeEvent } from '../../inference/manager.js';
+import type { RuntimeOptions } from '../../inference/config.js';
+import type { ModelRuntime } from '../../inference/runtime.js';
 import { checkSignatureName, encodePredictResponse, tfModelMetadata } from './tfserving.js';
-import type { WireTensor } from './tensors.js';
+import type { WireTensor } from '../../inference/tensors.js';
 
 export interface ServeOptions {
   registry: RegistryOptions;

@@ -1,11 +1,13 @@
 /** `maas doctor`: which execution providers actually load a model on this machine, and the fix for those that don't. */
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
+import { BUNDLED_MODEL } from '../core/bundled.js';
 import { messageOf } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { inspectModel } from '../onnx/inspect.js';
-import { BUNDLED_MODEL } from '../demo.js';
-import { DEVICE_FIXES, ModelRuntime } from './runtime.js';
+import { oneShotRuntime } from './config.js';
+import { DEVICE_FIXES } from './providers.js';
+import { ModelRuntime } from './runtime.js';
 
 export interface ProviderCheck {
   name: 'cpu' | 'cuda' | 'webgpu';
@@ -34,7 +36,7 @@ export async function runDoctor(): Promise<DoctorResult> {
     try {
       const runtime = await ModelRuntime.load(
         { name: 'doctor', version: 0, signature, modelPath: BUNDLED_MODEL },
-        { device: name, workers: 1, threads: 1, maxBatch: 1, batchDelayMs: 0, maxQueue: 1 },
+        oneShotRuntime(name),
       );
       providers.push({ name, available: true, loadMs: Math.round(runtime.loadMs) });
       await runtime.close();

@@ -2,7 +2,7 @@
  * A parse process: reads jobs from stdin (a uint32 LE header length, the JSON header, then the
  * body), parses each body into tensors and answers on the IPC channel, one at a time.
  */
-import { isMaasError, messageOf } from '../core/errors.js';
+import { isMaasError, messageOf } from '../../core/errors.js';
 import type { ParseJob, ParseReply } from './body.js';
 import { parseInferRequest, splitBody } from './kserve.js';
 import { parsePredictRequest } from './tfserving.js';

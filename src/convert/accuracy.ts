@@ -2,29 +2,13 @@
  * Proof that a converted model still answers the same: original and converted run on the same
  * seeded inputs (generated from the signature) and every output is compared.
  */
-import { availableParallelism } from 'node:os';
 import { seededRandom } from '../core/random.js';
-import { withRuntimes } from '../serve/runtime.js';
-import { type OrtType, type TensorData, type WireTensor, halfToNumber, ortTypeOfOnnx } from '../serve/tensors.js';
-import { toHalf } from './fp16.js';
-import { type Signature, inspectModel } from './inspect.js';
-
-export interface OutputAccuracy {
-  name: string;
-  maxAbsError: number;
-  /** max |converted - original| / max |original|: scale-free. */
-  normalizedError: number;
-  cosine: number;
-}
-
-export interface AccuracyReport {
-  samples: number;
-  outputs: OutputAccuracy[];
-  /** the largest normalizedError over all outputs. */
-  worst: number;
-  tolerance: number;
-  passed: boolean;
-}
+import { oneShotRuntime } from '../inference/config.js';
+import { withRuntimes } from '../inference/runtime.js';
+import { type OrtType, type TensorData, type WireTensor, halfToNumber, ortTypeOfOnnx } from '../inference/tensors.js';
+import { toHalf } from '../onnx/fp16.js';
+import { type Signature, inspectModel } from '../onnx/inspect.js';
+import type { AccuracyReport, OutputAccuracy } from '../registry/manifest.js';
 
 /** Inputs for one sample: symbolic dims become 2, unknown ones 1; values seeded per dtype. */
 export function sampleFeeds(signature: Signature, seed: number): Record<string, WireTensor> {
@@ -93,13 +77,12 @@ export async function compareModels(
   const seededCount = options.samples ?? 4;
   const inputs = [...Array.from({ length: seededCount }, (_, s) => sampleFeeds(signature, 1234 + s)), ...(options.extraSamples ?? [])];
   const samples = inputs.length;
-  const runtimeOptions = { device: 'cpu' as const, workers: 1, threads: availableParallelism(), maxBatch: 1, batchDelayMs: 0, maxQueue: samples };
   const convertedSignature = inspectModel(converted).signature;
   const specs = [
     { name: 'original', version: 0, signature, modelPath: original },
     { name: 'converted', version: 0, signature: convertedSignature, modelPath: converted },
   ];
-  return withRuntimes(specs, runtimeOptions, async ([a, b]) => {
+  return withRuntimes(specs, oneShotRuntime('cpu', samples), async ([a, b]) => {
     const worst = new Map<string, OutputAccuracy>();
     const outputs = signature.outputs.map((o) => o.name);
     for (const feeds of inputs) {

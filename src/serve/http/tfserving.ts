@@ -2,9 +2,9 @@
  * TensorFlow Serving's REST predict API (`/v1/models/M:predict`), for users migrating from it:
  * row (`instances`) and columnar (`inputs`) requests, `predictions` / `outputs` responses.
  */
-import type { Signature, TensorSpec } from '../onnx/inspect.js';
-import { badInput, checkAgainstSpec, isObject } from './kserve.js';
-import { MAX_RANK, TensorError, badShape, elementCount, fromJsonData, kserveDatatype, nest, ortTypeOfOnnx, toJsonData, type WireTensor } from './tensors.js';
+import type { Signature, TensorSpec } from '../../onnx/inspect.js';
+import { badInput, checkAgainstSpec, isObject } from '../../inference/protocol.js';
+import { MAX_RANK, TensorError, badShape, elementCount, fromJsonData, kserveDatatype, nest, ortTypeOfOnnx, toJsonData, type WireTensor } from '../../inference/tensors.js';
 
 export interface ParsedPredict {
   format: 'row' | 'columnar';

@@ -6,18 +6,19 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync
 import { tmpdir } from 'node:os';
 import { basename, extname, join, resolve } from 'node:path';
 import { MaasError } from '../core/errors.js';
+import { type Fp16Report, convertFloat16 } from '../onnx/fp16.js';
+import { type Signature, inspectModel } from '../onnx/inspect.js';
+import { type OptimizeLevel, optimizeModel } from '../onnx/load-check.js';
+import { type QuantizeReport, quantizeInt8 } from '../onnx/quantize.js';
+import type { AccuracyReport } from '../registry/manifest.js';
 import { parseRef } from '../registry/refs.js';
 import { Registry, type RegistryOptions } from '../registry/registry.js';
+import { modelPath } from '../registry/serve-cache.js';
 import { hashFile } from '../registry/store.js';
-import { modelPath } from '../serve/model-files.js';
-import { type AccuracyReport, compareModels } from './accuracy.js';
-import { type Signature, inspectModel } from './inspect.js';
-import { parseInferRequest } from '../serve/kserve.js';
-import type { WireTensor } from '../serve/tensors.js';
-import { type OptimizeLevel, optimizeModel } from './load-check.js';
+import { decodeInferRequest } from '../inference/protocol.js';
+import type { WireTensor } from '../inference/tensors.js';
+import { compareModels } from './accuracy.js';
 import { exportToOnnx, exporterFor } from './export.js';
-import { type Fp16Report, convertFloat16 } from './fp16.js';
-import { type QuantizeReport, quantizeInt8 } from './quantize.js';
 
 export interface ConvertOptions {
   source: string;
@@ -158,7 +159,7 @@ function readSamples(path: string, signature: Signature): Record<string, WireTen
   } catch (error) {
     throw new MaasError('MAAS_USAGE', `--samples ${path} is not readable JSON: ${(error as Error).message}`, { hint: 'Give a KServe v2 infer request, or an array of them.' });
   }
-  return (Array.isArray(parsed) ? parsed : [parsed]).map((request) => parseInferRequest(Buffer.from(JSON.stringify(request)), undefined, signature).feeds);
+  return (Array.isArray(parsed) ? parsed : [parsed]).map((request) => decodeInferRequest(request, Buffer.alloc(0), signature).feeds);
 }
 
 /** `basic.int8`, `fp16`...: what a converted file's name says about it. */

@@ -8,8 +8,9 @@
 import { MaasError, isMaasError, messageOf } from '../core/errors.js';
 import type { ModelRef } from '../registry/refs.js';
 import { Registry, type RegistryOptions, type VersionRecord } from '../registry/registry.js';
-import { modelPath } from './model-files.js';
-import { ModelRuntime, type RuntimeObserver, type RuntimeOptions } from './runtime.js';
+import { modelPath } from '../registry/serve-cache.js';
+import type { RuntimeOptions } from './config.js';
+import { ModelRuntime, type RuntimeObserver } from './runtime.js';
 
 export interface Route {
   name: string;

@@ -2,8 +2,8 @@
 import { copyFileSync, linkSync, lstatSync, mkdirSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { MaasError } from '../core/errors.js';
-import { ANNOTATIONS } from '../registry/manifest.js';
-import type { Registry, VersionRecord } from '../registry/registry.js';
+import { ANNOTATIONS } from './manifest.js';
+import type { Registry, VersionRecord } from './registry.js';
 
 function outside(record: VersionRecord, path: string): MaasError {
   return new MaasError('MAAS_MODEL_INVALID', `${record.name}@${record.version}: '${path}' leaves the version's folder`, {

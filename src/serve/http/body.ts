@@ -11,9 +11,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
 import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { MaasError, type ErrorCode } from '../core/errors.js';
-import type { Signature } from '../onnx/inspect.js';
-import { type ParsedInfer, parseInferRequest, splitBody } from './kserve.js';
+import { MaasError, type ErrorCode } from '../../core/errors.js';
+import type { Signature } from '../../onnx/inspect.js';
+import type { ParsedInfer } from '../../inference/protocol.js';
+import { parseInferRequest, splitBody } from './kserve.js';
 import { type ParsedPredict, parsePredictRequest } from './tfserving.js';
 
 /** Parsing this much JSON takes a few milliseconds: not worth a round trip to a parse process. */
@@ -28,7 +29,7 @@ const MIN_PARSE_HEAP_MB = 128;
 const PARSE_HEAP_PER_BODY = 4;
 
 // From src/ under vitest the parser is the built one: Node 20 cannot run a .ts entry point.
-const PARSE_PROCESS = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../../dist/serve/parse-process.js' : './parse-process.js', import.meta.url));
+const PARSE_PROCESS = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../../../dist/serve/http/parse-process.js' : './parse-process.js', import.meta.url));
 
 /** What a parse process reads on its stdin, before `bodyLength` bytes of body. */
 export type ParseJob =

@@ -1,0 +1,67 @@
+/**
+ * The one table of serving defaults. `serve`, `predict`, `doctor`, `demo`, convert's accuracy
+ * runs, the option tables' help texts and the tests all read these; no other file writes a
+ * default for them. Light on purpose: `maas --help` reads it, so it imports nothing heavy.
+ */
+import { constants } from 'node:buffer';
+import { availableParallelism } from 'node:os';
+import type { Device } from '../registry/config.js';
+
+/** How one served version runs: its worker pool, batching and admission. */
+export interface RuntimeOptions {
+  device: Device;
+  workers: number;
+  /** onnxruntime intra-op threads per worker. */
+  threads: number;
+  /** rows merged into one run by dynamic batching; 1 turns batching off. */
+  maxBatch: number;
+  /** how long an under-full batch waits for company (Triton's max_queue_delay). */
+  batchDelayMs: number;
+  /** queued requests per version before MAAS_OVERLOADED (503 / RESOURCE_EXHAUSTED). */
+  maxQueue: number;
+}
+
+export const SERVING_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 8080,
+  device: 'auto' as Device,
+  workers: 1,
+  maxBatch: 32,
+  batchDelayMs: 0,
+  maxQueue: 1024,
+  /** per-request deadline, then MAAS_TIMEOUT (504 / DEADLINE_EXCEEDED). */
+  timeoutMs: 30_000,
+  /** largest request body, then 413 (REST) or RESOURCE_EXHAUSTED (gRPC). */
+  maxBodyMb: 64,
+  /** how often the server looks for new versions and alias moves. */
+  pollMs: 1000,
+} as const;
+
+/** The most one Buffer holds (4 GiB in Node 20): a larger body could never be read. */
+export const MAX_BODY_MB = Math.floor(constants.MAX_LENGTH / (1024 * 1024));
+
+/** Intra-op threads when none are given: the machine's cores shared between the workers. */
+export function defaultThreads(workers: number): number {
+  return Math.max(1, Math.floor(availableParallelism() / workers));
+}
+
+/** A served version's runtime from what was asked; everything not asked is the default. */
+export function servingRuntime(asked: Partial<RuntimeOptions>): RuntimeOptions {
+  const workers = asked.workers ?? SERVING_DEFAULTS.workers;
+  return {
+    device: asked.device ?? SERVING_DEFAULTS.device,
+    workers,
+    threads: asked.threads ?? defaultThreads(workers),
+    maxBatch: asked.maxBatch ?? SERVING_DEFAULTS.maxBatch,
+    batchDelayMs: asked.batchDelayMs ?? SERVING_DEFAULTS.batchDelayMs,
+    maxQueue: asked.maxQueue ?? SERVING_DEFAULTS.maxQueue,
+  };
+}
+
+/**
+ * One caller running a few requests in turn (predict, doctor, convert's accuracy proof): one
+ * worker with the whole machine, no batching, a queue as long as the requests it will get.
+ */
+export function oneShotRuntime(device: Device, requests = 1): RuntimeOptions {
+  return { device, workers: 1, threads: availableParallelism(), maxBatch: 1, batchDelayMs: 0, maxQueue: Math.max(1, requests) };
+}

@@ -1,0 +1,146 @@
+/**
+ * The Open Inference Protocol's data model, whatever carries it (REST JSON, REST binary, gRPC,
+ * `maas predict`, convert's samples): request tensors checked against the model's signature,
+ * which outputs to return, and the model metadata document.
+ */
+import type { Signature, TensorSpec } from '../onnx/inspect.js';
+import { MaasError } from '../core/errors.js';
+import { TensorError, badShape, fromBinary, fromJsonData, kserveDatatype, kserveShape, ortTypeOfKserve, ortTypeOfOnnx, shapeMismatch, type WireTensor } from './tensors.js';
+
+export const PLATFORM = 'onnx_onnxv1';
+
+export interface ParsedInfer {
+  id: string | undefined;
+  feeds: Record<string, WireTensor>;
+  outputs: string[];
+  /** outputs the client wants as raw bytes (REST's binary tensor extension). */
+  binaryOutputs: Set<string>;
+}
+
+export function badInput(message: string): MaasError {
+  return new MaasError('MAAS_BAD_INPUT', message);
+}
+
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Checks a request tensor's name, dtype and shape against the model's signature. */
+export function checkAgainstSpec(spec: TensorSpec | undefined, name: string, datatype: string, dims: number[], signature: Signature): void {
+  if (!spec) throw badInput(`unknown input '${name}'; the model takes ${signature.inputs.map((i) => `'${i.name}'`).join(', ')}`);
+  const expected = ortTypeOfOnnx(spec.dtype);
+  if (ortTypeOfKserve(datatype) !== expected) {
+    throw badInput(`input '${name}' has datatype ${datatype}, the model expects ${expected ? kserveDatatype(expected) : spec.dtype}`);
+  }
+  const mismatch = shapeMismatch(dims, spec.shape);
+  if (mismatch) throw badInput(`input '${name}': ${mismatch}`);
+}
+
+/** Checks an input's name, datatype and shape; returns its dims. Names must not repeat. */
+export function checkInputHead(name: unknown, datatype: unknown, shape: unknown, seen: Record<string, unknown>, signature: Signature, where: string): { name: string; dims: number[] } {
+  if (typeof name !== 'string' || name === '') throw badInput(`${where} needs a "name"`);
+  if (seen[name]) throw badInput(`input '${name}' is given twice`);
+  if (typeof datatype !== 'string' || datatype === '') throw badInput(`input '${name}' needs a "datatype"`);
+  const shapeProblem = badShape(shape);
+  if (shapeProblem) throw badInput(`input '${name}' ${shapeProblem}`);
+  const dims = shape as number[];
+  checkAgainstSpec(signature.inputs.find((s) => s.name === name), name, datatype, dims, signature);
+  return { name, dims };
+}
+
+/** Every input the model takes must be there. */
+export function requireAllInputs(feeds: Record<string, WireTensor>, signature: Signature): void {
+  const missing = signature.inputs.filter((s) => !feeds[s.name]).map((s) => `'${s.name}'`);
+  if (missing.length) throw badInput(`missing input ${missing.join(', ')}`);
+}
+
+/** The outputs a request names, checked (known, not twice, not none); all of them when it names none. */
+export function requestedOutputs(names: string[] | undefined, signature: Signature): string[] {
+  const known = new Set(signature.outputs.map((o) => o.name));
+  if (names === undefined) return [...known];
+  if (names.length === 0) throw badInput('"outputs" names no output; leave it out to get every output');
+  const asked = new Set<string>();
+  for (const name of names) {
+    if (!known.has(name)) throw badInput(`unknown output '${name}'; the model returns ${[...known].map((n) => `'${n}'`).join(', ')}`);
+    if (asked.has(name)) throw badInput(`output '${name}' is asked for twice`);
+    asked.add(name);
+  }
+  return names;
+}
+
+function parameters(value: unknown, where: string): Record<string, unknown> {
+  if (value === undefined) return {};
+  if (!isObject(value)) throw badInput(`${where}.parameters must be an object`);
+  return value;
+}
+
+/** Runs `build`, turning a tensor's own complaint into a 400. */
+export function asBadInput<T>(build: () => T): T {
+  try {
+    return build();
+  } catch (error) {
+    if (error instanceof TensorError) throw badInput(error.message);
+    throw error;
+  }
+}
+
+/**
+ * A KServe v2 infer request in its JSON form: `json` the parsed document, `binary` the bytes
+ * that followed it (the binary tensor extension), each binary input taking its
+ * `binary_data_size` in order.
+ */
+export function decodeInferRequest(json: unknown, binary: Buffer, signature: Signature): ParsedInfer {
+  if (!isObject(json)) throw badInput('the request body must be a JSON object with "inputs"');
+  if (json.id !== undefined && typeof json.id !== 'string') throw badInput('"id" must be a string');
+  const inputs = json.inputs;
+  if (!Array.isArray(inputs) || inputs.length === 0) throw badInput('"inputs" must be a non-empty array');
+  const feeds: Record<string, WireTensor> = {};
+  let offset = 0;
+  asBadInput(() => {
+    for (const [i, input] of inputs.entries()) {
+      if (!isObject(input)) throw badInput(`inputs[${i}] needs a "name"`);
+      const { name, dims } = checkInputHead(input.name, input.datatype, input.shape, feeds, signature, `inputs[${i}]`);
+      const type = ortTypeOfKserve(input.datatype as string)!;
+      const size = parameters(input.parameters, `inputs[${i}]`).binary_data_size;
+      if (size !== undefined) {
+        if (input.data !== undefined) throw badInput(`input '${name}' sets both "data" and binary_data_size`);
+        if (!Number.isSafeInteger(size) || (size as number) < 0) throw badInput(`input '${name}': binary_data_size must be a non-negative integer`);
+        if (offset + (size as number) > binary.length) {
+          throw badInput(`input '${name}': binary_data_size ${size} runs past the ${binary.length} bytes of binary data`);
+        }
+        feeds[name] = { type, dims, data: fromBinary(name, type, dims, binary.subarray(offset, offset + (size as number))) };
+        offset += size as number;
+      } else {
+        if (input.data === undefined) throw badInput(`input '${name}' has neither "data" nor parameters.binary_data_size`);
+        feeds[name] = { type, dims, data: fromJsonData(name, type, dims, input.data) };
+      }
+    }
+  });
+  if (offset !== binary.length) throw badInput(`${binary.length - offset} bytes of binary data follow the last binary input`);
+  requireAllInputs(feeds, signature);
+
+  const allBinary = parameters(json.parameters, 'request').binary_data_output === true;
+  const binaryOutputs = new Set<string>();
+  const listed = json.outputs;
+  if (listed !== undefined && !Array.isArray(listed)) throw badInput('"outputs" must be an array');
+  const asked = listed?.map((o: unknown, i: number) => {
+    if (!isObject(o) || typeof o.name !== 'string') throw badInput(`outputs[${i}] needs a "name"`);
+    const binaryFlag = parameters(o.parameters, `outputs[${i}]`).binary_data;
+    if (binaryFlag === true || (binaryFlag === undefined && allBinary)) binaryOutputs.add(o.name);
+    return o.name;
+  });
+  const outputs = requestedOutputs(asked, signature);
+  if (asked === undefined && allBinary) for (const name of outputs) binaryOutputs.add(name);
+  return { id: json.id as string | undefined, feeds, outputs, binaryOutputs };
+}
+
+/** One tensor of the metadata document: KServe datatypes, -1 for dims that are not fixed. */
+export function tensorMetadata(t: TensorSpec): { name: string; datatype: string; shape: number[] } {
+  const type = ortTypeOfOnnx(t.dtype);
+  return { name: t.name, datatype: type ? kserveDatatype(type) : t.dtype.toUpperCase(), shape: kserveShape(t.shape) };
+}
+
+/** The model metadata document (REST `GET /v2/models/M`, gRPC ModelMetadata): `versions` as served. */
+export function modelMetadata(name: string, versions: string[], signature: Signature): { name: string; versions: string[]; platform: string; inputs: ReturnType<typeof tensorMetadata>[]; outputs: ReturnType<typeof tensorMetadata>[] } {
+  return { name, versions, platform: PLATFORM, inputs: signature.inputs.map(tensorMetadata), outputs: signature.outputs.map(tensorMetadata) };
+}

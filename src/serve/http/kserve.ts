@@ -1,0 +1,60 @@
+/**
+ * KServe v2 REST's wire format: a JSON header, optionally followed by binary tensor data
+ * (Inference-Header-Content-Length), in both directions.
+ */
+import { constants } from 'node:buffer';
+import { MaasError } from '../../core/errors.js';
+import type { Signature } from '../../onnx/inspect.js';
+import { type ParsedInfer, badInput, decodeInferRequest } from '../../inference/protocol.js';
+import { kserveDatatype, toBinary, toJsonData, type WireTensor } from '../../inference/tensors.js';
+
+export const HEADER_LENGTH = 'inference-header-content-length';
+
+/** Splits a body into its JSON header and binary tail per Inference-Header-Content-Length. */
+export function splitBody(body: Buffer, headerLength: string | undefined): { json: unknown; binary: Buffer } {
+  let jsonLength = body.length;
+  if (headerLength !== undefined) {
+    if (!/^\d+$/.test(headerLength) || Number(headerLength) > body.length) {
+      throw badInput(`Inference-Header-Content-Length ${JSON.stringify(headerLength.slice(0, 40))} is not a length within the ${body.length}-byte body`);
+    }
+    jsonLength = Number(headerLength);
+  }
+  if (jsonLength > constants.MAX_STRING_LENGTH) {
+    throw new MaasError('MAAS_PAYLOAD_TOO_LARGE', `the request's JSON (${jsonLength} bytes) is longer than a JavaScript string can be`, {
+      hint: 'Send large tensors with the binary tensor extension (parameters.binary_data_size).',
+    });
+  }
+  try {
+    return { json: JSON.parse(body.subarray(0, jsonLength).toString('utf8')), binary: body.subarray(jsonLength) };
+  } catch (error) {
+    throw badInput(`the request body is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+export function parseInferRequest(body: Buffer, headerLength: string | undefined, signature: Signature): ParsedInfer {
+  const { json, binary } = splitBody(body, headerLength);
+  return decodeInferRequest(json, binary, signature);
+}
+
+export interface EncodedResponse {
+  body: Buffer;
+  headers: Record<string, string>;
+}
+
+export function encodeInferResponse(args: { model: string; version: number; id: string | undefined; outputs: Record<string, WireTensor>; order: string[]; binaryOutputs: Set<string> }): EncodedResponse {
+  const chunks: Buffer[] = [];
+  const outputs = args.order.map((name) => {
+    const tensor = args.outputs[name]!;
+    const head = { name, datatype: kserveDatatype(tensor.type), shape: tensor.dims };
+    if (!args.binaryOutputs.has(name)) return { ...head, data: toJsonData(tensor) };
+    const bytes = toBinary(tensor);
+    chunks.push(bytes);
+    return { ...head, parameters: { binary_data_size: bytes.length } };
+  });
+  const json = Buffer.from(JSON.stringify({ model_name: args.model, model_version: String(args.version), ...(args.id === undefined ? {} : { id: args.id }), outputs }));
+  if (chunks.length === 0) return { body: json, headers: { 'content-type': 'application/json' } };
+  return {
+    body: Buffer.concat([json, ...chunks]),
+    headers: { 'content-type': 'application/octet-stream', [HEADER_LENGTH]: String(json.length) },
+  };
+}
