@@ -5,7 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { commands } from './commands/index.js';
 import { type CommandContext, type Env, type GlobalOptions, type Io, isCI } from './core/context.js';
-import type { CommandSpec } from './core/define-command.js';
+import type { CommandSpec, OptionSpec, OptionTable } from './core/define-command.js';
 import { EXIT_CODES, MaasError, errnoCode, isMaasError, messageOf } from './core/errors.js';
 import { VERSION } from './core/version.js';
 import { createOutput } from './ui/output.js';
@@ -64,6 +64,30 @@ function normalizeError(error: unknown): MaasError | undefined {
   return undefined;
 }
 
+/** One row of a command's option table as a commander option; its key must be commander's name for it. */
+function commanderOption(command: string, key: string, spec: OptionSpec): Option {
+  // Switches say nothing (absent is off); values show their default, or how it is settled.
+  const shownDefault = spec.defaultText ?? (spec.default === undefined || typeof spec.default === 'boolean' ? undefined : String(spec.default));
+  const notes = [spec.required ? '(required)' : '', shownDefault === undefined ? '' : `(default: ${shownDefault})`, spec.env ? `[env: ${spec.env}]` : ''];
+  const option = new Option(spec.flags, [spec.description, ...notes.filter(Boolean)].join(' '));
+  if (option.attributeName() !== key) throw new Error(`maas ${command}: option '${spec.flags}' must be keyed '${option.attributeName()}', not '${key}'`);
+  if (spec.required) option.makeOptionMandatory();
+  if (spec.choices) option.choices(spec.choices);
+  if (spec.parse) option.argParser(spec.parse);
+  return option;
+}
+
+/** The typed values `run` gets: the flag, else the environment variable, else the default. */
+function optionValues(table: [string, OptionSpec][], parsed: Record<string, unknown>, env: Env): Record<string, unknown> {
+  const values: Record<string, unknown> = { ...parsed };
+  for (const [key, spec] of table) {
+    if (values[key] !== undefined) continue;
+    const fromEnv = spec.env === undefined ? undefined : env[spec.env];
+    values[key] = fromEnv !== undefined ? (spec.parse ? spec.parse(fromEnv) : fromEnv) : spec.default;
+  }
+  return values;
+}
+
 export async function run(argv: string[], options: RunOptions = {}): Promise<number> {
   const io: Io = {
     stdin: options.io?.stdin ?? process.stdin,
@@ -98,21 +122,16 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
 
-  for (const spec of commands as CommandSpec<unknown>[]) {
+  for (const spec of commands as CommandSpec<unknown, OptionTable>[]) {
     const command = addGlobalOptions(program.command(spec.name).description(spec.summary));
     for (const arg of spec.args ?? []) command.argument(arg);
-    for (const o of spec.options ?? []) {
-      const option = new Option(o.flags, o.required ? `${o.description} (required)` : o.description);
-      if (o.required) option.makeOptionMandatory();
-      if (o.choices) option.choices(o.choices);
-      if (o.parse) option.argParser(o.parse);
-      command.addOption(option);
-    }
+    const table = Object.entries(spec.options ?? {});
+    for (const [key, o] of table) command.addOption(commanderOption(spec.name, key, o));
     if (spec.examples?.length) command.addHelpText('after', `\nExamples:\n${spec.examples.map((e) => `  $ ${e}`).join('\n')}\n`);
     command.exitOverride().action(async (...params: unknown[]) => {
       const self = params.at(-1) as Command;
       const args = params.slice(0, -2).flatMap((a) => (a === undefined ? [] : Array.isArray(a) ? (a as string[]) : [a as string]));
-      const opts = self.opts() as Record<string, unknown>;
+      const opts = optionValues(table, self.opts(), env);
       const globals = globalsOf(self);
       const interactive = Boolean(io.stdin.isTTY && io.stdout.isTTY) && !isCI(env) && !globals.json && !globals.yes;
       const ctx: CommandContext = { cwd, env, io, now, out, globals, interactive, shutdownSignal: options.shutdownSignal ?? processShutdownSignal };

@@ -5,11 +5,12 @@
  * OCI image layout next to the registry (the embedded remote that needs no server).
  */
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BUNDLED_MODEL } from './core/bundled.js';
 import type { Env } from './core/context.js';
 import { VERSION } from './core/version.js';
+import { SERVING_DEFAULTS } from './inference/config.js';
+import { DEFAULT_DEVICE } from './registry/config.js';
 import { initRegistry } from './registry/init.js';
 import { CONFIG_FILE } from './registry/layout.js';
 import { showModel, type ShowResult } from './registry/query.js';
@@ -17,7 +18,7 @@ import { registerModel, type RegisterResult } from './registry/register.js';
 import type { OnBytes } from './registry/store.js';
 import { verifyRegistry, type VerifyResult } from './registry/verify.js';
 import { type PushResult, push } from './remote/transfer.js';
-import { startServer } from './serve/http/server.js';
+import { startServer } from './serve/server.js';
 
 export interface DemoResult {
   registry: string;
@@ -38,7 +39,7 @@ export async function runDemo(
 ): Promise<DemoResult> {
   const root = resolve(ctx.cwd, options.dir);
   const createdRegistry = !existsSync(join(root, CONFIG_FILE));
-  if (createdRegistry) await initRegistry({ dir: root, name: 'demo', device: 'auto', remote: null, ci: undefined }, ctx);
+  if (createdRegistry) await initRegistry({ dir: root, name: 'demo', device: DEFAULT_DEVICE, remote: null, ci: undefined }, ctx);
   const registryCtx = { ...ctx, registry: root };
   const register = await registerModel(
     { file: BUNDLED_MODEL, name: 'mlp', alias: 'prod', message: 'bundled demo model', ...(options.onProgress ? { onProgress: options.onProgress } : {}) },
@@ -50,14 +51,14 @@ export async function runDemo(
   const server = await startServer({
     registry: registryCtx,
     targets: [{ name: 'mlp', selector: { kind: 'alias', alias: 'prod' } }],
-    runtime: { device: 'cpu', workers: 1, threads: availableParallelism(), maxBatch: 32, batchDelayMs: 0, maxQueue: 64 },
-    host: '127.0.0.1',
+    flags: { device: 'cpu' },
+    host: SERVING_DEFAULTS.host,
     port: 0,
     token: undefined,
     insecure: false,
-    maxBodyBytes: 1 << 20,
-    timeoutMs: 30_000,
-    pollMs: 60_000,
+    maxBodyBytes: SERVING_DEFAULTS.maxBodyMb << 20,
+    timeoutMs: SERVING_DEFAULTS.timeoutMs,
+    pollMs: SERVING_DEFAULTS.pollMs,
     jsonLogs: false,
     log: () => {},
     version: VERSION,

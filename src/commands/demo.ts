@@ -5,7 +5,7 @@ import { renderRegister, renderShow, renderVerify } from '../ui/render/registry.
 import { renderPush } from '../ui/render/remote.js';
 import { byteProgress } from './shared.js';
 
-export const demoCommand = defineCommand<DemoResult>({
+export const demoCommand = defineCommand({
   name: 'demo',
   summary: 'run the main job on built-in defaults: register the bundled model, serve it locally, push it to an OCI layout',
   args: ['[dir]'],

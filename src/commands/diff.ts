@@ -1,14 +1,14 @@
-import { defineCommand } from '../core/define-command.js';
+import { defineCommand, option } from '../core/define-command.js';
 import { EXIT_CODES } from '../core/errors.js';
 import type { DiffResult } from '../registry/diff.js';
 import { renderDiff } from '../ui/render/registry.js';
 import { registryOptions } from './shared.js';
 
-export const diffCommand = defineCommand<DiffResult>({
+export const diffCommand = defineCommand({
   name: 'diff',
   summary: 'compare two versions: bytes, graph fingerprint, signature; names breaking changes',
   args: ['<a>', '<b>'],
-  options: [{ flags: '--fail-on-breaking', description: `exit ${EXIT_CODES.checkFailed} when clients of <a> would break on <b>` }],
+  options: { failOnBreaking: option.flag('--fail-on-breaking', `exit ${EXIT_CODES.checkFailed} when clients of <a> would break on <b>`) },
   examples: ['maas diff mlp@1 mlp@2', 'maas diff mlp@prod mlp --fail-on-breaking'],
   async run([a, b], _opts, ctx) {
     const { diffVersions } = await import('../registry/diff.js');

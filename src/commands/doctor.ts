@@ -2,7 +2,7 @@ import { defineCommand } from '../core/define-command.js';
 import type { DoctorResult } from '../inference/doctor.js';
 import { renderDoctor } from '../ui/render/serve.js';
 
-export const doctorCommand = defineCommand<DoctorResult>({
+export const doctorCommand = defineCommand({
   name: 'doctor',
   summary: 'show which devices (cpu, cuda, webgpu) load a model here, and how to enable the others',
   examples: ['maas doctor', 'maas doctor --json'],

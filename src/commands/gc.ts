@@ -1,16 +1,16 @@
-import { defineCommand } from '../core/define-command.js';
+import { defineCommand, option } from '../core/define-command.js';
 import type { GcResult } from '../registry/gc.js';
 import { renderGc } from '../ui/render/registry.js';
 import { registryOptions } from './shared.js';
 
-export const gcCommand = defineCommand<GcResult>({
+export const gcCommand = defineCommand({
   name: 'gc',
   summary: 'delete blobs that no version references',
-  options: [{ flags: '-n, --dry-run', description: 'list what would be deleted, delete nothing' }],
+  options: { dryRun: option.flag('-n, --dry-run', 'list what would be deleted, delete nothing') },
   examples: ['maas gc --dry-run', 'maas gc'],
   async run(_args, opts, ctx) {
     const { collectGarbage } = await import('../registry/gc.js');
-    return collectGarbage({ dryRun: Boolean(opts.dryRun) }, registryOptions(ctx));
+    return collectGarbage({ dryRun: opts.dryRun }, registryOptions(ctx));
   },
   render: renderGc,
 });

@@ -1,28 +1,27 @@
 import { resolve } from 'node:path';
-import { defineCommand } from '../core/define-command.js';
+import { defineCommand, option } from '../core/define-command.js';
 import { MaasError } from '../core/errors.js';
-import { DEVICES, type Device } from '../registry/config.js';
-import { CI_PROVIDERS, type CiProvider, type InitResult, defaultRegistryName, foreignEntries } from '../registry/init.js';
+import { CI_PROVIDERS, DEFAULT_DEVICE, DEVICES, type Device } from '../registry/config.js';
 import { renderInit } from '../ui/render/registry.js';
 
-export const initCommand = defineCommand<InitResult>({
+export const initCommand = defineCommand({
   name: 'init',
   summary: 'create a model registry: a git repository (or a folder in one) with maas.yaml',
   args: ['[dir]'],
-  options: [
-    { flags: '--name <name>', description: 'registry name (default: the folder name)' },
-    { flags: '--device <device>', description: 'default device for maas serve', choices: DEVICES },
-    { flags: '--remote <remote>', description: 'default remote for maas push (oci://host/repo or oci-layout:PATH)' },
-    { flags: '--ci <provider>', description: 'also write a CI workflow that registers and pushes', choices: CI_PROVIDERS },
-    { flags: '-f, --force', description: 'make a registry of a folder that already holds other files' },
-  ],
+  options: {
+    name: option.string('--name <name>', 'registry name', { defaultText: 'the folder name' }),
+    device: option.choice('--device <device>', DEVICES, 'default device for maas serve', { defaultText: DEFAULT_DEVICE }),
+    remote: option.string('--remote <remote>', 'default remote for maas push (oci://host/repo or oci-layout:PATH)'),
+    ci: option.choice('--ci <provider>', CI_PROVIDERS, 'also write a CI workflow that registers and pushes'),
+    force: option.flag('-f, --force', 'make a registry of a folder that already holds other files'),
+  },
   examples: ['maas init', 'maas init . --force   # a folder that already holds files', 'maas init models --yes --device cuda --remote oci://ghcr.io/acme/models', 'maas init --ci github'],
   async run([dir = '.'], opts, ctx) {
-    const { initRegistry } = await import('../registry/init.js');
-    let name = (opts.name as string | undefined) ?? defaultRegistryName(`${ctx.cwd}/${dir}`);
-    let device = (opts.device as Device | undefined) ?? 'auto';
-    let remote = (opts.remote as string | undefined) ?? null;
-    let force = Boolean(opts.force);
+    const { initRegistry, defaultRegistryName, foreignEntries } = await import('../registry/init.js');
+    let name = opts.name ?? defaultRegistryName(`${ctx.cwd}/${dir}`);
+    let device: Device = opts.device ?? DEFAULT_DEVICE;
+    let remote = opts.remote ?? null;
+    let { force } = opts;
     if (ctx.interactive) {
       const { createPrompter } = await import('../ui/prompts.js');
       const ask = createPrompter(ctx.io);
@@ -38,7 +37,7 @@ export const initCommand = defineCommand<InitResult>({
     if (remote !== null && !/^(oci:\/\/|oci-layout:)/.test(remote)) {
       throw new MaasError('MAAS_USAGE', `--remote '${remote}' is not a remote`, { hint: 'Use oci://host[:port]/repository or oci-layout:PATH.' });
     }
-    return initRegistry({ dir, name, device, remote, ci: opts.ci as CiProvider | undefined, force }, ctx);
+    return initRegistry({ dir, name, device, remote, ci: opts.ci, force }, ctx);
   },
   render: renderInit,
 });

@@ -3,7 +3,7 @@ import type { ListResult } from '../registry/query.js';
 import { renderList } from '../ui/render/registry.js';
 import { registryOptions } from './shared.js';
 
-export const listCommand = defineCommand<ListResult>({
+export const listCommand = defineCommand({
   name: 'list',
   summary: 'list models, their versions and aliases',
   args: ['[name]'],

@@ -3,19 +3,16 @@ import type { PullResult } from '../remote/transfer.js';
 import { renderPull } from '../ui/render/remote.js';
 import { byteProgress, importAsOptions, plainHttpOption, registryOptions } from './shared.js';
 
-export const pullCommand = defineCommand<PullResult>({
+export const pullCommand = defineCommand({
   name: 'pull',
   summary: 'fetch a version from an OCI registry or layout, verifying every digest, into this registry',
   args: ['<remote>'],
-  options: [
-    ...importAsOptions,
-    plainHttpOption,
-  ],
+  options: { ...importAsOptions, plainHttp: plainHttpOption },
   examples: ['maas pull oci://ghcr.io/acme/mlp:2', 'maas pull oci-layout:./export:2 --name mlp-copy'],
   async run([remote], opts, ctx) {
     const { pull } = await import('../remote/transfer.js');
     return pull(
-      { remote: remote!, name: opts.name as string | undefined, version: opts.version as number | undefined, plainHttp: Boolean(opts.plainHttp), onProgress: byteProgress(ctx) },
+      { remote: remote!, name: opts.name, version: opts.version, plainHttp: opts.plainHttp, onProgress: byteProgress(ctx) },
       registryOptions(ctx),
     );
   },

@@ -4,7 +4,7 @@ import type { RemotesResult } from '../remote/named.js';
 import { table } from '../ui/format.js';
 import { registryOptions } from './shared.js';
 
-export const remoteCommand = defineCommand<RemotesResult>({
+export const remoteCommand = defineCommand({
   name: 'remote',
   summary: 'name remotes in maas.yaml: remote add NAME URL | remote rm NAME | remote list',
   args: ['[action]', '[name]', '[url]'],

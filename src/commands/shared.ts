@@ -1,10 +1,10 @@
-/** Glue every command uses: registry options from the context, progress bars for byte streams. */
+/** Glue every command uses: registry options from the context, progress bars, option rows several commands share. */
 import type { CommandContext } from '../core/context.js';
-import type { OptionSpec } from '../core/define-command.js';
+import { type OptionValues, option } from '../core/define-command.js';
 import { MaasError } from '../core/errors.js';
-import type { ConvertOptions } from '../convert/convert.js';
+import { DEFAULT_TOLERANCE, OPTIMIZE_LEVELS, SEEDED_SAMPLES } from '../convert/config.js';
+import type { ConversionFlags } from '../convert/register.js';
 import { parseVersion } from '../registry/refs.js';
-import { OPTIMIZE_LEVELS, type OptimizeLevel } from '../onnx/load-check.js';
 import type { RegistryOptions } from '../registry/registry.js';
 import type { OnBytes } from '../registry/store.js';
 
@@ -34,13 +34,13 @@ export function stepProgress(ctx: CommandContext): (label: string | undefined) =
 }
 
 /** `--name` / `--version` for a version arriving from elsewhere (pull, import). */
-export const importAsOptions: OptionSpec[] = [
-  { flags: '--name <name>', description: 'model name here (default: the one it was pushed or packed with)' },
-  { flags: '--version <n>', description: 'version number here (default: the one it was pushed or packed with)', parse: parseVersion },
-];
+export const importAsOptions = {
+  name: option.string('--name <name>', 'model name here', { defaultText: 'the one it was pushed or packed with' }),
+  version: option.custom('--version <n>', 'version number here', parseVersion, { defaultText: 'the one it was pushed or packed with' }),
+};
 
 /** `--plain-http`, shared by the commands that talk to a registry. */
-export const plainHttpOption = { flags: '--plain-http', description: 'speak HTTP, not HTTPS, to a registry that is not on loopback' };
+export const plainHttpOption = option.flag('--plain-http', 'speak HTTP, not HTTPS, to a registry that is not on loopback');
 
 /** `--tolerance`: a conversion's largest accepted normalized error. */
 function tolerance(value: string): number {
@@ -50,26 +50,21 @@ function tolerance(value: string): number {
 }
 
 /** The conversion flags `convert` and `register` share. */
-export const conversionOptions: OptionSpec[] = [
-  { flags: '--optimize <level>', description: "onnxruntime's graph optimiser: basic or extended", choices: OPTIMIZE_LEVELS },
-  { flags: '--fp16', description: 'float16 weights and math (ops without float16 kernels stay float32 behind Casts), about 2× smaller' },
-  { flags: '--keep-io-types', description: 'with --fp16: inputs and outputs stay float32' },
-  { flags: '--int8', description: 'int8 weights for MatMul/Gemm/Conv (per-channel), about 4× smaller' },
-  { flags: '--tolerance <x>', description: 'largest accepted max |Δ| / max |original| over all outputs (int8 0.05, fp16 0.01)', parse: tolerance },
-  { flags: '--samples <file>', description: 'KServe v2 infer request(s) to compare on, besides 4 seeded inputs' },
-  { flags: '--force', description: 'keep a conversion even beyond the tolerance' },
-  { flags: '--input-shape <dims>', description: 'for a TorchScript (.pt) source: one input shape, e.g. 1,3,224,224 (dim 0 becomes the batch)' },
-];
+export const conversionOptions = {
+  optimize: option.choice('--optimize <level>', OPTIMIZE_LEVELS, "onnxruntime's graph optimiser"),
+  fp16: option.flag('--fp16', 'float16 weights and math (ops without float16 kernels stay float32 behind Casts), about 2× smaller'),
+  keepIoTypes: option.flag('--keep-io-types', 'with --fp16: inputs and outputs stay float32'),
+  int8: option.flag('--int8', 'int8 weights for MatMul/Gemm/Conv (per-channel), about 4× smaller'),
+  tolerance: option.custom('--tolerance <x>', 'largest accepted max |Δ| / max |original| over all outputs', tolerance, {
+    defaultText: `int8 ${DEFAULT_TOLERANCE.int8}, fp16 ${DEFAULT_TOLERANCE.fp16}, optimize ${DEFAULT_TOLERANCE.optimize}`,
+  }),
+  samples: option.string('--samples <file>', `KServe v2 infer request(s) to compare on, besides ${SEEDED_SAMPLES} seeded inputs`),
+  force: option.flag('--force', 'keep a conversion even beyond the tolerance'),
+  inputShape: option.string('--input-shape <dims>', 'for a TorchScript (.pt) source: one input shape, e.g. 1,3,224,224 (dim 0 becomes the batch)'),
+};
 
-export function conversionFrom(opts: Record<string, unknown>): Pick<ConvertOptions, 'optimize' | 'int8' | 'fp16' | 'keepIoTypes' | 'tolerance' | 'samples' | 'force' | 'inputShape'> {
-  return {
-    optimize: opts.optimize as OptimizeLevel | undefined,
-    int8: Boolean(opts.int8),
-    fp16: Boolean(opts.fp16),
-    keepIoTypes: Boolean(opts.keepIoTypes),
-    tolerance: opts.tolerance as number | undefined,
-    samples: opts.samples as string | undefined,
-    force: Boolean(opts.force),
-    inputShape: opts.inputShape as string | undefined,
-  };
+/** The conversion a command's options ask for. */
+export function conversionFrom(opts: OptionValues<typeof conversionOptions>): Omit<ConversionFlags, 'onStep'> {
+  const { optimize, fp16, keepIoTypes, int8, tolerance, samples, force, inputShape } = opts;
+  return { optimize, fp16, keepIoTypes, int8, tolerance, samples, force, inputShape };
 }

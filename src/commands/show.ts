@@ -3,7 +3,7 @@ import type { ShowResult } from '../registry/query.js';
 import { renderShow } from '../ui/render/registry.js';
 import { registryOptions } from './shared.js';
 
-export const showCommand = defineCommand<ShowResult>({
+export const showCommand = defineCommand({
   name: 'show',
   summary: 'show a version: signature, fingerprints, files, who registered it and when',
   args: ['<ref>'],

@@ -4,7 +4,7 @@ import type { VerifyResult } from '../registry/verify.js';
 import { renderVerify } from '../ui/render/registry.js';
 import { byteProgress, registryOptions } from './shared.js';
 
-export const verifyCommand = defineCommand<VerifyResult>({
+export const verifyCommand = defineCommand({
   name: 'verify',
   summary: 're-hash every blob against its manifest; finish or undo interrupted writes',
   args: ['[ref]'],

@@ -4,6 +4,7 @@
  */
 import { seededRandom } from '../core/random.js';
 import { oneShotRuntime } from '../inference/config.js';
+import { SEEDED_SAMPLES } from './config.js';
 import { withRuntimes } from '../inference/runtime.js';
 import { type OrtType, type TensorData, type WireTensor, halfToNumber, ortTypeOfOnnx } from '../inference/tensors.js';
 import { toHalf } from '../onnx/fp16.js';
@@ -74,7 +75,7 @@ export async function compareModels(
   signature: Signature,
   options: { samples?: number; tolerance: number; extraSamples?: Record<string, WireTensor>[] },
 ): Promise<AccuracyReport> {
-  const seededCount = options.samples ?? 4;
+  const seededCount = options.samples ?? SEEDED_SAMPLES;
   const inputs = [...Array.from({ length: seededCount }, (_, s) => sampleFeeds(signature, 1234 + s)), ...(options.extraSamples ?? [])];
   const samples = inputs.length;
   const convertedSignature = inspectModel(converted).signature;

@@ -18,6 +18,7 @@ import { hashFile } from '../registry/store.js';
 import { decodeInferRequest } from '../inference/protocol.js';
 import type { WireTensor } from '../inference/tensors.js';
 import { compareModels } from './accuracy.js';
+import { DEFAULT_TOLERANCE } from './config.js';
 import { exportToOnnx, exporterFor } from './export.js';
 
 export interface ConvertOptions {
@@ -50,9 +51,6 @@ export interface ConvertResult {
   /** set when the source was a PyTorch or TensorFlow file, exported to ONNX first. */
   exportedFrom?: { path: string; digest: string; size: number; exporter: string } | undefined;
 }
-
-/** The default tolerance per conversion: int8 weights move outputs by around a percent. */
-const DEFAULT_TOLERANCE = { int8: 0.05, fp16: 0.01, optimize: 1e-4 };
 
 /**
  * A file path, or NAME@VERSION in the registry; `stem` names the output: the file's own name,

@@ -5,7 +5,8 @@
  */
 import { constants } from 'node:buffer';
 import { availableParallelism } from 'node:os';
-import type { Device } from '../registry/config.js';
+import { DEFAULT_DEVICE, type Device, type RegistryConfig } from '../registry/config.js';
+import { DEFAULT_VERSION_POLICY, type VersionPolicy, parseVersionPolicy } from '../registry/policy.js';
 
 /** How one served version runs: its worker pool, batching and admission. */
 export interface RuntimeOptions {
@@ -24,7 +25,7 @@ export interface RuntimeOptions {
 export const SERVING_DEFAULTS = {
   host: '127.0.0.1',
   port: 8080,
-  device: 'auto' as Device,
+  device: DEFAULT_DEVICE,
   workers: 1,
   maxBatch: 32,
   batchDelayMs: 0,
@@ -35,6 +36,8 @@ export const SERVING_DEFAULTS = {
   maxBodyMb: 64,
   /** how often the server looks for new versions and alias moves. */
   pollMs: 1000,
+  /** which versions of a model are served (registry/policy.ts). */
+  versionPolicy: DEFAULT_VERSION_POLICY,
 } as const;
 
 /** The most one Buffer holds (4 GiB in Node 20): a larger body could never be read. */
@@ -46,7 +49,7 @@ export function defaultThreads(workers: number): number {
 }
 
 /** A served version's runtime from what was asked; everything not asked is the default. */
-export function servingRuntime(asked: Partial<RuntimeOptions>): RuntimeOptions {
+export function servingRuntime(asked: { [K in keyof RuntimeOptions]?: RuntimeOptions[K] | undefined }): RuntimeOptions {
   const workers = asked.workers ?? SERVING_DEFAULTS.workers;
   return {
     device: asked.device ?? SERVING_DEFAULTS.device,
@@ -64,4 +67,31 @@ export function servingRuntime(asked: Partial<RuntimeOptions>): RuntimeOptions {
  */
 export function oneShotRuntime(device: Device, requests = 1): RuntimeOptions {
   return { device, workers: 1, threads: availableParallelism(), maxBatch: 1, batchDelayMs: 0, maxQueue: Math.max(1, requests) };
+}
+
+/** What `maas serve` was told on its command line; unset keys fall to maas.yaml, then the defaults. */
+export interface ServingFlags extends Partial<RuntimeOptions> {
+  versionPolicy?: VersionPolicy | undefined;
+}
+
+export interface ModelServing {
+  policy: VersionPolicy;
+  runtime: RuntimeOptions;
+}
+
+/** How one model is served: a flag, else its `models.NAME` entry in maas.yaml, else `defaults`, else the built-in default. */
+export function modelServing(name: string, config: RegistryConfig, flags: ServingFlags): ModelServing {
+  const yaml = { ...config.defaults, ...config.models[name] };
+  const policy = flags.versionPolicy ?? parseVersionPolicy(yaml.versionPolicy ?? SERVING_DEFAULTS.versionPolicy, `maas.yaml's versionPolicy for ${name}`);
+  return {
+    policy,
+    runtime: servingRuntime({
+      device: flags.device ?? config.defaults.device,
+      workers: flags.workers ?? yaml.workers,
+      threads: flags.threads,
+      maxBatch: flags.maxBatch ?? yaml.maxBatch,
+      batchDelayMs: flags.batchDelayMs ?? yaml.batchDelayMs,
+      maxQueue: flags.maxQueue ?? yaml.maxQueue,
+    }),
+  };
 }

@@ -1,15 +1,19 @@
 /**
- * Which model versions are served, and hot reload. With no model named, every model's latest
- * version and every version an alias points to; with refs, what each names (an alias or
- * `latest` follows its moves). A poll of the registry picks up new versions and alias moves:
- * the new version is loaded, the routes swap in one assignment, the old version drains its
- * queue and in-flight requests, then unloads. No request is dropped.
+ * The ModelManager: which model versions are loaded, and which one a request means. It owns
+ * the runtimes whatever transport asks (REST, gRPC, predict). What is served: for a model named
+ * with a version or alias, that version (an alias or `latest` follows its moves); for a model
+ * named alone, or every model when none is named, the versions its version policy selects.
+ * A poll of the registry picks up new versions, removals and alias moves: a new version is
+ * loaded, the routes swap in one assignment, the old version drains its queue and in-flight
+ * requests, then unloads. No request is dropped.
  */
 import { MaasError, isMaasError, messageOf } from '../core/errors.js';
-import type { ModelRef } from '../registry/refs.js';
-import { Registry, type RegistryOptions, type VersionRecord } from '../registry/registry.js';
-import { modelPath } from '../registry/serve-cache.js';
-import type { RuntimeOptions } from './config.js';
+import type { RegistryConfig } from '../registry/config.js';
+import { selectVersions } from '../registry/policy.js';
+import type { Selector } from '../registry/refs.js';
+import { Registry, type RegistryOptions } from '../registry/registry.js';
+import { checkBlobs, modelPath } from '../registry/serve-cache.js';
+import type { ModelServing } from './config.js';
 import { ModelRuntime, type RuntimeObserver } from './runtime.js';
 
 export interface Route {
@@ -28,11 +32,18 @@ export type ServeEvent =
   | { event: 'load-failed'; model: string; version: number; serving: number | undefined; error: string }
   | { event: 'refresh-failed'; error: string };
 
-export interface RepositoryOptions {
+/** A model to serve: with a selector, the version it names; without, what its policy selects. */
+export interface ServeTarget {
+  name: string;
+  selector?: Selector | undefined;
+}
+
+export interface ManagerOptions {
   registry: RegistryOptions;
-  /** refs to serve; empty = every model. */
-  targets: ModelRef[];
-  runtime: RuntimeOptions;
+  /** what to serve; empty = every model, each by its policy. */
+  targets: ServeTarget[];
+  /** a model's version policy and runtime settings, from the flags and maas.yaml of the moment. */
+  serving: (name: string, config: RegistryConfig) => ModelServing;
   observer: (model: string, version: number) => RuntimeObserver;
   log: (event: ServeEvent) => void;
 }
@@ -52,7 +63,7 @@ function isDeviceFailure(error: unknown): boolean {
 /** Failed loads are retried on later polls, but not more often than this. */
 const RETRY_FAILED_MS = 30_000;
 
-export class ModelRepository {
+export class ModelManager {
   private routes = new Map<string, Route>();
   private readonly runtimes = new Map<string, ModelRuntime>();
   private readonly failed = new Map<string, number>();
@@ -60,10 +71,10 @@ export class ModelRepository {
   private poller: NodeJS.Timeout | undefined;
   ready = false;
 
-  private constructor(private readonly registry: Registry, private readonly options: RepositoryOptions) {}
+  private constructor(private readonly registry: Registry, private readonly options: ManagerOptions) {}
 
-  static async open(options: RepositoryOptions): Promise<ModelRepository> {
-    const repository = new ModelRepository(await Registry.open(options.registry), options);
+  static async open(options: ManagerOptions): Promise<ModelManager> {
+    const repository = new ModelManager(await Registry.open(options.registry), options);
     await repository.refresh({ initial: true });
     repository.ready = true;
     return repository;
@@ -118,24 +129,35 @@ export class ModelRepository {
   }
 
   private desired(): Desired[] {
-    const targets = this.options.targets.length
-      ? this.options.targets
-      : this.registry.modelNames().map((name): ModelRef => ({ name, selector: { kind: 'latest' } }));
+    const config = this.registry.reloadConfig();
+    const targets: ServeTarget[] = this.options.targets.length ? this.options.targets : this.registry.modelNames().map((name) => ({ name }));
     const byName = new Map<string, Desired>();
     for (const target of targets) {
-      const { version } = this.registry.resolve(target);
-      const entry = byName.get(target.name) ?? { name: target.name, defaultVersion: version, versions: new Set<number>(), aliases: new Map<string, number>() };
-      entry.versions.add(version);
-      if (this.options.targets.length === 0) {
-        const existing = new Set(this.registry.versions(target.name));
-        for (const v of Object.values(this.registry.aliases(target.name))) if (existing.has(v)) entry.versions.add(v);
-      }
+      const versions = target.selector
+        ? [this.registry.resolve({ name: target.name, selector: target.selector }).version]
+        : this.policyVersions(target.name, config);
+      if (versions.length === 0) continue;
+      const entry = byName.get(target.name) ?? { name: target.name, defaultVersion: versions.at(-1)!, versions: new Set<number>(), aliases: new Map<string, number>() };
+      for (const v of versions) entry.versions.add(v);
       byName.set(target.name, entry);
     }
     for (const entry of byName.values()) {
       for (const [alias, v] of Object.entries(this.registry.aliases(entry.name))) if (entry.versions.has(v)) entry.aliases.set(alias, v);
     }
     return [...byName.values()];
+  }
+
+  /** The versions of `name` its policy selects; none when the model is gone (a named one is an error). */
+  private policyVersions(name: string, config: RegistryConfig): number[] {
+    const registered = this.registry.versions(name);
+    if (registered.length === 0 && this.options.targets.length) this.registry.resolve({ name, selector: { kind: 'latest' } }); // throws not found
+    const { policy } = this.options.serving(name, config);
+    return selectVersions(policy, registered, this.registry.aliases(name));
+  }
+
+  /** The runtime settings a version loads with. */
+  private runtimeOptions(name: string) {
+    return this.options.serving(name, this.registry.config).runtime;
   }
 
   private async apply(initial: boolean): Promise<void> {
@@ -184,7 +206,7 @@ export class ModelRepository {
       await checkBlobs(this.registry, record);
       const runtime = await ModelRuntime.load(
         { name, version, signature: record.onnx.signature, modelPath: modelPath(this.registry, record) },
-        this.options.runtime,
+        this.runtimeOptions(name),
         this.options.observer(name, version),
       );
       this.runtimes.set(key, runtime);
@@ -198,15 +220,5 @@ export class ModelRepository {
       if (initial) throw error;
       return undefined;
     }
-  }
-}
-
-/** Re-hashes a version's blobs before onnxruntime reads them: a corrupt one is refused, not served. */
-export async function checkBlobs(registry: Registry, record: VersionRecord): Promise<void> {
-  for (const layer of record.manifest.layers) {
-    if ((await registry.store.check(layer)) !== 'corrupt') continue; // a missing blob has its own error, from modelPath
-    throw new MaasError('MAAS_VERIFY_FAILED', `${record.name}@${record.version}: blob ${layer.digest} is corrupt (its bytes no longer match their digest)`, {
-      hint: `Run \`maas verify\` to see every damaged blob; register or pull ${record.name}@${record.version} again to restore it.`,
-    });
   }
 }

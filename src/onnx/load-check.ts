@@ -74,8 +74,8 @@ export function checkLoads(modelPath: string): Promise<LoadCheck> {
   return sessionInChild(modelPath, { graphOptimizationLevel: 'disabled' }, 'load');
 }
 
-export const OPTIMIZE_LEVELS = ['basic', 'extended'] as const;
-export type OptimizeLevel = (typeof OPTIMIZE_LEVELS)[number];
+/** onnxruntime's levels that give a portable graph (convert/config.ts lists them for --optimize). */
+export type OptimizeLevel = 'basic' | 'extended';
 
 /**
  * onnxruntime's own graph optimiser, saved through the session's optimized-model file option.

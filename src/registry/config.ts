@@ -1,51 +1,96 @@
-/** maas.yaml: validated on read, errors as "path: message" lines. */
-import { readFileSync } from 'node:fs';
-import { parse } from 'yaml';
-import { MaasError, messageOf } from '../core/errors.js';
+/**
+ * maas.yaml's schema and vocabulary, pure: validation gives errors as "path: message" lines.
+ * config-file.ts reads the file. Light on purpose: the option tables of `maas --help` read it.
+ */
+import { policyProblem } from './policy.js';
 
 export const DEVICES = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
 export type Device = (typeof DEVICES)[number];
+/** A registry's device when maas.yaml names none: the best provider that loads. */
+export const DEFAULT_DEVICE: Device = 'auto';
+
+/** The CI systems `maas init --ci` writes a workflow for (templates/ci/). */
+export const CI_PROVIDERS = ['github', 'gitlab'] as const;
+export type CiProvider = (typeof CI_PROVIDERS)[number];
+
+/**
+ * How a model is served, where maas.yaml says so: under `defaults:` for every model, under
+ * `models.NAME:` for one. A flag of `maas serve` overrides both; what none sets is the
+ * built-in default (inference/config.ts).
+ */
+export interface ServingSettings {
+  versionPolicy?: string;
+  workers?: number;
+  maxBatch?: number;
+  batchDelayMs?: number;
+  maxQueue?: number;
+}
+
+/** The integer settings and their least value. */
+const INTEGER_SETTINGS = { workers: 1, maxBatch: 1, batchDelayMs: 0, maxQueue: 1 } as const;
 
 export interface RegistryConfig {
   schemaVersion: 1;
   name: string;
-  defaults: { device: Device; remote: string | null };
+  defaults: { device: Device; remote: string | null } & ServingSettings;
   /** named remotes: `maas push mlp@2 prod-registry`. */
   remotes: Record<string, string>;
+  /** per-model serving settings. */
+  models: Record<string, ServingSettings>;
 }
+
+function servingSettings(raw: Record<string, unknown>, where: string, errors: string[]): ServingSettings {
+  const settings: ServingSettings = {};
+  if (raw.versionPolicy !== undefined) {
+    const problem = typeof raw.versionPolicy === 'string' ? policyProblem(raw.versionPolicy) : 'expected a string';
+    if (problem) errors.push(`${where}.versionPolicy: ${problem}`);
+    else settings.versionPolicy = raw.versionPolicy as string;
+  }
+  for (const [key, min] of Object.entries(INTEGER_SETTINGS) as [keyof typeof INTEGER_SETTINGS, number][]) {
+    const value = raw[key];
+    if (value === undefined) continue;
+    if (!Number.isSafeInteger(value) || (value as number) < min) errors.push(`${where}.${key}: expected an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+    else settings[key] = value as number;
+  }
+  return settings;
+}
+
+const isMapping = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 export function validateConfig(raw: unknown): { config?: RegistryConfig; errors: string[] } {
   const errors: string[] = [];
-  if (!raw || typeof raw !== 'object') return { errors: ['(root): expected a mapping'] };
-  const r = raw as Record<string, unknown>;
+  if (!isMapping(raw)) return { errors: ['(root): expected a mapping'] };
+  const r = raw;
   if (r.schemaVersion !== 1) errors.push(`schemaVersion: expected 1, got ${JSON.stringify(r.schemaVersion)}`);
   if (typeof r.name !== 'string' || r.name.trim() === '') errors.push('name: expected a non-empty string');
-  const defaults = (r.defaults ?? {}) as Record<string, unknown>;
-  if (typeof defaults !== 'object') errors.push('defaults: expected a mapping');
-  const device = defaults.device ?? 'auto';
+  const defaults = r.defaults ?? {};
+  if (!isMapping(defaults)) return { errors: [...errors, 'defaults: expected a mapping'] };
+  const device = defaults.device ?? DEFAULT_DEVICE;
   if (!DEVICES.includes(device as Device)) errors.push(`defaults.device: expected one of ${DEVICES.join(', ')}, got ${JSON.stringify(device)}`);
   const remote = defaults.remote ?? null;
   if (remote !== null && typeof remote !== 'string') errors.push('defaults.remote: expected a string or null');
-  const remotes = (r.remotes ?? {}) as Record<string, unknown>;
-  if (typeof remotes !== 'object' || Array.isArray(remotes)) errors.push('remotes: expected a mapping of name to oci://... or oci-layout:...');
+  const serving = servingSettings(defaults, 'defaults', errors);
+  const remotes = r.remotes ?? {};
+  if (!isMapping(remotes)) errors.push('remotes: expected a mapping of name to oci://... or oci-layout:...');
   else for (const [name, url] of Object.entries(remotes)) if (typeof url !== 'string') errors.push(`remotes.${name}: expected a string`);
+  const models: Record<string, ServingSettings> = {};
+  const rawModels = r.models ?? {};
+  if (!isMapping(rawModels)) errors.push('models: expected a mapping of model name to its serving settings');
+  else {
+    for (const [name, settings] of Object.entries(rawModels)) {
+      if (!isMapping(settings)) errors.push(`models.${name}: expected a mapping (versionPolicy, workers, maxBatch, batchDelayMs, maxQueue)`);
+      else models[name] = servingSettings(settings, `models.${name}`, errors);
+    }
+  }
   if (errors.length) return { errors };
-  return { config: { schemaVersion: 1, name: r.name as string, defaults: { device: device as Device, remote: remote as string | null }, remotes: remotes as Record<string, string> }, errors };
-}
-
-export function readConfig(path: string): RegistryConfig {
-  let raw: unknown;
-  try {
-    raw = parse(readFileSync(path, 'utf8'));
-  } catch (error) {
-    throw new MaasError('MAAS_CONFIG_INVALID', `${path} is not valid YAML: ${messageOf(error)}`, { hint: 'Fix the file, or restore it with `git checkout -- maas.yaml`.' });
-  }
-  const { config, errors } = validateConfig(raw);
-  if (!config) {
-    throw new MaasError('MAAS_CONFIG_INVALID', `${path} is invalid:\n  ${errors.join('\n  ')}`, {
-      hint: 'Fix the listed keys, or restore the file with `git checkout -- maas.yaml`.',
-      details: { errors },
-    });
-  }
-  return config;
+  return {
+    config: {
+      schemaVersion: 1,
+      name: r.name as string,
+      defaults: { device: device as Device, remote: remote as string | null, ...serving },
+      remotes: remotes as Record<string, string>,
+      models,
+    },
+    errors,
+  };
 }

@@ -6,12 +6,10 @@ import type { Env } from '../core/context.js';
 import { MaasError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/fs.js';
 import { VERSION } from '../core/version.js';
-import type { Device } from './config.js';
+import type { CiProvider, Device } from './config.js';
 import { Git } from './git.js';
 import { CONFIG_FILE } from './layout.js';
 
-export const CI_PROVIDERS = ['github', 'gitlab'] as const;
-export type CiProvider = (typeof CI_PROVIDERS)[number];
 
 export interface InitOptions {
   dir: string;

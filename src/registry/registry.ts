@@ -1,21 +1,23 @@
 /**
- * An open registry: reads versions and aliases from the work tree, and makes every change
- * through `transact`, which journals, writes atomically, commits and tags under the lock.
+ * An open registry: reads versions, aliases and history from the work tree. Every change goes
+ * through `transact` (transaction.ts), which journals, writes atomically, commits and tags
+ * under the lock.
  */
-import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Env } from '../core/context.js';
 import { MaasError, errnoCode } from '../core/errors.js';
-import { processAlive, tempWriter, writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
-import { readConfig, type RegistryConfig } from './config.js';
+import type { RegistryConfig } from './config.js';
+import { readConfig } from './config-file.js';
 import { Git } from './git.js';
-import { acquireLock, isLockHeld } from './lock.js';
-import { CONFIG_FILE, HISTORY_FILE, Layout } from './layout.js';
+import { isLockHeld } from './lock.js';
+import { CONFIG_FILE, Layout } from './layout.js';
 import { type Manifest, type OnnxMetadata, digestOf, parseManifest } from './manifest.js';
 import { type ModelRef, formatRef } from './refs.js';
 import { BlobStore } from './store.js';
+import { type HistoryEntry, type RecoveryReport, type Transaction, Transactions } from './transaction.js';
+
+export type { HistoryEntry, RecoveryReport, Transaction };
 
 export interface RegistryOptions {
   cwd: string;
@@ -35,92 +37,6 @@ export interface VersionRecord {
   onnx: OnnxMetadata;
 }
 
-export interface HistoryEntry {
-  at: string;
-  action: 'register' | 'import' | 'tag' | 'untag' | 'remove';
-  model: string;
-  version?: number;
-  alias?: string;
-  digest?: string;
-  previous?: number;
-}
-
-interface Journal {
-  id: string;
-  paths: string[];
-  createTags: string[];
-  deleteTags: string[];
-}
-
-export interface RecoveryReport {
-  transaction: string;
-  outcome: 'rolled-back' | 'completed';
-  paths: string[];
-}
-
-/** Changes a transaction stages; nothing touches disk until the callback returns. */
-export class Transaction {
-  readonly writes = new Map<string, Buffer | null>();
-  readonly history: HistoryEntry[] = [];
-  readonly createTags: string[] = [];
-  readonly deleteTags: string[] = [];
-  readonly touched = new Set<string>();
-
-  write(path: string, data: Buffer | string): void {
-    this.writes.set(path, typeof data === 'string' ? Buffer.from(data) : data);
-    this.touched.add(path);
-  }
-  remove(path: string): void {
-    this.writes.set(path, null);
-    this.touched.add(path);
-  }
-  record(entry: HistoryEntry): void {
-    this.history.push(entry);
-  }
-  tag(name: string): void {
-    this.createTags.push(name);
-  }
-  untag(name: string): void {
-    this.deleteTags.push(name);
-  }
-}
-
-const INDEX_LOCK_WAIT_MS = 10_000;
-const TRAILER = 'Maas-Transaction';
-
-/** Whether a git process runs in `top` (by its working folder); undefined where /proc cannot tell. */
-function liveGitIn(top: string): boolean | undefined {
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
-  } catch {
-    return undefined;
-  }
-  for (const pid of pids) {
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'git') continue;
-      const cwd = readlinkSync(`/proc/${pid}/cwd`);
-      if (cwd === top || cwd.startsWith(`${top}/`)) return true;
-    } catch {
-      // gone meanwhile, or another user's process: a git of ours runs as us
-    }
-  }
-  return false;
-}
-
-/** Removes the temporary files of atomic writes whose writer is dead (kill -9 between write and rename). */
-function removeDeadTemps(dir: string): void {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    const writer = name.startsWith('.tmp-') ? tempWriter(name) : undefined;
-    if (writer !== undefined && !processAlive(writer)) rmSync(join(dir, name), { force: true });
-  }
-}
 
 export function findRegistryRoot(options: RegistryOptions): string {
   const explicit = options.registry ?? options.env.MAAS_REGISTRY;
@@ -148,15 +64,38 @@ export class Registry {
   /** the interrupted write that opening this registry finished or undid, if any. */
   recoveredAtOpen: RecoveryReport | undefined;
 
+  private readonly writes: Transactions;
+
   private constructor(
-    readonly config: RegistryConfig,
+    private current: RegistryConfig,
     layout: Layout,
     readonly git: Git,
-    private readonly env: Env,
+    env: Env,
     readonly now: () => Date,
   ) {
     this.layout = layout;
     this.store = new BlobStore(layout);
+    this.writes = new Transactions(layout, git, env, now);
+  }
+
+  /** maas.yaml as read at open, or at the last reloadConfig(). */
+  get config(): RegistryConfig {
+    return this.current;
+  }
+
+  /** Reads maas.yaml again (a long-running server sees edits); a broken file throws and the last good one stays. */
+  reloadConfig(): RegistryConfig {
+    this.current = readConfig(join(this.root, CONFIG_FILE));
+    return this.current;
+  }
+
+  lock(): Promise<{ release(): void; recovered: RecoveryReport | undefined }> {
+    return this.writes.lock();
+  }
+
+  /** Runs `plan` under the lock; applies what it staged as one commit, or nothing. */
+  transact<T extends object>(message: string | ((result: T) => string), plan: (tx: Transaction) => Promise<T>): Promise<T & { commit?: string }> {
+    return this.writes.transact(message, plan);
   }
 
   static async open(options: RegistryOptions): Promise<Registry> {
@@ -300,124 +239,4 @@ export class Registry {
     return removed;
   }
 
-  async lock(): Promise<{ release(): void; recovered: RecoveryReport | undefined }> {
-    const timeoutMs = Number(this.env.MAAS_LOCK_TIMEOUT_MS ?? 60_000);
-    const lock = await acquireLock(this.layout.lock, { timeoutMs, now: this.now });
-    try {
-      return { release: () => lock.release(), recovered: await this.recover() };
-    } catch (error) {
-      lock.release();
-      throw error;
-    }
-  }
-
-  /** Runs `plan` under the lock; applies what it staged as one commit, or nothing. */
-  async transact<T extends object>(message: string | ((result: T) => string), plan: (tx: Transaction) => Promise<T>): Promise<T & { commit?: string }> {
-    const lock = await this.lock();
-    try {
-      const tx = new Transaction();
-      const result = await plan(tx);
-      if (tx.touched.size === 0 && tx.createTags.length === 0 && tx.deleteTags.length === 0) return result;
-      const id = randomUUID();
-      if (tx.history.length) tx.touched.add(HISTORY_FILE);
-      const journal: Journal = { id, paths: [...tx.touched], createTags: tx.createTags, deleteTags: tx.deleteTags };
-      writeJsonAtomic(this.layout.journal, journal);
-      try {
-        for (const [path, data] of tx.writes) {
-          if (data === null) rmSync(join(this.root, path), { recursive: true, force: true });
-          else writeFileAtomic(join(this.root, path), data);
-        }
-        if (tx.history.length) {
-          const previous = existsSync(this.layout.history) ? readFileSync(this.layout.history, 'utf8') : '';
-          writeFileAtomic(this.layout.history, previous + tx.history.map((e) => `${JSON.stringify(e)}\n`).join(''));
-        }
-        const subject = typeof message === 'string' ? message : message(result);
-        const commit = await this.git.commit(journal.paths, `${subject}\n\n${TRAILER}: ${id}`);
-        await this.applyTags(journal);
-        rmSync(this.layout.journal, { force: true });
-        return { ...result, commit };
-      } catch (error) {
-        // A failed write (full disk, I/O error) is finished or undone now, as a crash would be later.
-        await this.recover().catch(() => undefined);
-        throw error;
-      }
-    } finally {
-      lock.release();
-    }
-  }
-
-  /** Idempotent, so a recovery can replay it after a crash halfway through. */
-  private async applyTags(journal: Journal): Promise<void> {
-    const existing = await this.git.tags('*');
-    const head = await this.git.headCommit();
-    for (const tag of journal.deleteTags) if (existing.has(tag)) await this.git.deleteTag(tag);
-    for (const tag of journal.createTags) if (existing.get(tag)?.commit !== head) await this.git.createTag(tag);
-  }
-
-  /**
-   * Finishes or undoes a write that was interrupted (kill -9, power loss): if its commit
-   * landed, the tags are brought in line; otherwise every path it touched goes back to HEAD.
-   * Must run under the lock.
-   */
-  private async recover(): Promise<RecoveryReport | undefined> {
-    if (!existsSync(this.layout.journal)) return undefined;
-    let journal: Journal;
-    try {
-      journal = JSON.parse(readFileSync(this.layout.journal, 'utf8')) as Journal;
-    } catch {
-      rmSync(this.layout.journal, { force: true }); // written by rename, so a torn journal means no write began
-      return undefined;
-    }
-    await this.waitForGitIndex();
-    for (const dir of new Set(journal.paths.map((path) => join(this.root, dirname(path))))) removeDeadTemps(dir);
-    const landed = (await this.git.headMessage()).includes(`${TRAILER}: ${journal.id}`);
-    if (landed) {
-      // git may have died after moving HEAD but before writing its new index.
-      await this.git.resetIndex(journal.paths);
-      await this.applyTags(journal);
-    } else {
-      for (const path of journal.paths) {
-        if (await this.git.inHead(path)) {
-          await this.git.restore([path]);
-        } else {
-          await this.git.unstage([path]);
-          rmSync(join(this.root, path), { recursive: true, force: true });
-          this.pruneEmptyParents(path);
-        }
-      }
-    }
-    rmSync(this.layout.journal, { force: true });
-    return { transaction: journal.id, outcome: landed ? 'completed' : 'rolled-back', paths: journal.paths };
-  }
-
-  /** Removes folders left empty by a rollback, up to (not including) the registry root. */
-  private pruneEmptyParents(path: string): void {
-    for (let dir = dirname(path); dir !== '.' && dir !== ''; dir = dirname(dir)) {
-      const full = join(this.root, dir);
-      if (!existsSync(full) || readdirSync(full).length > 0) return;
-      rmSync(full, { recursive: true, force: true });
-    }
-  }
-
-  /**
-   * The journal's writer is dead (we hold its lock), so an index.lock with no git running in
-   * this repository is the leftover of a git killed with it: removed. A live git is waited for.
-   */
-  private async waitForGitIndex(): Promise<void> {
-    const top = (await this.git.topLevel()) ?? this.root;
-    const indexLock = join(top, '.git', 'index.lock');
-    const deadline = Date.now() + INDEX_LOCK_WAIT_MS;
-    while (existsSync(indexLock)) {
-      if (liveGitIn(top) === false) {
-        rmSync(indexLock, { force: true });
-        return;
-      }
-      if (Date.now() > deadline) {
-        throw new MaasError('MAAS_GIT_FAILED', `git's ${indexLock} has been held for ${INDEX_LOCK_WAIT_MS / 1000}s`, {
-          hint: 'If no git or maas process is running, delete that file and run `maas verify`.',
-        });
-      }
-      await sleep(100);
-    }
-  }
 }

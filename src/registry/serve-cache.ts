@@ -1,4 +1,4 @@
-/** Turns a registered version into the file path onnxruntime loads. */
+/** The serve cache: a registered version as the files onnxruntime loads, checked before it loads them. */
 import { copyFileSync, linkSync, lstatSync, mkdirSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { MaasError } from '../core/errors.js';
@@ -68,4 +68,14 @@ export function modelPath(registry: Registry, record: VersionRecord): string {
     }
   }
   return model;
+}
+
+/** Re-hashes a version's blobs before onnxruntime reads them: a corrupt one is refused, not served. */
+export async function checkBlobs(registry: Registry, record: VersionRecord): Promise<void> {
+  for (const layer of record.manifest.layers) {
+    if ((await registry.store.check(layer)) !== 'corrupt') continue; // a missing blob has its own error, from modelPath
+    throw new MaasError('MAAS_VERIFY_FAILED', `${record.name}@${record.version}: blob ${layer.digest} is corrupt (its bytes no longer match their digest)`, {
+      hint: `Run \`maas verify\` to see every damaged blob; register or pull ${record.name}@${record.version} again to restore it.`,
+    });
+  }
 }

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Env } from '../core/context.js';
+import { DEFAULT_DEVICE } from '../registry/config.js';
 import { initRegistry } from '../registry/init.js';
 import { CONFIG_FILE } from '../registry/layout.js';
 import { type PullResult, type TransferContext, pull } from './transfer.js';
@@ -23,7 +24,7 @@ export function cacheRegistryDir(env: Env): string {
 export async function pullForServing(remotes: string[], ctx: TransferContext & { now: () => Date }, name?: string): Promise<{ registry: string; refs: string[]; pulled: PullResult[] }> {
   const registry = cacheRegistryDir(ctx.env);
   if (!existsSync(join(registry, CONFIG_FILE))) {
-    await initRegistry({ dir: registry, name: 'maas-serve-cache', device: 'auto', remote: null, ci: undefined }, ctx);
+    await initRegistry({ dir: registry, name: 'maas-serve-cache', device: DEFAULT_DEVICE, remote: null, ci: undefined }, ctx);
   }
   const pulled: PullResult[] = [];
   for (const remote of remotes) pulled.push(await pull({ remote, name }, { ...ctx, registry }));

@@ -4,7 +4,7 @@ import type { RuntimeObserver } from '../inference/runtime.js';
 
 export interface ServeMetrics {
   registry: Registry;
-  request(labels: { model: string; version: string; protocol: string; code: number }, seconds: number): void;
+  request(labels: { model: string; version: string; protocol: string; code: string }, seconds: number): void;
   observer(model: string, version: number): RuntimeObserver;
   loaded(model: string, version: number, seconds: number): void;
   setQueueDepth(read: () => { model: string; version: number; depth: number }[]): void;
@@ -17,8 +17,8 @@ export function createMetrics(): ServeMetrics {
   collectDefaultMetrics({ register: registry });
   // prom-client names these gauges *_total, which Prometheus reserves for counters (promtool rejects them).
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
-  const requests = new Counter({ name: 'maas_requests_total', help: 'HTTP requests by model, version, protocol and status code', labelNames: ['model', 'version', 'protocol', 'code'], registers: [registry] });
-  const latency = new Histogram({ name: 'maas_request_duration_seconds', help: 'HTTP request latency', labelNames: ['model', 'version', 'protocol', 'code'], buckets: LATENCY_BUCKETS, registers: [registry] });
+  const requests = new Counter({ name: 'maas_requests_total', help: 'requests (REST and gRPC) by model, version, protocol and status code', labelNames: ['model', 'version', 'protocol', 'code'], registers: [registry] });
+  const latency = new Histogram({ name: 'maas_request_duration_seconds', help: 'request latency, REST and gRPC', labelNames: ['model', 'version', 'protocol', 'code'], buckets: LATENCY_BUCKETS, registers: [registry] });
   const inference = new Histogram({ name: 'maas_inference_duration_seconds', help: 'onnxruntime session.run time per batch', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers: [registry] });
   const batches = new Histogram({ name: 'maas_batch_size', help: 'rows per executed batch', labelNames: ['model', 'version'], buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: [registry] });
   const merged = new Histogram({ name: 'maas_batch_requests', help: 'requests merged per executed batch', labelNames: ['model', 'version'], buckets: [1, 2, 4, 8, 16, 32, 64], registers: [registry] });
@@ -34,7 +34,7 @@ export function createMetrics(): ServeMetrics {
   return {
     registry,
     request(labels, seconds) {
-      const l = { ...labels, code: String(labels.code) };
+      const l = labels;
       requests.inc(l);
       latency.observe(l, seconds);
     },

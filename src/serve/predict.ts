@@ -1,12 +1,11 @@
-/** `maas predict`: one inference on a registered version, in a worker, with the KServe v2 JSON format. */
-import { availableParallelism } from 'node:os';
+/** `maas predict` here: one inference on a registered version, in a worker, with the KServe v2 JSON format. */
 import type { Device } from '../registry/config.js';
+import { oneShotRuntime } from '../inference/config.js';
+import { ModelRuntime } from '../inference/runtime.js';
 import { parseRef } from '../registry/refs.js';
 import { Registry, type RegistryOptions } from '../registry/registry.js';
+import { checkBlobs, modelPath } from '../registry/serve-cache.js';
 import { encodeInferResponse, parseInferRequest } from './http/kserve.js';
-import { modelPath } from '../registry/serve-cache.js';
-import { checkBlobs } from '../inference/manager.js';
-import { ModelRuntime } from '../inference/runtime.js';
 
 export interface PredictOptions {
   ref: string;
@@ -23,7 +22,7 @@ export async function predict(options: PredictOptions, ctx: RegistryOptions): Pr
   await checkBlobs(registry, record);
   const runtime = await ModelRuntime.load(
     { name, version, signature: record.onnx.signature, modelPath: modelPath(registry, record) },
-    { device: options.device ?? registry.config.defaults.device, workers: 1, threads: availableParallelism(), maxBatch: 1, batchDelayMs: 0, maxQueue: 1 },
+    oneShotRuntime(options.device ?? registry.config.defaults.device),
   );
   try {
     const outputs = await runtime.infer({ feeds: parsed.feeds, outputs: parsed.outputs });

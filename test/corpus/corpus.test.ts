@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORPUS_MODELS, type CorpusInput, type CorpusModel, corpusFile } from '../../fixtures/corpus.js';
 import { seededRandom } from '../../src/core/random.js';
 import { paramSize } from '../../src/onnx/inspect.js';
-import { type RunningServer, startServer } from '../../src/serve/http/server.js';
+import { type RunningServer, startServer } from '../../src/serve/server.js';
 import { HAVE_REGISTRY, REQUIRE_TOOLS, skopeo, startOciRegistry } from '../helpers/oci-registry.js';
 import { runCli, spawnCli } from '../helpers/run-cli.js';
 import { testEnv } from '../helpers/temp.js';
@@ -185,7 +185,7 @@ describe.skipIf(!HAVE_CORPUS && !REQUIRE_TOOLS)('real-model corpus', () => {
     server = await startServer({
       registry: { cwd: registry, env },
       targets: [],
-      runtime: { device: 'cpu', workers: 1, threads: 1, maxBatch: 32, batchDelayMs: 0, maxQueue: 64 },
+      flags: { device: 'cpu', workers: 1, threads: 1, maxQueue: 64 },
       host: '127.0.0.1', port: 0, token: undefined, insecure: false, maxBodyBytes: 64 << 20, timeoutMs: 60_000, pollMs: 60_000, jsonLogs: false, log: () => {}, version: 'test',
     });
   }, 120_000);

@@ -1,5 +1,5 @@
 import { onTestFinished } from 'vitest';
-import { startServer, type RunningServer, type ServeOptions } from '../../src/serve/http/server.js';
+import { startServer, type RunningServer, type ServeOptions } from '../../src/serve/server.js';
 import type { TestRegistry } from './registry.js';
 
 export interface TestServer extends RunningServer {
@@ -9,7 +9,7 @@ export interface TestServer extends RunningServer {
   get: (path: string, headers?: Record<string, string>) => Promise<{ status: number; headers: Headers; json: any; text: string }>;
 }
 
-export type ServeOverrides = Partial<Omit<ServeOptions, 'runtime'>> & { runtime?: Partial<ServeOptions['runtime']> };
+export type ServeOverrides = Partial<Omit<ServeOptions, 'flags'>> & { flags?: ServeOptions['flags'] };
 
 /** Starts `maas serve` in-process on 127.0.0.1, port 0, against a test registry. */
 export async function serveRegistry(reg: TestRegistry, overrides: ServeOverrides = {}): Promise<TestServer> {
@@ -28,7 +28,7 @@ export async function serveRegistry(reg: TestRegistry, overrides: ServeOverrides
     log: (line) => logs.push(line),
     version: 'test',
     ...overrides,
-    runtime: { device: 'cpu', workers: 1, threads: 1, maxBatch: 32, batchDelayMs: 0, maxQueue: 1024, ...overrides.runtime },
+    flags: { device: 'cpu', workers: 1, threads: 1, ...overrides.flags },
   });
   let closed = false;
   const close = async () => {

@@ -32,7 +32,7 @@ function metricValue(text: string, name: string): number {
 describe('serving behaviour', () => {
   it('merges concurrent requests into batches, with the same results as one by one', async () => {
     const reg = await registry([{ name: 'mlp', file: 'wide.onnx', model: mlp({ inputSize: 64, hiddenSize: 256, outputSize: 8, seed: 3 }) }]);
-    const server = await serveRegistry(reg, { runtime: { batchDelayMs: 20, maxBatch: 16 } });
+    const server = await serveRegistry(reg, { flags: { batchDelayMs: 20, maxBatch: 16 } });
     const alone: unknown[] = [];
     for (let i = 0; i < 12; i++) alone.push((await server.post('/v2/models/mlp/infer', mlpRequest(i, 1 + (i % 3)))).json.outputs);
     const before = await server.get('/metrics');
@@ -56,7 +56,7 @@ describe('serving behaviour', () => {
   });
 
   it('answers 503 with Retry-After when the queue is full, and serves the rest', async () => {
-    const server = await servedSlow({ runtime: { maxQueue: 2, maxBatch: 1 } });
+    const server = await servedSlow({ flags: { maxQueue: 2, maxBatch: 1 } });
     const results = await Promise.all(Array.from({ length: 12 }, (_, i) => server.post('/v2/models/slow/infer', slowRequest(i))));
     const rejected = results.filter((r) => r.status === 503);
     expect(rejected.length).toBeGreaterThan(0);
@@ -67,7 +67,7 @@ describe('serving behaviour', () => {
   });
 
   it('answers 504 when a request outlives its deadline', async () => {
-    const server = await servedSlow({ timeoutMs: 1, runtime: { maxBatch: 1 } });
+    const server = await servedSlow({ timeoutMs: 1, flags: { maxBatch: 1 } });
     const results = await Promise.all(Array.from({ length: 4 }, (_, i) => server.post('/v2/models/slow/infer', slowRequest(i))));
     expect(results.some((r) => r.status === 504)).toBe(true);
     expect((await server.get('/v2/health/live')).status).toBe(200);
@@ -188,7 +188,7 @@ describe('serving behaviour', () => {
   });
 
   it('finishes requests in flight on shutdown, then refuses new connections', async () => {
-    const server = await servedSlow({ runtime: { maxBatch: 1 } });
+    const server = await servedSlow({ flags: { maxBatch: 1 } });
     const inFlight = Array.from({ length: 6 }, (_, i) => server.post('/v2/models/slow/infer', slowRequest(i)));
     await sleep(30);
     await server.close();

@@ -1,5 +1,5 @@
 /** Human renderers for serve, predict and doctor. */
-import type { RunningServer } from '../../serve/http/server.js';
+import type { RunningServer } from '../../serve/server.js';
 import type { DoctorResult } from '../../inference/doctor.js';
 import { table } from '../format.js';
 import type { Theme } from '../../core/output.js';
@@ -9,7 +9,13 @@ export function renderServing(r: Omit<RunningServer, 'close'>, t: Theme): string
     const aliases = Object.entries(m.aliases).map(([a, v]) => `${a}→${v}`).join(', ');
     return `  ${t.ref(m.name)} versions ${m.versions.join(', ')}${aliases ? ` (${aliases})` : ''} on ${m.provider}`;
   });
-  return [t.success(`✔ Serving on ${r.url}`), ...lines, `  KServe v2: ${r.url}/v2/models/<name>/infer · TF Serving: ${r.url}/v1/models/<name>:predict · ${r.url}/metrics`].join('\n');
+  const security = r.tls ? ` (TLS${r.tls.mutual ? ', client certificates required' : ''})` : '';
+  return [
+    t.success(`✔ Serving on ${r.url}${r.grpc ? ` and gRPC ${r.grpc.address}` : ''}${security}`),
+    ...lines,
+    `  KServe v2: ${r.url}/v2/models/<name>/infer · TF Serving: ${r.url}/v1/models/<name>:predict · ${r.url}/metrics`,
+    ...(r.grpc ? [`  gRPC: inference.GRPCInferenceService/ModelInfer on ${r.grpc.address}`] : []),
+  ].join('\n');
 }
 
 export function renderDoctor(r: DoctorResult, t: Theme): string {

@@ -1,0 +1,102 @@
+/**
+ * A client of a running server's gRPC service, for `maas predict --grpc`: a KServe v2 JSON
+ * infer request in, sent as a ModelInferRequest with raw contents, and the answer back in
+ * the same JSON form REST gives, so the output does not depend on the transport.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
+import { MaasError, messageOf } from '../../core/errors.js';
+import { badInput, isObject } from '../../inference/protocol.js';
+import { badShape, fromBinary, fromJsonData, ortTypeOfKserve, toBinary, toJsonData } from '../../inference/tensors.js';
+import type { ModelInferRequest, ModelInferResponse } from './codec.js';
+import { loadGrpc, loadServiceDefinition } from './proto.js';
+
+export interface GrpcTarget {
+  /** host:port */
+  address: string;
+  token?: string | undefined;
+  /** TLS: the CA that signed the server's certificate; with cert and key, a client certificate (mTLS). */
+  tls?: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined;
+  timeoutMs: number;
+  cwd: string;
+}
+
+/** The JSON request's tensors as raw contents: the client needs no signature, the server checks them. */
+export function toModelInferRequest(json: unknown, model: string, version: string): ModelInferRequest {
+  if (!isObject(json) || !Array.isArray(json.inputs) || json.inputs.length === 0) throw badInput('the request must be a JSON object with a non-empty "inputs"');
+  const inputs = json.inputs.map((input: unknown, i: number) => {
+    if (!isObject(input) || typeof input.name !== 'string' || typeof input.datatype !== 'string') throw badInput(`inputs[${i}] needs a "name" and a "datatype"`);
+    const type = ortTypeOfKserve(input.datatype);
+    if (!type) throw badInput(`input '${input.name}' has an unknown datatype ${JSON.stringify(input.datatype)}`);
+    const problem = badShape(input.shape);
+    if (problem) throw badInput(`input '${input.name}' ${problem}`);
+    const dims = input.shape as number[];
+    return { name: input.name, datatype: input.datatype, shape: dims, data: toBinary({ type, dims, data: fromJsonData(input.name, type, dims, input.data) }) };
+  });
+  const outputs = Array.isArray(json.outputs) ? json.outputs.map((o: unknown) => ({ name: isObject(o) ? String(o.name) : String(o) })) : [];
+  return {
+    model_name: model,
+    model_version: version,
+    id: typeof json.id === 'string' ? json.id : '',
+    inputs: inputs.map(({ name, datatype, shape }) => ({ name, datatype, shape, contents: null })),
+    outputs,
+    raw_input_contents: inputs.map((i) => i.data),
+  };
+}
+
+/** The answer as REST's JSON: model, version, id, and each output's data. */
+export function fromModelInferResponse(response: ModelInferResponse): Record<string, unknown> {
+  const outputs = response.outputs.map((o, i) => {
+    const type = ortTypeOfKserve(o.datatype);
+    const dims = o.shape.map(Number);
+    const raw = response.raw_output_contents[i];
+    if (!type || raw === undefined) throw new MaasError('MAAS_REMOTE_REJECTED', `the server answered output '${o.name}' without raw contents of a known datatype`);
+    return { name: o.name, datatype: o.datatype, shape: dims, data: toJsonData({ type, dims, data: fromBinary(o.name, type, dims, raw) }) };
+  });
+  return { model_name: response.model_name, model_version: response.model_version, ...(response.id ? { id: response.id } : {}), outputs };
+}
+
+/** gRPC statuses as maas errors, with the exit codes DESIGN.md gives them. */
+function asMaasError(error: grpc.ServiceError, address: string): MaasError {
+  const code = error.metadata?.get('maas-error-code')[0];
+  const details = error.details || error.message;
+  switch (error.code) {
+    case 3: return new MaasError('MAAS_BAD_INPUT', details, { hint: 'Fix the request; the message names the input.' });
+    case 5: return new MaasError(code === 'MAAS_VERSION_NOT_FOUND' ? 'MAAS_VERSION_NOT_FOUND' : 'MAAS_MODEL_NOT_FOUND', details, { hint: 'GET /v2/models/NAME on the server lists what it serves.' });
+    case 16: return new MaasError('MAAS_REMOTE_UNAUTHORIZED', details, { hint: 'Pass the server\'s token with --token (or MAAS_TOKEN).' });
+    case 14: return new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach ${address} over gRPC: ${details}`, { hint: 'Check the address and that the server runs with --grpc-port; with TLS, pass --tls-ca.' });
+    case 4: return new MaasError('MAAS_TIMEOUT', details, { hint: 'Raise --timeout-ms.' });
+    default: return new MaasError('MAAS_REMOTE_REJECTED', `the server answered ${error.code}: ${details}`);
+  }
+}
+
+export async function grpcPredict(request: Buffer, model: string, version: string, target: GrpcTarget): Promise<Record<string, unknown>> {
+  let json: unknown;
+  try {
+    json = JSON.parse(request.toString('utf8'));
+  } catch (error) {
+    throw badInput(`the request is not valid JSON: ${messageOf(error)}`);
+  }
+  const message = toModelInferRequest(json, model, version);
+  const grpcModule = await loadGrpc();
+  const { ctor } = await loadServiceDefinition(grpcModule);
+  const read = (path: string | undefined) => (path === undefined ? null : readFileSync(resolve(target.cwd, path)));
+  const credentials = target.tls
+    ? grpcModule.credentials.createSsl(read(target.tls.ca), read(target.tls.key), read(target.tls.cert))
+    : grpcModule.credentials.createInsecure();
+  const client = new ctor(target.address, credentials, { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 });
+  const metadata = new grpcModule.Metadata();
+  if (target.token) metadata.set('authorization', `Bearer ${target.token}`);
+  try {
+    const response = await new Promise<ModelInferResponse>((resolve, reject) => {
+      (client.ModelInfer as (r: ModelInferRequest, m: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: ModelInferResponse) => void) => void)(
+        message, metadata, { deadline: Date.now() + target.timeoutMs },
+        (error, answer) => (error ? reject(asMaasError(error, target.address)) : resolve(answer)),
+      );
+    });
+    return fromModelInferResponse(response);
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * The gRPC transport of `maas serve`: the Open Inference Protocol's GRPCInferenceService on
+ * @grpc/grpc-js, over the same core as REST (sessions, batching queue, limits, token, metrics).
+ * Each maas error becomes the status a Triton or KServe client expects.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import { isMaasError, messageOf } from '../../core/errors.js';
+import { modelMetadata } from '../../inference/protocol.js';
+import { checkToken } from '../auth.js';
+import { EXTENSIONS, listenError, type RequestLabels, type ServingCore, infer, resolveRuntime, servedVersions } from '../serving.js';
+import type { TlsMaterial } from '../tls.js';
+import { type ModelInferRequest, decodeModelInfer, encodeModelInfer } from './codec.js';
+import { loadGrpc, loadServiceDefinition } from './proto.js';
+
+export interface GrpcTransport {
+  /** host:port, as a gRPC client dials it. */
+  address: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** grpc.status values by maas error code; anything else is INTERNAL. */
+const STATUS_BY_CODE: Partial<Record<string, number>> = {
+  MAAS_BAD_INPUT: 3, // INVALID_ARGUMENT
+  MAAS_UNAUTHORIZED: 16, // UNAUTHENTICATED
+  MAAS_MODEL_NOT_FOUND: 5, // NOT_FOUND
+  MAAS_VERSION_NOT_FOUND: 5,
+  MAAS_ALIAS_NOT_FOUND: 5,
+  MAAS_PAYLOAD_TOO_LARGE: 8, // RESOURCE_EXHAUSTED
+  MAAS_OVERLOADED: 8,
+  MAAS_TIMEOUT: 4, // DEADLINE_EXCEEDED
+  MAAS_MODEL_NOT_READY: 14, // UNAVAILABLE
+  MAAS_INFERENCE_FAILED: 13, // INTERNAL
+};
+const INTERNAL = 13;
+
+function statusOf(error: unknown, grpcModule: typeof grpc): Partial<grpc.StatusObject> {
+  const metadata = new grpcModule.Metadata();
+  if (!isMaasError(error)) return { code: INTERNAL, details: `internal error: ${messageOf(error)}`, metadata };
+  metadata.set('maas-error-code', error.code);
+  return { code: STATUS_BY_CODE[error.code] ?? INTERNAL, details: error.message, metadata };
+}
+
+/** The client's deadline in ms since the epoch, if it set one. */
+function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>): number | undefined {
+  const deadline = call.getDeadline();
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(at) ? at : undefined;
+}
+
+/** The TLS files as grpc-js's certificate provider: the same watcher feeds both transports. */
+function certificateProvider(tls: TlsMaterial) {
+  const identity = () => ({ certificate: tls.current().cert, privateKey: tls.current().key });
+  const ca = () => ({ caCertificate: tls.current().ca! });
+  const identityListeners = new Set<(u: ReturnType<typeof identity>) => void>();
+  const caListeners = new Set<(u: ReturnType<typeof ca>) => void>();
+  tls.onChange(() => {
+    for (const l of identityListeners) l(identity());
+    if (tls.mutual) for (const l of caListeners) l(ca());
+  });
+  return {
+    addIdentityCertificateListener: (l: (u: ReturnType<typeof identity>) => void) => {
+      identityListeners.add(l);
+      l(identity());
+    },
+    removeIdentityCertificateListener: (l: (u: ReturnType<typeof identity>) => void) => identityListeners.delete(l),
+    addCaCertificateListener: (l: (u: ReturnType<typeof ca>) => void) => {
+      caListeners.add(l);
+      l(ca());
+    },
+    removeCaCertificateListener: (l: (u: ReturnType<typeof ca>) => void) => caListeners.delete(l),
+  };
+}
+
+export async function listenGrpc(core: ServingCore, options: { host: string; port: number; tls: TlsMaterial | undefined }): Promise<GrpcTransport> {
+  const grpcModule = await loadGrpc();
+  const service = await loadServiceDefinition(grpcModule);
+  const server = new grpcModule.Server({
+    'grpc.max_receive_message_length': core.maxBodyBytes,
+    'grpc.max_send_message_length': -1,
+  });
+
+  /** One unary call, start to end: auth, the handler, metrics, and a status for whatever goes wrong. */
+  const unary = <Req, Res>(method: string, needsAuth: boolean, handler: (request: Req, labels: RequestLabels, call: grpc.ServerUnaryCall<Req, Res>) => Res | Promise<Res>) =>
+    (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
+      const started = performance.now();
+      const labels: RequestLabels = { model: '', version: '', protocol: 'grpc' };
+      const finish = (code: number) => {
+        const seconds = (performance.now() - started) / 1000;
+        if (labels.model) core.metrics.request({ ...labels, code: grpcModule.status[code] ?? String(code) }, seconds);
+        core.logEvent({ event: 'request', method: `grpc ${method}`, status: grpcModule.status[code] ?? code, ms: Math.round(seconds * 1e4) / 10, ...(labels.model ? { model: labels.model, version: labels.version } : {}) });
+      };
+      (async () => {
+        if (needsAuth) checkToken(call.metadata.get('authorization')[0] as string | undefined, core.token);
+        return handler(call.request, labels, call);
+      })().then(
+        (response) => {
+          callback(null, response);
+          finish(grpcModule.status.OK);
+        },
+        (error: unknown) => {
+          const status = statusOf(error, grpcModule);
+          callback(status as grpc.ServiceError);
+          finish(status.code!);
+        },
+      );
+    };
+
+  server.addService(service, {
+    ServerLive: unary('ServerLive', false, () => ({ live: true })),
+    ServerReady: unary('ServerReady', true, () => ({ ready: core.ready() && !core.draining() })),
+    ServerMetadata: unary('ServerMetadata', true, () => ({ name: 'maas', version: core.version, extensions: EXTENSIONS })),
+    ModelReady: unary('ModelReady', true, (r: { name: string; version: string }, labels) => {
+      resolveRuntime(core, r.name, r.version || undefined, labels);
+      return { ready: true };
+    }),
+    ModelMetadata: unary('ModelMetadata', true, (r: { name: string; version: string }, labels) => {
+      const runtime = resolveRuntime(core, r.name, r.version || undefined, labels);
+      return modelMetadata(runtime.name, servedVersions(core, runtime.name), runtime.signature);
+    }),
+    ModelInfer: unary('ModelInfer', true, async (r: ModelInferRequest, labels, call) => {
+      const runtime = resolveRuntime(core, r.model_name, r.model_version || undefined, labels);
+      const { feeds, outputs } = decodeModelInfer(r, runtime.signature);
+      const results = await infer(core, runtime, feeds, outputs, deadlineOf(call));
+      return encodeModelInfer({ model: runtime.name, version: runtime.version, id: r.id, outputs: results, order: outputs });
+    }),
+  });
+
+  const credentials = options.tls
+    ? grpcModule.experimental.createCertificateProviderServerCredentials(certificateProvider(options.tls), options.tls.mutual ? certificateProvider(options.tls) : null, options.tls.mutual)
+    : grpcModule.ServerCredentials.createInsecure();
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${host}:${options.port}`, credentials, (error, bound) => (error ? reject(error) : resolve(bound)));
+  }).catch((error: unknown) => {
+    server.forceShutdown();
+    throw listenError(/address already in use/i.test(messageOf(error)) ? Object.assign(new Error(), { code: 'EADDRINUSE' }) : error, options.host, options.port, '--grpc-port');
+  });
+  return {
+    address: `${host}:${port}`,
+    port,
+    close: () => new Promise<void>((resolve) => {
+      // In-flight calls finish; new ones get UNAVAILABLE. A call still running at the grace end is cut.
+      const grace = setTimeout(() => server.forceShutdown(), core.timeoutMs + 1000);
+      server.tryShutdown(() => {
+        clearTimeout(grace);
+        resolve();
+      });
+    }),
+  };
+}

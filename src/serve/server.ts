@@ -1,0 +1,172 @@
+/**
+ * `maas serve` as a library: binds REST (and gRPC when asked) first, so a taken port fails
+ * before any model loads, then loads the models into one ModelManager that both transports
+ * share, then polls the registry for new versions and alias moves.
+ */
+import { MaasError, messageOf } from '../core/errors.js';
+import { type ServingFlags, modelServing } from '../inference/config.js';
+import { ModelManager, type ServeEvent, type ServeTarget } from '../inference/manager.js';
+import type { RegistryOptions } from '../registry/registry.js';
+import { type GrpcTransport, listenGrpc } from './grpc/server.js';
+import { type ClientTimeouts, type HttpTransport, listenHttp } from './http/server.js';
+import { createMetrics } from './metrics.js';
+import type { ServingCore } from './serving.js';
+import { type TlsFiles, type TlsMaterial, loadTls } from './tls.js';
+
+export interface ServeOptions {
+  registry: RegistryOptions;
+  /** what to serve; empty = every model by its version policy. */
+  targets: ServeTarget[];
+  /** the runtime and policy flags; what they leave unset comes from maas.yaml, then the defaults. */
+  flags: ServingFlags;
+  host: string;
+  port: number;
+  /** the gRPC port; undefined: no gRPC. */
+  grpcPort?: number | undefined;
+  token: string | undefined;
+  insecure: boolean;
+  tls?: TlsFiles | undefined;
+  maxBodyBytes: number;
+  timeoutMs: number;
+  pollMs: number;
+  /** one JSON line per event and per request, instead of human lifecycle lines. */
+  jsonLogs: boolean;
+  log: (line: string) => void;
+  version: string;
+  /** how long a slow client may take; the defaults suit production, tests shorten them. */
+  clientTimeouts?: Partial<ClientTimeouts>;
+  /** how often the TLS files are checked for a rotation (tests shorten it). */
+  tlsPollMs?: number;
+}
+
+export interface ServedModel {
+  name: string;
+  versions: number[];
+  aliases: Record<string, number>;
+  provider: string;
+}
+
+export interface RunningServer {
+  url: string;
+  host: string;
+  port: number;
+  /** host:port of the gRPC service, when --grpc-port was given. */
+  grpc?: { address: string; port: number } | undefined;
+  tls: { mutual: boolean } | undefined;
+  models: ServedModel[];
+  close(): Promise<void>;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost|::ffff:127\.\d+\.\d+\.\d+)$/;
+
+function humanEvent(event: ServeEvent): string | undefined {
+  switch (event.event) {
+    case 'loaded': return `loaded ${event.model}@${event.version} on ${event.provider} in ${event.loadMs} ms`;
+    case 'unloaded': return `unloaded ${event.model}@${event.version}`;
+    case 'swapped': return `${event.model}: now serving version ${event.to}${event.from === undefined ? '' : ` (was ${event.from})`}`;
+    case 'load-failed': return event.serving === undefined
+      ? `could not load ${event.model}@${event.version}: ${event.error}`
+      : `could not load ${event.model}@${event.version}, still serving the previous version (${event.serving}): ${event.error}`;
+    case 'refresh-failed': return `could not read the registry, still serving what was loaded: ${event.error}`;
+    default: return undefined;
+  }
+}
+
+function checkExposure(options: ServeOptions): void {
+  if (!LOOPBACK.test(options.host) && !options.token && !options.insecure) {
+    throw new MaasError('MAAS_USAGE', `refusing to serve on ${options.host} without a token`, {
+      hint: 'Set --token (or MAAS_TOKEN) so every route but liveness needs `Authorization: Bearer <token>`, or pass --insecure on a trusted network.',
+    });
+  }
+  if (options.token === '') {
+    throw new MaasError('MAAS_USAGE', 'the token is empty, which would let every request in', {
+      hint: 'Pass a non-empty --token (or MAAS_TOKEN), or unset both to serve without auth on loopback.',
+    });
+  }
+}
+
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  checkExposure(options);
+  const metrics = createMetrics();
+  const logEvent = (event: ServeEvent | Record<string, unknown>) => {
+    if (options.jsonLogs) options.log(JSON.stringify({ time: new Date().toISOString(), ...event }));
+    else {
+      const line = 'event' in event ? humanEvent(event as ServeEvent) : undefined;
+      if (line) options.log(line);
+    }
+  };
+  let manager: ModelManager | undefined;
+  let draining = false;
+  const core: ServingCore = {
+    manager: () => {
+      if (manager) return manager;
+      throw new MaasError('MAAS_MODEL_NOT_READY', 'the models are still loading', { hint: 'Retry when /v2/health/ready answers 200.' });
+    },
+    ready: () => manager?.ready ?? false,
+    draining: () => draining,
+    metrics,
+    token: options.token,
+    timeoutMs: options.timeoutMs,
+    maxBodyBytes: options.maxBodyBytes,
+    version: options.version,
+    logEvent,
+    logFailure: (event, line) => (options.jsonLogs ? logEvent({ event, error: line }) : options.log(line)),
+  };
+
+  const tls: TlsMaterial | undefined = options.tls ? loadTls(options.tls, options.registry.cwd, { pollMs: options.tlsPollMs, log: (line) => core.logFailure('tls', line) }) : undefined;
+  const opened: { close(): Promise<void> }[] = [];
+  const closeAll = async () => {
+    await Promise.all(opened.splice(0).map((t) => t.close()));
+    tls?.close();
+  };
+  let http: HttpTransport;
+  let grpc: GrpcTransport | undefined;
+  try {
+    http = await listenHttp(core, { host: options.host, port: options.port, tls, clientTimeouts: options.clientTimeouts });
+    opened.push(http);
+    if (options.grpcPort !== undefined) {
+      grpc = await listenGrpc(core, { host: options.host, port: options.grpcPort, tls });
+      opened.push(grpc);
+    }
+    manager = await ModelManager.open({
+      registry: options.registry,
+      targets: options.targets,
+      serving: (name, config) => modelServing(name, config, options.flags),
+      observer: metrics.observer,
+      log: (event) => {
+        if (event.event === 'loaded') metrics.loaded(event.model, event.version, event.loadMs / 1000);
+        logEvent(event);
+      },
+    });
+  } catch (error) {
+    await closeAll().catch(() => undefined);
+    throw error;
+  }
+  const served = manager;
+  metrics.setQueueDepth(() => served.allRoutes().flatMap((r) => [...r.versions.values()].map((rt) => ({ model: rt.name, version: rt.version, depth: rt.queueDepth }))));
+  served.startPolling(options.pollMs);
+
+  return {
+    url: http.url,
+    host: http.host,
+    port: http.port,
+    grpc: grpc ? { address: grpc.address, port: grpc.port } : undefined,
+    tls: tls ? { mutual: tls.mutual } : undefined,
+    models: served.allRoutes().map((r) => ({
+      name: r.name,
+      versions: [...r.versions.keys()].sort((a, b) => a - b),
+      aliases: Object.fromEntries(r.aliases),
+      provider: r.versions.get(r.defaultVersion)!.provider,
+    })),
+    async close() {
+      // New requests are turned away; those in flight finish within the grace period; then the models unload.
+      draining = true;
+      try {
+        await closeAll();
+      } catch (error) {
+        core.logFailure('close-error', `closing a transport failed: ${messageOf(error)}`);
+      }
+      await served.close();
+    },
+  };
+}

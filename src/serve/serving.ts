@@ -1,0 +1,68 @@
+/**
+ * What every transport shares: the model manager (once loaded), auth, limits, metrics and logs.
+ * REST and gRPC each turn their requests into the same calls on it, so a model answers the
+ * same whichever way it is asked.
+ */
+import { MaasError, messageOf } from '../core/errors.js';
+import type { ModelManager, ServeEvent } from '../inference/manager.js';
+import type { ModelRuntime } from '../inference/runtime.js';
+import type { WireTensor } from '../inference/tensors.js';
+import type { ServeMetrics } from './metrics.js';
+
+/** The label of a model or version not served: hostile names must not each make a series. */
+export const UNKNOWN = '(unknown)';
+
+/** Extensions the server metadata names (REST `GET /v2`, gRPC ServerMetadata). */
+export const EXTENSIONS = ['binary_tensor_data'];
+
+export interface RequestLabels {
+  model: string;
+  version: string;
+  protocol: string;
+}
+
+export interface ServingCore {
+  /** the manager once every model is loaded; MAAS_MODEL_NOT_READY before. */
+  manager(): ModelManager;
+  ready(): boolean;
+  /** set once shutdown starts: requests that arrive after it are turned away (503 / UNAVAILABLE). */
+  draining(): boolean;
+  metrics: ServeMetrics;
+  token: string | undefined;
+  timeoutMs: number;
+  maxBodyBytes: number;
+  version: string;
+  logEvent(event: ServeEvent | Record<string, unknown>): void;
+  /** what went wrong outside any one model: a line for people, or an event for --json-logs. */
+  logFailure(event: string, line: string): void;
+}
+
+/**
+ * The runtime a request names; `labels` become the model's, or UNKNOWN for a name or version
+ * not served, so even a 404 is counted without minting a series per hostile name.
+ */
+export function resolveRuntime(core: ServingCore, name: string, version: string | undefined, labels: RequestLabels): ModelRuntime {
+  const manager = core.manager();
+  Object.assign(labels, { model: manager.route(name) ? name : UNKNOWN, version: UNKNOWN });
+  const runtime = manager.resolve(name, version);
+  Object.assign(labels, { model: runtime.name, version: String(runtime.version) });
+  return runtime;
+}
+
+/** Runs one request on a runtime under the request timeout and, when the client set one, its own deadline. */
+export function infer(core: ServingCore, runtime: ModelRuntime, feeds: Record<string, WireTensor>, outputs: string[], clientDeadline?: number): Promise<Record<string, WireTensor>> {
+  const deadline = Math.min(Date.now() + core.timeoutMs, clientDeadline ?? Number.POSITIVE_INFINITY);
+  return runtime.infer({ feeds, outputs, deadline });
+}
+
+/** The versions a model serves, as the metadata documents list them. */
+export function servedVersions(core: ServingCore, name: string): string[] {
+  return [...(core.manager().route(name)?.versions.keys() ?? [])].sort((a, b) => a - b).map(String);
+}
+
+/** A port that cannot be bound: the flag to change, and that nothing was loaded yet. */
+export function listenError(error: unknown, host: string, port: number, flag: string): MaasError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const message = code === 'EADDRINUSE' ? `${host}:${port} is already in use` : `cannot listen on ${host}:${port}: ${messageOf(error)}`;
+  return new MaasError('MAAS_USAGE', message, { hint: `Pick another ${flag} (0 picks a free one) or --host; no model was loaded.` });
+}
