@@ -188,9 +188,11 @@ describe('serving behaviour', () => {
   });
 
   it('finishes requests in flight on shutdown, then refuses new connections', async () => {
-    const server = await servedSlow({ flags: { maxBatch: 1 } });
+    // The batcher holds them (waiting for company) until the server is closing.
+    const server = await servedSlow({ flags: { maxBatch: 8, batchDelayMs: 500 } });
     const inFlight = Array.from({ length: 6 }, (_, i) => server.post('/v2/models/slow/infer', slowRequest(i)));
-    await sleep(30);
+    // Close once the server holds all six (client and server share this event loop: a sleep would race).
+    while (metricValue((await server.get('/metrics')).text, 'maas_queue_depth{model="slow"') < 6) await sleep(5);
     await server.close();
     const results = await Promise.all(inFlight);
     expect(results.map((r) => r.status)).toEqual(Array(6).fill(200));
