@@ -59,14 +59,15 @@ function certificateProvider(tls: TlsMaterial) {
     if (tls.mutual) for (const l of caListeners) l(ca());
   });
   return {
+    // The first update is delivered on a later tick: grpc-js registers its own watcher only after adding the listener.
     addIdentityCertificateListener: (l: (u: ReturnType<typeof identity>) => void) => {
       identityListeners.add(l);
-      l(identity());
+      setImmediate(() => identityListeners.has(l) && l(identity()));
     },
     removeIdentityCertificateListener: (l: (u: ReturnType<typeof identity>) => void) => identityListeners.delete(l),
     addCaCertificateListener: (l: (u: ReturnType<typeof ca>) => void) => {
       caListeners.add(l);
-      l(ca());
+      setImmediate(() => caListeners.has(l) && l(ca()));
     },
     removeCaCertificateListener: (l: (u: ReturnType<typeof ca>) => void) => caListeners.delete(l),
   };

@@ -1,0 +1,134 @@
+/**
+ * TLS on both transports with certificates made here by openssl: the handshake, plain HTTP on
+ * the TLS port, client certificates (mTLS), and a certificate rotated while serving.
+ */
+import { copyFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { type RequestOptions, request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { makeCa, makeCert, read } from '../helpers/certs.js';
+import { grpcClient, statusOf } from '../helpers/grpc.js';
+import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
+import { runCli } from '../helpers/run-cli.js';
+import { type ServeOverrides, serveRegistry } from '../helpers/serve.js';
+
+interface Answer {
+  status: number | undefined;
+  body: string;
+  issuer: string | undefined;
+  error: string | undefined;
+}
+
+/** One HTTPS GET with the given trust and client certificate; what came back, or the error. */
+function httpsGet(url: string, options: RequestOptions): Promise<Answer> {
+  return new Promise((resolve) => {
+    const req = httpsRequest(url, { ...options, agent: false }, (res) => {
+      let body = '';
+      const issuer = (res.socket as import('node:tls').TLSSocket).getPeerCertificate().issuer?.CN as string | undefined;
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode, body, issuer, error: undefined }));
+    });
+    req.on('error', (error) => resolve({ status: undefined, body: '', issuer: undefined, error: error.message }));
+    req.end();
+  });
+}
+
+function plainGet(url: string): Promise<Answer> {
+  return new Promise((resolve) => {
+    const req = httpRequest(url.replace('https:', 'http:'), { agent: false, timeout: 5000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, body: '', issuer: undefined, error: undefined }));
+    });
+    req.on('error', (error) => resolve({ status: undefined, body: '', issuer: undefined, error: error.message }));
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+const INFER = { model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [Buffer.from(Float32Array.from([1, 2, 3, 4]).buffer)] };
+
+async function setup(mutual: boolean, overrides: ServeOverrides = {}) {
+  const reg: TestRegistry = await makeRegistry();
+  expect((await reg.cli('register', reg.fixture('mlp.onnx'))).exitCode).toBe(0);
+  const certs = join(reg.home, 'certs');
+  const ca = makeCa(certs, 'ca-one');
+  const server = makeCert(certs, 'server', ca);
+  const clientCa = makeCa(certs, 'clients-ca');
+  const client = makeCert(certs, 'client', clientCa, 'client');
+  const served = await serveRegistry(reg, { grpcPort: 0, tls: { cert: server.cert, key: server.key, ...(mutual ? { ca: clientCa.cert } : {}) }, tlsPollMs: 100, ...overrides });
+  return { reg, certs, ca, server, client, clientCa, served };
+}
+
+describe('TLS', () => {
+  it('serves REST and gRPC over TLS, and refuses plain HTTP and plaintext gRPC on the TLS ports', async () => {
+    const { ca, served } = await setup(false);
+    expect(served.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const ok = await httpsGet(`${served.url}/v2/health/ready`, { ca: read(ca.cert) });
+    expect(ok).toMatchObject({ status: 200, issuer: 'ca-one' });
+    const untrusted = await httpsGet(`${served.url}/v2/health/ready`, {});
+    expect(untrusted.error).toMatch(/self-signed|unable to verify|self signed/i);
+    const plain = await plainGet(`${served.url}/v2/health/live`);
+    expect(plain.status === undefined || plain.status === 400).toBe(true);
+    expect((await httpsGet(`${served.url}/v2/health/live`, { ca: read(ca.cert) })).status).toBe(200); // still serving
+    const secure = grpcClient(served.grpc!.address, grpc.credentials.createSsl(read(ca.cert)));
+    expect(await statusOf(secure.call('ModelInfer', INFER))).toBe('OK');
+    const insecure = grpcClient(served.grpc!.address);
+    expect(await statusOf(insecure.call('ServerLive', {}, { deadlineMs: 3000 }))).toMatch(/UNAVAILABLE|DEADLINE_EXCEEDED/);
+  });
+
+  it('with --tls-ca, refuses clients without a certificate that CA signed (mTLS), on both transports', async () => {
+    const { ca, client, served, certs } = await setup(true);
+    const trust = { ca: read(ca.cert) };
+    expect((await httpsGet(`${served.url}/v2/health/ready`, trust)).status).toBeUndefined();
+    const stranger = makeCert(certs, 'stranger', makeCa(certs, 'other-ca'), 'client');
+    expect((await httpsGet(`${served.url}/v2/health/ready`, { ...trust, cert: read(stranger.cert), key: read(stranger.key) })).status).toBeUndefined();
+    expect((await httpsGet(`${served.url}/v2/health/ready`, { ...trust, cert: read(client.cert), key: read(client.key) })).status).toBe(200);
+    const anonymous = grpcClient(served.grpc!.address, grpc.credentials.createSsl(read(ca.cert)));
+    expect(await statusOf(anonymous.call('ModelInfer', INFER, { deadlineMs: 3000 }))).toMatch(/UNAVAILABLE|DEADLINE_EXCEEDED/);
+    const known = grpcClient(served.grpc!.address, grpc.credentials.createSsl(read(ca.cert), read(client.key), read(client.cert)));
+    expect(await statusOf(known.call('ModelInfer', INFER))).toBe('OK');
+  });
+
+  it('picks up a rotated certificate without a restart, and keeps the old one while the new pair is broken', async () => {
+    const { certs, ca, server, served } = await setup(false);
+    const next = makeCa(certs, 'ca-two');
+    const rotated = makeCert(certs, 'server-two', next);
+    // Half a rotation: the new certificate, the old key. Not used; the old pair still serves.
+    copyFileSync(rotated.cert, server.cert);
+    await sleep(400);
+    expect(await httpsGet(`${served.url}/v2/health/live`, { ca: read(ca.cert) })).toMatchObject({ status: 200, issuer: 'ca-one' });
+    expect(served.logs.join('\n')).toContain('not used yet');
+    copyFileSync(rotated.key, server.key);
+    let answer: Answer | undefined;
+    for (let i = 0; i < 50 && answer?.issuer !== 'ca-two'; i++) {
+      await sleep(100);
+      answer = await httpsGet(`${served.url}/v2/health/live`, { ca: read(next.cert) });
+    }
+    expect(answer).toMatchObject({ status: 200, issuer: 'ca-two' });
+    const grpcNew = grpcClient(served.grpc!.address, grpc.credentials.createSsl(read(next.cert)));
+    expect(await statusOf(grpcNew.call('ModelInfer', INFER))).toBe('OK');
+    expect(served.logs.join('\n')).toContain('new handshakes use them');
+  });
+
+  it('refuses to start on TLS files that do not work together, with the fix (exit 3), and half a flag pair (exit 2)', async () => {
+    const reg = await makeRegistry();
+    const certs = join(reg.home, 'certs');
+    const ca = makeCa(certs, 'ca');
+    const server = makeCert(certs, 'server', ca);
+    const other = makeCert(certs, 'other', ca);
+    writeFileSync(join(certs, 'junk.pem'), 'not a certificate');
+    const mismatched = await runCli(['serve', '--port', '0', '--tls-cert', server.cert, '--tls-key', other.key], { cwd: reg.dir, env: reg.env });
+    expect(mismatched.exitCode).toBe(3);
+    expect(mismatched.stderr).toContain('do not work together');
+    const junk = await runCli(['serve', '--port', '0', '--tls-cert', join(certs, 'junk.pem'), '--tls-key', server.key], { cwd: reg.dir, env: reg.env });
+    expect(junk.exitCode).toBe(3);
+    const missing = await runCli(['serve', '--port', '0', '--tls-cert', join(certs, 'nope.pem'), '--tls-key', server.key], { cwd: reg.dir, env: reg.env });
+    expect(missing.exitCode).toBe(3);
+    expect(missing.stderr).toContain('does not exist');
+    const half = await runCli(['serve', '--port', '0', '--tls-cert', server.cert], { cwd: reg.dir, env: reg.env });
+    expect(half.exitCode).toBe(2);
+  });
+});
