@@ -1,5 +1,5 @@
 /** The only writer to stdout/stderr: results on stdout, logs and progress on stderr. */
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 import type { Io } from '../core/context.js';
 import { formatBytes } from './format.js';
 import type { Output, Progress, Theme } from '../core/output.js';
@@ -14,6 +14,26 @@ export interface OutputOptions {
 }
 
 const REDRAW_MS = 100;
+
+/** A spinner on `stream`; ora is loaded on first use, so commands that never spin never load it. */
+function spinner(text: string, stream: NodeJS.WritableStream): { setText(text: string): void; stop(): void } {
+  let instance: Ora | undefined;
+  let stopped = false;
+  let current = text;
+  void import('ora').then(({ default: ora }) => {
+    if (!stopped) instance = ora({ text: current, stream }).start();
+  });
+  return {
+    setText(next) {
+      current = next;
+      if (instance) instance.text = next;
+    },
+    stop() {
+      stopped = true;
+      instance?.stop();
+    },
+  };
+}
 
 export function createOutput({ io, theme, json, verbose, animate }: OutputOptions): Output {
   const err = (line: string) => io.stderr.write(`${line}\n`);
@@ -30,12 +50,12 @@ export function createOutput({ io, theme, json, verbose, animate }: OutputOption
     },
     step: (label) => {
       if (!animate || json) return { update: () => {}, stop: () => {} };
-      const spinner: Ora = ora({ text: label, stream: io.stderr }).start();
-      return { update: () => {}, stop: () => spinner.stop() };
+      const spin = spinner(label, io.stderr);
+      return { update: () => {}, stop: () => spin.stop() };
     },
     progress: (label, totalBytes) => {
       if (!animate || json) return { update: () => {}, stop: () => {} };
-      const spinner: Ora = ora({ text: label, stream: io.stderr }).start();
+      const spin = spinner(label, io.stderr);
       let last = 0;
       return {
         update(doneBytes) {
@@ -43,9 +63,9 @@ export function createOutput({ io, theme, json, verbose, animate }: OutputOption
           if (now - last < REDRAW_MS) return;
           last = now;
           const pct = totalBytes > 0 ? Math.floor((doneBytes / totalBytes) * 100) : 100;
-          spinner.text = `${label} ${pct}% (${formatBytes(doneBytes)} / ${formatBytes(totalBytes)})`;
+          spin.setText(`${label} ${pct}% (${formatBytes(doneBytes)} / ${formatBytes(totalBytes)})`);
         },
-        stop: () => spinner.stop(),
+        stop: () => spin.stop(),
       };
     },
   };
