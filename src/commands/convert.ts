@@ -1,5 +1,4 @@
 import { defineCommand, option } from '../core/define-command.js';
-import type { ConvertResult } from '../convert/convert.js';
 import { renderConvert } from '../ui/render/convert.js';
 import { conversionFrom, conversionOptions, registryOptions, stepProgress } from './shared.js';
 

@@ -1,6 +1,5 @@
 import { defineCommand } from '../core/define-command.js';
 import { EXIT_CODES } from '../core/errors.js';
-import type { DemoResult } from '../demo.js';
 import { renderRegister, renderShow, renderVerify } from '../ui/render/registry.js';
 import { renderPush } from '../ui/render/remote.js';
 import { byteProgress } from './shared.js';

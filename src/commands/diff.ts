@@ -1,6 +1,5 @@
 import { defineCommand, option } from '../core/define-command.js';
 import { EXIT_CODES } from '../core/errors.js';
-import type { DiffResult } from '../registry/diff.js';
 import { renderDiff } from '../ui/render/registry.js';
 import { registryOptions } from './shared.js';
 

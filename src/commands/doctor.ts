@@ -1,5 +1,4 @@
 import { defineCommand } from '../core/define-command.js';
-import type { DoctorResult } from '../inference/doctor.js';
 import { renderDoctor } from '../ui/render/serve.js';
 
 export const doctorCommand = defineCommand({

@@ -1,5 +1,4 @@
 import { defineCommand, option } from '../core/define-command.js';
-import type { GcResult } from '../registry/gc.js';
 import { renderGc } from '../ui/render/registry.js';
 import { registryOptions } from './shared.js';
 

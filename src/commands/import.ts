@@ -1,5 +1,4 @@
 import { defineCommand } from '../core/define-command.js';
-import type { PullResult } from '../remote/transfer.js';
 import { renderPull } from '../ui/render/remote.js';
 import { byteProgress, importAsOptions, registryOptions } from './shared.js';
 

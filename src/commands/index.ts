@@ -21,7 +21,7 @@ import { showCommand } from './show.js';
 import { tagCommand } from './tag.js';
 import { verifyCommand } from './verify.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each spec's option table has its own type; cli.ts builds them all alike
+// Each spec's option table has its own type; cli.ts builds them all alike.
 export const commands: CommandSpec<any, any>[] = [
   initCommand,
   registerCommand,

@@ -1,5 +1,4 @@
 import { defineCommand } from '../core/define-command.js';
-import type { ListResult } from '../registry/query.js';
 import { renderList } from '../ui/render/registry.js';
 import { registryOptions } from './shared.js';
 

@@ -1,7 +1,6 @@
 import { text } from 'node:stream/consumers';
 import { defineCommand, option } from '../core/define-command.js';
 import { MaasError } from '../core/errors.js';
-import type { LoginResult } from '../remote/transfer.js';
 import { plainHttpOption, registryOptions } from './shared.js';
 
 export const loginCommand = defineCommand({

@@ -1,5 +1,4 @@
 import { defineCommand, option } from '../core/define-command.js';
-import type { PackResult } from '../remote/archive.js';
 import { renderPack } from '../ui/render/remote.js';
 import { registryOptions } from './shared.js';
 

@@ -1,5 +1,4 @@
 import { defineCommand, option } from '../core/define-command.js';
-import type { PushResult } from '../remote/transfer.js';
 import { renderPush } from '../ui/render/remote.js';
 import { byteProgress, plainHttpOption, registryOptions } from './shared.js';
 

@@ -1,6 +1,5 @@
 import { defineCommand, option } from '../core/define-command.js';
 import { assertAlias, parseVersion } from '../registry/refs.js';
-import type { RegisterResult } from '../registry/register.js';
 import { renderRegister } from '../ui/render/registry.js';
 import { byteProgress, conversionFrom, conversionOptions, registryOptions, stepProgress } from './shared.js';
 

@@ -1,6 +1,5 @@
 import { defineCommand } from '../core/define-command.js';
 import { MaasError } from '../core/errors.js';
-import type { RemotesResult } from '../remote/named.js';
 import { table } from '../ui/format.js';
 import { registryOptions } from './shared.js';
 

@@ -1,5 +1,4 @@
 import { defineCommand, option } from '../core/define-command.js';
-import type { RemoveResult } from '../registry/remove.js';
 import { renderRemove } from '../ui/render/registry.js';
 import { registryOptions } from './shared.js';
 

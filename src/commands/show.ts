@@ -1,5 +1,4 @@
 import { defineCommand } from '../core/define-command.js';
-import type { ShowResult } from '../registry/query.js';
 import { renderShow } from '../ui/render/registry.js';
 import { registryOptions } from './shared.js';
 

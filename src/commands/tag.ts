@@ -1,5 +1,4 @@
 import { defineCommand, option } from '../core/define-command.js';
-import type { TagResult } from '../registry/tag.js';
 import { renderTag } from '../ui/render/registry.js';
 import { registryOptions } from './shared.js';
 

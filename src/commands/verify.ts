@@ -1,6 +1,5 @@
 import { defineCommand } from '../core/define-command.js';
 import { EXIT_CODES } from '../core/errors.js';
-import type { VerifyResult } from '../registry/verify.js';
 import { renderVerify } from '../ui/render/registry.js';
 import { byteProgress, registryOptions } from './shared.js';
 

@@ -2,7 +2,7 @@
 import type { Ora } from 'ora';
 import type { Io } from '../core/context.js';
 import { formatBytes } from './format.js';
-import type { Output, Progress, Theme } from '../core/output.js';
+import type { Output, Theme } from '../core/output.js';
 
 export interface OutputOptions {
   io: Io;

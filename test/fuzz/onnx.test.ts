@@ -14,7 +14,7 @@ import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { manyDims, nestedIf, nestedSequence, writeExternalMlp } from '../../fixtures/hostile.js';
 import { allTypes, constantWeights, mlp, multiIo, seededRandom } from '../../fixtures/models.js';
-import { modelProto, tensorProto, valueInfoProto } from '../../src/onnx/build.js';
+import { modelProto, type tensorProto, valueInfoProto } from '../../src/onnx/build.js';
 import { DataType } from '../../src/onnx/dtypes.js';
 import { ProtoWriter } from '../../src/onnx/protobuf.js';
 import { BIN } from '../helpers/run-cli.js';

@@ -6,6 +6,7 @@ import { copyFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { type RequestOptions, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
@@ -27,7 +28,7 @@ function httpsGet(url: string, options: RequestOptions): Promise<Answer> {
   return new Promise((resolve) => {
     const req = httpsRequest(url, { ...options, agent: false }, (res) => {
       let body = '';
-      const issuer = (res.socket as import('node:tls').TLSSocket).getPeerCertificate().issuer?.CN as string | undefined;
+      const issuer = (res.socket as TLSSocket).getPeerCertificate().issuer?.CN as string | undefined;
       res.on('data', (d) => (body += d));
       res.on('end', () => resolve({ status: res.statusCode, body, issuer, error: undefined }));
     });
