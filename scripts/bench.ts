@@ -7,13 +7,17 @@
  *   batching served with --max-batch 32 (default) vs --max-batch 1, medium model
  *   liveness /v2/health/live p99 while the large model is saturated
  *   baseline a hand-written node:http server running onnxruntime on its main thread
+ *   overhead maas REST on the tiny model vs a bare node:http server that parses the same JSON
+ *            and returns a fixed answer (wrk)
+ *   grpc     gRPC ModelInfer with raw contents vs REST with the binary tensor extension, medium
+ *            model, batch 1, 32 calls in flight from the same Node load generator
  *   hash     maas's streamed SHA-256 vs `openssl dgst -sha256` on a warm 1 GiB file
  *   push     `maas push` of a 1 GiB model to docker-registry on loopback vs a plain loopback
  *            copy of the same bytes (TCP into a file on the same disk); the CLI's peak RSS
  *
  *   convert  size and raw latency of original vs optimized / fp16 / int8, medium and large
  *
- * BENCH_ONLY=serve|hash|push|convert runs one group.
+ * BENCH_ONLY=serve|transport|hash|push|convert runs one group (transport: overhead and grpc).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -102,14 +106,17 @@ async function waitForUrl(child: ChildProcess): Promise<string> {
   });
 }
 
-async function serve(registry: string, model: string, extra: string[] = []): Promise<{ url: string; stop: () => Promise<void> }> {
+async function serve(registry: string, model: string, extra: string[] = []): Promise<{ url: string; grpc: string | undefined; stop: () => Promise<void> }> {
   const child = spawn(process.execPath, [BIN, 'serve', model, '--port', '0', '--device', 'cpu', '--json', ...extra], { cwd: registry, stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
   const url = await waitForUrl(child);
+  const grpc = /"grpc":\{"address":"([^"]+)"/.exec(out)?.[1];
   const stop = () => new Promise<void>((done) => {
     child.once('exit', () => done());
     child.kill('SIGTERM');
   });
-  return { url, stop };
+  return { url, grpc, stop };
 }
 
 const BASELINE_SERVER = `
@@ -135,6 +142,37 @@ async function handWritten(path: string): Promise<{ url: string; stop: () => Pro
   const child = spawn(process.execPath, ['-e', BASELINE_SERVER, ortPath, path, String(THREADS)], { stdio: ['ignore', 'pipe', 'ignore'] });
   const url = await waitForUrl(child);
   return { url, stop: () => new Promise<void>((done) => { child.once('exit', () => done()); child.kill('SIGTERM'); }) };
+}
+
+/** A bare node:http server that parses the same JSON and returns a fixed answer: the cost of HTTP and JSON alone. */
+const BARE_SERVER = `
+const http = require('node:http');
+const answer = JSON.stringify({ model_name: 'small', model_version: '1', outputs: [{ name: 'output', datatype: 'FP32', shape: [1, 4], data: [0.1, 0.2, 0.3, 0.4] }] });
+http.createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    JSON.parse(Buffer.concat(chunks).toString());
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) });
+    res.end(answer);
+  });
+}).listen(0, '127.0.0.1', function () { process.stdout.write('listening on http://127.0.0.1:' + this.address().port + '\\n'); });`;
+
+async function bareServer(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, ['-e', BARE_SERVER], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const url = await waitForUrl(child);
+  return { url, stop: () => new Promise<void>((done) => { child.once('exit', () => done()); child.kill('SIGTERM'); }) };
+}
+
+/** scripts/load-client.ts in its own process: batch-1 calls, CONNECTIONS in flight, REST binary or gRPC raw. */
+function loadClient(kind: 'rest' | 'grpc', target: string, m: Mlp): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/load-client.ts'), kind, target, m.name, 'input', String(m.input), String(DURATION), String(CONNECTIONS)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', () => resolveRun(JSON.parse(out.trim().split('\n').pop()!)));
+  });
 }
 
 function row(cells: (string | number)[]): string {
@@ -182,13 +220,18 @@ async function benchPush(registry: string, record: (cell: Record<string, unknown
   record({ bench: 'push', bytes, pushMBps: bytes / pushSeconds / 1e6, loopbackCopyMBps: bytes / copySeconds / 1e6, ratio: copySeconds / pushSeconds, maxRssMB: rssKb / 1024 });
 }
 
-async function benchServing(registry: string, env: NodeJS.ProcessEnv, record: (cell: Record<string, unknown>) => void): Promise<void> {
+/** Writes and registers the serving models; their files by name. */
+function registerModels(registry: string, env: NodeJS.ProcessEnv): Record<string, string> {
   const paths: Record<string, string> = {};
   for (const m of [...MODELS, BASELINE_MODEL]) {
     paths[m.name] = join(WORK, `${m.name}.onnx`);
     writeMessage(paths[m.name]!, modelProto(deepMlp(m)));
     execFileSync(process.execPath, [BIN, 'register', paths[m.name]!, '--name', m.name, '--registry', registry], { stdio: 'ignore', env });
   }
+  return paths;
+}
+
+async function benchServing(registry: string, paths: Record<string, string>, record: (cell: Record<string, unknown>) => void): Promise<void> {
 
   const table: string[] = [];
   for (const m of MODELS) {
@@ -238,6 +281,29 @@ async function benchServing(registry: string, env: NodeJS.ProcessEnv, record: (c
   for (const line of table) console.log(line);
 }
 
+async function benchTransports(registry: string, record: (cell: Record<string, unknown>) => void): Promise<void> {
+  // Per-request overhead on the tiny model: maas REST against a server that only parses the JSON.
+  const small = MODELS[0]!;
+  const bare = await bareServer();
+  await wrk(`${bare.url}/`, requestBody(small), CONNECTIONS, 1);
+  const bareRun = await wrk(`${bare.url}/`, requestBody(small), CONNECTIONS);
+  await bare.stop();
+  const tiny = await serve(registry, small.name);
+  await wrk(`${tiny.url}/v2/models/${small.name}/infer`, requestBody(small), CONNECTIONS, 1);
+  const tinyRun = await wrk(`${tiny.url}/v2/models/${small.name}/infer`, requestBody(small), CONNECTIONS);
+  await tiny.stop();
+  record({ bench: 'overhead', model: small.name, bareRps: bareRun.rps, maasRps: tinyRun.rps, ratio: tinyRun.rps / bareRun.rps, maasP50: tinyRun.p50, maasP99: tinyRun.p99, errors: tinyRun.errors });
+
+  // gRPC with raw contents against REST with the binary extension, same server, same load generator.
+  const medium = MODELS[1]!;
+  const both = await serve(registry, medium.name, ['--grpc-port', '0']);
+  const rest = await loadClient('rest', both.url, medium);
+  const grpc = await loadClient('grpc', both.grpc!, medium);
+  await both.stop();
+  record({ bench: 'grpc-vs-rest', model: medium.name, restRps: rest.rps, grpcRps: grpc.rps, ratio: grpc.rps / rest.rps, restP99: rest.p99, grpcP99: grpc.p99, errors: rest.errors + grpc.errors });
+
+}
+
 async function benchHash(record: (cell: Record<string, unknown>) => void): Promise<void> {
   const big = join(WORK, 'hash.bin');
   execFileSync('sh', ['-c', `head -c ${1 << 30} /dev/urandom > ${big} && cat ${big} > /dev/null`]);
@@ -274,7 +340,7 @@ async function benchConvert(record: (cell: Record<string, unknown>) => void): Pr
 
 async function main(): Promise<void> {
   const only = process.env.BENCH_ONLY;
-  if ((!only || only === 'serve') && spawnSync('wrk', ['-v']).error) {
+  if ((!only || only === 'serve' || only === 'transport') && spawnSync('wrk', ['-v']).error) {
     console.error('npm run bench needs wrk: apt-get install wrk (or BENCH_ONLY=hash|push)');
     process.exit(2);
   }
@@ -286,7 +352,9 @@ async function main(): Promise<void> {
   const record = (cell: Record<string, unknown>) => console.log(JSON.stringify(cell));
   console.error(`bench: ${cpus()[0]?.model}, ${THREADS} cores, node ${process.version}, onnxruntime-node ${ort.env.versions.node}, ${DURATION}s per cell, wrk -t1 -c${CONNECTIONS}`);
 
-  if (!only || only === 'serve') await benchServing(registry, env, record);
+  const paths = !only || only === 'serve' || only === 'transport' ? registerModels(registry, env) : {};
+  if (!only || only === 'serve') await benchServing(registry, paths, record);
+  if (!only || only === 'serve' || only === 'transport') await benchTransports(registry, record);
   if (!only || only === 'hash') await benchHash(record);
   if (!only || only === 'push') await benchPush(registry, record);
   if (!only || only === 'convert') await benchConvert(record);

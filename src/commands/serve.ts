@@ -29,6 +29,7 @@ export const serveCommand = defineCommand({
     maxBatch: option.integer('--max-batch <n>', 'rows merged into one run by dynamic batching; 1 turns it off', { defaultText: yamlOr(SERVING_DEFAULTS.maxBatch) }),
     batchDelayMs: option.integer('--batch-delay-ms <ms>', 'how long an under-full batch waits for more requests', { min: 0, defaultText: yamlOr(SERVING_DEFAULTS.batchDelayMs) }),
     maxQueue: option.integer('--max-queue <n>', 'queued requests per version before 503 / RESOURCE_EXHAUSTED', { defaultText: yamlOr(SERVING_DEFAULTS.maxQueue) }),
+    inlineUs: option.integer('--inline-us <µs>', 'a CPU model faster than this per row also runs small requests on the HTTP thread, batched per turn; 0: never', { min: 0, default: SERVING_DEFAULTS.inlineUs }),
     timeoutMs: option.integer('--timeout-ms <ms>', 'per-request deadline, then 504 / DEADLINE_EXCEEDED', { default: SERVING_DEFAULTS.timeoutMs }),
     maxBodyMb: option.integer('--max-body-mb <mb>', `largest request body or message (at most ${MAX_BODY_MB}), then 413 / RESOURCE_EXHAUSTED`, { max: MAX_BODY_MB, default: SERVING_DEFAULTS.maxBodyMb }),
     pollMs: option.integer('--poll-ms <ms>', 'how often to look for new versions and alias moves', { min: 50, default: SERVING_DEFAULTS.pollMs }),
@@ -58,7 +59,7 @@ export const serveCommand = defineCommand({
     const server = await startServer({
       registry,
       targets,
-      flags: { device: opts.device, versionPolicy: opts.versionPolicy, threads: opts.threads, workers: opts.workers, maxBatch: opts.maxBatch, batchDelayMs: opts.batchDelayMs, maxQueue: opts.maxQueue },
+      flags: { device: opts.device, versionPolicy: opts.versionPolicy, threads: opts.threads, workers: opts.workers, maxBatch: opts.maxBatch, batchDelayMs: opts.batchDelayMs, maxQueue: opts.maxQueue, inlineUs: opts.inlineUs },
       host: opts.host,
       port: opts.port,
       grpcPort: opts.grpcPort,

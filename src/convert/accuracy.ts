@@ -2,35 +2,14 @@
  * Proof that a converted model still answers the same: original and converted run on the same
  * seeded inputs (generated from the signature) and every output is compared.
  */
-import { seededRandom } from '../core/random.js';
 import { oneShotRuntime } from '../inference/config.js';
 import { SEEDED_SAMPLES } from './config.js';
 import { withRuntimes } from '../inference/runtime.js';
-import { type OrtType, type TensorData, type WireTensor, halfToNumber, ortTypeOfOnnx } from '../inference/tensors.js';
+import { sampleFeeds } from '../inference/samples.js';
+import { type TensorData, type WireTensor, halfToNumber } from '../inference/tensors.js';
 import { toHalf } from '../onnx/fp16.js';
 import { type Signature, inspectModel } from '../onnx/inspect.js';
 import type { AccuracyReport, OutputAccuracy } from '../registry/manifest.js';
-
-/** Inputs for one sample: symbolic dims become 2, unknown ones 1; values seeded per dtype. */
-export function sampleFeeds(signature: Signature, seed: number): Record<string, WireTensor> {
-  const next = seededRandom(seed);
-  const feeds: Record<string, WireTensor> = {};
-  for (const input of signature.inputs) {
-    const type = ortTypeOfOnnx(input.dtype) as OrtType;
-    const dims = (input.shape ?? []).map((d) => (typeof d === 'number' ? d : d === null ? 1 : 2));
-    const n = dims.reduce((a, b) => a * b, 1);
-    let data: TensorData;
-    if (type === 'float32') data = Float32Array.from({ length: n }, () => next() * 2 - 1);
-    else if (type === 'float64') data = Float64Array.from({ length: n }, () => next() * 2 - 1);
-    else if (type === 'int64') data = BigInt64Array.from({ length: n }, () => BigInt(Math.floor(next() * 8)));
-    else if (type === 'int32') data = Int32Array.from({ length: n }, () => Math.floor(next() * 8));
-    else if (type === 'bool') data = Uint8Array.from({ length: n }, () => (next() < 0.5 ? 1 : 0));
-    else if (type === 'string') data = Array.from({ length: n }, (_, i) => `sample-${i}`);
-    else data = new Uint8Array(n);
-    feeds[input.name] = { type, dims, data };
-  }
-  return feeds;
-}
 
 /** Numbers of a float tensor; float16 arrives as raw bits. */
 function numbers(t: WireTensor): number[] {

@@ -20,6 +20,8 @@ export interface RuntimeOptions {
   batchDelayMs: number;
   /** queued requests per version before MAAS_OVERLOADED (503 / RESOURCE_EXHAUSTED). */
   maxQueue: number;
+  /** a CPU model whose one-row run takes at most this many µs also runs small requests on the main thread (runtime.ts); 0: never. */
+  inlineUs: number;
 }
 
 export const SERVING_DEFAULTS = {
@@ -36,9 +38,14 @@ export const SERVING_DEFAULTS = {
   maxBodyMb: 64,
   /** how often the server looks for new versions and alias moves. */
   pollMs: 1000,
+  /** below this one-row run time (µs), small requests skip the hop to a worker (runtime.ts). */
+  inlineUs: 100,
   /** which versions of a model are served (registry/policy.ts). */
   versionPolicy: DEFAULT_VERSION_POLICY,
 } as const;
+
+/** The longest an inline batch may block the main thread, estimated from the probe: larger requests go to a worker. */
+export const INLINE_BLOCK_US = 2000;
 
 /** The most one Buffer holds (4 GiB in Node 20): a larger body could never be read. */
 export const MAX_BODY_MB = Math.floor(constants.MAX_LENGTH / (1024 * 1024));
@@ -58,6 +65,7 @@ export function servingRuntime(asked: { [K in keyof RuntimeOptions]?: RuntimeOpt
     maxBatch: asked.maxBatch ?? SERVING_DEFAULTS.maxBatch,
     batchDelayMs: asked.batchDelayMs ?? SERVING_DEFAULTS.batchDelayMs,
     maxQueue: asked.maxQueue ?? SERVING_DEFAULTS.maxQueue,
+    inlineUs: asked.inlineUs ?? SERVING_DEFAULTS.inlineUs,
   };
 }
 
@@ -66,7 +74,7 @@ export function servingRuntime(asked: { [K in keyof RuntimeOptions]?: RuntimeOpt
  * worker with the whole machine, no batching, a queue as long as the requests it will get.
  */
 export function oneShotRuntime(device: Device, requests = 1): RuntimeOptions {
-  return { device, workers: 1, threads: availableParallelism(), maxBatch: 1, batchDelayMs: 0, maxQueue: Math.max(1, requests) };
+  return { device, workers: 1, threads: availableParallelism(), maxBatch: 1, batchDelayMs: 0, maxQueue: Math.max(1, requests), inlineUs: 0 };
 }
 
 /** What `maas serve` was told on its command line; unset keys fall to maas.yaml, then the defaults. */
@@ -92,6 +100,7 @@ export function modelServing(name: string, config: RegistryConfig, flags: Servin
       maxBatch: flags.maxBatch ?? yaml.maxBatch,
       batchDelayMs: flags.batchDelayMs ?? yaml.batchDelayMs,
       maxQueue: flags.maxQueue ?? yaml.maxQueue,
+      inlineUs: flags.inlineUs,
     }),
   };
 }

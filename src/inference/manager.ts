@@ -25,7 +25,8 @@ export interface Route {
 }
 
 export type ServeEvent =
-  | { event: 'loaded'; model: string; version: number; provider: string; loadMs: number }
+  /** `runUs`: the warm-up's median one-row run, where measured; `inline`: small requests run on the main thread. */
+  | { event: 'loaded'; model: string; version: number; provider: string; loadMs: number; runUs?: number; inline: boolean }
   | { event: 'unloaded'; model: string; version: number }
   | { event: 'swapped'; model: string; from: number | undefined; to: number }
   /** `serving`: the version still served under the name, if any. */
@@ -211,7 +212,7 @@ export class ModelManager {
       );
       this.runtimes.set(key, runtime);
       this.failed.delete(key);
-      this.options.log({ event: 'loaded', model: name, version, provider: runtime.provider, loadMs: Math.round(runtime.loadMs) });
+      this.options.log({ event: 'loaded', model: name, version, provider: runtime.provider, loadMs: Math.round(runtime.loadMs), ...(runtime.probeUs === undefined ? {} : { runUs: Math.round(runtime.probeUs) }), inline: runtime.runsInline });
       return runtime;
     } catch (error) {
       if (initial && isDeviceFailure(error)) throw error;

@@ -4,12 +4,20 @@
  * maxBatch rows) when the model's inputs and outputs all have a dynamic first dim; with
  * batchDelayMs > 0 an under-full batch also waits for company until its oldest request has
  * waited that long (Triton's max_queue_delay).
+ *
+ * Inline: a model whose one-row run takes under `inlineUs` on the CPU (the first worker times
+ * it while warming up) also gets a session on this thread, and small requests run there, batched
+ * per turn of the event loop. For such a model a hop to a worker and back costs more than the
+ * run, and blocking the loop for a few microseconds a batch is cheaper than the hop. A request
+ * too large to run in INLINE_BLOCK_US still goes to a worker. (DESIGN.md keeps inference off the
+ * HTTP thread; this is the measured exception, see BENCHMARKS.md.)
  */
 import { Worker } from 'node:worker_threads';
 import { MaasError } from '../core/errors.js';
 import type { Signature } from '../onnx/inspect.js';
-import type { RuntimeOptions } from './config.js';
+import { INLINE_BLOCK_US, type RuntimeOptions } from './config.js';
 import { DEVICE_FIXES, providerOrder } from './providers.js';
+import type { OpenedSession } from './session.js';
 import { concatBatch, splitBatch, type WireTensor } from './tensors.js';
 import type { WorkerInit, WorkerReady, WorkerReply, WorkerRequest } from './worker.js';
 
@@ -34,7 +42,6 @@ interface Pending extends InferJob {
   settled: boolean;
   resolve: (outputs: Record<string, WireTensor>) => void;
   reject: (error: MaasError) => void;
-  timer: NodeJS.Timeout | undefined;
 }
 
 interface PoolWorker {
@@ -80,8 +87,12 @@ export function isBatchable(signature: Signature): boolean {
 
 export class ModelRuntime {
   readonly batchable: boolean;
+  /** the version as text, for labels and answers. */
+  readonly versionLabel: string;
   provider = '';
   loadMs = 0;
+  /** median µs of a one-row run, timed by the first worker as it warmed up; undefined where not measurable. */
+  probeUs: number | undefined;
   private readonly pool: PoolWorker[] = [];
   private readonly queue: Pending[] = [];
   private delayTimer: NodeJS.Timeout | undefined;
@@ -89,6 +100,17 @@ export class ModelRuntime {
   private closed = false;
   private drainWaiters: (() => void)[] = [];
   private readonly depth: number;
+  /** every request not yet answered, queued or running: what the deadline sweep looks at. */
+  private readonly live = new Set<Pending>();
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private nextDeadline: number | undefined;
+  /** the session on this thread, for a model a probe found inline-fast. */
+  private inline: OpenedSession | undefined;
+  /** rows one inline batch may hold: its estimated run stays within INLINE_BLOCK_US. */
+  private inlineRows = 0;
+  private readonly inlineQueue: Pending[] = [];
+  private inlineRunning: Pending[] = [];
+  private inlineScheduled = false;
 
   private constructor(
     readonly name: string,
@@ -99,22 +121,26 @@ export class ModelRuntime {
     private readonly observer: RuntimeObserver,
   ) {
     this.batchable = isBatchable(signature) && options.maxBatch > 1;
+    this.versionLabel = String(version);
     // Without batching, a second request waits in the worker's own queue, so the worker starts
     // it the moment the first ends instead of after a round trip through the HTTP thread. With
     // batching, queued requests wait here instead, where they can be merged.
     this.depth = this.batchable ? 1 : 2;
   }
 
-  /** Starts the workers; the first decides the provider, the others use the same. */
+  /** Starts the workers; the first decides the provider (and times the model), the others use the same. */
   static async load(spec: RuntimeSpec, options: RuntimeOptions, observer: RuntimeObserver = {}): Promise<ModelRuntime> {
     const runtime = new ModelRuntime(spec.name, spec.version, spec.signature, spec.modelPath, options, observer);
     const started = performance.now();
     try {
-      runtime.provider = await runtime.spawn(providerOrder(options.device));
+      const first = await runtime.spawn(providerOrder(options.device), options.inlineUs > 0);
+      runtime.provider = first.provider;
+      runtime.probeUs = first.probeUs;
       // allSettled: a worker still starting when another fails must be closed too, not leaked.
-      const started = await Promise.allSettled(Array.from({ length: options.workers - 1 }, () => runtime.spawn([runtime.provider])));
+      const started = await Promise.allSettled(Array.from({ length: options.workers - 1 }, () => runtime.spawn([runtime.provider], false)));
       const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
       if (failed) throw failed.reason;
+      if (runtime.provider === 'cpu' && runtime.probeUs !== undefined && runtime.probeUs <= options.inlineUs) await runtime.openInline();
     } catch (error) {
       await runtime.close();
       throw error;
@@ -123,49 +149,74 @@ export class ModelRuntime {
     return runtime;
   }
 
+  /** whether small requests run on this thread (see the header). */
+  get runsInline(): boolean {
+    return this.inline !== undefined;
+  }
+
   get queueDepth(): number {
-    return this.queue.length;
+    return this.queue.length + this.inlineQueue.length;
   }
 
   get inFlight(): number {
-    return this.pool.reduce((n, w) => n + [...w.running.values()].reduce((m, g) => m + g.length, 0), 0);
+    return this.pool.reduce((n, w) => n + [...w.running.values()].reduce((m, g) => m + g.length, 0), 0) + this.inlineRunning.length;
   }
 
   infer(job: InferJob): Promise<Record<string, WireTensor>> {
     if (this.closed) return Promise.reject(new MaasError('MAAS_MODEL_NOT_READY', `${this.name}@${this.version} is unloading`));
-    if (this.queue.length >= this.options.maxQueue) {
-      return Promise.reject(new MaasError('MAAS_OVERLOADED', `${this.name}@${this.version} has ${this.queue.length} requests queued (--max-queue ${this.options.maxQueue})`, {
+    if (this.queueDepth >= this.options.maxQueue) {
+      return Promise.reject(new MaasError('MAAS_OVERLOADED', `${this.name}@${this.version} has ${this.queueDepth} requests queued (--max-queue ${this.options.maxQueue})`, {
         hint: 'Retry after a moment, or raise --max-queue / --workers.',
       }));
     }
     return new Promise((resolve, reject) => {
-      const dims0 = Object.values(job.feeds).map((t) => t.dims[0]);
-      const rows = this.batchable && dims0.length > 0 && dims0.every((d) => d !== undefined && d === dims0[0]) ? dims0[0] : undefined;
-      const key = Object.entries(job.feeds).map(([n, t]) => `${n}:${t.type}:${t.dims.slice(1).join('x')}`).sort().join('|');
-      const pending: Pending = {
-        ...job, rows, key, enqueuedAt: Date.now(), settled: false, resolve, reject,
-        timer: job.deadline === undefined ? undefined : setTimeout(() => this.expire(pending), Math.min(MAX_TIMER_MS, Math.max(0, job.deadline - Date.now()))),
-      };
-      this.queue.push(pending);
+      const pending: Pending = { feeds: job.feeds, outputs: job.outputs, deadline: job.deadline, rows: this.rowsOf(job.feeds), key: batchKey(job.feeds), enqueuedAt: Date.now(), settled: false, resolve, reject };
+      this.live.add(pending);
+      this.armDeadline(pending.deadline);
+      if (this.inline && (pending.rows ?? 1) <= this.inlineRows) this.inlineQueue.push(pending);
+      else this.queue.push(pending);
       this.schedule();
     });
   }
 
   /** Resolves once nothing is queued or running: the old version's half of a hot swap. */
   drain(): Promise<void> {
-    if (this.queue.length === 0 && this.inFlight === 0) return Promise.resolve();
+    if (this.queueDepth === 0 && this.inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.delayTimer);
-    for (const p of this.queue.splice(0)) this.settle(p, new MaasError('MAAS_MODEL_NOT_READY', `${this.name}@${this.version} was unloaded`));
-    await Promise.all(this.pool.splice(0).map((w) => w.worker.terminate()));
+    clearTimeout(this.deadlineTimer);
+    for (const p of [...this.queue.splice(0), ...this.inlineQueue.splice(0)]) this.settle(p, new MaasError('MAAS_MODEL_NOT_READY', `${this.name}@${this.version} was unloaded`));
+    const inline = this.inline;
+    this.inline = undefined;
+    await Promise.all([...this.pool.splice(0).map((w) => w.worker.terminate()), inline?.release()]);
   }
 
-  private spawn(providers: string[]): Promise<string> {
-    const init: WorkerInit = { modelPath: this.modelPath, providers, threads: this.options.threads };
+  /** Rows along dim 0 when every input agrees on them and the model can batch; else undefined. */
+  private rowsOf(feeds: Record<string, WireTensor>): number | undefined {
+    if (!this.batchable) return undefined;
+    let rows: number | undefined;
+    for (const name in feeds) {
+      const d = feeds[name]!.dims[0];
+      if (d === undefined || (rows !== undefined && d !== rows)) return undefined;
+      rows = d;
+    }
+    return rows;
+  }
+
+  private async openInline(): Promise<void> {
+    const { openSession } = await import('./session.js');
+    const { session, tried } = await openSession(this.modelPath, ['cpu'], 1);
+    if (!session) throw new MaasError('MAAS_MODEL_INVALID', `cannot load ${this.name}@${this.version} on this thread: ${tried[0]?.error ?? 'unknown'}`);
+    this.inline = session;
+    this.inlineRows = Math.max(1, Math.floor(INLINE_BLOCK_US / Math.max(this.probeUs!, 1)));
+  }
+
+  private spawn(providers: string[], probe: boolean): Promise<{ provider: string; probeUs: number | undefined }> {
+    const init: WorkerInit = { modelPath: this.modelPath, providers, threads: this.options.threads, probe: probe ? this.signature : undefined };
     const worker = new Worker(WORKER_URL, { workerData: init });
     return new Promise((resolve, reject) => {
       const onFail = (message: string) => {
@@ -193,19 +244,24 @@ export class ModelRuntime {
         worker.on('error', (error) => this.crashed(member, error));
         this.pool.push(member);
         this.schedule();
-        resolve(ready.provider);
+        resolve({ provider: ready.provider, probeUs: ready.probeUs });
       });
     });
   }
 
   private schedule(): void {
+    if (this.inlineQueue.length > 0 && !this.inlineScheduled && this.inlineRunning.length === 0) {
+      // Run on a later turn: requests parsed in this one join the batch.
+      this.inlineScheduled = true;
+      setImmediate(() => void this.runInline());
+    }
     clearTimeout(this.delayTimer);
     this.delayTimer = undefined;
     while (this.queue.length > 0) {
       const worker = this.pool.find((w) => w.running.size < this.depth);
       if (!worker) return;
       const head = this.queue[0]!;
-      const group = this.takeGroup();
+      const group = takeGroup(this.queue, this.options.maxBatch);
       const rows = group.reduce((n, p) => n + (p.rows ?? 0), 0);
       const waited = Date.now() - head.enqueuedAt;
       if (this.options.batchDelayMs > 0 && head.rows !== undefined && rows < this.options.maxBatch && waited < this.options.batchDelayMs) {
@@ -217,31 +273,30 @@ export class ModelRuntime {
     }
   }
 
-  /** Removes and returns the head request and every queued one that can share its batch. */
-  private takeGroup(): Pending[] {
-    const head = this.queue.shift()!;
-    const group = [head];
-    if (head.rows === undefined) return group;
-    let rows = head.rows;
-    for (let i = 0; i < this.queue.length && rows < this.options.maxBatch; ) {
-      const p = this.queue[i]!;
-      if (p.rows !== undefined && p.key === head.key && rows + p.rows <= this.options.maxBatch) {
-        group.push(p);
-        rows += p.rows;
-        this.queue.splice(i, 1);
-      } else {
-        i++;
-      }
+  private async runInline(): Promise<void> {
+    this.inlineScheduled = false;
+    const session = this.inline;
+    if (!session || this.inlineQueue.length === 0) return;
+    const group = takeGroup(this.inlineQueue, Math.min(this.options.maxBatch, this.inlineRows));
+    this.inlineRunning = group;
+    const { feeds, fetches } = merged(group);
+    this.observer.batch?.(group.reduce((n, p) => n + (p.rows ?? 1), 0), group.length);
+    const started = performance.now();
+    let outcome: Record<string, WireTensor> | MaasError;
+    try {
+      outcome = await session.run(feeds, fetches);
+    } catch (error) {
+      outcome = new MaasError('MAAS_INFERENCE_FAILED', `onnxruntime failed on ${this.name}@${this.version}: ${error instanceof Error ? error.message : String(error)}`);
     }
-    return group;
+    this.observer.inference?.(performance.now() - started);
+    this.inlineRunning = [];
+    this.deliver(group, outcome);
+    this.schedule();
+    this.notifyDrained();
   }
 
   private dispatch(member: PoolWorker, group: Pending[]): void {
-    const fetches = [...new Set(group.flatMap((p) => p.outputs))];
-    const feeds: Record<string, WireTensor> = {};
-    for (const name of Object.keys(group[0]!.feeds)) {
-      feeds[name] = group.length === 1 ? group[0]!.feeds[name]! : concatBatch(group.map((p) => p.feeds[name]!));
-    }
+    const { feeds, fetches } = merged(group);
     const transfer = Object.values(feeds).flatMap((t) => (Array.isArray(t.data) ? [] : [t.data.buffer as ArrayBuffer]));
     const request: WorkerRequest = { id: this.nextId++, feeds, fetches };
     member.running.set(request.id, group);
@@ -254,47 +309,116 @@ export class ModelRuntime {
     const group = member.running.get(reply.id) ?? [];
     member.running.delete(reply.id);
     this.observer.inference?.(reply.inferMs);
-    if (reply.error !== undefined || !reply.outputs) {
-      const error = new MaasError('MAAS_INFERENCE_FAILED', `onnxruntime failed on ${this.name}@${this.version}: ${reply.error}`);
-      for (const p of group) this.settle(p, error);
-    } else if (group.length === 1) {
-      this.settle(group[0]!, pick(reply.outputs, group[0]!.outputs));
-    } else {
-      const pieces: Record<string, WireTensor[]> = {};
-      for (const [name, tensor] of Object.entries(reply.outputs)) pieces[name] = splitBatch(tensor, group.map((p) => p.rows!));
-      group.forEach((p, i) => this.settle(p, Object.fromEntries(p.outputs.map((name) => [name, pieces[name]![i]!]))));
-    }
+    this.deliver(group, reply.error !== undefined || !reply.outputs
+      ? new MaasError('MAAS_INFERENCE_FAILED', `onnxruntime failed on ${this.name}@${this.version}: ${reply.error}`)
+      : reply.outputs);
     this.schedule();
     this.notifyDrained();
+  }
+
+  /** Hands each request of a batch its rows of the outputs, or the batch's error. */
+  private deliver(group: Pending[], outcome: Record<string, WireTensor> | MaasError): void {
+    if (outcome instanceof MaasError) {
+      for (const p of group) this.settle(p, outcome);
+    } else if (group.length === 1) {
+      this.settle(group[0]!, pick(outcome, group[0]!.outputs));
+    } else {
+      const pieces: Record<string, WireTensor[]> = {};
+      for (const [name, tensor] of Object.entries(outcome)) pieces[name] = splitBatch(tensor, group.map((p) => p.rows!));
+      group.forEach((p, i) => this.settle(p, Object.fromEntries(p.outputs.map((name) => [name, pieces[name]![i]!]))));
+    }
   }
 
   private crashed(member: PoolWorker, error: Error): void {
     const group = [...member.running.values()].flat();
     this.pool.splice(this.pool.indexOf(member), 1);
     for (const p of group) this.settle(p, new MaasError('MAAS_INFERENCE_FAILED', `the inference worker for ${this.name}@${this.version} crashed: ${error.message}`));
-    if (!this.closed) void this.spawn([this.provider]).catch(() => undefined);
+    if (!this.closed) void this.spawn([this.provider], false).catch(() => undefined);
+    this.notifyDrained();
+  }
+
+  /** One timer for every deadline: armed for the earliest, and on firing it times out what is due. */
+  private armDeadline(deadline: number | undefined): void {
+    if (deadline === undefined || (this.nextDeadline !== undefined && deadline >= this.nextDeadline)) return;
+    clearTimeout(this.deadlineTimer);
+    this.nextDeadline = deadline;
+    this.deadlineTimer = setTimeout(() => this.sweepDeadlines(), Math.min(MAX_TIMER_MS, Math.max(0, deadline - Date.now())));
+  }
+
+  private sweepDeadlines(): void {
+    this.nextDeadline = undefined;
+    const now = Date.now();
+    let next: number | undefined;
+    for (const p of this.live) {
+      if (p.deadline === undefined) continue;
+      if (p.deadline <= now) this.expire(p);
+      else next = next === undefined ? p.deadline : Math.min(next, p.deadline);
+    }
+    this.armDeadline(next);
     this.notifyDrained();
   }
 
   private expire(p: Pending): void {
-    const queued = this.queue.indexOf(p);
-    if (queued !== -1) this.queue.splice(queued, 1);
+    for (const queue of [this.queue, this.inlineQueue]) {
+      const queued = queue.indexOf(p);
+      if (queued !== -1) queue.splice(queued, 1);
+    }
     this.settle(p, new MaasError('MAAS_TIMEOUT', `${this.name}@${this.version} did not answer within the request timeout`, { hint: 'Raise --timeout-ms, or add --workers.' }));
-    this.notifyDrained();
   }
 
   private settle(p: Pending, outcome: Record<string, WireTensor> | MaasError): void {
     if (p.settled) return;
     p.settled = true;
-    clearTimeout(p.timer);
+    this.live.delete(p);
     if (outcome instanceof MaasError) p.reject(outcome);
     else p.resolve(outcome);
   }
 
   private notifyDrained(): void {
-    if (this.queue.length > 0 || this.inFlight > 0) return;
+    if (this.queueDepth > 0 || this.inFlight > 0) return;
     for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
+}
+
+/** Requests of the same input names, types and trailing dims can share a batch. */
+function batchKey(feeds: Record<string, WireTensor>): string {
+  let key = '';
+  const names = Object.keys(feeds);
+  if (names.length > 1) names.sort();
+  for (const name of names) {
+    const t = feeds[name]!;
+    key += `${name}:${t.type}:${t.dims.slice(1).join('x')}|`;
+  }
+  return key;
+}
+
+/** Removes and returns the head request and every queued one that can share its batch, up to `maxRows`. */
+function takeGroup(queue: Pending[], maxRows: number): Pending[] {
+  const head = queue.shift()!;
+  const group = [head];
+  if (head.rows === undefined) return group;
+  let rows = head.rows;
+  for (let i = 0; i < queue.length && rows < maxRows; ) {
+    const p = queue[i]!;
+    if (p.rows !== undefined && p.key === head.key && rows + p.rows <= maxRows) {
+      group.push(p);
+      rows += p.rows;
+      queue.splice(i, 1);
+    } else {
+      i++;
+    }
+  }
+  return group;
+}
+
+/** A batch's inputs concatenated along dim 0, and the union of the outputs its requests want. */
+function merged(group: Pending[]): { feeds: Record<string, WireTensor>; fetches: string[] } {
+  const fetches = [...new Set(group.flatMap((p) => p.outputs))];
+  const feeds: Record<string, WireTensor> = {};
+  for (const name of Object.keys(group[0]!.feeds)) {
+    feeds[name] = group.length === 1 ? group[0]!.feeds[name]! : concatBatch(group.map((p) => p.feeds[name]!));
+  }
+  return { feeds, fetches };
 }
 
 function pick(outputs: Record<string, WireTensor>, names: string[]): Record<string, WireTensor> {

@@ -59,6 +59,11 @@ export function ortTypeOfKserve(datatype: string): OrtType | undefined {
   return BY_KSERVE.get(datatype)?.ort;
 }
 
+/** A tensor's data of `count` zeros (empty strings for string tensors). */
+export function zeros(type: OrtType, count: number): TensorData {
+  return type === 'string' ? Array.from({ length: count }, () => '') : BY_ORT.get(type)!.make(count);
+}
+
 export function elementCount(dims: readonly number[]): number {
   return dims.reduce((n, d) => n * d, 1);
 }
@@ -126,8 +131,12 @@ const INT_RANGES: Partial<Record<OrtType, [number, number]>> = {
  * Builds tensor data from JSON values (flat, or nested no deeper than the shape), checking each
  * element's type and range. `leaf` maps each element first (TF Serving's {"b64": ...} strings).
  */
-export function fromJsonData(name: string, type: OrtType, dims: number[], data: unknown, leaf: (value: unknown) => unknown = (v) => v): TensorData {
-  const values = flatten(data, Math.max(1, dims.length), leaf);
+export function fromJsonData(name: string, type: OrtType, dims: number[], data: unknown, leaf?: (value: unknown) => unknown): TensorData {
+  if (leaf === undefined && (type === 'float32' || type === 'float64')) {
+    const fast = flatFloats(type, dims, data);
+    if (fast) return fast;
+  }
+  const values = flatten(data, Math.max(1, dims.length), leaf ?? ((v) => v));
   if (!values) throw new TensorError(`input '${name}': data is nested deeper than its ${dims.length}-dim shape [${dims.join(', ')}]`);
   const expected = elementCount(dims);
   if (values.length !== expected) {
@@ -164,6 +173,21 @@ export function fromJsonData(name: string, type: OrtType, dims: number[], data: 
     if (range && (!Number.isInteger(v) || v < range[0] || v > range[1])) throw bad(i, `an integer in [${range[0]}, ${range[1]}] (${type})`);
     out[i] = v;
   });
+  return out;
+}
+
+/**
+ * The common case of a float tensor sent as a flat list of finite numbers, in one pass; undefined
+ * for anything else (nested, wrong length, a non-number), which the general path then explains.
+ */
+function flatFloats(type: 'float32' | 'float64', dims: number[], data: unknown): Float32Array | Float64Array | undefined {
+  if (!Array.isArray(data) || data.length !== elementCount(dims)) return undefined;
+  const out = type === 'float32' ? new Float32Array(data.length) : new Float64Array(data.length);
+  for (let i = 0; i < data.length; i++) {
+    const v: unknown = data[i];
+    if (typeof v !== 'number' || !Number.isFinite(v)) return undefined;
+    out[i] = v;
+  }
   return out;
 }
 
@@ -227,11 +251,19 @@ export function halfToNumber(bits: number): number {
 export function toJsonData(tensor: WireTensor): (number | boolean | string | null)[] {
   const { type, data } = tensor;
   if (type === 'string') return data as string[];
-  if (type === 'bool') return Array.from(data as Uint8Array, (v) => v !== 0);
-  if (type === 'float16') return Array.from(data as Uint16Array, halfToNumber);
-  if (type === 'int64' || type === 'uint64') return Array.from(data as BigInt64Array, Number);
-  // JSON has no NaN or Infinity: they go out as null, as JSON.stringify would write them.
-  return Array.from(data as Float32Array, (v) => (Number.isFinite(v) ? v : null));
+  const n = data.length;
+  const out: (number | boolean | null)[] = new Array(n);
+  if (type === 'bool') for (let i = 0; i < n; i++) out[i] = (data as Uint8Array)[i] !== 0;
+  else if (type === 'float16') for (let i = 0; i < n; i++) out[i] = halfToNumber((data as Uint16Array)[i]!);
+  else if (type === 'int64' || type === 'uint64') for (let i = 0; i < n; i++) out[i] = Number((data as BigInt64Array)[i]);
+  else {
+    // JSON has no NaN or Infinity: they go out as null, as JSON.stringify would write them.
+    for (let i = 0; i < n; i++) {
+      const v = (data as Float32Array)[i]!;
+      out[i] = Number.isFinite(v) ? v : null;
+    }
+  }
+  return out;
 }
 
 /** Nests flat values into rows of the shape, for TF Serving responses. */

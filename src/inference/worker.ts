@@ -1,73 +1,45 @@
 /**
  * An inference worker: one onnxruntime session on its own thread, because `session.run`
- * blocks the thread that calls it (onnxruntime-node 1.30). The HTTP thread never runs a model.
+ * blocks the thread that calls it (onnxruntime-node 1.30). The HTTP thread runs no model but
+ * those a probe found to take microseconds (runtime.ts).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import * as ort from 'onnxruntime-node';
-import type { NumericData, WireTensor } from './tensors.js';
+import type { Signature } from '../onnx/inspect.js';
+import { type Tried, openSession, probe } from './session.js';
+import type { WireTensor } from './tensors.js';
 
 export interface WorkerInit {
   modelPath: string;
   /** execution providers to try in order; the first that creates a session is used. */
   providers: string[];
   threads: number;
+  /** warm up on a generated sample of this signature, and time a run of one row. */
+  probe: Signature | undefined;
 }
 
-export type WorkerReady = { type: 'ready'; provider: string; loadMs: number; tried: { provider: string; error: string }[] } | { type: 'failed'; tried: { provider: string; error: string }[] };
+export type WorkerReady = { type: 'ready'; provider: string; loadMs: number; probeUs: number | undefined; tried: Tried[] } | { type: 'failed'; tried: Tried[] };
 export interface WorkerRequest { id: number; feeds: Record<string, WireTensor>; fetches: string[] }
 export interface WorkerReply { id: number; outputs?: Record<string, WireTensor>; error?: string; inferMs: number }
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
-// Failures reach the user through maas's own messages; onnxruntime would also print a
-// provider it could not load (an expected outcome when probing) as an error line.
-ort.env.logLevel = 'fatal';
 
-async function createSession(): Promise<ort.InferenceSession | undefined> {
-  const tried: { provider: string; error: string }[] = [];
-  for (const provider of init.providers) {
-    const started = performance.now();
-    try {
-      const session = await ort.InferenceSession.create(init.modelPath, {
-        executionProviders: [provider],
-        intraOpNumThreads: init.threads,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        graphOptimizationLevel: 'all',
-        logSeverityLevel: 4,
-      });
-      port.postMessage({ type: 'ready', provider, loadMs: performance.now() - started, tried } satisfies WorkerReady);
-      return session;
-    } catch (error) {
-      tried.push({ provider, error: error instanceof Error ? error.message : String(error) });
-    }
-  }
+const started = performance.now();
+const { session, tried } = await openSession(init.modelPath, init.providers, init.threads);
+if (!session) {
   port.postMessage({ type: 'failed', tried } satisfies WorkerReady);
-  return undefined;
-}
-
-function toWire(tensor: ort.Tensor): WireTensor {
-  return { type: tensor.type as WireTensor['type'], dims: [...tensor.dims], data: tensor.data as WireTensor['data'] };
-}
-
-const session = await createSession();
-if (session) {
+} else {
+  const loadMs = performance.now() - started;
+  const probeUs = init.probe ? await probe(session, init.probe) : undefined;
+  port.postMessage({ type: 'ready', provider: session.provider, loadMs, probeUs, tried } satisfies WorkerReady);
   port.on('message', async (request: WorkerRequest) => {
-    const started = performance.now();
+    const began = performance.now();
     try {
-      const feeds: Record<string, ort.Tensor> = {};
-      for (const [name, t] of Object.entries(request.feeds)) feeds[name] = new ort.Tensor(t.type, t.data as NumericData, t.dims);
-      const results = await session.run(feeds, request.fetches);
-      const outputs: Record<string, WireTensor> = {};
-      const transfer: ArrayBuffer[] = [];
-      for (const name of request.fetches) {
-        const wire = toWire(results[name]!);
-        outputs[name] = wire;
-        if (!Array.isArray(wire.data)) transfer.push(wire.data.buffer as ArrayBuffer);
-      }
-      port.postMessage({ id: request.id, outputs, inferMs: performance.now() - started } satisfies WorkerReply, transfer);
+      const outputs = await session.run(request.feeds, request.fetches);
+      const transfer = Object.values(outputs).flatMap((t) => (Array.isArray(t.data) ? [] : [t.data.buffer as ArrayBuffer]));
+      port.postMessage({ id: request.id, outputs, inferMs: performance.now() - began } satisfies WorkerReply, transfer);
     } catch (error) {
-      port.postMessage({ id: request.id, error: error instanceof Error ? error.message : String(error), inferMs: performance.now() - started } satisfies WorkerReply);
+      port.postMessage({ id: request.id, error: error instanceof Error ? error.message : String(error), inferMs: performance.now() - began } satisfies WorkerReply);
     }
   });
 }

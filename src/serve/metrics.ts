@@ -31,20 +31,36 @@ export function createMetrics(): ServeMetrics {
       for (const { model, version, depth } of readDepth()) this.set({ model, version: String(version) }, depth);
     },
   });
+  // Children bound to their labels, kept per series (model → version → protocol → code): prom-client
+  // checks and hashes a label object on every call otherwise, and a joined key costs a string a request.
+  type Child = { count: ReturnType<typeof requests.labels>; time: ReturnType<typeof latency.labels> };
+  const children = new Map<string, Map<string, Map<string, Map<string, Child>>>>();
+  const level = <V>(map: Map<string, V>, key: string, make: () => V): V => {
+    let value = map.get(key);
+    if (value === undefined) map.set(key, (value = make()));
+    return value;
+  };
   return {
     registry,
-    request(labels, seconds) {
-      const l = labels;
-      requests.inc(l);
-      latency.observe(l, seconds);
+    request({ model, version, protocol, code }, seconds) {
+      const byCode = level(level(level(children, model, () => new Map()), version, () => new Map()), protocol, () => new Map<string, Child>());
+      const child = level(byCode, code, () => ({ count: requests.labels(model, version, protocol, code), time: latency.labels(model, version, protocol, code) }));
+      child.count.inc();
+      child.time.observe(seconds);
     },
-    observer: (model, version) => ({
-      batch: (rows, count) => {
-        batches.observe({ model, version: String(version) }, rows);
-        merged.observe({ model, version: String(version) }, count);
-      },
-      inference: (ms) => inference.observe({ model, version: String(version) }, ms / 1000),
-    }),
+    observer: (model, version) => {
+      const labels = [model, String(version)];
+      const rows = batches.labels(...labels);
+      const count = merged.labels(...labels);
+      const run = inference.labels(...labels);
+      return {
+        batch: (r, c) => {
+          rows.observe(r);
+          count.observe(c);
+        },
+        inference: (ms) => run.observe(ms / 1000),
+      };
+    },
     loaded: (model, version, seconds) => load.set({ model, version: String(version) }, seconds),
     setQueueDepth: (read) => (readDepth = read),
   };

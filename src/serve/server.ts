@@ -61,7 +61,7 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost|::ffff:127\.\d+\.\d+\.\d+)$
 
 function humanEvent(event: ServeEvent): string | undefined {
   switch (event.event) {
-    case 'loaded': return `loaded ${event.model}@${event.version} on ${event.provider} in ${event.loadMs} ms`;
+    case 'loaded': return `loaded ${event.model}@${event.version} on ${event.provider} in ${event.loadMs} ms${event.runUs === undefined ? '' : ` (${event.runUs} µs a row${event.inline ? ', small requests inline' : ''})`}`;
     case 'unloaded': return `unloaded ${event.model}@${event.version}`;
     case 'swapped': return `${event.model}: now serving version ${event.to}${event.from === undefined ? '' : ` (was ${event.from})`}`;
     case 'load-failed': return event.serving === undefined
@@ -109,6 +109,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     timeoutMs: options.timeoutMs,
     maxBodyBytes: options.maxBodyBytes,
     version: options.version,
+    jsonLogs: options.jsonLogs,
     logEvent,
     logFailure: (event, line) => (options.jsonLogs ? logEvent({ event, error: line }) : options.log(line)),
   };

@@ -32,6 +32,8 @@ export interface ServingCore {
   timeoutMs: number;
   maxBodyBytes: number;
   version: string;
+  /** one JSON line per request too; without it, request events are not even built. */
+  jsonLogs: boolean;
   logEvent(event: ServeEvent | Record<string, unknown>): void;
   /** what went wrong outside any one model: a line for people, or an event for --json-logs. */
   logFailure(event: string, line: string): void;
@@ -43,9 +45,11 @@ export interface ServingCore {
  */
 export function resolveRuntime(core: ServingCore, name: string, version: string | undefined, labels: RequestLabels): ModelRuntime {
   const manager = core.manager();
-  Object.assign(labels, { model: manager.route(name) ? name : UNKNOWN, version: UNKNOWN });
+  labels.model = manager.route(name) ? name : UNKNOWN;
+  labels.version = UNKNOWN;
   const runtime = manager.resolve(name, version);
-  Object.assign(labels, { model: runtime.name, version: String(runtime.version) });
+  labels.model = runtime.name;
+  labels.version = runtime.versionLabel;
   return runtime;
 }
 

@@ -9,7 +9,8 @@ import { modelMetadata } from '../../inference/protocol.js';
 import { checkToken } from '../auth.js';
 import { EXTENSIONS, listenError, type RequestLabels, type ServingCore, infer, resolveRuntime, servedVersions } from '../serving.js';
 import type { TlsMaterial } from '../tls.js';
-import { type ModelInferRequest, decodeModelInfer, encodeModelInfer } from './codec.js';
+import { decodeModelInfer, encodeModelInfer } from './codec.js';
+import { readModelInferRequest, writeModelInferResponse } from './wire.js';
 import { loadGrpc, loadServiceDefinition } from './proto.js';
 
 export interface GrpcTransport {
@@ -75,7 +76,13 @@ function certificateProvider(tls: TlsMaterial) {
 
 export async function listenGrpc(core: ServingCore, options: { host: string; port: number; tls: TlsMaterial | undefined }): Promise<GrpcTransport> {
   const grpcModule = await loadGrpc();
-  const service = await loadServiceDefinition(grpcModule);
+  const definition = await loadServiceDefinition(grpcModule);
+  // ModelInfer is read and written by hand (wire.ts); a message that does not parse is the client's INVALID_ARGUMENT.
+  const { ctor: _ctor, ...methods } = definition;
+  const service: grpc.ServiceDefinition = {
+    ...methods,
+    ModelInfer: { ...definition.ModelInfer!, requestDeserialize: (bytes: Buffer) => bytes, responseSerialize: writeModelInferResponse },
+  };
   const server = new grpcModule.Server({
     'grpc.max_receive_message_length': core.maxBodyBytes,
     'grpc.max_send_message_length': -1,
@@ -89,7 +96,7 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
       const finish = (code: number) => {
         const seconds = (performance.now() - started) / 1000;
         if (labels.model) core.metrics.request({ ...labels, code: grpcModule.status[code] ?? String(code) }, seconds);
-        core.logEvent({ event: 'request', method: `grpc ${method}`, status: grpcModule.status[code] ?? code, ms: Math.round(seconds * 1e4) / 10, ...(labels.model ? { model: labels.model, version: labels.version } : {}) });
+        if (core.jsonLogs) core.logEvent({ event: 'request', method: `grpc ${method}`, status: grpcModule.status[code] ?? code, ms: Math.round(seconds * 1e4) / 10, ...(labels.model ? { model: labels.model, version: labels.version } : {}) });
       };
       (async () => {
         if (needsAuth) checkToken(call.metadata.get('authorization')[0] as string | undefined, core.token);
@@ -119,7 +126,8 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
       const runtime = resolveRuntime(core, r.name, r.version || undefined, labels);
       return modelMetadata(runtime.name, servedVersions(core, runtime.name), runtime.signature);
     }),
-    ModelInfer: unary('ModelInfer', true, async (r: ModelInferRequest, labels, call) => {
+    ModelInfer: unary('ModelInfer', true, async (bytes: Buffer, labels, call) => {
+      const r = readModelInferRequest(bytes);
       const runtime = resolveRuntime(core, r.model_name, r.model_version || undefined, labels);
       const { feeds, outputs } = decodeModelInfer(r, runtime.signature);
       const results = await infer(core, runtime, feeds, outputs, deadlineOf(call));

@@ -116,25 +116,31 @@ export const ROUTES: Route[] = [
 
 interface CompiledRoute {
   route: Route;
+  /** the template's text before its first parameter: only paths that start with it are tried. */
+  prefix: string;
   pattern: RegExp;
   names: string[];
 }
 
 function compile(route: Route): CompiledRoute {
   const names: string[] = [];
+  const prefix = route.path.split('{')[0]!;
   const source = route.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{(\w+)\}/g, (_, name: string) => {
     names.push(name);
     return '([^/:]+)';
   });
-  return { route, pattern: new RegExp(`^${source}$`), names };
+  return { route, prefix, pattern: new RegExp(`^${source}$`), names };
 }
 
 const COMPILED = ROUTES.map(compile);
+/** Routes without parameters, by their path: most probes and scrapes are one lookup. */
+const EXACT = new Map(COMPILED.filter((c) => c.names.length === 0).map((c) => [c.route.path, c.route]));
+const TEMPLATED = COMPILED.filter((c) => c.names.length > 0);
 
 /** A path segment, percent-decoded; a broken escape is the client's mistake, a 400. */
 function decodeSegment(segment: string): string {
   try {
-    return decodeURIComponent(segment);
+    return segment.includes('%') ? decodeURIComponent(segment) : segment;
   } catch {
     throw new MaasError('MAAS_BAD_INPUT', `${JSON.stringify(segment.slice(0, 100))} in the request path is not valid percent-encoding`);
   }
@@ -143,7 +149,10 @@ function decodeSegment(segment: string): string {
 /** The route a path names and its parameters, or undefined. The path is not yet decoded. */
 export function matchRoute(target: string): { route: Route; params: Record<string, string | undefined> } | undefined {
   const path = target.length > 1 && target.endsWith('/') ? target.slice(0, -1) : target;
-  for (const { route, pattern, names } of COMPILED) {
+  const exact = EXACT.get(path);
+  if (exact) return { route: exact, params: {} };
+  for (const { route, prefix, pattern, names } of TEMPLATED) {
+    if (!path.startsWith(prefix)) continue;
     const match = pattern.exec(path);
     if (match) return { route, params: Object.fromEntries(names.map((name, i) => [name, decodeSegment(match[i + 1]!)])) };
   }

@@ -73,7 +73,7 @@ function splitTarget(target: string): { path: string; query: URLSearchParams } {
     pathAndQuery = url.pathname + url.search;
   }
   const [path = '', query = ''] = pathAndQuery?.split('#')[0]!.split(/\?(.*)/s) ?? [];
-  if (pathAndQuery === undefined || !WELL_ESCAPED.test(path)) {
+  if (pathAndQuery === undefined || (path.includes('%') && !WELL_ESCAPED.test(path))) {
     throw new MaasError('MAAS_BAD_INPUT', `${JSON.stringify(target.slice(0, 100))} is not a request target this server answers`);
   }
   return { path, query: new URLSearchParams(query) };
@@ -124,11 +124,14 @@ export async function listenHttp(core: ServingCore, options: { host: string; por
     // A draining server takes no further request on this connection.
     if (core.draining()) reply.headers = { ...reply.headers, connection: 'close' };
     const body = Buffer.isBuffer(reply.body) ? reply.body : Buffer.from(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
-    res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers, 'content-length': String(body.length) });
+    const headers: Record<string, string> = reply.headers ?? {};
+    headers['content-type'] ??= 'application/json';
+    headers['content-length'] = String(body.length);
+    res.writeHead(reply.status, headers);
     res.end(body);
     const seconds = (performance.now() - started) / 1000;
     if (labels.model) core.metrics.request({ ...labels, code: String(reply.status) }, seconds);
-    core.logEvent({ event: 'request', method: req.method, path, status: reply.status, ms: Math.round(seconds * 1e4) / 10, ...(labels.model ? { model: labels.model, version: labels.version } : {}) });
+    if (core.jsonLogs) core.logEvent({ event: 'request', method: req.method, path, status: reply.status, ms: Math.round(seconds * 1e4) / 10, ...(labels.model ? { model: labels.model, version: labels.version } : {}) });
   };
 
   const timeouts: ClientTimeouts = { headersMs: 10_000, requestMs: 120_000, shutdownGraceMs: core.timeoutMs + 1000, ...options.clientTimeouts };

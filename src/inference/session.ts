@@ -1,0 +1,89 @@
+/**
+ * One onnxruntime session, whichever thread holds it: an inference worker, or the main thread
+ * for a model so small that a hop to a worker costs more than running it (runtime.ts). Loaded
+ * lazily: importing this module loads onnxruntime-node's native binding.
+ */
+import * as ort from 'onnxruntime-node';
+import type { Signature } from '../onnx/inspect.js';
+import { sampleFeeds } from './samples.js';
+import type { NumericData, WireTensor } from './tensors.js';
+
+export interface OpenedSession {
+  provider: string;
+  run(feeds: Record<string, WireTensor>, fetches: string[]): Promise<Record<string, WireTensor>>;
+  release(): Promise<void>;
+}
+
+export interface Tried {
+  provider: string;
+  error: string;
+}
+
+// Failures reach the user through maas's own messages; onnxruntime would also print a
+// provider it could not load (an expected outcome when probing) as an error line.
+ort.env.logLevel = 'fatal';
+
+function toWire(tensor: ort.Tensor): WireTensor {
+  return { type: tensor.type as WireTensor['type'], dims: [...tensor.dims], data: tensor.data as WireTensor['data'] };
+}
+
+/** Tries the providers in order; the first that creates a session is used. */
+export async function openSession(modelPath: string, providers: string[], threads: number): Promise<{ session: OpenedSession | undefined; tried: Tried[] }> {
+  const tried: Tried[] = [];
+  for (const provider of providers) {
+    try {
+      const session = await ort.InferenceSession.create(modelPath, {
+        executionProviders: [provider],
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+        logSeverityLevel: 4,
+      });
+      return {
+        tried,
+        session: {
+          provider,
+          async run(feeds, fetches) {
+            const tensors: Record<string, ort.Tensor> = {};
+            for (const [name, t] of Object.entries(feeds)) tensors[name] = new ort.Tensor(t.type, t.data as NumericData, t.dims);
+            const results = await session.run(tensors, fetches);
+            return Object.fromEntries(fetches.map((name) => [name, toWire(results[name]!)]));
+          },
+          release: () => session.release(),
+        },
+      };
+    } catch (error) {
+      tried.push({ provider, error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  return { session: undefined, tried };
+}
+
+/** Runs of the generated one-row sample after the first: enough for a stable median of a model that takes microseconds. */
+const PROBE_RUNS = 15;
+
+/**
+ * Warms the session up on a generated one-row sample (onnxruntime's first run pays for its
+ * allocations) and measures the median time of a run, in µs. Undefined when the signature has
+ * free dims other than the batch (a sample would not tell the cost of real requests) or the
+ * model refuses generated values.
+ */
+export async function probe(session: OpenedSession, signature: Signature): Promise<number | undefined> {
+  const fixed = signature.inputs.every((i) => i.shape !== null && i.shape.every((d, axis) => axis === 0 || typeof d === 'number'));
+  if (!fixed) return undefined;
+  const feeds = sampleFeeds(signature, 1, () => 1);
+  const fetches = signature.outputs.map((o) => o.name);
+  try {
+    await session.run(feeds, fetches);
+    const times: number[] = [];
+    for (let i = 0; i < PROBE_RUNS; i++) {
+      const started = performance.now();
+      await session.run(feeds, fetches);
+      times.push((performance.now() - started) * 1000);
+    }
+    return times.sort((a, b) => a - b)[Math.floor(PROBE_RUNS / 2)];
+  } catch {
+    return undefined;
+  }
+}
