@@ -10,7 +10,7 @@
  *   overhead maas REST on the tiny model vs a bare node:http server that parses the same JSON
  *            and returns a fixed answer (wrk)
  *   grpc     gRPC ModelInfer with raw contents vs REST with the binary tensor extension, medium
- *            model, batch 1, 32 calls in flight from the same Node load generator
+ *            model, batch 1, 32 calls in flight, both from h2load (nghttp2's C load generator)
  *   hash     maas's streamed SHA-256 vs `openssl dgst -sha256` on a warm 1 GiB file
  *   push     `maas push` of a 1 GiB model to docker-registry on loopback vs a plain loopback
  *            copy of the same bytes (TCP into a file on the same disk); the CLI's peak RSS
@@ -164,15 +164,52 @@ async function bareServer(): Promise<{ url: string; stop: () => Promise<void> }>
   return { url, stop: () => new Promise<void>((done) => { child.once('exit', () => done()); child.kill('SIGTERM'); }) };
 }
 
-/** scripts/load-client.ts in its own process: batch-1 calls, CONNECTIONS in flight, REST binary or gRPC raw. */
-function loadClient(kind: 'rest' | 'grpc', target: string, m: Mlp): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
+/**
+ * h2load (nghttp2's C load generator) as the one client of both transports, so neither pays for
+ * a heavier client on the same two cores: REST as HTTP/1.1 with CONNECTIONS connections, gRPC as
+ * one HTTP/2 connection with CONNECTIONS streams in flight (how gRPC clients multiplex).
+ */
+function h2load(args: string[]): Promise<{ rps: number; p50: number; done: number; failed: number }> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/load-client.ts'), kind, target, m.name, 'input', String(m.input), String(DURATION), String(CONNECTIONS)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('h2load', args);
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('error', reject);
-    child.on('close', () => resolveRun(JSON.parse(out.trim().split('\n').pop()!)));
+    child.on('close', () => {
+      const number = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
+      // h2load prints no percentiles; its mean request time stands in for p50.
+      const meanMs = /time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)/.exec(out);
+      resolveRun({
+        rps: number(/finished in [\d.]+s, ([\d.]+) req\/s/),
+        p50: meanMs ? Number(meanMs[1]) * (meanMs[2] === 'us' ? 0.001 : meanMs[2] === 's' ? 1000 : 1) : NaN,
+        done: number(/requests: \d+ total, \d+ started, (\d+) done/),
+        failed: number(/(\d+) failed/) + number(/(\d+) errored/),
+      });
+    });
   });
+}
+
+/** One batch-1 request of `m` as REST with the binary extension and as a framed gRPC ModelInfer message. */
+async function binaryRequests(m: Mlp): Promise<{ rest: string; restHeaderLength: number; grpc: string }> {
+  const raw = randomFloats(m.input, 99);
+  const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, m.input], datatype: 'FP32', parameters: { binary_data_size: raw.length } }], parameters: { binary_data_output: true } }));
+  const rest = join(WORK, `${m.name}-rest.bin`);
+  writeFileSync(rest, Buffer.concat([header, raw]));
+  const { loadGrpc, loadServiceDefinition } = await import('../src/serve/grpc/proto.js');
+  const message = (await loadServiceDefinition(await loadGrpc())).ModelInfer!.requestSerialize({ model_name: m.name, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, m.input] }], raw_input_contents: [raw] });
+  // gRPC's length-prefixed message: a compression flag (0), the length, the bytes.
+  const framed = Buffer.alloc(5 + message.length);
+  framed.writeUInt32BE(message.length, 1);
+  message.copy(framed, 5);
+  const grpc = join(WORK, `${m.name}-grpc.bin`);
+  writeFileSync(grpc, framed);
+  return { rest, restHeaderLength: header.length, grpc };
+}
+
+/** Answers other than 200 / OK in the server's own counters: h2load counts a gRPC error status as a success. */
+async function failedAnswers(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return [...text.matchAll(/^maas_requests_total\{[^}]*code="([^"]+)"\} (\d+)/gm)].filter(([, code]) => code !== '200' && code !== 'OK').reduce((n, [, , count]) => n + Number(count), 0);
 }
 
 function row(cells: (string | number)[]): string {
@@ -294,14 +331,19 @@ async function benchTransports(registry: string, record: (cell: Record<string, u
   await tiny.stop();
   record({ bench: 'overhead', model: small.name, bareRps: bareRun.rps, maasRps: tinyRun.rps, ratio: tinyRun.rps / bareRun.rps, maasP50: tinyRun.p50, maasP99: tinyRun.p99, errors: tinyRun.errors });
 
-  // gRPC with raw contents against REST with the binary extension, same server, same load generator.
+  // gRPC with raw contents against REST with the binary extension: same server, same C client.
   const medium = MODELS[1]!;
+  const files = await binaryRequests(medium);
   const both = await serve(registry, medium.name, ['--grpc-port', '0']);
-  const rest = await loadClient('rest', both.url, medium);
-  const grpc = await loadClient('grpc', both.grpc!, medium);
+  const restArgs = (seconds: number) => ['--h1', '-D', String(seconds), '-c', String(CONNECTIONS), '-d', files.rest, '-H', `inference-header-content-length: ${files.restHeaderLength}`, '-H', 'content-type: application/octet-stream', `${both.url}/v2/models/${medium.name}/infer`];
+  const grpcArgs = (seconds: number) => ['-D', String(seconds), '-c', '1', '-m', String(CONNECTIONS), '-d', files.grpc, '-H', 'content-type: application/grpc', '-H', 'te: trailers', `http://${both.grpc}/inference.GRPCInferenceService/ModelInfer`];
+  await h2load(restArgs(1));
+  await h2load(grpcArgs(1));
+  const rest = await h2load(restArgs(DURATION));
+  const grpc = await h2load(grpcArgs(DURATION));
+  const errors = rest.failed + grpc.failed + (await failedAnswers(both.url));
   await both.stop();
-  record({ bench: 'grpc-vs-rest', model: medium.name, restRps: rest.rps, grpcRps: grpc.rps, ratio: grpc.rps / rest.rps, restP99: rest.p99, grpcP99: grpc.p99, errors: rest.errors + grpc.errors });
-
+  record({ bench: 'grpc-vs-rest', model: medium.name, restRps: rest.rps, grpcRps: grpc.rps, ratio: grpc.rps / rest.rps, restMeanMs: rest.p50, grpcMeanMs: grpc.p50, errors });
 }
 
 async function benchHash(record: (cell: Record<string, unknown>) => void): Promise<void> {
@@ -340,8 +382,8 @@ async function benchConvert(record: (cell: Record<string, unknown>) => void): Pr
 
 async function main(): Promise<void> {
   const only = process.env.BENCH_ONLY;
-  if ((!only || only === 'serve' || only === 'transport') && spawnSync('wrk', ['-v']).error) {
-    console.error('npm run bench needs wrk: apt-get install wrk (or BENCH_ONLY=hash|push)');
+  if ((!only || only === 'serve' || only === 'transport') && (spawnSync('wrk', ['-v']).error || spawnSync('h2load', ['--version']).error)) {
+    console.error('npm run bench needs wrk and h2load: apt-get install wrk nghttp2-client (or BENCH_ONLY=hash|push|convert)');
     process.exit(2);
   }
   rmSync(WORK, { recursive: true, force: true });

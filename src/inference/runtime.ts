@@ -140,7 +140,8 @@ export class ModelRuntime {
       const started = await Promise.allSettled(Array.from({ length: options.workers - 1 }, () => runtime.spawn([runtime.provider], false)));
       const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
       if (failed) throw failed.reason;
-      if (runtime.provider === 'cpu' && runtime.probeUs !== undefined && runtime.probeUs <= options.inlineUs) await runtime.openInline();
+      // Inline pays only by batching per turn: unbatched requests run faster on a worker, beside the HTTP thread.
+      if (runtime.batchable && runtime.provider === 'cpu' && runtime.probeUs !== undefined && runtime.probeUs <= options.inlineUs) await runtime.openInline();
     } catch (error) {
       await runtime.close();
       throw error;
@@ -273,10 +274,18 @@ export class ModelRuntime {
     }
   }
 
+  /** One turn's inline work: batches until the queue is empty or INLINE_BLOCK_US is spent (with --max-batch 1, one run a request). */
   private async runInline(): Promise<void> {
     this.inlineScheduled = false;
-    const session = this.inline;
-    if (!session || this.inlineQueue.length === 0) return;
+    const turnStarted = performance.now();
+    while (this.inline && this.inlineQueue.length > 0 && (performance.now() - turnStarted) * 1000 < INLINE_BLOCK_US) {
+      await this.runInlineBatch(this.inline);
+    }
+    this.schedule();
+    this.notifyDrained();
+  }
+
+  private async runInlineBatch(session: OpenedSession): Promise<void> {
     const group = takeGroup(this.inlineQueue, Math.min(this.options.maxBatch, this.inlineRows));
     this.inlineRunning = group;
     const { feeds, fetches } = merged(group);
@@ -291,8 +300,6 @@ export class ModelRuntime {
     this.observer.inference?.(performance.now() - started);
     this.inlineRunning = [];
     this.deliver(group, outcome);
-    this.schedule();
-    this.notifyDrained();
   }
 
   private dispatch(member: PoolWorker, group: Pending[]): void {

@@ -131,34 +131,47 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 
 export interface SoakResult {
   load: LoadResult;
-  /** the server's RSS after warm-up and at the end of the load, in bytes. */
+  /** the server's RSS at the start and at the end of the measured load (medians, see soak()), in bytes. */
   rssAfterWarmup: number;
   rssAtEnd: number;
   rssGrowth: number;
   warmupSeconds: number;
+  /** one RSS reading a second after warm-up, in bytes. */
+  rssSamples: number[];
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
 /**
  * Saturates `maas serve` on `model` (a registry in `cwd`) with JSON infer requests for
  * `seconds` after a warm-up of a quarter of that (at least 10 s: V8's heap and onnxruntime's
- * arenas grow to their working size), and reads its RSS when the warm-up ends and at the end.
+ * arenas grow to their working size), reading its RSS once a second. Growth compares the median
+ * of the first third of the readings after warm-up with the median of the last third: a leak
+ * climbs through the whole run, while one reading against one other would mostly measure where
+ * each fell in the garbage collector's saw-tooth.
  */
 export async function soak(options: { cwd: string; env: Record<string, string | undefined>; model: string; body: Buffer; seconds: number; connections: number; maxQueue: number; log?: (line: string) => void }): Promise<SoakResult> {
   const server = await serveProcess(options.cwd, options.env, [options.model, '--max-queue', String(options.maxQueue)]);
   try {
     const path = `/v2/models/${options.model}/infer`;
     const warmupSeconds = Math.max(10, options.seconds / 4);
-    let rssAfterWarmup = NaN;
+    const rssSamples: number[] = [];
     const load = await runLoad({
       url: server.url, path, body: options.body, connections: options.connections, seconds: options.seconds, warmupSeconds,
       tick: (t) => {
         const rss = server.rss();
-        if (Number.isNaN(rssAfterWarmup) && t >= warmupSeconds) rssAfterWarmup = rss;
+        if (t >= warmupSeconds) rssSamples.push(rss);
         if (Math.round(t) % 10 === 0) options.log?.(`${Math.round(t)} s: RSS ${(rss / 2 ** 20).toFixed(1)} MiB`);
       },
     });
-    const rssAtEnd = server.rss();
-    return { load, rssAfterWarmup, rssAtEnd, rssGrowth: rssAtEnd / rssAfterWarmup - 1, warmupSeconds };
+    rssSamples.push(server.rss());
+    const third = Math.max(1, Math.floor(rssSamples.length / 3));
+    const rssAfterWarmup = median(rssSamples.slice(0, third));
+    const rssAtEnd = median(rssSamples.slice(-third));
+    return { load, rssAfterWarmup, rssAtEnd, rssGrowth: rssAtEnd / rssAfterWarmup - 1, warmupSeconds, rssSamples };
   } finally {
     await server.stop();
   }

@@ -86,6 +86,8 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
   const server = new grpcModule.Server({
     'grpc.max_receive_message_length': core.maxBodyBytes,
     'grpc.max_send_message_length': -1,
+    // channelz keeps per-call statistics for a debugging service maas does not expose.
+    'grpc.enable_channelz': 0,
   });
 
   /** One unary call, start to end: auth, the handler, metrics, and a status for whatever goes wrong. */
