@@ -73,7 +73,8 @@ function commanderOption(command: string, key: string, spec: OptionSpec): Option
   if (option.attributeName() !== key) throw new Error(`maas ${command}: option '${spec.flags}' must be keyed '${option.attributeName()}', not '${key}'`);
   if (spec.required) option.makeOptionMandatory();
   if (spec.choices) option.choices(spec.choices);
-  if (spec.parse) option.argParser(spec.parse);
+  if (spec.repeatable) option.argParser((value: string, previous: unknown[] | undefined) => [...(previous ?? []), spec.parse ? spec.parse(value) : value]);
+  else if (spec.parse) option.argParser(spec.parse);
   return option;
 }
 

@@ -3,11 +3,27 @@ import { MaasError } from '../core/errors.js';
 import { MAX_BODY_MB, SERVING_DEFAULTS } from '../inference/config.js';
 import { DEVICES } from '../registry/config.js';
 import { parseVersionPolicy } from '../registry/policy.js';
+import { parseRef } from '../registry/refs.js';
+import { parseBytes, parseDuration } from '../core/units.js';
 import type { RunningServer } from '../serve/server.js';
 import { renderServing } from '../ui/render/serve.js';
 import { registryOptions } from './shared.js';
 
 export type ServeResult = Omit<RunningServer, 'close'> & { stoppedBy: string };
+
+function parseSize(flag: string): (text: string) => number {
+  return (text) => {
+    const bytes = parseBytes(text);
+    if (bytes === undefined) throw new MaasError('MAAS_USAGE', `${flag} expects a size such as 8GB, 512MiB or 2G, got '${text.slice(0, 40)}'`);
+    return bytes;
+  };
+}
+
+function parseKeepAlive(text: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new MaasError('MAAS_USAGE', `--keep-alive expects a duration such as 5m, 90s or 1h, got '${text.slice(0, 40)}'`);
+  return ms;
+}
 
 /** What a setting maas.yaml may hold falls back to when neither the flag nor the file sets it. */
 const yamlOr = (value: unknown) => `maas.yaml, else ${String(value)}`;
@@ -29,6 +45,10 @@ export const serveCommand = defineCommand({
     maxBatch: option.integer('--max-batch <n>', 'rows merged into one run by dynamic batching; 1 turns it off', { defaultText: yamlOr(SERVING_DEFAULTS.maxBatch) }),
     batchDelayMs: option.integer('--batch-delay-ms <ms>', 'how long an under-full batch waits for more requests', { min: 0, defaultText: yamlOr(SERVING_DEFAULTS.batchDelayMs) }),
     maxQueue: option.integer('--max-queue <n>', 'queued requests per version before 503 / RESOURCE_EXHAUSTED', { defaultText: yamlOr(SERVING_DEFAULTS.maxQueue) }),
+    memoryBudget: option.custom('--memory-budget <size>', 'load versions on first request and unload the least recently used idle one to stay under this much measured memory (8GB, 512MiB)', parseSize('--memory-budget'), { defaultText: 'none: load every version at start' }),
+    maxLoadedModels: option.integer('--max-loaded-models <n>', 'likewise, at most this many versions loaded at once', { defaultText: 'no limit' }),
+    keepAlive: option.custom('--keep-alive <duration>', 'unload a version idle this long (5m, 1h); it loads again on its next request', parseKeepAlive, { defaultText: 'maas.yaml keepAlive, else never' }),
+    pin: option.list('--pin <ref>', 'load this version (NAME, NAME@VERSION or NAME@ALIAS) at start and never unload it; repeatable', parseRef),
     inlineUs: option.integer('--inline-us <µs>', 'a CPU model faster than this per row also runs small requests on the HTTP thread, batched per turn; 0: never', { min: 0, default: SERVING_DEFAULTS.inlineUs }),
     timeoutMs: option.integer('--timeout-ms <ms>', 'per-request deadline, then 504 / DEADLINE_EXCEEDED', { default: SERVING_DEFAULTS.timeoutMs }),
     maxBodyMb: option.integer('--max-body-mb <mb>', `largest request body or message (at most ${MAX_BODY_MB}), then 413 / RESOURCE_EXHAUSTED`, { max: MAX_BODY_MB, default: SERVING_DEFAULTS.maxBodyMb }),
@@ -59,7 +79,9 @@ export const serveCommand = defineCommand({
     const server = await startServer({
       registry,
       targets,
-      flags: { device: opts.device, versionPolicy: opts.versionPolicy, threads: opts.threads, workers: opts.workers, maxBatch: opts.maxBatch, batchDelayMs: opts.batchDelayMs, maxQueue: opts.maxQueue, inlineUs: opts.inlineUs },
+      flags: { device: opts.device, versionPolicy: opts.versionPolicy, threads: opts.threads, workers: opts.workers, maxBatch: opts.maxBatch, batchDelayMs: opts.batchDelayMs, maxQueue: opts.maxQueue, inlineUs: opts.inlineUs, keepAliveMs: opts.keepAlive },
+      pins: opts.pin.map((ref) => (ref.selector.kind === 'latest' ? { name: ref.name } : ref)),
+      budget: opts.memoryBudget === undefined && opts.maxLoadedModels === undefined ? undefined : { bytes: opts.memoryBudget, models: opts.maxLoadedModels },
       host: opts.host,
       port: opts.port,
       grpcPort: opts.grpcPort,

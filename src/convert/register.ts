@@ -2,9 +2,12 @@
  * `maas register` with conversion flags, or of a PyTorch / TensorFlow source: convert into a
  * scratch folder, then register the result with the original recorded as its source.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, extname, join } from 'node:path';
+import { MaasError } from '../core/errors.js';
+import { normalizeWarmup } from '../inference/protocol.js';
+import { MAX_WARMUP_BYTES } from '../registry/manifest.js';
 import { assertAlias, assertModelName, suggestName } from '../registry/refs.js';
 import { type RegisterOptions, type RegisterResult, checkedFile, registerModel } from '../registry/register.js';
 import { findRegistryRoot, type RegistryOptions } from '../registry/registry.js';
@@ -13,8 +16,18 @@ import { exporterFor } from './export.js';
 
 export type ConversionFlags = Pick<ConvertOptions, 'optimize' | 'int8' | 'fp16' | 'keepIoTypes' | 'tolerance' | 'samples' | 'force' | 'onStep' | 'inputShape'>;
 
-export async function registerConverted(options: Omit<RegisterOptions, 'conversion'> & { convert?: ConversionFlags | undefined }, ctx: RegistryOptions): Promise<RegisterResult> {
-  const { convert, ...register } = options;
+/** A `--warmup` file as register stores it: read, checked against the model's signature once it is known. */
+function warmupFrom(file: string | undefined, cwd: string): RegisterOptions['warmup'] {
+  if (file === undefined) return undefined;
+  const path = checkedFile(file, cwd);
+  if (statSync(path).size > MAX_WARMUP_BYTES) throw new MaasError('MAAS_USAGE', `${file} is larger than ${MAX_WARMUP_BYTES} bytes`, { hint: 'Warm-up takes a few requests, not a data set.' });
+  const text = readFileSync(path, 'utf8');
+  return (signature) => normalizeWarmup(text, signature, file);
+}
+
+export async function registerConverted(options: Omit<RegisterOptions, 'conversion' | 'warmup'> & { convert?: ConversionFlags | undefined; warmupFile?: string | undefined }, ctx: RegistryOptions): Promise<RegisterResult> {
+  const { convert, warmupFile, ...rest } = options;
+  const register: Omit<RegisterOptions, 'conversion'> = { ...rest, warmup: warmupFrom(warmupFile, ctx.cwd) };
   const original = checkedFile(options.file, ctx.cwd);
   const foreign = exporterFor(original) !== undefined;
   if (!foreign && !convert?.int8 && !convert?.optimize && !convert?.fp16) return registerModel(register, ctx);

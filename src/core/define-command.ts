@@ -22,6 +22,8 @@ export interface OptionSpec<T = unknown> {
   required?: boolean;
   /** read from this environment variable (the context's) when the flag is absent. */
   env?: string;
+  /** the flag may be given again; each value is parsed and the option is the list of them. */
+  repeatable?: boolean;
 }
 
 export type OptionTable = Record<string, OptionSpec<any>>;
@@ -85,8 +87,13 @@ function custom<T>(flags: string, description: string, parse: (value: string) =>
   return { flags, description, parse, ...extra };
 }
 
+/** A flag that may be repeated (`--pin a --pin b`): the list of its values, each through `parse`. */
+function list<T>(flags: string, description: string, parse: (value: string) => T, extra: Extra<T[]> = {}): OptionSpec<T[]> {
+  return { flags, description, parse: parse as (value: string) => never, repeatable: true, default: [], defaultText: 'none', ...extra };
+}
+
 /** The option kinds a command's table is made of; each spec carries the type `run` sees. */
-export const option = { flag, string, choice, integer, custom };
+export const option = { flag, string, choice, integer, custom, list };
 
 function longFlag(flags: string): string {
   return /--[\w-]+/.exec(flags)?.[0] ?? flags;

@@ -5,6 +5,7 @@
  */
 import { constants } from 'node:buffer';
 import { availableParallelism } from 'node:os';
+import { parseDuration } from '../core/units.js';
 import { DEFAULT_DEVICE, type Device, type RegistryConfig } from '../registry/config.js';
 import { DEFAULT_VERSION_POLICY, type VersionPolicy, parseVersionPolicy } from '../registry/policy.js';
 
@@ -80,11 +81,15 @@ export function oneShotRuntime(device: Device, requests = 1): RuntimeOptions {
 /** What `maas serve` was told on its command line; unset keys fall to maas.yaml, then the defaults. */
 export interface ServingFlags extends Partial<RuntimeOptions> {
   versionPolicy?: VersionPolicy | undefined;
+  /** unload a version idle this long (ms). */
+  keepAliveMs?: number | undefined;
 }
 
 export interface ModelServing {
   policy: VersionPolicy;
   runtime: RuntimeOptions;
+  /** unload a version idle this long; undefined: never. */
+  keepAliveMs: number | undefined;
 }
 
 /** How one model is served: a flag, else its `models.NAME` entry in maas.yaml, else `defaults`, else the built-in default. */
@@ -93,6 +98,7 @@ export function modelServing(name: string, config: RegistryConfig, flags: Servin
   const policy = flags.versionPolicy ?? parseVersionPolicy(yaml.versionPolicy ?? SERVING_DEFAULTS.versionPolicy, `maas.yaml's versionPolicy for ${name}`);
   return {
     policy,
+    keepAliveMs: flags.keepAliveMs ?? (yaml.keepAlive === undefined ? undefined : parseDuration(yaml.keepAlive)),
     runtime: servingRuntime({
       device: flags.device ?? config.defaults.device,
       workers: flags.workers ?? yaml.workers,

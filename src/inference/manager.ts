@@ -1,34 +1,100 @@
 /**
- * The ModelManager: which model versions are loaded, and which one a request means. It owns
- * the runtimes whatever transport asks (REST, gRPC, predict). What is served: for a model named
- * with a version or alias, that version (an alias or `latest` follows its moves); for a model
- * named alone, or every model when none is named, the versions its version policy selects.
- * A poll of the registry picks up new versions, removals and alias moves: a new version is
- * loaded, the routes swap in one assignment, the old version drains its queue and in-flight
- * requests, then unloads. No request is dropped.
+ * The ModelManager: which model versions a server serves, which of them are loaded, and which
+ * one a request means. It owns the runtimes whatever transport asks (REST, gRPC, predict).
+ *
+ * Served: for a model named with a version or alias, that version (an alias or `latest` follows
+ * its moves); for a model named alone, or every model when none is named, the versions its
+ * version policy selects; plus what the management API loaded or unloaded by hand.
+ *
+ * Loaded: without a memory budget every served version loads at start and on each poll, as
+ * before. With `--memory-budget` or `--max-loaded-models`, versions load on their first request
+ * (pinned ones at start), concurrent requests share one load, and a load that would exceed the
+ * budget first unloads the least recently used idle, unpinned version. `keepAlive` unloads a
+ * version idle that long; it loads again on its next request. Loads run one at a time, so the
+ * process's resident-size growth around one is that version's memory.
+ *
+ * A poll of the registry picks up new versions, removals and alias moves: a new version loads,
+ * the routes swap in one assignment, the old version drains its queue and in-flight requests,
+ * then unloads. When the budget cannot hold both, the old one drains and unloads first and
+ * requests wait for the new one (a `swap-wait` event). No request is dropped.
  */
 import { MaasError, isMaasError, messageOf } from '../core/errors.js';
+import { formatDuration } from '../core/units.js';
+import type { Signature } from '../onnx/inspect.js';
 import type { RegistryConfig } from '../registry/config.js';
-import { selectVersions } from '../registry/policy.js';
+import { type VersionPolicy, formatVersionPolicy, selectVersions } from '../registry/policy.js';
 import type { Selector } from '../registry/refs.js';
-import { Registry, type RegistryOptions } from '../registry/registry.js';
-import { checkBlobs, modelPath } from '../registry/serve-cache.js';
+import { Registry, type RegistryOptions, type VersionRecord } from '../registry/registry.js';
+import { checkBlobs, modelPath, readWarmup } from '../registry/serve-cache.js';
 import type { ModelServing } from './config.js';
+import { decodeWarmup } from './protocol.js';
 import { ModelRuntime, type RuntimeObserver } from './runtime.js';
+
+/** Triton's model states, as the repository index reports them. */
+export type VersionState = 'READY' | 'LOADING' | 'UNLOADING' | 'UNAVAILABLE';
+
+/** Why a version left memory: evictions (memory, max_models, keep_alive) and the rest. */
+export type UnloadReason = 'memory' | 'max_models' | 'keep_alive' | 'request' | 'policy' | 'shutdown';
+
+/** A served version: what a request can name, loaded or not. */
+export interface Slot {
+  readonly name: string;
+  readonly version: number;
+  /** the version as text, for labels and answers. */
+  readonly versionLabel: string;
+  readonly signature: Signature;
+  readonly digest: string;
+  /** bytes of its files (model and external data). */
+  readonly fileBytes: number;
+  runtime: ModelRuntime | undefined;
+  loading: Promise<ModelRuntime> | undefined;
+  unloading: Promise<void> | undefined;
+  /** ms since the epoch of the last request that reached it. */
+  lastUsed: number;
+  /** the process's resident-size growth around its last load, in bytes. */
+  residentBytes: number | undefined;
+  /** why it is not loaded, when something made it so. */
+  reason: string | undefined;
+  /** unloaded through the management API: refused until loaded the same way. */
+  held: boolean;
+  failedAt: number | undefined;
+}
 
 export interface Route {
   name: string;
   /** the version `/v2/models/NAME` answers with. */
   defaultVersion: number;
-  versions: Map<number, ModelRuntime>;
+  versions: Map<number, Slot>;
   aliases: Map<string, number>;
+}
+
+/** One line of the repository index: Triton's fields, then what `maas ps` shows. */
+export interface VersionStatus {
+  name: string;
+  version: string;
+  state: VersionState;
+  reason: string;
+  digest: string;
+  file_bytes: number;
+  resident_bytes: number | null;
+  device: string | null;
+  pinned: boolean;
+  in_flight: number;
+  queued: number;
+  /** ms since its last request; null before the first. */
+  idle_ms: number | null;
+  /** ms until keep-alive unloads it; null when nothing will. */
+  keep_alive_ms_left: number | null;
+  load_ms: number | null;
 }
 
 export type ServeEvent =
   /** `runUs`: the warm-up's median one-row run, where measured; `inline`: small requests run on the main thread. */
-  | { event: 'loaded'; model: string; version: number; provider: string; loadMs: number; runUs?: number; inline: boolean }
-  | { event: 'unloaded'; model: string; version: number }
+  | { event: 'loaded'; model: string; version: number; provider: string; loadMs: number; warmupMs: number; residentBytes: number; runUs?: number; inline: boolean; warmupError?: string }
+  | { event: 'unloaded'; model: string; version: number; reason: UnloadReason }
   | { event: 'swapped'; model: string; from: number | undefined; to: number }
+  /** the budget holds one of the two: requests to `model` wait while `from` unloads and `to` loads. */
+  | { event: 'swap-wait'; model: string; from: number; to: number }
   /** `serving`: the version still served under the name, if any. */
   | { event: 'load-failed'; model: string; version: number; serving: number | undefined; error: string }
   | { event: 'refresh-failed'; error: string };
@@ -39,14 +105,26 @@ export interface ServeTarget {
   selector?: Selector | undefined;
 }
 
+/** How much may be loaded at once; unset: everything served is loaded. */
+export interface MemoryBudget {
+  bytes?: number | undefined;
+  models?: number | undefined;
+}
+
 export interface ManagerOptions {
   registry: RegistryOptions;
   /** what to serve; empty = every model, each by its policy. */
   targets: ServeTarget[];
-  /** a model's version policy and runtime settings, from the flags and maas.yaml of the moment. */
+  /** versions loaded at start and never evicted or unloaded for idleness. */
+  pins?: ServeTarget[];
+  budget?: MemoryBudget;
+  /** a model's version policy, runtime settings and keep-alive, from the flags and maas.yaml of the moment. */
   serving: (name: string, config: RegistryConfig) => ModelServing;
   observer: (model: string, version: number) => RuntimeObserver;
   log: (event: ServeEvent) => void;
+  /** resident bytes of the process (tests may fake it); process.memoryUsage.rss by default. */
+  rss?: () => number;
+  now?: () => number;
 }
 
 interface Desired {
@@ -64,21 +142,47 @@ function isDeviceFailure(error: unknown): boolean {
 /** Failed loads are retried on later polls, but not more often than this. */
 const RETRY_FAILED_MS = 30_000;
 
+const keyOf = (name: string, version: number) => `${name}@${version}`;
+
 export class ModelManager {
   private routes = new Map<string, Route>();
-  private readonly runtimes = new Map<string, ModelRuntime>();
-  private readonly failed = new Map<string, number>();
+  /** every version ever served here, by name@version: records are immutable, so a slot lives on. */
+  private readonly slots = new Map<string, Slot>();
+  /** versions loaded through the management API outside their model's policy. */
+  private readonly extra = new Map<string, Set<number>>();
+  /** models loaded through the management API that the targets did not name. */
+  private readonly added = new Set<string>();
+  private pinned = new Set<string>();
   private refreshing: Promise<void> | undefined;
   private poller: NodeJS.Timeout | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+  /** loads and unloads, one at a time (see the header). */
+  private exclusive: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  private readonly rss: () => number;
+  private readonly now: () => number;
   ready = false;
 
-  private constructor(private readonly registry: Registry, private readonly options: ManagerOptions) {}
+  private constructor(private readonly registry: Registry, private readonly options: ManagerOptions) {
+    this.rss = options.rss ?? (() => process.memoryUsage.rss());
+    this.now = options.now ?? Date.now;
+  }
 
   static async open(options: ManagerOptions): Promise<ModelManager> {
-    const repository = new ModelManager(await Registry.open(options.registry), options);
-    await repository.refresh({ initial: true });
-    repository.ready = true;
-    return repository;
+    const manager = new ModelManager(await Registry.open(options.registry), options);
+    try {
+      await manager.refresh({ initial: true });
+    } catch (error) {
+      await manager.close();
+      throw error;
+    }
+    manager.ready = true;
+    return manager;
+  }
+
+  /** Whether versions load on demand under a budget, rather than all at once. */
+  get budgeted(): boolean {
+    return this.options.budget?.bytes !== undefined || this.options.budget?.models !== undefined;
   }
 
   route(name: string): Route | undefined {
@@ -89,20 +193,59 @@ export class ModelManager {
     return [...this.routes.values()];
   }
 
-  /** Resolves `/models/NAME[/versions/V]`, V being a version number or an alias. */
-  resolve(name: string, version?: string): ModelRuntime {
+  /** Every loaded runtime, for the queue-depth gauge. */
+  loadedRuntimes(): ModelRuntime[] {
+    return [...this.slots.values()].flatMap((s) => (s.runtime ? [s.runtime] : []));
+  }
+
+  /** The served version `/models/NAME[/versions/V]` means, V a version number or an alias; loaded or not. */
+  resolve(name: string, version?: string): Slot {
     const route = this.routes.get(name);
     if (!route) {
       throw new MaasError('MAAS_MODEL_NOT_FOUND', `model '${name}' is not served here`, { hint: `Served models: ${[...this.routes.keys()].join(', ') || 'none'}.` });
     }
     const wanted = version === undefined ? route.defaultVersion : /^\d+$/.test(version) ? Number(version) : route.aliases.get(version);
-    const runtime = wanted === undefined ? undefined : route.versions.get(wanted);
-    if (!runtime) {
+    const slot = wanted === undefined ? undefined : route.versions.get(wanted);
+    if (!slot) {
       throw new MaasError('MAAS_VERSION_NOT_FOUND', `model '${name}' has no served version '${version}'`, {
         hint: `Served: ${[...route.versions.keys(), ...route.aliases.keys()].join(', ')}.`,
       });
     }
-    return runtime;
+    return slot;
+  }
+
+  /** The runtime of a served version, loading it first if it is not loaded (a request waits for that). */
+  acquire(slot: Slot): ModelRuntime | Promise<ModelRuntime> {
+    slot.lastUsed = this.now();
+    if (slot.runtime && !slot.unloading) return slot.runtime;
+    if (slot.held) {
+      throw new MaasError('MAAS_MODEL_NOT_READY', `${slot.name}@${slot.version} was unloaded through the management API`, {
+        hint: `Load it again: POST /v2/repository/models/${slot.name}/load (or \`maas deploy ${slot.name}@${slot.version}\`).`,
+      });
+    }
+    if (slot.failedAt !== undefined && this.now() - slot.failedAt < RETRY_FAILED_MS) {
+      throw new MaasError('MAAS_MODEL_NOT_READY', `${slot.name}@${slot.version} ${slot.reason ?? 'failed to load'}`, { hint: `It is tried again ${RETRY_FAILED_MS / 1000} s after the failure, or at once by POST /v2/repository/models/${slot.name}/load.` });
+    }
+    return this.ensureLoaded(slot);
+  }
+
+  /** Loads a slot, or joins the load already under way. */
+  private ensureLoaded(slot: Slot): Promise<ModelRuntime> {
+    slot.loading ??= (async () => {
+      try {
+        await slot.unloading;
+        return await this.serialized(() => this.loadSlot(slot));
+      } finally {
+        slot.loading = undefined;
+      }
+    })();
+    return slot.loading;
+  }
+
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.exclusive.then(work, work);
+    this.exclusive = run.catch(() => undefined);
+    return run;
   }
 
   startPolling(intervalMs: number): void {
@@ -111,17 +254,19 @@ export class ModelManager {
       void this.refresh({ initial: false }).catch((error: unknown) => this.options.log({ event: 'refresh-failed', error: messageOf(error) }));
     }, intervalMs);
     this.poller.unref();
+    // Keep-alive is looked at often enough to unload within a few percent of its time, at most each second.
+    this.sweeper = setInterval(() => void this.sweepIdle(), 1000);
+    this.sweeper.unref();
   }
 
   /** Stops polling, waits for every queued and running request, unloads every version. */
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.poller);
-    await this.refreshing;
-    const runtimes = [...this.runtimes.values()];
+    clearInterval(this.sweeper);
+    await this.refreshing?.catch(() => undefined);
     this.routes = new Map();
-    await Promise.all(runtimes.map((r) => r.drain()));
-    await Promise.all(runtimes.map((r) => r.close()));
-    this.runtimes.clear();
+    await this.serialized(() => Promise.all([...this.slots.values()].filter((s) => s.runtime).map((s) => this.unloadSlot(s, 'shutdown', { quiet: true }))));
   }
 
   refresh({ initial }: { initial: boolean }): Promise<void> {
@@ -129,9 +274,243 @@ export class ModelManager {
     return this.refreshing;
   }
 
+  // ——— the management API ———
+
+  /** Names of the models this server could load: its targets and what was loaded by hand, or every registered model. */
+  private loadableNames(): string[] {
+    const names = this.options.targets.length ? [...new Set([...this.options.targets.map((t) => t.name), ...this.added])] : this.registry.modelNames();
+    return names.filter((name) => this.registry.versions(name).length > 0).sort();
+  }
+
+  /** Triton's repository index: every version of every model this server could load, with its state. */
+  index(): VersionStatus[] {
+    const statuses: VersionStatus[] = [];
+    const config = this.registry.config;
+    for (const name of this.loadableNames()) {
+      const route = this.routes.get(name);
+      for (const version of this.registry.versions(name)) {
+        const slot = route?.versions.get(version) ?? this.slots.get(keyOf(name, version));
+        const served = route?.versions.has(version) ?? false;
+        statuses.push(this.status(slot ?? this.slotFor(name, version), served, config));
+      }
+    }
+    return statuses;
+  }
+
+  /** A served version's line of the index. */
+  statusOf(slot: Slot): VersionStatus {
+    return this.status(slot, true, this.registry.config);
+  }
+
+  private status(slot: Slot, served: boolean, config: RegistryConfig): VersionStatus {
+    const runtime = slot.unloading ? undefined : slot.runtime;
+    const { keepAliveMs, policy } = this.options.serving(slot.name, config);
+    const pinned = this.pinned.has(keyOf(slot.name, slot.version));
+    const idle = slot.lastUsed ? this.now() - slot.lastUsed : null;
+    const state: VersionState = slot.unloading ? 'UNLOADING' : runtime ? 'READY' : slot.loading ? 'LOADING' : 'UNAVAILABLE';
+    let reason = '';
+    if (state === 'UNAVAILABLE') {
+      if (!served) reason = `not in the version policy ${formatVersionPolicy(policy)}; POST /v2/repository/models/${slot.name}/load with parameters.version ${slot.version} loads it`;
+      else if (slot.held) reason = 'unloaded through the management API';
+      else reason = slot.reason ?? 'not loaded yet: loads on its first request';
+    }
+    return {
+      name: slot.name,
+      version: String(slot.version),
+      state,
+      reason,
+      digest: slot.digest,
+      file_bytes: slot.fileBytes,
+      resident_bytes: runtime ? slot.residentBytes ?? null : null,
+      device: runtime?.provider ?? null,
+      pinned,
+      in_flight: runtime?.inFlight ?? 0,
+      queued: runtime?.queueDepth ?? 0,
+      idle_ms: idle,
+      keep_alive_ms_left: runtime && keepAliveMs !== undefined && !pinned ? Math.max(0, keepAliveMs - (idle ?? 0)) : null,
+      load_ms: runtime ? Math.round(runtime.loadMs) : null,
+    };
+  }
+
+  /**
+   * Loads a model now: `version` (a number or an alias) adds that version to what is served even
+   * outside the policy; without it, the versions the policy selects. Undoes an unload by hand.
+   */
+  async load(name: string, version?: string): Promise<VersionStatus[]> {
+    const versions = this.registry.versions(name);
+    if (versions.length === 0) this.registry.resolve({ name, selector: { kind: 'latest' } }); // throws not found
+    if (this.options.targets.length && !this.options.targets.some((t) => t.name === name)) this.added.add(name);
+    let wanted: number[];
+    if (version === undefined) {
+      wanted = this.policyVersions(name, this.registry.config);
+    } else {
+      const resolved = this.registry.resolve({ name, selector: /^\d+$/.test(version) ? { kind: 'version', version: Number(version) } : { kind: 'alias', alias: version } }).version;
+      if (!this.extra.has(name)) this.extra.set(name, new Set());
+      this.extra.get(name)!.add(resolved);
+      wanted = [resolved];
+    }
+    for (const v of wanted) {
+      const slot = this.slotFor(name, v);
+      slot.held = false;
+      slot.failedAt = undefined;
+    }
+    await this.refresh({ initial: false });
+    const slots = wanted.map((v) => this.routes.get(name)?.versions.get(v)).filter((s): s is Slot => s !== undefined);
+    await Promise.all(slots.map((slot) => this.ensureLoaded(slot)));
+    return slots.map((slot) => this.status(slot, true, this.registry.config));
+  }
+
+  /** Unloads a model (or one version) after its queued and running requests finish; it stays refused until loaded again. */
+  async unload(name: string, version?: string): Promise<VersionStatus[]> {
+    const route = this.routes.get(name);
+    if (!route) throw new MaasError('MAAS_MODEL_NOT_FOUND', `model '${name}' is not served here`, { hint: `Served models: ${[...this.routes.keys()].join(', ') || 'none'}.` });
+    const slots = version === undefined ? [...route.versions.values()] : [this.resolve(name, version)];
+    for (const slot of slots) slot.held = true;
+    await this.serialized(() => Promise.all(slots.filter((s) => s.runtime).map((s) => this.unloadSlot(s, 'request'))));
+    return slots.map((slot) => this.status(slot, true, this.registry.config));
+  }
+
+  // ——— loading and unloading ———
+
+  private slotFor(name: string, version: number): Slot {
+    const key = keyOf(name, version);
+    let slot = this.slots.get(key);
+    if (!slot) {
+      const record = this.registry.readVersion(name, version);
+      slot = {
+        name, version, versionLabel: String(version), signature: record.onnx.signature, digest: record.manifestDigest,
+        fileBytes: record.manifest.layers.reduce((n, l) => n + l.size, 0),
+        runtime: undefined, loading: undefined, unloading: undefined, lastUsed: 0, residentBytes: undefined, reason: undefined, held: false, failedAt: undefined,
+      };
+      this.slots.set(key, slot);
+    }
+    return slot;
+  }
+
+  /** What loading `slot` is expected to cost: its last measurement, else its files once per session it opens. */
+  private estimate(slot: Slot): number {
+    const { workers } = this.options.serving(slot.name, this.registry.config).runtime;
+    return slot.residentBytes ?? slot.fileBytes * workers;
+  }
+
+  private loadedSlots(): Slot[] {
+    return [...this.slots.values()].filter((s) => s.runtime && !s.unloading);
+  }
+
+  /**
+   * Unloads least-recently-used idle, unpinned versions until `incoming` more bytes and one more
+   * model fit the budget. Throws MAAS_OVERLOADED when what is left is busy or pinned.
+   */
+  private async makeRoom(incoming: Slot, bytes: number, models: number): Promise<void> {
+    const budget = this.options.budget ?? {};
+    const over = () => {
+      const loaded = this.loadedSlots().filter((s) => s !== incoming);
+      const used = loaded.reduce((n, s) => n + (s.residentBytes ?? 0), 0);
+      if (budget.models !== undefined && loaded.length + models > budget.models) return 'max_models' as const;
+      if (budget.bytes !== undefined && used + bytes > budget.bytes) return 'memory' as const;
+      return undefined;
+    };
+    for (let reason = over(); reason; reason = over()) {
+      const victim = this.loadedSlots()
+        .filter((s) => s !== incoming && !this.pinned.has(keyOf(s.name, s.version)) && s.runtime!.inFlight === 0 && s.runtime!.queueDepth === 0)
+        .sort((a, b) => a.lastUsed - b.lastUsed)[0];
+      if (!victim) {
+        const what = reason === 'memory' ? `the memory budget (${budget.bytes} bytes)` : `--max-loaded-models ${budget.models}`;
+        throw new MaasError('MAAS_OVERLOADED', `${incoming.name}@${incoming.version} does not fit ${what}: every loaded version is busy or pinned`, {
+          hint: 'Retry in a moment, or raise --memory-budget / --max-loaded-models, or pin fewer versions.',
+        });
+      }
+      await this.unloadSlot(victim, reason);
+      victim.reason = `evicted (${reason === 'memory' ? 'memory budget' : 'max loaded models'}): loads again on its next request`;
+    }
+  }
+
+  /** Loads `slot` (the caller holds `serialized`), making room first. */
+  private async loadSlot(slot: Slot, initial = false): Promise<ModelRuntime> {
+    if (slot.runtime && !slot.unloading) return slot.runtime;
+    if (this.closed) throw new MaasError('MAAS_MODEL_NOT_READY', 'the server is shutting down');
+    const { name, version } = slot;
+    try {
+      if (this.budgeted) await this.makeRoom(slot, this.estimate(slot), 1);
+      const record = this.registry.readVersion(name, version);
+      await checkBlobs(this.registry, record);
+      const before = this.rss();
+      const runtime = await ModelRuntime.load(
+        { name, version, signature: record.onnx.signature, modelPath: modelPath(this.registry, record), samples: this.warmupSamples(record) },
+        this.options.serving(name, this.registry.config).runtime,
+        this.options.observer(name, version),
+      );
+      slot.runtime = runtime;
+      slot.residentBytes = Math.max(0, this.rss() - before);
+      slot.reason = undefined;
+      slot.failedAt = undefined;
+      this.options.log({
+        event: 'loaded', model: name, version, provider: runtime.provider, loadMs: Math.round(runtime.loadMs), warmupMs: Math.round(runtime.warmupMs), residentBytes: slot.residentBytes,
+        ...(runtime.probeUs === undefined ? {} : { runUs: Math.round(runtime.probeUs) }), inline: runtime.runsInline,
+        ...(runtime.warmupError === undefined ? {} : { warmupError: runtime.warmupError }),
+      });
+      // Measured above the estimate: others make room now, never the version just loaded.
+      if (this.budgeted) await this.makeRoom(slot, slot.residentBytes, 1).catch(() => undefined);
+      return runtime;
+    } catch (error) {
+      if (initial && isDeviceFailure(error)) throw error;
+      if (!(isMaasError(error) && error.code === 'MAAS_OVERLOADED')) {
+        slot.failedAt = this.now();
+        slot.reason = `failed to load: ${messageOf(error)}`;
+        this.options.log({ event: 'load-failed', model: name, version, serving: this.routes.get(name)?.defaultVersion, error: messageOf(error) });
+      }
+      throw error;
+    }
+  }
+
+  /** The version's stored warm-up samples as feeds, or undefined for a generated sample. */
+  private warmupSamples(record: VersionRecord) {
+    const bytes = readWarmup(this.registry, record);
+    return bytes === undefined ? undefined : decodeWarmup(bytes, record.onnx.signature, `${record.name}@${record.version}`);
+  }
+
+  /** Drains and unloads (the caller holds `serialized`). */
+  private async unloadSlot(slot: Slot, reason: UnloadReason, { quiet = false } = {}): Promise<void> {
+    const runtime = slot.runtime;
+    if (!runtime) return;
+    let done!: () => void;
+    slot.unloading = new Promise((resolve) => (done = resolve));
+    try {
+      await runtime.drain();
+      await runtime.close();
+    } finally {
+      slot.runtime = undefined;
+      slot.unloading = undefined;
+      done();
+    }
+    if (!quiet) this.options.log({ event: 'unloaded', model: slot.name, version: slot.version, reason });
+  }
+
+  /** Keep-alive: unloads versions idle longer than their model's keepAlive. */
+  private async sweepIdle(): Promise<void> {
+    const config = this.registry.config;
+    const now = this.now();
+    for (const slot of this.loadedSlots()) {
+      const { keepAliveMs } = this.options.serving(slot.name, config);
+      if (keepAliveMs === undefined || this.pinned.has(keyOf(slot.name, slot.version))) continue;
+      const runtime = slot.runtime!;
+      if (runtime.inFlight > 0 || runtime.queueDepth > 0 || now - slot.lastUsed < keepAliveMs) continue;
+      await this.serialized(async () => {
+        // Looked at again under the lock: a request may have come in while waiting for it.
+        if (slot.runtime !== runtime || runtime.inFlight > 0 || runtime.queueDepth > 0 || this.now() - slot.lastUsed < keepAliveMs) return;
+        await this.unloadSlot(slot, 'keep_alive');
+        slot.reason = `unloaded after ${formatDuration(keepAliveMs)} idle (keep-alive): loads again on its next request`;
+      });
+    }
+  }
+
+  // ——— what is served ———
+
   private desired(): Desired[] {
     const config = this.registry.reloadConfig();
-    const targets: ServeTarget[] = this.options.targets.length ? this.options.targets : this.registry.modelNames().map((name) => ({ name }));
+    const targets: ServeTarget[] = this.options.targets.length
+      ? [...this.options.targets, ...[...this.added].map((name) => ({ name }))]
+      : this.registry.modelNames().map((name) => ({ name }));
     const byName = new Map<string, Desired>();
     for (const target of targets) {
       const versions = target.selector
@@ -142,6 +521,21 @@ export class ModelManager {
       for (const v of versions) entry.versions.add(v);
       byName.set(target.name, entry);
     }
+    for (const [name, versions] of this.extra) {
+      const registered = new Set(this.registry.versions(name));
+      const entry = byName.get(name);
+      for (const v of versions) {
+        if (!registered.has(v)) versions.delete(v); // removed from the registry since
+        else if (entry) entry.versions.add(v);
+        else byName.set(name, { name, defaultVersion: v, versions: new Set([v]), aliases: new Map() });
+      }
+    }
+    // A pinned version is served, whatever the policy says.
+    for (const pin of this.options.pins ?? []) {
+      const entry = byName.get(pin.name);
+      if (!entry) throw new MaasError('MAAS_USAGE', `--pin ${pin.name} names a model this server does not serve`, { hint: `Served: ${[...byName.keys()].join(', ') || 'none'}. Pin one of those, or serve ${pin.name} too.` });
+      if (pin.selector) entry.versions.add(this.registry.resolve({ name: pin.name, selector: pin.selector }).version);
+    }
     for (const entry of byName.values()) {
       for (const [alias, v] of Object.entries(this.registry.aliases(entry.name))) if (entry.versions.has(v)) entry.aliases.set(alias, v);
     }
@@ -151,32 +545,62 @@ export class ModelManager {
   /** The versions of `name` its policy selects; none when the model is gone (a named one is an error). */
   private policyVersions(name: string, config: RegistryConfig): number[] {
     const registered = this.registry.versions(name);
-    if (registered.length === 0 && this.options.targets.length) this.registry.resolve({ name, selector: { kind: 'latest' } }); // throws not found
+    if (registered.length === 0 && this.options.targets.some((t) => t.name === name)) this.registry.resolve({ name, selector: { kind: 'latest' } }); // throws not found
     const { policy } = this.options.serving(name, config);
-    return selectVersions(policy, registered, this.registry.aliases(name));
+    return selectVersions(policy as VersionPolicy, registered, this.registry.aliases(name));
   }
 
-  /** The runtime settings a version loads with. */
-  private runtimeOptions(name: string) {
-    return this.options.serving(name, this.registry.config).runtime;
+  /** The pins as keys, resolved anew each poll: a pin by alias follows its moves, a pin by name the default version. */
+  private resolvePins(desired: Desired[]): Set<string> {
+    const keys = new Set<string>();
+    for (const pin of this.options.pins ?? []) {
+      const version = pin.selector ? this.registry.resolve({ name: pin.name, selector: pin.selector }).version : desired.find((d) => d.name === pin.name)?.defaultVersion;
+      if (version !== undefined) keys.add(keyOf(pin.name, version));
+    }
+    return keys;
+  }
+
+  /** Whether a served version loads now rather than on its first request. */
+  private eager(slot: Slot, previous: Route | undefined, wantDefault: number): boolean {
+    if (!this.budgeted || this.pinned.has(keyOf(slot.name, slot.version))) return true;
+    // Under a budget, a new default version replaces a loaded one warm, as without a budget.
+    const old = previous?.versions.get(previous.defaultVersion);
+    return slot.version === wantDefault && previous?.defaultVersion !== wantDefault && old?.runtime !== undefined;
   }
 
   private async apply(initial: boolean): Promise<void> {
     const desired = this.desired();
+    this.pinned = this.resolvePins(desired);
     const next = new Map<string, Route>();
+    const waitSwaps: { slot: Slot; from: Slot }[] = [];
     let firstFailure: unknown;
     for (const want of desired) {
-      const versions = new Map<number, ModelRuntime>();
-      for (const version of want.versions) {
-        const runtime = await this.runtimeFor(want.name, version, initial).catch((error: unknown) => {
-          if (isDeviceFailure(error)) throw error;
-          firstFailure ??= error;
-          return undefined;
-        });
-        if (runtime) versions.set(version, runtime);
-      }
       const previous = this.routes.get(want.name);
-      // A version that failed to load keeps the old one serving under its name.
+      const versions = new Map<number, Slot>();
+      for (const version of want.versions) {
+        const slot = this.slotFor(want.name, version);
+        const recentlyFailed = slot.failedAt !== undefined && this.now() - slot.failedAt < RETRY_FAILED_MS;
+        // Without a budget a version that failed is left out until its retry, as if not registered.
+        if (recentlyFailed && !this.budgeted) continue;
+        versions.set(version, slot);
+        if (slot.held || recentlyFailed || (slot.runtime && !slot.unloading) || !this.eager(slot, previous, want.defaultVersion)) continue;
+        try {
+          slot.loading = this.serialized(() => this.loadSlot(slot, initial));
+          await slot.loading;
+        } catch (error) {
+          if (isDeviceFailure(error)) throw error;
+          const from = previous?.versions.get(previous.defaultVersion);
+          if (isMaasError(error) && error.code === 'MAAS_OVERLOADED' && version === want.defaultVersion && from?.runtime && !want.versions.has(from.version)) {
+            waitSwaps.push({ slot, from });
+          } else {
+            firstFailure ??= error;
+            // A new default that failed to load keeps the old one serving under its name.
+            if (!this.budgeted || version === want.defaultVersion) versions.delete(version);
+          }
+        } finally {
+          slot.loading = undefined;
+        }
+      }
       const defaultVersion = versions.has(want.defaultVersion) ? want.defaultVersion : previous?.defaultVersion;
       if (defaultVersion === undefined) continue;
       if (!versions.has(defaultVersion) && previous?.versions.has(defaultVersion)) versions.set(defaultVersion, previous.versions.get(defaultVersion)!);
@@ -187,39 +611,13 @@ export class ModelManager {
     // At start, a version that cannot load is left out and the others serve, unless none can.
     if (initial && next.size === 0 && firstFailure !== undefined) throw firstFailure;
     this.routes = next;
-    const routed = new Set([...next.values()].flatMap((r) => [...r.versions.keys()].map((v) => `${r.name}@${v}`)));
-    await Promise.all([...this.runtimes.entries()].filter(([key]) => !routed.has(key)).map(async ([key, runtime]) => {
-      this.runtimes.delete(key);
-      await runtime.drain();
-      await runtime.close();
-      this.options.log({ event: 'unloaded', model: runtime.name, version: runtime.version });
-    }));
-  }
-
-  private async runtimeFor(name: string, version: number, initial: boolean): Promise<ModelRuntime | undefined> {
-    const key = `${name}@${version}`;
-    const loaded = this.runtimes.get(key);
-    if (loaded) return loaded;
-    const failedAt = this.failed.get(key);
-    if (failedAt !== undefined && Date.now() - failedAt < RETRY_FAILED_MS) return undefined;
-    try {
-      const record = this.registry.readVersion(name, version);
-      await checkBlobs(this.registry, record);
-      const runtime = await ModelRuntime.load(
-        { name, version, signature: record.onnx.signature, modelPath: modelPath(this.registry, record) },
-        this.runtimeOptions(name),
-        this.options.observer(name, version),
-      );
-      this.runtimes.set(key, runtime);
-      this.failed.delete(key);
-      this.options.log({ event: 'loaded', model: name, version, provider: runtime.provider, loadMs: Math.round(runtime.loadMs), ...(runtime.probeUs === undefined ? {} : { runUs: Math.round(runtime.probeUs) }), inline: runtime.runsInline });
-      return runtime;
-    } catch (error) {
-      if (initial && isDeviceFailure(error)) throw error;
-      this.failed.set(key, Date.now());
-      this.options.log({ event: 'load-failed', model: name, version, serving: this.routes.get(name)?.defaultVersion, error: messageOf(error) });
-      if (initial) throw error;
-      return undefined;
+    const routed = new Set([...next.values()].flatMap((r) => [...r.versions.values()]));
+    const gone = [...this.slots.values()].filter((s) => s.runtime && !routed.has(s));
+    await this.serialized(() => Promise.all(gone.map((s) => this.unloadSlot(s, 'policy'))));
+    // Swaps the budget cannot hold twice: the old version has drained and unloaded above; requests wait for the new one.
+    for (const { slot, from } of waitSwaps) {
+      this.options.log({ event: 'swap-wait', model: slot.name, from: from.version, to: slot.version });
+      await this.ensureLoaded(slot).catch(() => undefined);
     }
   }
 }

@@ -144,3 +144,46 @@ export function tensorMetadata(t: TensorSpec): { name: string; datatype: string;
 export function modelMetadata(name: string, versions: string[], signature: Signature): { name: string; versions: string[]; platform: string; inputs: ReturnType<typeof tensorMetadata>[]; outputs: ReturnType<typeof tensorMetadata>[] } {
   return { name, versions, platform: PLATFORM, inputs: signature.inputs.map(tensorMetadata), outputs: signature.outputs.map(tensorMetadata) };
 }
+
+/** Infer requests as people keep them in files: one JSON document, a JSON array of them, or JSON Lines. */
+export function parseRequests(text: string, where: string): unknown[] {
+  const trimmed = text.trim();
+  try {
+    const whole: unknown = JSON.parse(trimmed);
+    return Array.isArray(whole) ? whole : [whole];
+  } catch {
+    return trimmed.split('\n').filter((line) => line.trim() !== '').map((line, i) => {
+      try {
+        return JSON.parse(line) as unknown;
+      } catch (error) {
+        throw badInput(`${where}, line ${i + 1}, is not JSON: ${(error as Error).message}`);
+      }
+    });
+  }
+}
+
+/** The most warm-up samples a version keeps: each runs on every load of every worker. */
+export const MAX_WARMUP_SAMPLES = 16;
+
+/** Warm-up requests checked against a signature and kept as one JSON array (the version's warmup.json). */
+export function normalizeWarmup(text: string, signature: Signature, where: string): Buffer {
+  const requests = parseRequests(text, where);
+  if (requests.length === 0 || requests.length > MAX_WARMUP_SAMPLES) throw badInput(`${where} holds ${requests.length} requests; warm-up takes 1 to ${MAX_WARMUP_SAMPLES}`);
+  requests.forEach((request, i) => {
+    try {
+      decodeInferRequest(request, Buffer.alloc(0), signature);
+    } catch (error) {
+      throw badInput(`warm-up request ${i + 1} in ${where}: ${(error as Error).message}`);
+    }
+  });
+  return Buffer.from(`${JSON.stringify(requests)}\n`);
+}
+
+/** A version's stored warm-up samples as feeds; a stored file that no longer fits is the version's fault. */
+export function decodeWarmup(bytes: Buffer, signature: Signature, where: string): Record<string, WireTensor>[] {
+  try {
+    return parseRequests(bytes.toString('utf8'), `${where}'s warm-up samples`).map((request) => decodeInferRequest(request, Buffer.alloc(0), signature).feeds);
+  } catch (error) {
+    throw new MaasError('MAAS_MODEL_INVALID', `${where}: its warm-up samples do not fit its signature: ${(error as Error).message}`, { hint: 'Register the version again with warm-up requests that fit.' });
+  }
+}

@@ -61,6 +61,8 @@ export interface RuntimeSpec {
   version: number;
   signature: Signature;
   modelPath: string;
+  /** the version's stored warm-up samples; none: each session warms up on a generated sample. */
+  samples?: Record<string, WireTensor>[] | undefined;
 }
 
 /**
@@ -87,12 +89,14 @@ export function isBatchable(signature: Signature): boolean {
 
 export class ModelRuntime {
   readonly batchable: boolean;
-  /** the version as text, for labels and answers. */
-  readonly versionLabel: string;
   provider = '';
   loadMs = 0;
-  /** median µs of a one-row run, timed by the first worker as it warmed up; undefined where not measurable. */
+  /** median µs of a one-row run, timed by the first worker after its warm-up; undefined where not measurable. */
   probeUs: number | undefined;
+  /** the first worker's warm-up run(s). */
+  warmupMs = 0;
+  /** why the generated warm-up sample failed, where it did (the version serves all the same). */
+  warmupError: string | undefined;
   private readonly pool: PoolWorker[] = [];
   private readonly queue: Pending[] = [];
   private delayTimer: NodeJS.Timeout | undefined;
@@ -117,11 +121,11 @@ export class ModelRuntime {
     readonly version: number,
     readonly signature: Signature,
     private readonly modelPath: string,
+    private readonly samples: Record<string, WireTensor>[] | undefined,
     private readonly options: RuntimeOptions,
     private readonly observer: RuntimeObserver,
   ) {
     this.batchable = isBatchable(signature) && options.maxBatch > 1;
-    this.versionLabel = String(version);
     // Without batching, a second request waits in the worker's own queue, so the worker starts
     // it the moment the first ends instead of after a round trip through the HTTP thread. With
     // batching, queued requests wait here instead, where they can be merged.
@@ -130,12 +134,14 @@ export class ModelRuntime {
 
   /** Starts the workers; the first decides the provider (and times the model), the others use the same. */
   static async load(spec: RuntimeSpec, options: RuntimeOptions, observer: RuntimeObserver = {}): Promise<ModelRuntime> {
-    const runtime = new ModelRuntime(spec.name, spec.version, spec.signature, spec.modelPath, options, observer);
+    const runtime = new ModelRuntime(spec.name, spec.version, spec.signature, spec.modelPath, spec.samples, options, observer);
     const started = performance.now();
     try {
       const first = await runtime.spawn(providerOrder(options.device), options.inlineUs > 0);
       runtime.provider = first.provider;
       runtime.probeUs = first.probeUs;
+      runtime.warmupMs = first.warmupMs;
+      runtime.warmupError = first.warmupError;
       // allSettled: a worker still starting when another fails must be closed too, not leaked.
       const started = await Promise.allSettled(Array.from({ length: options.workers - 1 }, () => runtime.spawn([runtime.provider], false)));
       const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -209,15 +215,16 @@ export class ModelRuntime {
   }
 
   private async openInline(): Promise<void> {
-    const { openSession } = await import('./session.js');
+    const { openSession, warmUp } = await import('./session.js');
     const { session, tried } = await openSession(this.modelPath, ['cpu'], 1);
     if (!session) throw new MaasError('MAAS_MODEL_INVALID', `cannot load ${this.name}@${this.version} on this thread: ${tried[0]?.error ?? 'unknown'}`);
+    await warmUp(session, this.signature, this.samples);
     this.inline = session;
     this.inlineRows = Math.max(1, Math.floor(INLINE_BLOCK_US / Math.max(this.probeUs!, 1)));
   }
 
-  private spawn(providers: string[], probe: boolean): Promise<{ provider: string; probeUs: number | undefined }> {
-    const init: WorkerInit = { modelPath: this.modelPath, providers, threads: this.options.threads, probe: probe ? this.signature : undefined };
+  private spawn(providers: string[], time: boolean): Promise<{ provider: string; probeUs: number | undefined; warmupMs: number; warmupError: string | undefined }> {
+    const init: WorkerInit = { modelPath: this.modelPath, providers, threads: this.options.threads, signature: this.signature, samples: this.samples, time };
     const worker = new Worker(WORKER_URL, { workerData: init });
     return new Promise((resolve, reject) => {
       const onFail = (message: string) => {
@@ -228,6 +235,12 @@ export class ModelRuntime {
       };
       worker.once('error', (error) => onFail(`the inference worker for ${this.name}@${this.version} failed: ${error.message}`));
       worker.once('message', (ready: WorkerReady) => {
+        if (ready.type === 'failed' && ready.error !== undefined) {
+          // The session loaded; the version's own warm-up samples did not run on it.
+          void worker.terminate();
+          reject(new MaasError('MAAS_MODEL_INVALID', `${this.name}@${this.version} cannot serve: ${ready.error}`, { hint: 'Register the version again with warm-up samples that fit its signature.' }));
+          return;
+        }
         if (ready.type === 'failed') {
           const reasons = ready.tried.map((t) => `${t.provider}: ${t.error.split('\n')[0]}`).join('; ');
           onFail(`cannot load ${this.name}@${this.version} on ${providers.join(' or ')}: ${reasons}`);
@@ -245,7 +258,7 @@ export class ModelRuntime {
         worker.on('error', (error) => this.crashed(member, error));
         this.pool.push(member);
         this.schedule();
-        resolve({ provider: ready.provider, probeUs: ready.probeUs });
+        resolve({ provider: ready.provider, probeUs: ready.probeUs, warmupMs: ready.warmupMs, warmupError: ready.warmupError });
       });
     });
   }

@@ -60,22 +60,52 @@ export async function openSession(modelPath: string, providers: string[], thread
   return { session: undefined, tried };
 }
 
-/** Runs of the generated one-row sample after the first: enough for a stable median of a model that takes microseconds. */
+/** Runs of the generated one-row sample: enough for a stable median of a model that takes microseconds. */
 const PROBE_RUNS = 15;
 
+/** A generated sample of one row, every free dim 1: the cheapest request the model takes. */
+function oneRow(signature: Signature): Record<string, WireTensor> {
+  return sampleFeeds(signature, 1, () => 1);
+}
+
 /**
- * Warms the session up on a generated one-row sample (onnxruntime's first run pays for its
- * allocations) and measures the median time of a run, in µs. Undefined when the signature has
+ * One run on each stored warm-up sample, or on a generated one-row sample, so that onnxruntime's
+ * first run (allocations, kernel choice) is not paid by a user's request. A stored sample that
+ * fails fails the load: the version's own example does not run. A generated one may be refused by
+ * a model with value constraints (an index input, say); that is returned, not thrown, and the
+ * version serves all the same.
+ */
+export async function warmUp(session: OpenedSession, signature: Signature, samples: Record<string, WireTensor>[] | undefined): Promise<string | undefined> {
+  const fetches = signature.outputs.map((o) => o.name);
+  if (samples) {
+    for (const [i, sample] of samples.entries()) {
+      try {
+        await session.run(sample, fetches);
+      } catch (error) {
+        throw new Error(`warm-up sample ${i + 1} of ${samples.length} failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    return undefined;
+  }
+  try {
+    await session.run(oneRow(signature), fetches);
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+/**
+ * The median time of a one-row run, in µs, on a warm session. Undefined when the signature has
  * free dims other than the batch (a sample would not tell the cost of real requests) or the
  * model refuses generated values.
  */
 export async function probe(session: OpenedSession, signature: Signature): Promise<number | undefined> {
   const fixed = signature.inputs.every((i) => i.shape !== null && i.shape.every((d, axis) => axis === 0 || typeof d === 'number'));
   if (!fixed) return undefined;
-  const feeds = sampleFeeds(signature, 1, () => 1);
+  const feeds = oneRow(signature);
   const fetches = signature.outputs.map((o) => o.name);
   try {
-    await session.run(feeds, fetches);
     const times: number[] = [];
     for (let i = 0; i < PROBE_RUNS; i++) {
       const started = performance.now();

@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Signature } from '../onnx/inspect.js';
-import { type Tried, openSession, probe } from './session.js';
+import { type Tried, openSession, probe, warmUp } from './session.js';
 import type { WireTensor } from './tensors.js';
 
 export interface WorkerInit {
@@ -13,11 +13,16 @@ export interface WorkerInit {
   /** execution providers to try in order; the first that creates a session is used. */
   providers: string[];
   threads: number;
-  /** warm up on a generated sample of this signature, and time a run of one row. */
-  probe: Signature | undefined;
+  signature: Signature;
+  /** the version's stored warm-up samples; none: a generated one-row sample. */
+  samples: Record<string, WireTensor>[] | undefined;
+  /** also time a one-row run (the first worker of a version, for --inline-us). */
+  time: boolean;
 }
 
-export type WorkerReady = { type: 'ready'; provider: string; loadMs: number; probeUs: number | undefined; tried: Tried[] } | { type: 'failed'; tried: Tried[] };
+export type WorkerReady =
+  | { type: 'ready'; provider: string; loadMs: number; warmupMs: number; warmupError: string | undefined; probeUs: number | undefined; tried: Tried[] }
+  | { type: 'failed'; tried: Tried[]; error?: string };
 export interface WorkerRequest { id: number; feeds: Record<string, WireTensor>; fetches: string[] }
 export interface WorkerReply { id: number; outputs?: Record<string, WireTensor>; error?: string; inferMs: number }
 
@@ -30,8 +35,15 @@ if (!session) {
   port.postMessage({ type: 'failed', tried } satisfies WorkerReady);
 } else {
   const loadMs = performance.now() - started;
-  const probeUs = init.probe ? await probe(session, init.probe) : undefined;
-  port.postMessage({ type: 'ready', provider: session.provider, loadMs, probeUs, tried } satisfies WorkerReady);
+  try {
+    const warming = performance.now();
+    const warmupError = await warmUp(session, init.signature, init.samples);
+    const warmupMs = performance.now() - warming;
+    const probeUs = init.time && warmupError === undefined ? await probe(session, init.signature) : undefined;
+    port.postMessage({ type: 'ready', provider: session.provider, loadMs, warmupMs, warmupError, probeUs, tried } satisfies WorkerReady);
+  } catch (error) {
+    port.postMessage({ type: 'failed', tried, error: error instanceof Error ? error.message : String(error) } satisfies WorkerReady);
+  }
   port.on('message', async (request: WorkerRequest) => {
     const began = performance.now();
     try {

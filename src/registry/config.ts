@@ -2,6 +2,7 @@
  * maas.yaml's schema and vocabulary, pure: validation gives errors as "path: message" lines.
  * config-file.ts reads the file. Light on purpose: the option tables of `maas --help` read it.
  */
+import { parseDuration } from '../core/units.js';
 import { policyProblem } from './policy.js';
 
 export const DEVICES = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
@@ -20,6 +21,8 @@ export type CiProvider = (typeof CI_PROVIDERS)[number];
  */
 export interface ServingSettings {
   versionPolicy?: string;
+  /** unload a version idle this long (`5m`); unset: never. */
+  keepAlive?: string;
   workers?: number;
   maxBatch?: number;
   batchDelayMs?: number;
@@ -45,6 +48,10 @@ function servingSettings(raw: Record<string, unknown>, where: string, errors: st
     const problem = typeof raw.versionPolicy === 'string' ? policyProblem(raw.versionPolicy) : 'expected a string';
     if (problem) errors.push(`${where}.versionPolicy: ${problem}`);
     else settings.versionPolicy = raw.versionPolicy as string;
+  }
+  if (raw.keepAlive !== undefined) {
+    if (typeof raw.keepAlive !== 'string' || parseDuration(raw.keepAlive) === undefined) errors.push(`${where}.keepAlive: expected a duration such as 5m, 90s or 1h, got ${JSON.stringify(raw.keepAlive)}`);
+    else settings.keepAlive = raw.keepAlive;
   }
   for (const [key, min] of Object.entries(INTEGER_SETTINGS) as [keyof typeof INTEGER_SETTINGS, number][]) {
     const value = raw[key];
@@ -78,7 +85,7 @@ export function validateConfig(raw: unknown): { config?: RegistryConfig; errors:
   if (!isMapping(rawModels)) errors.push('models: expected a mapping of model name to its serving settings');
   else {
     for (const [name, settings] of Object.entries(rawModels)) {
-      if (!isMapping(settings)) errors.push(`models.${name}: expected a mapping (versionPolicy, workers, maxBatch, batchDelayMs, maxQueue)`);
+      if (!isMapping(settings)) errors.push(`models.${name}: expected a mapping (versionPolicy, keepAlive, workers, maxBatch, batchDelayMs, maxQueue)`);
       else models[name] = servingSettings(settings, `models.${name}`, errors);
     }
   }

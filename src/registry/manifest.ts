@@ -17,7 +17,14 @@ export const MEDIA_TYPES = {
   artifact: 'application/vnd.cncf.model.manifest.v1+json',
   config: 'application/vnd.cncf.model.config.v1+json',
   weight: 'application/vnd.cncf.model.weight.v1.raw',
+  /** ModelPack's dataset layer: a version's warm-up samples (WARMUP_FILE). */
+  dataset: 'application/vnd.cncf.model.dataset.v1.raw',
 } as const;
+
+/** The layer file of a version's warm-up samples: a JSON array of KServe v2 infer requests. */
+export const WARMUP_FILE = 'warmup.json';
+/** Warm-up samples are a few requests, not a data set. */
+export const MAX_WARMUP_BYTES = 16 << 20;
 
 export const ANNOTATIONS = {
   filepath: 'org.cncf.model.filepath',
@@ -87,6 +94,8 @@ export interface ConversionRecord {
 export interface ModelFile extends BlobRef {
   /** path inside the artifact, as the model refers to it. */
   path: string;
+  /** the layer's media type; ModelPack's weight type unless said. */
+  mediaType?: string;
 }
 
 export interface BuiltVersion {
@@ -119,7 +128,7 @@ export function buildVersion(args: { name: string; version: number; created: str
     artifactType: MEDIA_TYPES.artifact,
     config: { mediaType: MEDIA_TYPES.config, digest: digestOf(configBytes), size: configBytes.length },
     layers: files.map((f) => ({
-      mediaType: MEDIA_TYPES.weight,
+      mediaType: f.mediaType ?? MEDIA_TYPES.weight,
       digest: f.digest,
       size: f.size,
       annotations: { [ANNOTATIONS.filepath]: f.path, [ANNOTATIONS.title]: f.path },

@@ -65,6 +65,15 @@ export function parseVersionPolicy(text: string, where = '--version-policy'): Ve
   };
 }
 
+/** A policy as `--version-policy` takes it. */
+export function formatVersionPolicy(policy: VersionPolicy): string {
+  return policy.terms.map((term) => {
+    if (term.kind === 'latest') return `latest:${term.count}`;
+    if (term.kind === 'specific') return `specific:${[...term.versions, ...term.aliases].join(',')}`;
+    return term.kind;
+  }).join('+');
+}
+
 /** The versions a policy serves out of those registered, highest last. */
 export function selectVersions(policy: VersionPolicy, versions: number[], aliases: Record<string, number>): number[] {
   const existing = new Set(versions);

@@ -5,7 +5,7 @@ import { MaasError } from '../core/errors.js';
 import { checkLoads } from '../onnx/load-check.js';
 import { inspectModel, type ModelInfo, type Signature } from '../onnx/inspect.js';
 import { versionTag } from './layout.js';
-import { ANNOTATIONS, type ConversionRecord, type ModelFile, type OnnxMetadata, buildVersion, digestOf } from './manifest.js';
+import { ANNOTATIONS, type ConversionRecord, MEDIA_TYPES, type ModelFile, type OnnxMetadata, WARMUP_FILE, buildVersion, digestOf } from './manifest.js';
 import { assertAlias, assertModelName, formatRef, suggestName } from './refs.js';
 import { Registry, type RegistryOptions } from './registry.js';
 import type { OnBytes } from './store.js';
@@ -20,6 +20,8 @@ export interface RegisterOptions {
   loadCheck?: boolean;
   /** set when `file` is the result of a conversion (convert/register.ts): what from, how, and the proof. */
   conversion?: ConversionRecord | undefined;
+  /** the version's warm-up samples as its warmup.json, from its signature (a checker from a floor above). */
+  warmup?: ((signature: Signature) => Buffer) | undefined;
   /** called with (label, doneBytes, totalBytes) while blobs are copied in. */
   onProgress?: (label: string, totalBytes: number) => OnBytes;
 }
@@ -100,12 +102,22 @@ export async function registerModel(options: RegisterOptions, ctx: RegistryOptio
   const modelDir = dirname(path);
   // Real paths: the files inspect confined to the model's folder, never a symlink to them.
   const sources = [{ path: basename(path), source: path }, ...info.externalDataFiles.map((f) => ({ path: f, source: realpathSync(join(modelDir, f)) }))];
-  const ingest = async () => {
+  const ingestModel = async () => {
     const files: ModelFile[] = [];
     for (const { path: inArtifact, source } of sources) {
       const total = statSync(source).size;
       const onBytes = options.onProgress?.(`Storing ${inArtifact}`, total);
       files.push({ path: inArtifact, ...(await registry.store.ingest(source, onBytes)) });
+    }
+    return files;
+  };
+  const warmup = options.warmup?.(info.signature);
+  const ingest = async () => {
+    const files = await ingestModel();
+    if (warmup) {
+      const blob = { digest: digestOf(warmup), size: warmup.length };
+      await registry.store.ingestStream([warmup], blob);
+      files.push({ path: WARMUP_FILE, mediaType: MEDIA_TYPES.dataset, ...blob });
     }
     return files;
   };

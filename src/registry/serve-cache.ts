@@ -1,8 +1,8 @@
 /** The serve cache: a registered version as the files onnxruntime loads, checked before it loads them. */
-import { copyFileSync, linkSync, lstatSync, mkdirSync, realpathSync } from 'node:fs';
+import { copyFileSync, linkSync, lstatSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { MaasError } from '../core/errors.js';
-import { ANNOTATIONS } from './manifest.js';
+import { ANNOTATIONS, MAX_WARMUP_BYTES, MEDIA_TYPES, WARMUP_FILE } from './manifest.js';
 import type { Registry, VersionRecord } from './registry.js';
 
 function outside(record: VersionRecord, path: string): MaasError {
@@ -78,4 +78,14 @@ export async function checkBlobs(registry: Registry, record: VersionRecord): Pro
       hint: `Run \`maas verify\` to see every damaged blob; register or pull ${record.name}@${record.version} again to restore it.`,
     });
   }
+}
+
+/** The bytes of a version's warm-up samples layer, if it has one (its digest is checked by checkBlobs first). */
+export function readWarmup(registry: Registry, record: VersionRecord): Buffer | undefined {
+  const layer = record.manifest.layers.find((l) => l.mediaType === MEDIA_TYPES.dataset && l.annotations?.[ANNOTATIONS.filepath] === WARMUP_FILE);
+  if (!layer) return undefined;
+  if (layer.size > MAX_WARMUP_BYTES) {
+    throw new MaasError('MAAS_MODEL_INVALID', `${record.name}@${record.version}: its warm-up samples take ${layer.size} bytes (at most ${MAX_WARMUP_BYTES})`, { hint: 'Register the version again with a few warm-up requests.' });
+  }
+  return readFileSync(registry.store.path(layer.digest));
 }

@@ -95,7 +95,7 @@ export class BlobStore {
    * Stores a blob arriving as a stream (a pull), verifying digest and size as it is written;
    * a mismatch leaves nothing in the store.
    */
-  async ingestStream(chunks: AsyncIterable<Uint8Array>, expected: BlobRef, onBytes: OnBytes = () => {}): Promise<void> {
+  async ingestStream(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, expected: BlobRef, onBytes: OnBytes = () => {}): Promise<void> {
     if (this.has(expected)) return;
     mkdirSync(this.layout.staging, { recursive: true });
     mkdirSync(this.layout.blobs, { recursive: true });

@@ -1,14 +1,20 @@
 /** Prometheus metrics for `/metrics` (prom-client), labelled by served model and version only. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { MemoryBudget, ServeEvent } from '../inference/manager.js';
 import type { RuntimeObserver } from '../inference/runtime.js';
 
 export interface ServeMetrics {
   registry: Registry;
   request(labels: { model: string; version: string; protocol: string; code: string }, seconds: number): void;
   observer(model: string, version: number): RuntimeObserver;
-  loaded(model: string, version: number, seconds: number): void;
+  /** a model's life cycle: loads, failures, unloads and evictions by reason, resident bytes. */
+  lifecycle(event: ServeEvent): void;
   setQueueDepth(read: () => { model: string; version: number; depth: number }[]): void;
+  setBudget(budget: MemoryBudget | undefined): void;
 }
+
+/** Unload reasons that are evictions: the server chose to make room or to let an idle version go. */
+const EVICTIONS = new Set(['memory', 'max_models', 'keep_alive']);
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -22,7 +28,16 @@ export function createMetrics(): ServeMetrics {
   const inference = new Histogram({ name: 'maas_inference_duration_seconds', help: 'onnxruntime session.run time per batch', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers: [registry] });
   const batches = new Histogram({ name: 'maas_batch_size', help: 'rows per executed batch', labelNames: ['model', 'version'], buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: [registry] });
   const merged = new Histogram({ name: 'maas_batch_requests', help: 'requests merged per executed batch', labelNames: ['model', 'version'], buckets: [1, 2, 4, 8, 16, 32, 64], registers: [registry] });
-  const load = new Gauge({ name: 'maas_model_load_seconds', help: 'time to load a model version into its workers', labelNames: ['model', 'version'], registers: [registry] });
+  const load = new Gauge({ name: 'maas_model_load_seconds', help: 'time the last load of a model version took, warm-up included', labelNames: ['model', 'version'], registers: [registry] });
+  const loads = new Counter({ name: 'maas_model_loads_total', help: 'model version loads', labelNames: ['model', 'version'], registers: [registry] });
+  const loadFailures = new Counter({ name: 'maas_model_load_failures_total', help: 'model version loads that failed', labelNames: ['model', 'version'], registers: [registry] });
+  const unloads = new Counter({ name: 'maas_model_unloads_total', help: 'model version unloads by reason (memory, max_models, keep_alive, request, policy)', labelNames: ['model', 'version', 'reason'], registers: [registry] });
+  const evictions = new Counter({ name: 'maas_model_evictions_total', help: 'unloads the server chose, by reason (memory, max_models, keep_alive)', labelNames: ['model', 'reason'], registers: [registry] });
+  const resident = new Gauge({ name: 'maas_model_resident_bytes', help: "the process's resident-size growth measured around a loaded version's load", labelNames: ['model', 'version'], registers: [registry] });
+  const loaded = new Gauge({ name: 'maas_models_loaded', help: 'model versions loaded now', registers: [registry] });
+  const swapWaits = new Counter({ name: 'maas_swap_waits_total', help: 'version swaps the memory budget made wait: the old version unloaded before the new one loaded', labelNames: ['model'], registers: [registry] });
+  const budgetBytes = new Gauge({ name: 'maas_memory_budget_bytes', help: '--memory-budget, where set', registers: [registry] });
+  const budgetModels = new Gauge({ name: 'maas_max_loaded_models', help: '--max-loaded-models, where set', registers: [registry] });
   let readDepth: () => { model: string; version: number; depth: number }[] = () => [];
   new Gauge({
     name: 'maas_queue_depth', help: 'requests waiting for a worker', labelNames: ['model', 'version'], registers: [registry],
@@ -61,7 +76,31 @@ export function createMetrics(): ServeMetrics {
         inference: (ms) => run.observe(ms / 1000),
       };
     },
-    loaded: (model, version, seconds) => load.set({ model, version: String(version) }, seconds),
+    lifecycle(event) {
+      if (event.event === 'loaded') {
+        const labels = { model: event.model, version: String(event.version) };
+        load.set(labels, event.loadMs / 1000);
+        loads.inc(labels);
+        resident.set(labels, event.residentBytes);
+        loaded.inc();
+      } else if (event.event === 'unloaded') {
+        const labels = { model: event.model, version: String(event.version) };
+        unloads.inc({ ...labels, reason: event.reason });
+        if (EVICTIONS.has(event.reason)) evictions.inc({ model: event.model, reason: event.reason });
+        resident.remove(labels);
+        loaded.dec();
+      } else if (event.event === 'load-failed') {
+        loadFailures.inc({ model: event.model, version: String(event.version) });
+      } else if (event.event === 'swap-wait') {
+        swapWaits.inc({ model: event.model });
+      }
+    },
     setQueueDepth: (read) => (readDepth = read),
+    setBudget(budget) {
+      if (budget?.bytes !== undefined) budgetBytes.set(budget.bytes);
+      else registry.removeSingleMetric('maas_memory_budget_bytes');
+      if (budget?.models !== undefined) budgetModels.set(budget.models);
+      else registry.removeSingleMetric('maas_max_loaded_models');
+    },
   };
 }

@@ -5,7 +5,8 @@
  */
 import { MaasError, messageOf } from '../core/errors.js';
 import { type ServingFlags, modelServing } from '../inference/config.js';
-import { ModelManager, type ServeEvent, type ServeTarget } from '../inference/manager.js';
+import { formatBytes } from '../core/units.js';
+import { type MemoryBudget, ModelManager, type ServeEvent, type ServeTarget } from '../inference/manager.js';
 import type { RegistryOptions } from '../registry/registry.js';
 import { type GrpcTransport, listenGrpc } from './grpc/server.js';
 import { type ClientTimeouts, type HttpTransport, listenHttp } from './http/server.js';
@@ -19,6 +20,10 @@ export interface ServeOptions {
   targets: ServeTarget[];
   /** the runtime and policy flags; what they leave unset comes from maas.yaml, then the defaults. */
   flags: ServingFlags;
+  /** versions loaded at start and never evicted. */
+  pins?: ServeTarget[];
+  /** with one, versions load on first request and the least recently used idle one makes room. */
+  budget?: MemoryBudget | undefined;
   host: string;
   port: number;
   /** the gRPC port; undefined: no gRPC. */
@@ -59,10 +64,17 @@ export interface RunningServer {
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost|::ffff:127\.\d+\.\d+\.\d+)$/;
 
+const UNLOAD_WHY: Record<Extract<ServeEvent, { event: 'unloaded' }>['reason'], string> = {
+  memory: 'evicted: the memory budget', max_models: 'evicted: --max-loaded-models', keep_alive: 'idle past its keep-alive',
+  request: 'unloaded by request', policy: 'no longer served', shutdown: 'shutting down',
+};
+
 function humanEvent(event: ServeEvent): string | undefined {
   switch (event.event) {
-    case 'loaded': return `loaded ${event.model}@${event.version} on ${event.provider} in ${event.loadMs} ms${event.runUs === undefined ? '' : ` (${event.runUs} µs a row${event.inline ? ', small requests inline' : ''})`}`;
-    case 'unloaded': return `unloaded ${event.model}@${event.version}`;
+    case 'loaded': return `loaded ${event.model}@${event.version} on ${event.provider} in ${event.loadMs} ms (warm-up ${event.warmupMs} ms, ${formatBytes(event.residentBytes)} resident${event.runUs === undefined ? '' : `, ${event.runUs} µs a row${event.inline ? ', small requests inline' : ''}`})`
+      + (event.warmupError === undefined ? '' : `; its generated warm-up request failed (${event.warmupError.split('\n')[0]}), so the first request pays onnxruntime's first run: register it with --warmup`);
+    case 'unloaded': return `unloaded ${event.model}@${event.version} (${UNLOAD_WHY[event.reason]})`;
+    case 'swap-wait': return `${event.model}: the memory budget holds one of ${event.from} and ${event.to}: requests wait while ${event.from} unloads and ${event.to} loads`;
     case 'swapped': return `${event.model}: now serving version ${event.to}${event.from === undefined ? '' : ` (was ${event.from})`}`;
     case 'load-failed': return event.serving === undefined
       ? `could not load ${event.model}@${event.version}: ${event.error}`
@@ -129,13 +141,16 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       grpc = await listenGrpc(core, { host: options.host, port: options.grpcPort, tls });
       opened.push(grpc);
     }
+    metrics.setBudget(options.budget);
     manager = await ModelManager.open({
       registry: options.registry,
       targets: options.targets,
+      pins: options.pins ?? [],
+      budget: options.budget,
       serving: (name, config) => modelServing(name, config, options.flags),
       observer: metrics.observer,
       log: (event) => {
-        if (event.event === 'loaded') metrics.loaded(event.model, event.version, event.loadMs / 1000);
+        metrics.lifecycle(event);
         logEvent(event);
       },
     });
@@ -144,7 +159,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     throw error;
   }
   const served = manager;
-  metrics.setQueueDepth(() => served.allRoutes().flatMap((r) => [...r.versions.values()].map((rt) => ({ model: rt.name, version: rt.version, depth: rt.queueDepth }))));
+  metrics.setQueueDepth(() => served.loadedRuntimes().map((rt) => ({ model: rt.name, version: rt.version, depth: rt.queueDepth })));
   served.startPolling(options.pollMs);
 
   return {
@@ -157,7 +172,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       name: r.name,
       versions: [...r.versions.keys()].sort((a, b) => a - b),
       aliases: Object.fromEntries(r.aliases),
-      provider: r.versions.get(r.defaultVersion)!.provider,
+      provider: r.versions.get(r.defaultVersion)!.runtime?.provider ?? 'loads on first request',
     })),
     async close() {
       // New requests are turned away; those in flight finish within the grace period; then the models unload.

@@ -4,7 +4,7 @@
  * same whichever way it is asked.
  */
 import { MaasError, messageOf } from '../core/errors.js';
-import type { ModelManager, ServeEvent } from '../inference/manager.js';
+import type { ModelManager, ServeEvent, Slot } from '../inference/manager.js';
 import type { ModelRuntime } from '../inference/runtime.js';
 import type { WireTensor } from '../inference/tensors.js';
 import type { ServeMetrics } from './metrics.js';
@@ -40,17 +40,17 @@ export interface ServingCore {
 }
 
 /**
- * The runtime a request names; `labels` become the model's, or UNKNOWN for a name or version
- * not served, so even a 404 is counted without minting a series per hostile name.
+ * The served version a request names, loaded or not; `labels` become the model's, or UNKNOWN for
+ * a name or version not served, so even a 404 is counted without minting a series per hostile name.
  */
-export function resolveRuntime(core: ServingCore, name: string, version: string | undefined, labels: RequestLabels): ModelRuntime {
+export function resolveSlot(core: ServingCore, name: string, version: string | undefined, labels: RequestLabels): Slot {
   const manager = core.manager();
   labels.model = manager.route(name) ? name : UNKNOWN;
   labels.version = UNKNOWN;
-  const runtime = manager.resolve(name, version);
-  labels.model = runtime.name;
-  labels.version = runtime.versionLabel;
-  return runtime;
+  const slot = manager.resolve(name, version);
+  labels.model = slot.name;
+  labels.version = slot.versionLabel;
+  return slot;
 }
 
 /** Runs one request on a runtime under the request timeout and, when the client set one, its own deadline. */

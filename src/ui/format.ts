@@ -1,16 +1,5 @@
-/** Plain text formatting shared by renderers: sizes, shapes, tables. */
+/** Plain text formatting shared by renderers: shapes, digests, tables (sizes: core/units.ts). */
 import type { Dim } from '../onnx/model.js';
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
-}
 
 export function formatShape(shape: Dim[] | null): string {
   if (shape === null) return '(unknown shape)';

@@ -1,7 +1,7 @@
 /** The only writer to stdout/stderr: results on stdout, logs and progress on stderr. */
 import type { Ora } from 'ora';
 import type { Io } from '../core/context.js';
-import { formatBytes } from './format.js';
+import { formatBytes } from '../core/units.js';
 import type { Output, Theme } from '../core/output.js';
 
 export interface OutputOptions {

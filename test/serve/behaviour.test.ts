@@ -173,8 +173,8 @@ describe('serving behaviour', () => {
     expect(server.logs).toContain('mlp: now serving version 2 (was 1)');
     // Moving the alias away unloads version 1 once its requests are done.
     expect((await reg.cli('tag', 'mlp', 'stable', '--delete')).exitCode).toBe(0);
-    for (let i = 0; i < 100 && !server.logs.includes('unloaded mlp@1'); i++) await sleep(50);
-    expect(server.logs).toContain('unloaded mlp@1');
+    for (let i = 0; i < 100 && !server.logs.includes('unloaded mlp@1 (no longer served)'); i++) await sleep(50);
+    expect(server.logs).toContain('unloaded mlp@1 (no longer served)');
     expect((await server.get('/v2/models/mlp/versions/1')).status).toBe(404);
   });
 

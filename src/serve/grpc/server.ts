@@ -7,7 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { isMaasError, messageOf } from '../../core/errors.js';
 import { modelMetadata } from '../../inference/protocol.js';
 import { checkToken } from '../auth.js';
-import { EXTENSIONS, listenError, type RequestLabels, type ServingCore, infer, resolveRuntime, servedVersions } from '../serving.js';
+import { EXTENSIONS, listenError, type RequestLabels, type ServingCore, infer, resolveSlot, servedVersions } from '../serving.js';
 import type { TlsMaterial } from '../tls.js';
 import { decodeModelInfer, encodeModelInfer } from './codec.js';
 import { readModelInferRequest, writeModelInferResponse } from './wire.js';
@@ -121,19 +121,19 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
     ServerReady: unary('ServerReady', true, () => ({ ready: core.ready() && !core.draining() })),
     ServerMetadata: unary('ServerMetadata', true, () => ({ name: 'maas', version: core.version, extensions: EXTENSIONS })),
     ModelReady: unary('ModelReady', true, (r: { name: string; version: string }, labels) => {
-      resolveRuntime(core, r.name, r.version || undefined, labels);
-      return { ready: true };
+      const slot = resolveSlot(core, r.name, r.version || undefined, labels);
+      return { ready: core.manager().statusOf(slot).state === 'READY' };
     }),
     ModelMetadata: unary('ModelMetadata', true, (r: { name: string; version: string }, labels) => {
-      const runtime = resolveRuntime(core, r.name, r.version || undefined, labels);
-      return modelMetadata(runtime.name, servedVersions(core, runtime.name), runtime.signature);
+      const slot = resolveSlot(core, r.name, r.version || undefined, labels);
+      return modelMetadata(slot.name, servedVersions(core, slot.name), slot.signature);
     }),
     ModelInfer: unary('ModelInfer', true, async (bytes: Buffer, labels, call) => {
       const r = readModelInferRequest(bytes);
-      const runtime = resolveRuntime(core, r.model_name, r.model_version || undefined, labels);
-      const { feeds, outputs } = decodeModelInfer(r, runtime.signature);
-      const results = await infer(core, runtime, feeds, outputs, deadlineOf(call));
-      return encodeModelInfer({ model: runtime.name, version: runtime.version, id: r.id, outputs: results, order: outputs });
+      const slot = resolveSlot(core, r.model_name, r.model_version || undefined, labels);
+      const { feeds, outputs } = decodeModelInfer(r, slot.signature);
+      const results = await infer(core, await core.manager().acquire(slot), feeds, outputs, deadlineOf(call));
+      return encodeModelInfer({ model: slot.name, version: slot.version, id: r.id, outputs: results, order: outputs });
     }),
   });
 

@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import { MaasError } from '../../core/errors.js';
 import { modelMetadata } from '../../inference/protocol.js';
-import { EXTENSIONS, type RequestLabels, type ServingCore, infer, resolveRuntime, servedVersions } from '../serving.js';
+import { EXTENSIONS, type RequestLabels, type ServingCore, infer, resolveSlot, servedVersions } from '../serving.js';
 import { type BodyParser, readBody } from './body.js';
 import { HEADER_LENGTH, encodeInferResponse } from './kserve.js';
 import { checkSignatureName, encodePredictResponse, tfModelMetadata } from './tfserving.js';
@@ -43,43 +43,59 @@ export interface Route {
 const ok = (body: Reply['body'], headers?: Record<string, string>): Reply => ({ status: 200, body, ...(headers ? { headers } : {}) });
 
 async function kserveInfer({ req, params, labels, core, bodies }: RouteRequest): Promise<Reply> {
-  const runtime = resolveRuntime(core, params.model!, params.version, labels);
+  const slot = resolveSlot(core, params.model!, params.version, labels);
   const body = await readBody(req, core.maxBodyBytes);
-  const parsed = await bodies.infer(body, req.headers[HEADER_LENGTH] as string | undefined, runtime.signature);
-  const outputs = await infer(core, runtime, parsed.feeds, parsed.outputs);
-  const encoded = encodeInferResponse({ model: runtime.name, version: runtime.version, id: parsed.id, outputs, order: parsed.outputs, binaryOutputs: parsed.binaryOutputs });
+  const parsed = await bodies.infer(body, req.headers[HEADER_LENGTH] as string | undefined, slot.signature);
+  const outputs = await infer(core, await core.manager().acquire(slot), parsed.feeds, parsed.outputs);
+  const encoded = encodeInferResponse({ model: slot.name, version: slot.version, id: parsed.id, outputs, order: parsed.outputs, binaryOutputs: parsed.binaryOutputs });
   return ok(encoded.body, encoded.headers);
 }
 
 function kserveMetadata({ params, labels, core }: RouteRequest): Reply {
-  const runtime = resolveRuntime(core, params.model!, params.version, labels);
-  return ok(modelMetadata(runtime.name, servedVersions(core, runtime.name), runtime.signature));
+  const slot = resolveSlot(core, params.model!, params.version, labels);
+  return ok(modelMetadata(slot.name, servedVersions(core, slot.name), slot.signature));
 }
 
+/** 200 when the version is loaded; 503 with its state and why not, as Triton answers for a model not loaded. */
 function kserveReady({ params, labels, core }: RouteRequest): Reply {
-  const runtime = resolveRuntime(core, params.model!, params.version, labels);
-  return ok({ name: runtime.name, ready: true });
+  const slot = resolveSlot(core, params.model!, params.version, labels);
+  const status = core.manager().statusOf(slot);
+  return status.state === 'READY' ? ok({ name: slot.name, ready: true }) : { status: 503, body: { name: slot.name, ready: false, state: status.state, reason: status.reason } };
 }
 
 async function tfPredict({ req, params, labels, core, bodies }: RouteRequest): Promise<Reply> {
-  const runtime = resolveRuntime(core, params.model!, params.version ?? params.label, labels);
+  const slot = resolveSlot(core, params.model!, params.version ?? params.label, labels);
   const body = await readBody(req, core.maxBodyBytes);
-  const parsed = await bodies.predict(body, runtime.signature);
-  const outputs = await infer(core, runtime, parsed.feeds, parsed.outputs);
+  const parsed = await bodies.predict(body, slot.signature);
+  const outputs = await infer(core, await core.manager().acquire(slot), parsed.feeds, parsed.outputs);
   return ok(encodePredictResponse(parsed.format, outputs, parsed.outputs));
 }
 
 function tfMetadata({ params, query, labels, core }: RouteRequest): Reply {
-  const runtime = resolveRuntime(core, params.model!, params.version ?? params.label, labels);
+  const slot = resolveSlot(core, params.model!, params.version ?? params.label, labels);
   checkSignatureName(query.get('signature_name') ?? undefined);
-  return ok(tfModelMetadata(runtime.name, runtime.version, runtime.signature));
+  return ok(tfModelMetadata(slot.name, slot.version, slot.signature));
 }
+
+/** TF Serving's states for ours: a version that loads on its first request is AVAILABLE to a client. */
+const TF_STATE = { READY: 'AVAILABLE', LOADING: 'LOADING', UNLOADING: 'UNLOADING', UNAVAILABLE: 'AVAILABLE' } as const;
 
 /** Without a version or label: every served version, as TF Serving lists them. */
 function tfStatus({ params, labels, core }: RouteRequest): Reply {
-  const runtime = resolveRuntime(core, params.model!, params.version ?? params.label, labels);
-  const shown = params.version ?? params.label ? [String(runtime.version)] : servedVersions(core, runtime.name);
-  return ok({ model_version_status: shown.map((version) => ({ version, state: 'AVAILABLE', status: { error_code: 'OK', error_message: '' } })) });
+  const slot = resolveSlot(core, params.model!, params.version ?? params.label, labels);
+  const manager = core.manager();
+  const slots = params.version ?? params.label ? [slot] : [...manager.route(slot.name)!.versions.values()].sort((a, b) => a.version - b.version);
+  return ok({
+    model_version_status: slots.map((s) => {
+      const status = manager.statusOf(s);
+      const refused = status.state === 'UNAVAILABLE' && (s.held || s.failedAt !== undefined);
+      return {
+        version: s.versionLabel,
+        state: refused ? 'END' : TF_STATE[status.state],
+        status: refused ? { error_code: 'UNAVAILABLE', error_message: status.reason } : { error_code: 'OK', error_message: '' },
+      };
+    }),
+  });
 }
 
 const v2Model = (suffix: string, summary: string, methods: Route['methods']): Route[] => [

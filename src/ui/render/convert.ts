@@ -1,6 +1,7 @@
 /** Human renderer for convert: sizes, what changed, and the accuracy proof. */
 import type { ConvertResult } from '../../convert/convert.js';
-import { formatBytes, table } from '../format.js';
+import { formatBytes } from '../../core/units.js';
+import { table } from '../format.js';
 import type { Theme } from '../../core/output.js';
 
 /** `52 % smaller`, or plainly that it grew: scales and Dequantize nodes can outweigh tiny weights. */

@@ -8,7 +8,8 @@ import type { RemoveResult } from '../../registry/remove.js';
 import type { TagResult } from '../../registry/tag.js';
 import type { VerifyResult } from '../../registry/verify.js';
 import type { Signature } from '../../onnx/inspect.js';
-import { formatBytes, formatShape, shortDigest, table } from '../format.js';
+import { formatBytes } from '../../core/units.js';
+import { formatShape, shortDigest, table } from '../format.js';
 import type { Theme } from '../../core/output.js';
 
 const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').length;

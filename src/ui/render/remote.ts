@@ -1,7 +1,8 @@
 /** Human renderers for push and pull. */
 import type { PackResult } from '../../remote/archive.js';
 import type { PullResult, PushResult } from '../../remote/transfer.js';
-import { formatBytes, shortDigest } from '../format.js';
+import { formatBytes } from '../../core/units.js';
+import { shortDigest } from '../format.js';
 import type { Theme } from '../../core/output.js';
 
 export function renderPush(r: PushResult, t: Theme): string {
