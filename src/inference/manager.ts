@@ -97,7 +97,9 @@ export type ServeEvent =
   | { event: 'swap-wait'; model: string; from: number; to: number }
   /** `serving`: the version still served under the name, if any. */
   | { event: 'load-failed'; model: string; version: number; serving: number | undefined; error: string }
-  | { event: 'refresh-failed'; error: string };
+  | { event: 'refresh-failed'; error: string }
+  /** a management load pulled its source into the served registry. */
+  | { event: 'pulled'; model: string; version: number; remote: string; status: string };
 
 /** A model to serve: with a selector, the version it names; without, what its policy selects. */
 export interface ServeTarget {

@@ -48,7 +48,8 @@ export interface ServedModel {
   name: string;
   versions: number[];
   aliases: Record<string, number>;
-  provider: string;
+  /** the default version's provider; null until it loads (under a memory budget, on its first request). */
+  provider: string | null;
 }
 
 export interface RunningServer {
@@ -79,6 +80,7 @@ function humanEvent(event: ServeEvent): string | undefined {
     case 'load-failed': return event.serving === undefined
       ? `could not load ${event.model}@${event.version}: ${event.error}`
       : `could not load ${event.model}@${event.version}, still serving the previous version (${event.serving}): ${event.error}`;
+    case 'pulled': return `${event.status === 'unchanged' ? 'found' : 'pulled'} ${event.remote} as ${event.model}@${event.version}`;
     case 'refresh-failed': return `could not read the registry, still serving what was loaded: ${event.error}`;
     default: return undefined;
   }
@@ -124,6 +126,13 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     jsonLogs: options.jsonLogs,
     logEvent,
     logFailure: (event, line) => (options.jsonLogs ? logEvent({ event, error: line }) : options.log(line)),
+    managementRefused: !LOOPBACK.test(options.host) && !options.token ? `the management API is off on ${options.host} without a token (--insecure serves inference only)` : undefined,
+    async pull(source, name) {
+      const { pull } = await import('../remote/transfer.js');
+      const pulled = await pull({ remote: source, name }, options.registry);
+      logEvent({ event: 'pulled', model: pulled.name, version: pulled.version, remote: source, status: pulled.status } satisfies ServeEvent);
+      return pulled;
+    },
   };
 
   const tls: TlsMaterial | undefined = options.tls ? loadTls(options.tls, options.registry.cwd, { pollMs: options.tlsPollMs, log: (line) => core.logFailure('tls', line) }) : undefined;
@@ -172,7 +181,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       name: r.name,
       versions: [...r.versions.keys()].sort((a, b) => a - b),
       aliases: Object.fromEntries(r.aliases),
-      provider: r.versions.get(r.defaultVersion)!.runtime?.provider ?? 'loads on first request',
+      provider: r.versions.get(r.defaultVersion)!.runtime?.provider ?? null,
     })),
     async close() {
       // New requests are turned away; those in flight finish within the grace period; then the models unload.

@@ -37,6 +37,10 @@ export interface ServingCore {
   logEvent(event: ServeEvent | Record<string, unknown>): void;
   /** what went wrong outside any one model: a line for people, or an event for --json-logs. */
   logFailure(event: string, line: string): void;
+  /** why the management API is refused (a non-loopback address without a token), or undefined. */
+  managementRefused: string | undefined;
+  /** pulls an oci:// reference into the served registry as `name`: a management load's source. */
+  pull(source: string, name: string): Promise<{ name: string; version: number }>;
 }
 
 /**

@@ -9,6 +9,7 @@ import { modelMetadata } from '../../inference/protocol.js';
 import { checkToken } from '../auth.js';
 import { EXTENSIONS, listenError, type RequestLabels, type ServingCore, infer, resolveSlot, servedVersions } from '../serving.js';
 import type { TlsMaterial } from '../tls.js';
+import { repositoryIndex, repositoryLoad, repositoryParameters, repositoryUnload } from '../repository.js';
 import { decodeModelInfer, encodeModelInfer } from './codec.js';
 import { readModelInferRequest, writeModelInferResponse } from './wire.js';
 import { loadGrpc, loadServiceDefinition } from './proto.js';
@@ -23,7 +24,18 @@ export interface GrpcTransport {
 /** grpc.status values by maas error code; anything else is INTERNAL. */
 const STATUS_BY_CODE: Partial<Record<string, number>> = {
   MAAS_BAD_INPUT: 3, // INVALID_ARGUMENT
+  MAAS_USAGE: 3,
   MAAS_UNAUTHORIZED: 16, // UNAUTHENTICATED
+  MAAS_FORBIDDEN: 7, // PERMISSION_DENIED
+  MAAS_REMOTE_NOT_FOUND: 5,
+  MAAS_FILE_NOT_FOUND: 5,
+  MAAS_VERSION_CONFLICT: 6, // ALREADY_EXISTS
+  MAAS_MODEL_INVALID: 9, // FAILED_PRECONDITION
+  MAAS_VERIFY_FAILED: 9,
+  MAAS_REMOTE_UNREACHABLE: 14, // UNAVAILABLE
+  MAAS_REMOTE_UNAUTHORIZED: 14,
+  MAAS_REMOTE_REJECTED: 14,
+  MAAS_DIGEST_MISMATCH: 14,
   MAAS_MODEL_NOT_FOUND: 5, // NOT_FOUND
   MAAS_VERSION_NOT_FOUND: 5,
   MAAS_ALIAS_NOT_FOUND: 5,
@@ -40,6 +52,19 @@ function statusOf(error: unknown, grpcModule: typeof grpc): Partial<grpc.StatusO
   if (!isMaasError(error)) return { code: INTERNAL, details: `internal error: ${messageOf(error)}`, metadata };
   metadata.set('maas-error-code', error.code);
   return { code: STATUS_BY_CODE[error.code] ?? INTERNAL, details: error.message, metadata };
+}
+
+interface RepositoryRequest {
+  model_name: string;
+  parameters: Record<string, { string_param?: string; int64_param?: string; bool_param?: boolean; parameter_choice?: string }>;
+}
+
+/** ModelRepositoryParameter values as plain ones: a string, an int64 (as proto-loader gives it, a decimal string) or a bool. */
+function parameterValues(parameters: RepositoryRequest['parameters']): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(parameters ?? {}).map(([key, p]) => {
+    const value = p.parameter_choice === 'int64_param' ? Number(p.int64_param) : p.parameter_choice === 'bool_param' ? p.bool_param : p.string_param;
+    return [key, value];
+  }));
 }
 
 /** The client's deadline in ms since the epoch, if it set one. */
@@ -134,6 +159,17 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
       const { feeds, outputs } = decodeModelInfer(r, slot.signature);
       const results = await infer(core, await core.manager().acquire(slot), feeds, outputs, deadlineOf(call));
       return encodeModelInfer({ model: slot.name, version: slot.version, id: r.id, outputs: results, order: outputs });
+    }),
+    RepositoryIndex: unary('RepositoryIndex', true, (r: { ready: boolean }) => ({
+      models: repositoryIndex(core, r.ready).map(({ name, version, state, reason }) => ({ name, version, state, reason })),
+    })),
+    RepositoryModelLoad: unary('RepositoryModelLoad', true, async (r: RepositoryRequest) => {
+      await repositoryLoad(core, r.model_name, repositoryParameters(parameterValues(r.parameters)));
+      return {};
+    }),
+    RepositoryModelUnload: unary('RepositoryModelUnload', true, async (r: RepositoryRequest) => {
+      await repositoryUnload(core, r.model_name, repositoryParameters(parameterValues(r.parameters)));
+      return {};
     }),
   });
 

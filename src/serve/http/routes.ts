@@ -3,9 +3,12 @@
  * needs the token, and its handler. The server matches a request against the table; nothing
  * else decides what a path means (and the OpenAPI document can be made from the same rows).
  */
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import { fileURLToPath } from 'node:url';
 import { MaasError } from '../../core/errors.js';
-import { modelMetadata } from '../../inference/protocol.js';
+import { badInput, isObject, modelMetadata } from '../../inference/protocol.js';
+import { repositoryIndex, repositoryLoad, repositoryParameters, repositoryUnload } from '../repository.js';
 import { EXTENSIONS, type RequestLabels, type ServingCore, infer, resolveSlot, servedVersions } from '../serving.js';
 import { type BodyParser, readBody } from './body.js';
 import { HEADER_LENGTH, encodeInferResponse } from './kserve.js';
@@ -38,6 +41,8 @@ export interface Route {
   /** the `protocol` label of its requests in /metrics. */
   protocol: 'v2' | 'v1' | 'other';
   summary: string;
+  /** a page a browser opens: a missing token is asked for with HTTP Basic (the token as password). */
+  browser?: boolean;
 }
 
 const ok = (body: Reply['body'], headers?: Record<string, string>): Reply => ({ status: 200, body, ...(headers ? { headers } : {}) });
@@ -98,6 +103,39 @@ function tfStatus({ params, labels, core }: RouteRequest): Reply {
   });
 }
 
+/** A management request's JSON body: small, an object, `{}` when empty. */
+async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const body = await readBody(req, MANAGEMENT_BODY_BYTES);
+  if (body.length === 0) return {};
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.concat(body.chunks, body.length).toString('utf8'));
+  } catch (error) {
+    throw badInput(`the request body is not valid JSON: ${(error as Error).message}`);
+  }
+  if (!isObject(json)) throw badInput('the request body must be a JSON object');
+  return json;
+}
+
+/** Management bodies hold a few parameters. */
+const MANAGEMENT_BODY_BYTES = 64 * 1024;
+
+async function repoIndex({ req, core }: RouteRequest): Promise<Reply> {
+  const { ready } = await jsonBody(req);
+  if (ready !== undefined && typeof ready !== 'boolean') throw badInput('"ready" must be true or false');
+  return ok(repositoryIndex(core, ready === true));
+}
+
+async function repoLoad({ req, params, core }: RouteRequest): Promise<Reply> {
+  const parameters = repositoryParameters((await jsonBody(req)).parameters);
+  return ok({ name: params.model, versions: await repositoryLoad(core, params.model!, parameters) });
+}
+
+async function repoUnload({ req, params, core }: RouteRequest): Promise<Reply> {
+  const parameters = repositoryParameters((await jsonBody(req)).parameters);
+  return ok({ name: params.model, versions: await repositoryUnload(core, params.model!, parameters) });
+}
+
 const v2Model = (suffix: string, summary: string, methods: Route['methods']): Route[] => [
   { path: `/v2/models/{model}${suffix}`, methods, auth: true, protocol: 'v2', summary },
   { path: `/v2/models/{model}/versions/{version}${suffix}`, methods, auth: true, protocol: 'v2', summary: `${summary} (one version or alias)` },
@@ -109,7 +147,24 @@ const v1Model = (suffix: string, summary: string, methods: Route['methods']): Ro
   { path: `/v1/models/{model}/labels/{label}${suffix}`, methods, auth: true, protocol: 'v1', summary: `${summary} (a version label: an alias)` },
 ];
 
+/** The status page: one file, no build step, no external assets; read once. */
+let statusPage: Buffer | undefined;
+const STATUS_PAGE = fileURLToPath(new URL('../../../static/status.html', import.meta.url));
+
+function page(): Reply {
+  statusPage ??= readFileSync(STATUS_PAGE);
+  return ok(statusPage, {
+    'content-type': 'text/html; charset=utf-8',
+    // Everything is inline and same-origin: nothing else may load, and nothing may frame it.
+    'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    'cache-control': 'no-store',
+  });
+}
+
 export const ROUTES: Route[] = [
+  { path: '/', methods: { GET: page }, auth: true, protocol: 'other', summary: 'the status page (HTML): models, memory, rates, latency, a test request', browser: true },
   { path: '/v2/health/live', methods: { GET: () => ok({ live: true }) }, auth: false, protocol: 'other', summary: 'liveness: the process answers' },
   {
     path: '/v2/health/ready',
@@ -128,6 +183,9 @@ export const ROUTES: Route[] = [
   ...v1Model('', 'TF Serving model status', { GET: tfStatus }),
   ...v1Model('/metadata', 'TF Serving model metadata', { GET: tfMetadata }),
   ...v1Model(':predict', 'TF Serving predict (row or columnar)', { POST: tfPredict }),
+  { path: '/v2/repository/index', methods: { POST: repoIndex }, auth: true, protocol: 'other', summary: "Triton's repository index: every version this server could load, with its state" },
+  { path: '/v2/repository/models/{model}/load', methods: { POST: repoLoad }, auth: true, protocol: 'other', summary: 'load a model now (parameters.version, parameters.source)' },
+  { path: '/v2/repository/models/{model}/unload', methods: { POST: repoUnload }, auth: true, protocol: 'other', summary: 'unload a model (parameters.version) once its requests finish' },
 ];
 
 interface CompiledRoute {

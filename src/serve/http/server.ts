@@ -36,7 +36,18 @@ export interface HttpTransport {
 
 const STATUS_BY_CODE: Partial<Record<string, number>> = {
   MAAS_BAD_INPUT: 400,
+  MAAS_USAGE: 400,
   MAAS_UNAUTHORIZED: 401,
+  MAAS_FORBIDDEN: 403,
+  MAAS_REMOTE_NOT_FOUND: 404,
+  MAAS_FILE_NOT_FOUND: 404,
+  MAAS_VERSION_CONFLICT: 409,
+  MAAS_MODEL_INVALID: 422,
+  MAAS_VERIFY_FAILED: 422,
+  MAAS_REMOTE_UNREACHABLE: 502,
+  MAAS_REMOTE_UNAUTHORIZED: 502,
+  MAAS_REMOTE_REJECTED: 502,
+  MAAS_DIGEST_MISMATCH: 502,
   MAAS_MODEL_NOT_FOUND: 404,
   MAAS_VERSION_NOT_FOUND: 404,
   MAAS_ALIAS_NOT_FOUND: 404,
@@ -47,14 +58,14 @@ const STATUS_BY_CODE: Partial<Record<string, number>> = {
   MAAS_TIMEOUT: 504,
 };
 
-function errorReply(error: unknown): Reply {
+function errorReply(error: unknown, challenge: string): Reply {
   if (error instanceof MethodNotAllowed) return { status: 405, body: { error: `${error.method} is not allowed here` }, headers: { allow: error.allow } };
   if (error instanceof NoRoute) return { status: 404, body: { error: error.message } };
   if (isMaasError(error)) {
     const status = STATUS_BY_CODE[error.code] ?? 500;
     const headers: Record<string, string> = {};
     if (status === 503) headers['retry-after'] = '1';
-    if (status === 401) headers['www-authenticate'] = 'Bearer realm="maas"';
+    if (status === 401) headers['www-authenticate'] = challenge;
     // The client may still be sending a body too large to read: end the connection after the answer.
     if (status === 413) headers.connection = 'close';
     return { status, body: { error: error.message }, headers };
@@ -105,6 +116,7 @@ export async function listenHttp(core: ServingCore, options: { host: string; por
     const labels: RequestLabels = { model: '', version: '', protocol: 'other' };
     let path = (req.url ?? '').split('?')[0]!.slice(0, 200); // what the log shows of a target that does not parse
     let reply: Reply;
+    let challenge = 'Bearer realm="maas"';
     try {
       const target = splitTarget(req.url ?? '');
       path = target.path;
@@ -113,13 +125,15 @@ export async function listenHttp(core: ServingCore, options: { host: string; por
       const { route, params } = matched;
       const handler = route.methods[req.method as 'GET' | 'POST'];
       if (!handler) throw new MethodNotAllowed(req.method ?? '', Object.keys(route.methods).join(', '));
+      // A browser asked for Basic logs in with the token as the password, then sends it on every call the page makes.
+      if (route.browser) challenge = 'Basic realm="maas", charset="UTF-8"';
       if (route.auth) checkToken(req.headers.authorization, core.token);
       if (route.auth && core.draining()) throw new MaasError('MAAS_MODEL_NOT_READY', 'the server is shutting down', { hint: 'Retry on another replica, or once it is back.' });
       labels.protocol = route.protocol;
       const request: RouteRequest = { req, params, query: target.query, labels, core, bodies };
       reply = await handler(request);
     } catch (error) {
-      reply = errorReply(error);
+      reply = errorReply(error, challenge);
     }
     // A draining server takes no further request on this connection.
     if (core.draining()) reply.headers = { ...reply.headers, connection: 'close' };

@@ -7,7 +7,7 @@ import type { Theme } from '../../core/output.js';
 export function renderServing(r: Omit<RunningServer, 'close'>, t: Theme): string {
   const lines = r.models.map((m) => {
     const aliases = Object.entries(m.aliases).map(([a, v]) => `${a}→${v}`).join(', ');
-    return `  ${t.ref(m.name)} versions ${m.versions.join(', ')}${aliases ? ` (${aliases})` : ''} on ${m.provider}`;
+    return `  ${t.ref(m.name)} versions ${m.versions.join(', ')}${aliases ? ` (${aliases})` : ''} ${m.provider === null ? t.dim('(loads on its first request)') : `on ${m.provider}`}`;
   });
   const security = r.tls ? ` (TLS${r.tls.mutual ? ', client certificates required' : ''})` : '';
   return [
