@@ -2,6 +2,7 @@
 import type { CommandSpec } from '../core/define-command.js';
 import { convertCommand } from './convert.js';
 import { demoCommand } from './demo.js';
+import { deployCommand } from './deploy.js';
 import { diffCommand } from './diff.js';
 import { doctorCommand } from './doctor.js';
 import { gcCommand } from './gc.js';
@@ -11,6 +12,7 @@ import { listCommand } from './list.js';
 import { loginCommand } from './login.js';
 import { packCommand } from './pack.js';
 import { predictCommand } from './predict.js';
+import { psCommand } from './ps.js';
 import { pullCommand } from './pull.js';
 import { pushCommand } from './push.js';
 import { registerCommand } from './register.js';
@@ -19,6 +21,7 @@ import { rmCommand } from './rm.js';
 import { serveCommand } from './serve.js';
 import { showCommand } from './show.js';
 import { tagCommand } from './tag.js';
+import { undeployCommand } from './undeploy.js';
 import { verifyCommand } from './verify.js';
 
 // Each spec's option table has its own type; cli.ts builds them all alike.
@@ -34,6 +37,9 @@ export const commands: CommandSpec<any, any>[] = [
   gcCommand,
   convertCommand,
   serveCommand,
+  deployCommand,
+  undeployCommand,
+  psCommand,
   pushCommand,
   pullCommand,
   packCommand,

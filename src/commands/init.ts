@@ -13,9 +13,10 @@ export const initCommand = defineCommand({
     device: option.choice('--device <device>', DEVICES, 'default device for maas serve', { defaultText: DEFAULT_DEVICE }),
     remote: option.string('--remote <remote>', 'default remote for maas push (oci://host/repo or oci-layout:PATH)'),
     ci: option.choice('--ci <provider>', CI_PROVIDERS, 'also write a CI workflow that registers and pushes'),
+    monitoring: option.flag('--monitoring', 'also write a Prometheus scrape config, alert rules and a Grafana dashboard for maas serve under monitoring/'),
     force: option.flag('-f, --force', 'make a registry of a folder that already holds other files'),
   },
-  examples: ['maas init', 'maas init . --force   # a folder that already holds files', 'maas init models --yes --device cuda --remote oci://ghcr.io/acme/models', 'maas init --ci github'],
+  examples: ['maas init', 'maas init . --force   # a folder that already holds files', 'maas init models --yes --device cuda --remote oci://ghcr.io/acme/models', 'maas init --ci github', 'maas init --monitoring   # Prometheus and Grafana files for maas serve'],
   async run([dir = '.'], opts, ctx) {
     const { initRegistry, defaultRegistryName, foreignEntries } = await import('../registry/init.js');
     let name = opts.name ?? defaultRegistryName(`${ctx.cwd}/${dir}`);
@@ -37,7 +38,7 @@ export const initCommand = defineCommand({
     if (remote !== null && !/^(oci:\/\/|oci-layout:)/.test(remote)) {
       throw new MaasError('MAAS_USAGE', `--remote '${remote}' is not a remote`, { hint: 'Use oci://host[:port]/repository or oci-layout:PATH.' });
     }
-    return initRegistry({ dir, name, device, remote, ci: opts.ci, force }, ctx);
+    return initRegistry({ dir, name, device, remote, ci: opts.ci, monitoring: opts.monitoring, force }, ctx);
   },
   render: renderInit,
 });

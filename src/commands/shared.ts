@@ -7,6 +7,7 @@ import type { ConversionFlags } from '../convert/register.js';
 import { parseVersion } from '../registry/refs.js';
 import type { RegistryOptions } from '../registry/registry.js';
 import type { OnBytes } from '../registry/store.js';
+import type { ServerTarget } from '../serve/http/client.js';
 
 export function registryOptions(ctx: CommandContext): RegistryOptions {
   return { cwd: ctx.cwd, env: ctx.env, registry: ctx.globals.registry, now: ctx.now };
@@ -38,6 +39,23 @@ export const importAsOptions = {
   name: option.string('--name <name>', 'model name here', { defaultText: 'the one it was pushed or packed with' }),
   version: option.custom('--version <n>', 'version number here', parseVersion, { defaultText: 'the one it was pushed or packed with' }),
 };
+
+/** How `deploy`, `undeploy` and `ps` reach a running server, besides its URL. */
+export const serverOptions = {
+  token: option.string('--token <token>', "the server's bearer token", { env: 'MAAS_TOKEN' }),
+  tlsCa: option.string('--tls-ca <file>', "a PEM CA that signed the server's certificate (https:// with a private CA)"),
+  timeoutMs: option.integer('--timeout-ms <ms>', 'how long one call may take (a load pulls and warms up the model)', { default: 600_000 }),
+};
+
+/** `--to`, which has no default: a deploy must say where. */
+export function requiredServer(url: string | undefined): string {
+  if (url === undefined) throw new MaasError('MAAS_USAGE', 'no server to talk to', { hint: 'Pass --to http://host:port (as `maas serve` printed it), or set MAAS_SERVER.' });
+  return url;
+}
+
+export function serverTarget(url: string, opts: OptionValues<typeof serverOptions>, ctx: CommandContext): ServerTarget {
+  return { url, token: opts.token, ca: opts.tlsCa, timeoutMs: opts.timeoutMs, cwd: ctx.cwd };
+}
 
 /** `--plain-http`, shared by the commands that talk to a registry. */
 export const plainHttpOption = option.flag('--plain-http', 'speak HTTP, not HTTPS, to a registry that is not on loopback');

@@ -15,7 +15,7 @@ import { parseRef } from '../registry/refs.js';
 import { Registry, type RegistryOptions } from '../registry/registry.js';
 import { modelPath } from '../registry/serve-cache.js';
 import { hashFile } from '../registry/store.js';
-import { decodeInferRequest } from '../inference/protocol.js';
+import { decodeInferRequest, parseRequests } from '../inference/protocol.js';
 import type { WireTensor } from '../inference/tensors.js';
 import { compareModels } from './accuracy.js';
 import { DEFAULT_TOLERANCE } from './config.js';
@@ -149,15 +149,9 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
   }
 }
 
-/** User samples: KServe v2 infer requests, checked against the model's signature like the server does. */
+/** User samples: KServe v2 infer requests (JSON, a JSON array, JSON Lines), checked against the model's signature like the server does. */
 function readSamples(path: string, signature: Signature): Record<string, WireTensor>[] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (error) {
-    throw new MaasError('MAAS_USAGE', `--samples ${path} is not readable JSON: ${(error as Error).message}`, { hint: 'Give a KServe v2 infer request, or an array of them.' });
-  }
-  return (Array.isArray(parsed) ? parsed : [parsed]).map((request) => decodeInferRequest(request, Buffer.alloc(0), signature).feeds);
+  return parseRequests(readFileSync(path, 'utf8'), `--samples ${path}`).map((request) => decodeInferRequest(request, Buffer.alloc(0), signature).feeds);
 }
 
 /** `basic.int8`, `fp16`...: what a converted file's name says about it. */

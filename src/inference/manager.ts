@@ -49,7 +49,7 @@ export interface Slot {
   runtime: ModelRuntime | undefined;
   loading: Promise<ModelRuntime> | undefined;
   unloading: Promise<void> | undefined;
-  /** ms since the epoch of the last request that reached it. */
+  /** ms since the epoch of the last request that reached it, or of its load if later. */
   lastUsed: number;
   /** the process's resident-size growth around its last load, in bytes. */
   residentBytes: number | undefined;
@@ -57,6 +57,8 @@ export interface Slot {
   reason: string | undefined;
   /** unloaded through the management API: refused until loaded the same way. */
   held: boolean;
+  /** evicted or idle past its keep-alive: it loads on its next request, not on the next poll. */
+  lazy: boolean;
   failedAt: number | undefined;
 }
 
@@ -90,7 +92,8 @@ export interface VersionStatus {
 
 export type ServeEvent =
   /** `runUs`: the warm-up's median one-row run, where measured; `inline`: small requests run on the main thread. */
-  | { event: 'loaded'; model: string; version: number; provider: string; loadMs: number; warmupMs: number; residentBytes: number; runUs?: number; inline: boolean; warmupError?: string }
+  /** `warmupSamples`: the stored samples its warm-up ran (0: a generated request). */
+  | { event: 'loaded'; model: string; version: number; provider: string; loadMs: number; warmupMs: number; warmupSamples: number; residentBytes: number; runUs?: number; inline: boolean; warmupError?: string }
   | { event: 'unloaded'; model: string; version: number; reason: UnloadReason }
   | { event: 'swapped'; model: string; from: number | undefined; to: number }
   /** the budget holds one of the two: requests to `model` wait while `from` unloads and `to` loads. */
@@ -382,17 +385,21 @@ export class ModelManager {
       slot = {
         name, version, versionLabel: String(version), signature: record.onnx.signature, digest: record.manifestDigest,
         fileBytes: record.manifest.layers.reduce((n, l) => n + l.size, 0),
-        runtime: undefined, loading: undefined, unloading: undefined, lastUsed: 0, residentBytes: undefined, reason: undefined, held: false, failedAt: undefined,
+        runtime: undefined, loading: undefined, unloading: undefined, lastUsed: 0, residentBytes: undefined, reason: undefined, held: false, lazy: false, failedAt: undefined,
       };
       this.slots.set(key, slot);
     }
     return slot;
   }
 
-  /** What loading `slot` is expected to cost: its last measurement, else its files once per session it opens. */
+  /** Its files once per session it opens: the least a loaded version holds. */
+  private weightBytes(slot: Slot): number {
+    return slot.fileBytes * this.options.serving(slot.name, this.registry.config).runtime.workers;
+  }
+
+  /** What loading `slot` is expected to cost: its last measurement, else its weights. */
   private estimate(slot: Slot): number {
-    const { workers } = this.options.serving(slot.name, this.registry.config).runtime;
-    return slot.residentBytes ?? slot.fileBytes * workers;
+    return slot.residentBytes ?? this.weightBytes(slot);
   }
 
   private loadedSlots(): Slot[] {
@@ -422,6 +429,7 @@ export class ModelManager {
           hint: 'Retry in a moment, or raise --memory-budget / --max-loaded-models, or pin fewer versions.',
         });
       }
+      victim.lazy = true;
       await this.unloadSlot(victim, reason);
       victim.reason = `evicted (${reason === 'memory' ? 'memory budget' : 'max loaded models'}): loads again on its next request`;
     }
@@ -437,17 +445,23 @@ export class ModelManager {
       const record = this.registry.readVersion(name, version);
       await checkBlobs(this.registry, record);
       const before = this.rss();
+      const samples = this.warmupSamples(record);
       const runtime = await ModelRuntime.load(
-        { name, version, signature: record.onnx.signature, modelPath: modelPath(this.registry, record), samples: this.warmupSamples(record) },
+        { name, version, signature: record.onnx.signature, modelPath: modelPath(this.registry, record), samples },
         this.options.serving(name, this.registry.config).runtime,
         this.options.observer(name, version),
       );
       slot.runtime = runtime;
-      slot.residentBytes = Math.max(0, this.rss() - before);
+      slot.lazy = false;
+      // Keep-alive counts from the last request, or from the load when none came since.
+      slot.lastUsed = Math.max(slot.lastUsed, this.now());
+      // Memory an earlier unload freed stays in the allocator and is reused, so growth can be
+      // small; the weights are resident all the same, once per session.
+      slot.residentBytes = Math.max(this.rss() - before, this.weightBytes(slot));
       slot.reason = undefined;
       slot.failedAt = undefined;
       this.options.log({
-        event: 'loaded', model: name, version, provider: runtime.provider, loadMs: Math.round(runtime.loadMs), warmupMs: Math.round(runtime.warmupMs), residentBytes: slot.residentBytes,
+        event: 'loaded', model: name, version, provider: runtime.provider, loadMs: Math.round(runtime.loadMs), warmupMs: Math.round(runtime.warmupMs), warmupSamples: samples?.length ?? 0, residentBytes: slot.residentBytes,
         ...(runtime.probeUs === undefined ? {} : { runUs: Math.round(runtime.probeUs) }), inline: runtime.runsInline,
         ...(runtime.warmupError === undefined ? {} : { warmupError: runtime.warmupError }),
       });
@@ -500,6 +514,7 @@ export class ModelManager {
       await this.serialized(async () => {
         // Looked at again under the lock: a request may have come in while waiting for it.
         if (slot.runtime !== runtime || runtime.inFlight > 0 || runtime.queueDepth > 0 || this.now() - slot.lastUsed < keepAliveMs) return;
+        slot.lazy = true;
         await this.unloadSlot(slot, 'keep_alive');
         slot.reason = `unloaded after ${formatDuration(keepAliveMs)} idle (keep-alive): loads again on its next request`;
       });
@@ -564,6 +579,7 @@ export class ModelManager {
 
   /** Whether a served version loads now rather than on its first request. */
   private eager(slot: Slot, previous: Route | undefined, wantDefault: number): boolean {
+    if (slot.lazy) return false;
     if (!this.budgeted || this.pinned.has(keyOf(slot.name, slot.version))) return true;
     // Under a budget, a new default version replaces a loaded one warm, as without a budget.
     const old = previous?.versions.get(previous.defaultVersion);
@@ -587,8 +603,8 @@ export class ModelManager {
         versions.set(version, slot);
         if (slot.held || recentlyFailed || (slot.runtime && !slot.unloading) || !this.eager(slot, previous, want.defaultVersion)) continue;
         try {
-          slot.loading = this.serialized(() => this.loadSlot(slot, initial));
-          await slot.loading;
+          // Looked at again under the lock: an eviction or keep-alive may have made it lazy since.
+          await this.serialized(async () => (slot.lazy ? undefined : this.loadSlot(slot, initial)));
         } catch (error) {
           if (isDeviceFailure(error)) throw error;
           const from = previous?.versions.get(previous.defaultVersion);
@@ -599,8 +615,6 @@ export class ModelManager {
             // A new default that failed to load keeps the old one serving under its name.
             if (!this.budgeted || version === want.defaultVersion) versions.delete(version);
           }
-        } finally {
-          slot.loading = undefined;
         }
       }
       const defaultVersion = versions.has(want.defaultVersion) ? want.defaultVersion : previous?.defaultVersion;

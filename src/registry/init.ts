@@ -17,6 +17,8 @@ export interface InitOptions {
   device: Device;
   remote: string | null;
   ci: CiProvider | undefined;
+  /** also write a Prometheus scrape config, its alert rules and a Grafana dashboard under monitoring/. */
+  monitoring?: boolean;
   /** make a registry of a folder that already holds other files. */
   force?: boolean;
 }
@@ -38,6 +40,12 @@ const CI_FILES: Record<CiProvider, { template: string; target: string }> = {
   github: { template: 'ci/github-push.yml', target: '.github/workflows/maas-push.yml' },
   gitlab: { template: 'ci/gitlab-push.yml', target: '.gitlab/maas-push.yml' },
 };
+/** What --monitoring writes, relative to the registry: Prometheus finds alerts.yml next to prometheus.yml. */
+const MONITORING_FILES = [
+  { template: 'prometheus/prometheus.yml', target: 'monitoring/prometheus/prometheus.yml' },
+  { template: 'prometheus/alerts.yml', target: 'monitoring/prometheus/alerts.yml' },
+  { template: 'grafana/maas.json', target: 'monitoring/grafana/maas.json' },
+];
 
 function render(template: string, values: Record<string, string>): string {
   const text = readFileSync(join(TEMPLATES, template), 'utf8');
@@ -75,6 +83,11 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
       hint: `Choose a new folder (maas init ${join(options.dir, 'models')}), or pass --force to make a registry here alongside those files.`,
     });
   }
+  const monitoring = options.monitoring ? MONITORING_FILES : [];
+  const taken = monitoring.map(({ target }) => join(root, target)).filter((path) => existsSync(path));
+  if (taken.length) {
+    throw new MaasError('MAAS_REGISTRY_EXISTS', `${taken.join(', ')} already exist${taken.length === 1 ? 's' : ''}`, { hint: 'Move them aside, or run init without --monitoring.' });
+  }
   mkdirSync(root, { recursive: true });
   const git = await Git.open(root, ctx.env);
   const enclosing = await git.topLevel();
@@ -107,6 +120,12 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
     mkdirSync(dirname(targetPath), { recursive: true });
     writeFileSync(targetPath, text);
     files.push(relative(root, targetPath));
+  }
+
+  // Grafana's own {{label}} legends are not template keys: only {{maasVersion}} is filled in.
+  for (const { template, target } of monitoring) {
+    mkdirSync(dirname(join(root, target)), { recursive: true });
+    write(target, render(template, { maasVersion: VERSION }));
   }
 
   const commit = await git.commit(files, `maas: create registry ${options.name}`);

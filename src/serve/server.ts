@@ -72,7 +72,7 @@ const UNLOAD_WHY: Record<Extract<ServeEvent, { event: 'unloaded' }>['reason'], s
 
 function humanEvent(event: ServeEvent): string | undefined {
   switch (event.event) {
-    case 'loaded': return `loaded ${event.model}@${event.version} on ${event.provider} in ${event.loadMs} ms (warm-up ${event.warmupMs} ms, ${formatBytes(event.residentBytes)} resident${event.runUs === undefined ? '' : `, ${event.runUs} µs a row${event.inline ? ', small requests inline' : ''}`})`
+    case 'loaded': return `loaded ${event.model}@${event.version} on ${event.provider} in ${event.loadMs} ms (warm-up ${event.warmupMs} ms${event.warmupSamples ? ` on ${event.warmupSamples} stored sample${event.warmupSamples === 1 ? '' : 's'}` : ''}, ${formatBytes(event.residentBytes)} resident${event.runUs === undefined ? '' : `, ${event.runUs} µs a row${event.inline ? ', small requests inline' : ''}`})`
       + (event.warmupError === undefined ? '' : `; its generated warm-up request failed (${event.warmupError.split('\n')[0]}), so the first request pays onnxruntime's first run: register it with --warmup`);
     case 'unloaded': return `unloaded ${event.model}@${event.version} (${UNLOAD_WHY[event.reason]})`;
     case 'swap-wait': return `${event.model}: the memory budget holds one of ${event.from} and ${event.to}: requests wait while ${event.from} unloads and ${event.to} loads`;

@@ -1,7 +1,7 @@
 /**
  * The REST API as one table: each route a path template, the methods it answers, whether it
  * needs the token, and its handler. The server matches a request against the table; nothing
- * else decides what a path means (and the OpenAPI document can be made from the same rows).
+ * else decides what a path means, and openapi.ts documents the same rows.
  */
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { MaasError } from '../../core/errors.js';
 import { badInput, isObject, modelMetadata } from '../../inference/protocol.js';
 import { repositoryIndex, repositoryLoad, repositoryParameters, repositoryUnload } from '../repository.js';
+import { type DocumentedRoute, openApiDocument } from './openapi.js';
 import { EXTENSIONS, type RequestLabels, type ServingCore, infer, resolveSlot, servedVersions } from '../serving.js';
 import { type BodyParser, readBody } from './body.js';
 import { HEADER_LENGTH, encodeInferResponse } from './kserve.js';
@@ -32,7 +33,7 @@ export interface RouteRequest {
 
 type Handler = (r: RouteRequest) => Reply | Promise<Reply>;
 
-export interface Route {
+export interface Route extends DocumentedRoute {
   /** `{name}` matches one path segment (no `/` or `:`). */
   path: string;
   methods: Partial<Record<'GET' | 'POST', Handler>>;
@@ -40,7 +41,6 @@ export interface Route {
   auth: boolean;
   /** the `protocol` label of its requests in /metrics. */
   protocol: 'v2' | 'v1' | 'other';
-  summary: string;
   /** a page a browser opens: a missing token is asked for with HTTP Basic (the token as password). */
   browser?: boolean;
 }
@@ -136,15 +136,17 @@ async function repoUnload({ req, params, core }: RouteRequest): Promise<Reply> {
   return ok({ name: params.model, versions: await repositoryUnload(core, params.model!, parameters) });
 }
 
-const v2Model = (suffix: string, summary: string, methods: Route['methods']): Route[] => [
-  { path: `/v2/models/{model}${suffix}`, methods, auth: true, protocol: 'v2', summary },
-  { path: `/v2/models/{model}/versions/{version}${suffix}`, methods, auth: true, protocol: 'v2', summary: `${summary} (one version or alias)` },
+type Doc = Pick<Route, 'summary' | 'body' | 'rawBody' | 'answer' | 'errors'>;
+
+const v2Model = (suffix: string, methods: Route['methods'], doc: Doc): Route[] => [
+  { path: `/v2/models/{model}${suffix}`, methods, auth: true, protocol: 'v2', ...doc },
+  { path: `/v2/models/{model}/versions/{version}${suffix}`, methods, auth: true, protocol: 'v2', ...doc, summary: `${doc.summary} (one version or alias)` },
 ];
 
-const v1Model = (suffix: string, summary: string, methods: Route['methods']): Route[] => [
-  { path: `/v1/models/{model}${suffix}`, methods, auth: true, protocol: 'v1', summary },
-  { path: `/v1/models/{model}/versions/{version}${suffix}`, methods, auth: true, protocol: 'v1', summary: `${summary} (one version)` },
-  { path: `/v1/models/{model}/labels/{label}${suffix}`, methods, auth: true, protocol: 'v1', summary: `${summary} (a version label: an alias)` },
+const v1Model = (suffix: string, methods: Route['methods'], doc: Doc): Route[] => [
+  { path: `/v1/models/{model}${suffix}`, methods, auth: true, protocol: 'v1', ...doc },
+  { path: `/v1/models/{model}/versions/{version}${suffix}`, methods, auth: true, protocol: 'v1', ...doc, summary: `${doc.summary} (one version)` },
+  { path: `/v1/models/{model}/labels/{label}${suffix}`, methods, auth: true, protocol: 'v1', ...doc, summary: `${doc.summary} (a version label: an alias)` },
 ];
 
 /** The status page: one file, no build step, no external assets; read once. */
@@ -163,29 +165,34 @@ function page(): Reply {
   });
 }
 
+const MODEL_ERRORS = [404, 503];
+const INFER_ERRORS = [400, 404, 413, 503, 504];
+const MANAGE_ERRORS = [400, 403, 404, 409, 422, 502, 503];
+
 export const ROUTES: Route[] = [
-  { path: '/', methods: { GET: page }, auth: true, protocol: 'other', summary: 'the status page (HTML): models, memory, rates, latency, a test request', browser: true },
-  { path: '/v2/health/live', methods: { GET: () => ok({ live: true }) }, auth: false, protocol: 'other', summary: 'liveness: the process answers' },
+  { path: '/', methods: { GET: page }, auth: true, protocol: 'other', browser: true, summary: 'the status page: models, memory, request rates, latency, a test request', answer: { contentType: 'text/html', description: 'the page' }, errors: [] },
+  { path: '/openapi.json', methods: { GET: ({ core }) => ok(openApiDocument(ROUTES, core.version)) }, auth: true, protocol: 'other', summary: 'this document: the REST API in OpenAPI 3.1, made from the route table', answer: { contentType: 'application/json', description: 'an OpenAPI 3.1 document' }, errors: [] },
+  { path: '/v2/health/live', methods: { GET: () => ok({ live: true }) }, auth: false, protocol: 'other', summary: 'liveness: the process answers', answer: 'Live', errors: [] },
   {
     path: '/v2/health/ready',
     methods: { GET: ({ core }) => (core.ready() && !core.draining() ? ok({ ready: true }) : { status: 503, body: { ready: false } }) },
-    auth: true, protocol: 'other', summary: 'readiness: every model loaded',
+    auth: true, protocol: 'other', summary: 'readiness: the models to load at start are loaded', answer: 'Ready', errors: [503],
   },
-  { path: '/v2', methods: { GET: ({ core }) => ok({ name: 'maas', version: core.version, extensions: EXTENSIONS }) }, auth: true, protocol: 'other', summary: 'server metadata' },
+  { path: '/v2', methods: { GET: ({ core }) => ok({ name: 'maas', version: core.version, extensions: EXTENSIONS }) }, auth: true, protocol: 'other', summary: 'server metadata', answer: 'ServerMetadata', errors: [] },
   {
     path: '/metrics',
     methods: { GET: async ({ core }) => ok(await core.metrics.registry.metrics(), { 'content-type': core.metrics.registry.contentType }) },
-    auth: true, protocol: 'other', summary: 'Prometheus metrics',
+    auth: true, protocol: 'other', summary: 'Prometheus metrics', answer: { contentType: 'text/plain', description: 'the Prometheus text format' }, errors: [],
   },
-  ...v2Model('', 'model metadata', { GET: kserveMetadata }),
-  ...v2Model('/ready', 'model readiness', { GET: kserveReady }),
-  ...v2Model('/infer', 'inference (KServe v2 JSON or binary tensor extension)', { POST: kserveInfer }),
-  ...v1Model('', 'TF Serving model status', { GET: tfStatus }),
-  ...v1Model('/metadata', 'TF Serving model metadata', { GET: tfMetadata }),
-  ...v1Model(':predict', 'TF Serving predict (row or columnar)', { POST: tfPredict }),
-  { path: '/v2/repository/index', methods: { POST: repoIndex }, auth: true, protocol: 'other', summary: "Triton's repository index: every version this server could load, with its state" },
-  { path: '/v2/repository/models/{model}/load', methods: { POST: repoLoad }, auth: true, protocol: 'other', summary: 'load a model now (parameters.version, parameters.source)' },
-  { path: '/v2/repository/models/{model}/unload', methods: { POST: repoUnload }, auth: true, protocol: 'other', summary: 'unload a model (parameters.version) once its requests finish' },
+  ...v2Model('', { GET: kserveMetadata }, { summary: 'model metadata', answer: 'ModelMetadata', errors: MODEL_ERRORS }),
+  ...v2Model('/ready', { GET: kserveReady }, { summary: 'model readiness: 200 when loaded', answer: 'ModelReady', errors: MODEL_ERRORS }),
+  ...v2Model('/infer', { POST: kserveInfer }, { summary: 'inference (KServe v2 JSON or the binary tensor extension)', body: 'InferRequest', rawBody: true, answer: 'InferResponse', errors: INFER_ERRORS }),
+  ...v1Model('', { GET: tfStatus }, { summary: 'TF Serving model status', answer: 'TfModelStatus', errors: MODEL_ERRORS }),
+  ...v1Model('/metadata', { GET: tfMetadata }, { summary: 'TF Serving model metadata', answer: 'TfModelMetadata', errors: [400, ...MODEL_ERRORS] }),
+  ...v1Model(':predict', { POST: tfPredict }, { summary: 'TF Serving predict (row or columnar)', body: 'TfPredictRequest', answer: 'TfPredictResponse', errors: INFER_ERRORS }),
+  { path: '/v2/repository/index', methods: { POST: repoIndex }, auth: true, protocol: 'other', summary: "Triton's repository index: every version this server could load, with its state", body: 'RepositoryIndexRequest', answer: 'RepositoryIndex', errors: [400, 403] },
+  { path: '/v2/repository/models/{model}/load', methods: { POST: repoLoad }, auth: true, protocol: 'other', summary: 'load a model now: the versions its policy selects, parameters.version, or parameters.source (oci://) pulled first', body: 'RepositoryModelRequest', answer: 'RepositoryModelResponse', errors: MANAGE_ERRORS },
+  { path: '/v2/repository/models/{model}/unload', methods: { POST: repoUnload }, auth: true, protocol: 'other', summary: 'unload a model (or parameters.version) once its requests finish; refused until loaded again', body: 'RepositoryModelRequest', answer: 'RepositoryModelResponse', errors: MANAGE_ERRORS },
 ];
 
 interface CompiledRoute {

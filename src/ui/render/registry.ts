@@ -20,8 +20,12 @@ export function renderInit(r: InitResult, t: Theme): string {
     r.createdRepository ? `  new git repository` : `  inside the git repository at ${r.gitRoot}`,
     `  files: ${r.files.join(', ')}`,
     `  default device: ${r.device}${r.remote ? `, default remote: ${r.remote}` : ''}`,
-    `Next: ${t.code('maas register model.onnx')}`,
   ];
+  const prometheus = r.files.find((f) => f.endsWith('prometheus/prometheus.yml'));
+  const grafana = r.files.find((f) => f.endsWith('grafana/maas.json'));
+  if (prometheus) lines.push(`  monitoring: ${t.code(`prometheus --config.file=${prometheus}`)} scrapes maas serve on 127.0.0.1:8080 with its alert rules`);
+  if (grafana) lines.push(`  dashboard: import ${t.path(grafana)} into Grafana`);
+  lines.push(`Next: ${t.code('maas register model.onnx')}`);
   return lines.join('\n');
 }
 
