@@ -17,7 +17,10 @@
  *
  *   convert  size and raw latency of original vs optimized / fp16 / int8, medium and large
  *
- * BENCH_ONLY=serve|transport|hash|push|convert runs one group (transport: overhead and grpc).
+ *   models   many models on one server: cold vs warm first answer, memory per version against
+ *            its file, medium's p99 while large is loaded and unloaded beside it
+ *
+ * BENCH_ONLY=serve|transport|models|hash|push|convert runs one group (transport: overhead and grpc).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -107,7 +110,7 @@ async function waitForUrl(child: ChildProcess): Promise<string> {
 }
 
 async function serve(registry: string, model: string, extra: string[] = []): Promise<{ url: string; grpc: string | undefined; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [BIN, 'serve', model, '--port', '0', '--device', 'cpu', '--json', ...extra], { cwd: registry, stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(process.execPath, [BIN, 'serve', ...(model ? [model] : []), '--port', '0', '--device', 'cpu', '--json', ...extra], { cwd: registry, stdio: ['ignore', 'pipe', 'ignore'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   const url = await waitForUrl(child);
@@ -346,6 +349,55 @@ async function benchTransports(registry: string, record: (cell: Record<string, u
   record({ bench: 'grpc-vs-rest', model: medium.name, restRps: rest.rps, grpcRps: grpc.rps, ratio: grpc.rps / rest.rps, restMeanMs: rest.p50, grpcMeanMs: grpc.p50, errors });
 }
 
+/** POSTs JSON to a server route; the answer's JSON. */
+async function postJson(url: string, body: unknown): Promise<any> {
+  const res = await fetch(url, { method: 'POST', body: JSON.stringify(body) });
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+/**
+ * Many models on one server (issue 10): time to the first answer of a cold version (load and
+ * warm-up included) against a warm one, memory per loaded version against its file, and the p99
+ * of the medium model under load while the large one is loaded and unloaded beside it.
+ */
+async function benchModels(registry: string, record: (cell: Record<string, unknown>) => void): Promise<void> {
+  const server = await serve(registry, '', ['--max-loaded-models', '8']);
+  for (const m of MODELS) {
+    const url = `${server.url}/v2/models/${m.name}/infer`;
+    const body = JSON.parse(requestBody(m));
+    let started = performance.now();
+    await postJson(url, body);
+    const coldMs = performance.now() - started;
+    const warm: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      started = performance.now();
+      await postJson(url, body);
+      warm.push(performance.now() - started);
+    }
+    const status = (await postJson(`${server.url}/v2/repository/index`, { ready: true })).find((s: { name: string }) => s.name === m.name);
+    record({ bench: 'cold-vs-warm', model: m.name, coldMs, warmMs: warm.sort((a, b) => a - b)[10], fileMB: status.file_bytes / 1e6, residentMB: status.resident_bytes / 1e6, residentOverFile: status.resident_bytes / status.file_bytes });
+  }
+  const medium = MODELS[1]!;
+  const large = MODELS[2]!;
+  const url = `${server.url}/v2/models/${medium.name}/infer`;
+  const alone = await wrk(url, requestBody(medium), CONNECTIONS);
+  let churning = true;
+  let cycles = 0;
+  const churn = (async () => {
+    while (churning) {
+      await postJson(`${server.url}/v2/repository/models/${large.name}/load`, {});
+      await postJson(`${server.url}/v2/repository/models/${large.name}/unload`, {});
+      cycles++;
+    }
+  })();
+  const beside = await wrk(url, requestBody(medium), CONNECTIONS);
+  churning = false;
+  await churn;
+  await server.stop();
+  record({ bench: 'p99-beside-churn', model: medium.name, churned: large.name, loadUnloadCycles: cycles, aloneP99: alone.p99, besideP99: beside.p99, ratio: beside.p99 / alone.p99, aloneRps: alone.rps, besideRps: beside.rps, errors: alone.errors + beside.errors });
+}
+
 async function benchHash(record: (cell: Record<string, unknown>) => void): Promise<void> {
   const big = join(WORK, 'hash.bin');
   execFileSync('sh', ['-c', `head -c ${1 << 30} /dev/urandom > ${big} && cat ${big} > /dev/null`]);
@@ -382,7 +434,7 @@ async function benchConvert(record: (cell: Record<string, unknown>) => void): Pr
 
 async function main(): Promise<void> {
   const only = process.env.BENCH_ONLY;
-  if ((!only || only === 'serve' || only === 'transport') && (spawnSync('wrk', ['-v']).error || spawnSync('h2load', ['--version']).error)) {
+  if ((!only || only === 'serve' || only === 'transport' || only === 'models') && (spawnSync('wrk', ['-v']).error || spawnSync('h2load', ['--version']).error)) {
     console.error('npm run bench needs wrk and h2load: apt-get install wrk nghttp2-client (or BENCH_ONLY=hash|push|convert)');
     process.exit(2);
   }
@@ -394,9 +446,10 @@ async function main(): Promise<void> {
   const record = (cell: Record<string, unknown>) => console.log(JSON.stringify(cell));
   console.error(`bench: ${cpus()[0]?.model}, ${THREADS} cores, node ${process.version}, onnxruntime-node ${ort.env.versions.node}, ${DURATION}s per cell, wrk -t1 -c${CONNECTIONS}`);
 
-  const paths = !only || only === 'serve' || only === 'transport' ? registerModels(registry, env) : {};
+  const paths = !only || only === 'serve' || only === 'transport' || only === 'models' ? registerModels(registry, env) : {};
   if (!only || only === 'serve') await benchServing(registry, paths, record);
   if (!only || only === 'serve' || only === 'transport') await benchTransports(registry, record);
+  if (!only || only === 'models') await benchModels(registry, record);
   if (!only || only === 'hash') await benchHash(record);
   if (!only || only === 'push') await benchPush(registry, record);
   if (!only || only === 'convert') await benchConvert(record);

@@ -473,10 +473,16 @@ export class ModelManager {
       if (!(isMaasError(error) && error.code === 'MAAS_OVERLOADED')) {
         slot.failedAt = this.now();
         slot.reason = `failed to load: ${messageOf(error)}`;
-        this.options.log({ event: 'load-failed', model: name, version, serving: this.routes.get(name)?.defaultVersion, error: messageOf(error) });
+        this.options.log({ event: 'load-failed', model: name, version, serving: this.stillServing(name, version), error: messageOf(error) });
       }
       throw error;
     }
+  }
+
+  /** The loaded version that keeps answering under `name` while `failed` could not load, if any. */
+  private stillServing(name: string, failed: number): number | undefined {
+    const route = this.routes.get(name);
+    return route && route.defaultVersion !== failed && route.versions.get(route.defaultVersion)?.runtime ? route.defaultVersion : undefined;
   }
 
   /** The version's stored warm-up samples as feeds, or undefined for a generated sample. */

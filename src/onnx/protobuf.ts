@@ -180,7 +180,7 @@ export interface StreamedBytes {
 }
 export type Part = Buffer | StreamedBytes;
 
-function varintBytes(value: number | bigint): Buffer {
+export function varintBytes(value: number | bigint): Buffer {
   let v = BigInt.asUintN(64, BigInt(value));
   const out: number[] = [];
   while (v >= 0x80n) {

@@ -7,12 +7,10 @@
  * message, and what does not parse is a MAAS_BAD_INPUT (INVALID_ARGUMENT), not a crash.
  */
 import { badInput } from '../../inference/protocol.js';
+import { WIRE, varintBytes } from '../../onnx/protobuf.js';
 import type { InferInputTensor, InferTensorContents, ModelInferRequest, ModelInferResponse } from './codec.js';
 
-const VARINT = 0;
-const FIXED64 = 1;
-const BYTES = 2;
-const FIXED32 = 5;
+const { varint: VARINT, fixed64: FIXED64, bytes: BYTES, fixed32: FIXED32 } = WIRE;
 
 class Reader {
   constructor(private readonly buf: Buffer, public pos: number, private readonly end: number) {}
@@ -175,28 +173,17 @@ export function readModelInferRequest(buf: Buffer): ModelInferRequest {
   return request;
 }
 
-function varintBytes(value: bigint | number): number[] {
-  let v = BigInt.asUintN(64, BigInt(value));
-  const out: number[] = [];
-  while (v >= 0x80n) {
-    out.push(Number(v & 0x7fn) | 0x80);
-    v >>= 7n;
-  }
-  out.push(Number(v));
-  return out;
-}
-
 /** Field `number` with wire type 2: tag, length, then the parts. */
 function delimited(number: number, parts: Buffer[]): Buffer[] {
   const length = parts.reduce((n, p) => n + p.length, 0);
-  return [Buffer.from([...varintBytes((number << 3) | BYTES), ...varintBytes(length)]), ...parts];
+  return [varintBytes((number << 3) | BYTES), varintBytes(length), ...parts];
 }
 
 const text = (number: number, value: string): Buffer[] => (value === '' ? [] : delimited(number, [Buffer.from(value, 'utf8')]));
 
 export function writeModelInferResponse(response: ModelInferResponse): Buffer {
   const outputs = response.outputs.flatMap((o) => {
-    const shape = o.shape.length ? delimited(3, [Buffer.from(o.shape.flatMap((d) => varintBytes(d)))]) : [];
+    const shape = o.shape.length ? delimited(3, o.shape.map((d) => varintBytes(d))) : [];
     return delimited(5, [...text(1, o.name), ...text(2, o.datatype), ...shape]);
   });
   return Buffer.concat([
