@@ -83,7 +83,7 @@ export interface VersionStatus {
   pinned: boolean;
   in_flight: number;
   queued: number;
-  /** ms since its last request; null before the first. */
+  /** ms since its last request, or since its load when no request came since. */
   idle_ms: number | null;
   /** ms until keep-alive unloads it; null when nothing will. */
   keep_alive_ms_left: number | null;

@@ -16,8 +16,11 @@ export interface WorkerInit {
   signature: Signature;
   /** the version's stored warm-up samples; none: a generated one-row sample. */
   samples: Record<string, WireTensor>[] | undefined;
-  /** also time a one-row run (the first worker of a version, for --inline-us). */
-  time: boolean;
+  /**
+   * The first worker of a version times a one-row run for --inline-us, unless its warm-up ran
+   * this many µs or more: a model that slow is no candidate, and 15 more runs would only load the CPU.
+   */
+  timeBelowUs: number | undefined;
 }
 
 export type WorkerReady =
@@ -39,7 +42,7 @@ if (!session) {
     const warming = performance.now();
     const warmupError = await warmUp(session, init.signature, init.samples);
     const warmupMs = performance.now() - warming;
-    const probeUs = init.time && warmupError === undefined ? await probe(session, init.signature) : undefined;
+    const probeUs = init.timeBelowUs !== undefined && warmupError === undefined && warmupMs * 1000 < init.timeBelowUs ? await probe(session, init.signature) : undefined;
     port.postMessage({ type: 'ready', provider: session.provider, loadMs, warmupMs, warmupError, probeUs, tried } satisfies WorkerReady);
   } catch (error) {
     port.postMessage({ type: 'failed', tried, error: error instanceof Error ? error.message : String(error) } satisfies WorkerReady);
