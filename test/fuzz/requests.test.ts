@@ -127,8 +127,9 @@ function tfServing(rng: Rng): Case {
   return { what: `tf serving ${body.slice(0, 60)} → ${target}`, bytes: request('POST', target, body) };
 }
 
-const GET_ROUTES = ['/v2/health/ready', '/v2', '/metrics', '/v2/models/mlp', '/v2/models/mlp/ready', '/v2/models/mlp/versions/1', '/v2/models/mlp/versions/prod/ready', '/v1/models/mlp', '/v1/models/mlp/metadata', '/v1/models/mlp/versions/1/metadata', '/v1/models/mlp/labels/prod'];
-const POST_ROUTES = ['/v2/models/mlp/infer', '/v1/models/mlp:predict'];
+const GET_ROUTES = ['/', '/openapi.json', '/v2/health/ready', '/v2', '/metrics', '/v2/models/mlp', '/v2/models/mlp/ready', '/v2/models/mlp/versions/1', '/v2/models/mlp/versions/prod/ready', '/v1/models/mlp', '/v1/models/mlp/metadata', '/v1/models/mlp/versions/1/metadata', '/v1/models/mlp/labels/prod'];
+const INFER_ROUTES = ['/v2/models/mlp/infer', '/v1/models/mlp:predict'];
+const POST_ROUTES = [...INFER_ROUTES, '/v2/repository/index', '/v2/repository/models/mlp/load', '/v2/repository/models/nope/unload'];
 
 /** Every route with a method it does not take, unknown names, climbing paths, and no or the wrong token. */
 function routes(rng: Rng): Case {
@@ -143,7 +144,7 @@ function routes(rng: Rng): Case {
   if (kind === 'unknown') {
     const target = pick(rng, [
       '/v2/models/nope/infer', '/v2/models/mlp/versions/99', '/v2/models/mlp/versions/nope/infer', '/v2/models/..%2F..%2Fetc%2Fpasswd/infer', '/v1/models/..%2F..%2Fetc/metadata',
-      '/v2/models/mlp/versions/1%2F..%2F2', '/v3/x', '/v2/models/mlp/infer/extra', '/', '/%00', '/v2/models/%00/infer', '/v2/models/../../../etc/passwd', '/v1/models/mlp/versions/-1',
+      '/v2/models/mlp/versions/1%2F..%2F2', '/v3/x', '/v2/models/mlp/infer/extra', '/x', '/%00', '/v2/repository/models/mlp', '/v2/repository/models/mlp/load/extra', '/v2/models/%00/infer', '/v2/models/../../../etc/passwd', '/v1/models/mlp/versions/-1',
       `/v2/models/${'a'.repeat(2000)}`, '/v2/models/mlp/versions/99999999999999999999999', '/v1/models/mlp/labels/nope/metadata', '/v2/models//infer', '/metrics/../v2',
       `/v2/models/random${int(rng, 0, 1e9)}/infer`,
     ]);
@@ -158,7 +159,7 @@ function routes(rng: Rng): Case {
 /** Content-Length and Transfer-Encoding that lie. */
 function lengths(rng: Rng): Case {
   const body = JSON.stringify({ inputs: [{ ...MLP_INPUT, data: [1, 2, 3] }] });
-  const target = pick(rng, POST_ROUTES);
+  const target = pick(rng, INFER_ROUTES);
   switch (pick(rng, ['longer', 'shorter', 'negative', 'nonnumeric', 'twice', 'huge', 'chunked-bad', 'chunked-and-length', 'chunked-invalid-body', 'over-limit'])) {
     case 'longer': return { what: 'Content-Length longer than the body', bytes: request('POST', target, body, { 'Content-Length': body.length + int(rng, 1, 1000) }), parserMayRefuse: true, halfClose: true };
     case 'shorter': return { what: 'Content-Length shorter than the body', bytes: request('POST', target, body, { 'Content-Length': int(rng, 0, body.length - 1) }) };

@@ -229,7 +229,8 @@ function decodeSegment(segment: string): string {
 
 /** The route a path names and its parameters, or undefined. The path is not yet decoded. */
 export function matchRoute(target: string): { route: Route; params: Record<string, string | undefined> } | undefined {
-  const path = target.length > 1 && target.endsWith('/') ? target.slice(0, -1) : target;
+  // One trailing slash is forgiven; `//` is no path of ours, not the page at `/`.
+  const path = target.length > 1 && target.endsWith('/') && !target.endsWith('//') ? target.slice(0, -1) : target;
   const exact = EXACT.get(path);
   if (exact) return { route: exact, params: {} };
   for (const { route, prefix, pattern, names } of TEMPLATED) {
