@@ -2,7 +2,7 @@
 import type { CommandContext } from '../core/context.js';
 import { type OptionValues, option } from '../core/define-command.js';
 import { MaasError } from '../core/errors.js';
-import { DEFAULT_TOLERANCE, OPTIMIZE_LEVELS, SEEDED_SAMPLES } from '../convert/config.js';
+import { DEFAULT_FP16_BLOCK, DEFAULT_TOLERANCE, OPTIMIZE_LEVELS, SEEDED_SAMPLES } from '../convert/config.js';
 import type { ConversionFlags } from '../convert/register.js';
 import { parseVersion } from '../registry/refs.js';
 import type { RegistryOptions } from '../registry/registry.js';
@@ -67,11 +67,21 @@ function tolerance(value: string): number {
   return n;
 }
 
+/** `--fp16-block LayerNormalization,Softmax` (or `none`): op types as ONNX names them. */
+function opList(value: string): string[] {
+  if (value.trim() === 'none') return [];
+  const ops = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = ops.find((op) => !/^[A-Z][A-Za-z0-9]*$/.test(op));
+  if (bad !== undefined || ops.length === 0) throw new MaasError('MAAS_USAGE', `--fp16-block expects ONNX op types separated by commas, or none; got '${value.slice(0, 60)}'`, { hint: 'For example --fp16-block LayerNormalization,Softmax.' });
+  return ops;
+}
+
 /** The conversion flags `convert` and `register` share. */
 export const conversionOptions = {
   optimize: option.choice('--optimize <level>', OPTIMIZE_LEVELS, "onnxruntime's graph optimiser"),
   fp16: option.flag('--fp16', 'float16 weights and math (ops without float16 kernels stay float32 behind Casts), about 2× smaller'),
   keepIoTypes: option.flag('--keep-io-types', 'with --fp16: inputs and outputs stay float32'),
+  fp16Block: option.custom('--fp16-block <ops>', 'with --fp16: op types kept float32, comma-separated, or none', opList, { defaultText: DEFAULT_FP16_BLOCK.join(',') }),
   int8: option.flag('--int8', 'int8 weights for MatMul/Gemm/Conv (per-channel), about 4× smaller'),
   tolerance: option.custom('--tolerance <x>', 'largest accepted max |Δ| / max |original| over all outputs', tolerance, {
     defaultText: `int8 ${DEFAULT_TOLERANCE.int8}, fp16 ${DEFAULT_TOLERANCE.fp16}, optimize ${DEFAULT_TOLERANCE.optimize}`,
@@ -83,6 +93,6 @@ export const conversionOptions = {
 
 /** The conversion a command's options ask for. */
 export function conversionFrom(opts: OptionValues<typeof conversionOptions>): Omit<ConversionFlags, 'onStep'> {
-  const { optimize, fp16, keepIoTypes, int8, tolerance, samples, force, inputShape } = opts;
-  return { optimize, fp16, keepIoTypes, int8, tolerance, samples, force, inputShape };
+  const { optimize, fp16, keepIoTypes, fp16Block, int8, tolerance, samples, force, inputShape } = opts;
+  return { optimize, fp16, keepIoTypes, fp16Block, int8, tolerance, samples, force, inputShape };
 }

@@ -2,6 +2,7 @@
  * Proof that a converted model still answers the same: original and converted run on the same
  * seeded inputs (generated from the signature) and every output is compared.
  */
+import { MaasError, messageOf } from '../core/errors.js';
 import { oneShotRuntime } from '../inference/config.js';
 import { SEEDED_SAMPLES } from './config.js';
 import { withRuntimes } from '../inference/runtime.js';
@@ -55,23 +56,48 @@ export async function compareModels(
   options: { samples?: number; tolerance: number; extraSamples?: Record<string, WireTensor>[] },
 ): Promise<AccuracyReport> {
   const seededCount = options.samples ?? SEEDED_SAMPLES;
-  const inputs = [...Array.from({ length: seededCount }, (_, s) => sampleFeeds(signature, 1234 + s)), ...(options.extraSamples ?? [])];
-  const samples = inputs.length;
+  const extra = options.extraSamples ?? [];
+  const inputs = [...Array.from({ length: seededCount }, (_, s) => ({ feeds: sampleFeeds(signature, 1234 + s), seeded: true })), ...extra.map((feeds) => ({ feeds, seeded: false }))];
   const convertedSignature = inspectModel(converted).signature;
   const specs = [
     { name: 'original', version: 0, signature, modelPath: original },
     { name: 'converted', version: 0, signature: convertedSignature, modelPath: converted },
   ];
-  return withRuntimes(specs, oneShotRuntime('cpu', samples), async ([a, b]) => {
+  return withRuntimes(specs, oneShotRuntime('cpu', inputs.length), async ([a, b]) => {
     const worst = new Map<string, OutputAccuracy>();
     const outputs = signature.outputs.map((o) => o.name);
-    for (const feeds of inputs) {
-      const [ra, rb] = await Promise.all([a!.infer({ feeds: asInputsOf(feeds, signature), outputs }), b!.infer({ feeds: asInputsOf(feeds, convertedSignature), outputs })]);
+    let samples = 0;
+    let refused: string | undefined;
+    for (const [i, { feeds, seeded }] of inputs.entries()) {
+      let ra: Record<string, WireTensor>;
+      try {
+        ra = await a!.infer({ feeds: asInputsOf(feeds, signature), outputs });
+      } catch (error) {
+        // Generated values may not suit a model (a minimum length, an index range): real samples then decide.
+        const why = messageOf(error).replace(/^onnxruntime failed on original@0: /, '');
+        if (!seeded) throw new MaasError('MAAS_BAD_INPUT', `the original model fails on sample ${i - seededCount + 1} of --samples: ${why}`, { hint: 'Give requests the original model answers.' });
+        refused ??= why;
+        continue;
+      }
+      let rb: Record<string, WireTensor>;
+      try {
+        rb = await b!.infer({ feeds: asInputsOf(feeds, convertedSignature), outputs });
+      } catch (error) {
+        throw new MaasError('MAAS_CONVERSION_FAILED', `the converted model fails where the original runs (${seeded ? `seeded input ${i + 1}` : `sample ${i - seededCount + 1}`}): ${messageOf(error).replace(/^onnxruntime failed on converted@0: /, '')}`, {
+          hint: 'Nothing was written. This is a defect of the conversion, not of your model; please report it.',
+        });
+      }
+      samples++;
       for (const name of outputs) {
         const c = compare(name, ra[name]!, rb[name]!);
         const prev = worst.get(name);
         if (!prev || c.normalizedError > prev.normalizedError) worst.set(name, { ...c, cosine: Math.min(c.cosine, prev?.cosine ?? 1) });
       }
+    }
+    if (samples === 0) {
+      throw new MaasError('MAAS_USAGE', `the model refuses every generated input (${refused}), so the conversion cannot be checked`, {
+        hint: 'Pass --samples FILE with a few real KServe v2 infer requests (JSON, a JSON array or JSON Lines); nothing was written.',
+      });
     }
     const list = [...worst.values()];
     const worstError = Math.max(0, ...list.map((o) => o.normalizedError));

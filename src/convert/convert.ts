@@ -6,9 +6,10 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync
 import { tmpdir } from 'node:os';
 import { basename, extname, join, resolve } from 'node:path';
 import { MaasError } from '../core/errors.js';
+import { type EditModel, openModel, writeModel } from '../onnx/edit.js';
 import { type Fp16Report, convertFloat16 } from '../onnx/fp16.js';
 import { type Signature, inspectModel } from '../onnx/inspect.js';
-import { type OptimizeLevel, optimizeModel } from '../onnx/load-check.js';
+import { type OptimizeLevel, checkServes, optimizeModel } from '../onnx/load-check.js';
 import { type QuantizeReport, quantizeInt8 } from '../onnx/quantize.js';
 import type { AccuracyReport } from '../registry/manifest.js';
 import { parseRef } from '../registry/refs.js';
@@ -18,7 +19,7 @@ import { hashFile } from '../registry/store.js';
 import { decodeInferRequest, parseRequests } from '../inference/protocol.js';
 import type { WireTensor } from '../inference/tensors.js';
 import { compareModels } from './accuracy.js';
-import { DEFAULT_TOLERANCE } from './config.js';
+import { DEFAULT_FP16_BLOCK, DEFAULT_TOLERANCE } from './config.js';
 import { exportToOnnx, exporterFor } from './export.js';
 
 export interface ConvertOptions {
@@ -29,6 +30,8 @@ export interface ConvertOptions {
   fp16?: boolean;
   /** with fp16: inputs and outputs stay float32, with Casts at the boundaries. */
   keepIoTypes?: boolean;
+  /** with fp16: op types kept float32 (default: config.ts's DEFAULT_FP16_BLOCK). */
+  fp16Block?: string[] | undefined;
   /** a file of KServe v2 infer requests (one, or an array) to compare on, besides the seeded inputs. */
   samples?: string | undefined;
   /** largest accepted normalized error (max |Δ| / max |original|) over every output. */
@@ -108,9 +111,10 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
     if (options.fp16) {
       step('Converting to float16…');
       const next = join(work, 'fp16.onnx');
-      fp16 = convertFloat16(current, next, { keepIoTypes: Boolean(options.keepIoTypes) });
+      fp16 = rewrite(current, next, (model) => convertFloat16(model, { keepIoTypes: Boolean(options.keepIoTypes), block: options.fp16Block ?? DEFAULT_FP16_BLOCK }));
+      await checkRewrite(next, 'float16', '--fp16-block');
       current = next;
-      steps.push(`fp16${options.keepIoTypes ? ' (float32 inputs and outputs)' : ''}`);
+      steps.push(`fp16${options.keepIoTypes ? ' (float32 inputs and outputs)' : ''}${fp16.blocked.length ? `, ${fp16.blocked.join(', ')} kept float32` : ''}`);
     }
     let quantize: QuantizeReport | undefined;
     if (options.int8) {
@@ -152,6 +156,36 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
 /** User samples: KServe v2 infer requests (JSON, a JSON array, JSON Lines), checked against the model's signature like the server does. */
 function readSamples(path: string, signature: Signature): Record<string, WireTensor>[] {
   return parseRequests(readFileSync(path, 'utf8'), `--samples ${path}`).map((request) => decodeInferRequest(request, Buffer.alloc(0), signature).feeds);
+}
+
+/** Opens `input`, lets `change` rewrite it in place, writes the result to `output`. */
+function rewrite<T>(input: string, output: string, change: (model: EditModel) => T): T {
+  const model = openModel(input);
+  try {
+    const result = change(model);
+    writeModel(model, output);
+    return result;
+  } finally {
+    model.close();
+  }
+}
+
+/**
+ * A rewrite whose output onnxruntime refuses is maas's defect, not the user's model: the message
+ * names the rewrite and, where onnxruntime says, the node and op, and nothing is written.
+ */
+async function checkRewrite(path: string, rewriteName: string, flag: string): Promise<void> {
+  try {
+    await checkServes(path);
+  } catch (error) {
+    if (!(error instanceof MaasError) || error.code !== 'MAAS_MODEL_INVALID') throw error;
+    const node = /node \(?'?([^)'\s]+)/i.exec(error.message)?.[1];
+    const op = /Op(?:type)? \(([^)]+)\)/i.exec(error.message)?.[1];
+    const why = error.message.replace(/^onnxruntime cannot load \S+: /, '');
+    throw new MaasError('MAAS_CONVERSION_FAILED', `the ${rewriteName} rewrite produced a graph onnxruntime refuses${node ? ` at node ${node}` : ''}${op ? ` (${op})` : ''}: ${why}`, {
+      hint: `This is a maas defect, not your model; nothing was written. Please report it with the model's op list (maas show).${op ? ` Meanwhile ${flag} ${op} may avoid it.` : ''}`,
+    });
+  }
 }
 
 /** `basic.int8`, `fp16`...: what a converted file's name says about it. */

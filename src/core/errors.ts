@@ -33,6 +33,8 @@ const CODE_EXITS = {
   MAAS_BREAKING_CHANGE: EXIT_CODES.checkFailed,
   MAAS_VERIFY_FAILED: EXIT_CODES.checkFailed,
   MAAS_ACCURACY_FAILED: EXIT_CODES.checkFailed,
+  /** a conversion produced a graph onnxruntime refuses: maas's defect. */
+  MAAS_CONVERSION_FAILED: EXIT_CODES.internal,
   MAAS_DEVICE_UNAVAILABLE: EXIT_CODES.config,
   MAAS_REMOTE_UNREACHABLE: EXIT_CODES.remote,
   MAAS_REMOTE_UNAUTHORIZED: EXIT_CODES.remote,

@@ -50,6 +50,9 @@ interface PoolWorker {
   running: Map<number, Pending[]>;
 }
 
+/** How long close() lets runs under way finish before it terminates their workers. */
+const CLOSE_GRACE_MS = 30_000;
+
 /** setTimeout's largest delay; longer ones fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -197,10 +200,18 @@ export class ModelRuntime {
     this.closed = true;
     clearTimeout(this.delayTimer);
     clearTimeout(this.deadlineTimer);
-    for (const p of [...this.queue.splice(0), ...this.inlineQueue.splice(0)]) this.settle(p, new MaasError('MAAS_MODEL_NOT_READY', `${this.name}@${this.version} was unloaded`));
+    const unloaded = new MaasError('MAAS_MODEL_NOT_READY', `${this.name}@${this.version} was unloaded`);
+    for (const p of [...this.queue.splice(0), ...this.inlineQueue.splice(0)]) this.settle(p, unloaded);
+    // A worker terminated in the middle of session.run aborts the whole process (onnxruntime-node's
+    // async work calls back into a torn-down thread): runs under way finish first.
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([this.drain(), new Promise<void>((resolve) => (grace = setTimeout(resolve, CLOSE_GRACE_MS)))]);
+    clearTimeout(grace);
     const inline = this.inline;
     this.inline = undefined;
-    await Promise.all([...this.pool.splice(0).map((w) => w.worker.terminate()), inline?.release()]);
+    const pool = this.pool.splice(0);
+    for (const p of pool.flatMap((w) => [...w.running.values()].flat())) this.settle(p, unloaded);
+    await Promise.all([...pool.map((w) => w.worker.terminate()), inline?.release()]);
   }
 
   /** Rows along dim 0 when every input agrees on them and the model can batch; else undefined. */

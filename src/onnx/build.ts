@@ -43,7 +43,7 @@ export interface NodeInit {
 
 const ATTRIBUTE_TYPE = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, INTS: 7 };
 
-function attributeProto(name: string, value: AttributeInit): ProtoWriter {
+export function attributeProto(name: string, value: AttributeInit): ProtoWriter {
   const w = new ProtoWriter().string(1, name);
   if (typeof value === 'bigint') return w.varint(3, value).varint(20, ATTRIBUTE_TYPE.INT);
   if (typeof value === 'number') return w.float(2, value).varint(20, ATTRIBUTE_TYPE.FLOAT);

@@ -1,32 +1,64 @@
 /**
- * float32 → float16 over the ONNX protobuf: float32 initializers are stored as float16 and the
- * float math ops below compute in float16 (onnxruntime 1.30's CPU provider has float16 kernels
- * for them). Every other op stays in float32, fed through Cast nodes, so the model still runs.
- * With keepIoTypes the inputs and outputs stay float32, with Casts at the boundaries.
+ * float32 → float16 as a type-consistent rewrite. Weights become float16 wherever they live
+ * (initializers, Constant nodes, If/Loop/Scan subgraphs) when every value fits float16. Each op
+ * of FLOAT16_OPS whose float inputs are float32 in the source computes in float16; every other
+ * op, and the numerically sensitive ones of the block list (reductions, Softmax, Pow, Sqrt...),
+ * stays float32. Every boundary between the two gets a Cast, so every node's inputs agree on a
+ * type: a value feeding both kinds of consumer is cast once for each kind. Subgraphs are
+ * rewritten the same way and hand back their declared types. The element types come from
+ * types.ts; a value whose type it cannot tell is left as it is, and so are the ops it feeds.
  */
-import { dirname } from 'node:path';
 import { MaasError } from '../core/errors.js';
-import { nodeProto, tensorProto, valueInfoProto, writeMessage } from './build.js';
 import { DataType } from './dtypes.js';
-import { type TensorRef, parseModel, parseTensor } from './model.js';
-import { type ByteSource, type Field, FileSource, ProtoWriter, fields } from './protobuf.js';
-import { copyField, readFloats } from './quantize.js';
+import { type EditGraph, type EditModel, type EditNode, constantFloats, readFloats, setConstant, uniqueName } from './edit.js';
+import { type ElementTypes, declaredType, inferTypes } from './types.js';
 
-/** Ops whose float inputs and outputs share one element type, and that run in float16 on the CPU. */
+/** Ops that compute in float16 when their float inputs are float32 in the source. */
 const FLOAT16_OPS = new Set([
-  'MatMul', 'Gemm', 'Conv', 'Add', 'Sub', 'Mul', 'Div', 'Relu', 'LeakyRelu', 'Sigmoid', 'Tanh', 'Softmax', 'Erf', 'Sqrt', 'Pow',
-  'Neg', 'Abs', 'Exp', 'Log', 'ReduceMean', 'Transpose', 'Concat', 'Identity', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze',
-  'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Max', 'Min',
+  'MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'Add', 'Sub', 'Mul', 'Div', 'Relu', 'LeakyRelu', 'PRelu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Clip',
+  'Neg', 'Abs', 'Max', 'Min', 'Sum', 'Mean', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'BatchNormalization', 'InstanceNormalization',
+  'Transpose', 'Concat', 'Identity', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Slice', 'Gather', 'Expand', 'Tile', 'Pad', 'Split', 'Resize', 'Where',
+  'Gelu', 'Elu', 'Selu', 'Softplus', 'DepthToSpace', 'SpaceToDepth',
+  // Numerically sensitive: kept float32 by the default block list (convert/config.ts), convertible when unblocked.
+  'LayerNormalization', 'ReduceMean', 'ReduceSum', 'ReduceSumSquare', 'ReduceL2', 'ReduceLogSumExp', 'ReduceMax', 'ReduceMin', 'Softmax', 'LogSoftmax',
+  'Pow', 'Sqrt', 'Exp', 'Log', 'Erf', 'Reciprocal',
 ]);
 
-const GRAPH = { node: 1, initializer: 5, input: 11, output: 12, valueInfo: 13 };
-const NODE = { input: 1, output: 2 };
+/** Inputs that carry the op's float type T; any other input keeps its own type (shapes, indices, Resize's scales, Pow's exponent). */
+const T_INPUTS: Record<string, number[]> = {
+  Resize: [0], Reshape: [0], Expand: [0], Tile: [0], Slice: [0], Gather: [0], Pad: [0, 2], Split: [0], Squeeze: [0], Unsqueeze: [0],
+  Where: [1, 2], Pow: [0], ReduceMean: [0], ReduceSum: [0], ReduceSumSquare: [0], ReduceL2: [0], ReduceLogSumExp: [0], ReduceMax: [0], ReduceMin: [0],
+};
+
+/** Ops whose inputs may have any type, and whose outputs do not depend on it: no Cast back needed. */
+const ANY_TYPE = new Set(['Cast', 'Shape', 'Size']);
+
+function setType(types: ElementTypes, name: string, type: number | undefined): void {
+  if (type === undefined) types.delete(name);
+  else types.set(name, type);
+}
+
+/** float16's largest finite value: a weight beyond it stays float32. */
+const FLOAT16_MAX = 65504;
+
+export interface Fp16Options {
+  keepIoTypes: boolean;
+  /** op types kept float32 (convert/config.ts has the default list). */
+  block: string[];
+}
 
 export interface Fp16Report {
   float16Nodes: number;
-  float32Nodes: { op: string; count: number }[];
+  /** ops left float32, with why: blocked, no float16 rule, or inputs of unknown type. */
+  float32Nodes: { op: string; count: number; why: 'blocked' | 'float32 op' | 'unknown input types' | 'weight beyond float16' }[];
   casts: number;
+  /** weights stored as float16: initializers and Constant values. */
   initializers: number;
+  /** weights kept float32 because a value is beyond float16's range. */
+  keptFloat32: string[];
+  /** the op types of this model the block list kept float32. */
+  blocked: string[];
+  subgraphs: number;
 }
 
 /** IEEE 754 binary16 bits of a number, round to nearest even. */
@@ -55,124 +87,185 @@ export function toHalf(value: number): number {
   return sign | half;
 }
 
-export function convertFloat16(input: string, output: string, options: { keepIoTypes: boolean }): Fp16Report {
-  const source = new FileSource(input);
-  try {
-    const model = parseModel(source);
-    const graph = model.graph;
-    const kind = new Map<string, 'f32' | 'f16'>();
-    const initializerNames = new Set(graph.initializers.filter((t) => t.dataType === DataType.FLOAT).map((t) => t.name));
-    for (const name of initializerNames) kind.set(name, 'f16');
-    const graphInputs = graph.inputs.filter((i) => i.type.kind === 'tensor' && i.type.dtype === 'float32' && !initializerNames.has(i.name));
-    for (const i of graphInputs) kind.set(i.name, options.keepIoTypes ? 'f32' : 'f16');
-    const graphOutputs = new Set(graph.outputs.map((o) => o.name));
+/** The values as float16 bytes, or undefined when one is beyond float16's range (or not finite). */
+function halfBytes(values: Float32Array): Buffer | undefined {
+  const half = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (!Number.isFinite(v) || Math.abs(v) > FLOAT16_MAX) return undefined;
+    half[i] = toHalf(v);
+  }
+  return Buffer.from(half.buffer);
+}
 
-    const report: Fp16Report = { float16Nodes: 0, float32Nodes: [], casts: 0, initializers: initializerNames.size };
-    const float32Ops = new Map<string, number>();
+const isDefaultDomain = (node: EditNode) => node.domain === '' || node.domain === 'ai.onnx';
+
+class Rewriter {
+  readonly report: Fp16Report;
+  private readonly float32Ops = new Map<string, { count: number; why: Fp16Report['float32Nodes'][number]['why'] }>();
+  /** weights kept float32 for their range. */
+  private readonly wide = new Set<string>();
+
+  constructor(private readonly model: EditModel, private readonly options: Fp16Options, private readonly blocked: Set<string>) {
+    this.report = { float16Nodes: 0, float32Nodes: [], casts: 0, initializers: 0, keptFloat32: [], blocked: [], subgraphs: 0 };
+  }
+
+  finish(): Fp16Report {
+    this.report.float32Nodes = [...this.float32Ops].map(([op, { count, why }]) => ({ op, count, why }));
+    this.report.blocked = this.report.float32Nodes.filter((n) => n.why === 'blocked').map((n) => n.op).sort();
+    return this.report;
+  }
+
+  /**
+   * Rewrites one graph. `outerSource` are the source types of the values it can see from outside,
+   * `outerNow` their types after the rewrite; `top` tells the main graph from a subgraph.
+   */
+  graph(graph: EditGraph, outerSource: ElementTypes, outerNow: ElementTypes, top: boolean): void {
+    const source = inferTypes(graph, outerSource);
+    const now: ElementTypes = new Map(outerNow);
     const casts = new Map<string, string>();
-    const nodes = new ProtoWriter();
-    const cast = (name: string, to: 'f16' | 'f32'): string => {
+    const overridable = new Set(graph.inputs.map((i) => i.name));
+    const weights = new Set(graph.initializers.map((t) => t.name));
+
+    // Weights first: float32 initializers and Constant values become float16 where they fit.
+    for (const t of graph.initializers) {
+      if (t.dataType !== DataType.FLOAT || !t.ref || overridable.has(t.name)) {
+        now.set(t.name, t.dataType);
+        continue;
+      }
+      const half = halfBytes(readFloats(this.model, t.ref));
+      if (half) {
+        Object.assign(t, { dataType: DataType.FLOAT16, raw: half });
+        this.report.initializers++;
+      } else {
+        this.report.keptFloat32.push(t.name);
+        this.wide.add(t.name);
+      }
+      now.set(t.name, t.dataType);
+    }
+    for (const v of graph.inputs) {
+      const type = declaredType(v.info);
+      if (type === undefined || weights.has(v.name)) continue;
+      if (top && !this.options.keepIoTypes && type === DataType.FLOAT) {
+        v.dataType = DataType.FLOAT16;
+        now.set(v.name, DataType.FLOAT16);
+      } else {
+        now.set(v.name, type);
+      }
+    }
+
+    const out: EditNode[] = [];
+    const castTo = (name: string, to: number): string => {
       const key = `${name}|${to}`;
       let target = casts.get(key);
       if (!target) {
-        target = `${name}_to_${to === 'f16' ? 'fp16' : 'fp32'}`;
-        nodes.message(GRAPH.node, nodeProto({ op: 'Cast', name: `${target}_cast`, inputs: [name], outputs: [target], attributes: { to: BigInt(to === 'f16' ? DataType.FLOAT16 : DataType.FLOAT) } }));
+        target = uniqueName(this.model, `${name}_${to === DataType.FLOAT16 ? 'fp16' : 'fp32'}`);
+        out.push({ op: 'Cast', domain: '', name: uniqueName(this.model, `${target}_cast`), inputs: [name], outputs: [target], attributes: [{ name: 'to', value: BigInt(to) }] });
         casts.set(key, target);
-        report.casts++;
+        now.set(target, to);
+        this.report.casts++;
       }
       return target;
     };
-    // Graph outputs produced in float16 are renamed, then cast back under their own name.
-    const renamed = new Map<string, string>();
-    const nodeSpans: Field[] = [];
-    const rest: Field[] = [];
-    for (const f of fields(source, graphSpan(source))) (f.number === GRAPH.node ? nodeSpans : rest).push(f);
 
-    nodeSpans.forEach((field, index) => {
-      const node = graph.nodes[index]!;
-      const floatInputs = node.inputs.filter((i) => kind.has(i));
-      const inFloat16 = FLOAT16_OPS.has(node.opType) && (node.domain === '' || node.domain === 'ai.onnx') && floatInputs.length > 0;
-      const inputs = node.inputs.map((i) => {
-        const k = kind.get(renamed.get(i) ?? i);
-        const current = renamed.get(i) ?? i;
-        if (!k) return current;
-        if (inFloat16) return k === 'f16' ? current : cast(current, 'f16');
-        return k === 'f32' ? current : cast(current, 'f32');
-      });
-      const outputs = node.outputs.map((o) => {
-        if (!inFloat16) return o;
-        if (options.keepIoTypes && graphOutputs.has(o)) {
-          renamed.set(o, `${o}_fp16`);
-          kind.set(`${o}_fp16`, 'f16');
-          return `${o}_fp16`;
+    for (const node of graph.nodes) {
+      const constant = constantFloats(this.model, node);
+      if (constant) {
+        const half = halfBytes(constant.values);
+        if (half) {
+          setConstant(node, { name: node.outputs[0]!, dataType: DataType.FLOAT16, dims: constant.dims, raw: half });
+          this.report.initializers++;
+          now.set(node.outputs[0]!, DataType.FLOAT16);
+        } else {
+          this.report.keptFloat32.push(node.outputs[0]!);
+          this.wide.add(node.outputs[0]!);
+          now.set(node.outputs[0]!, DataType.FLOAT);
         }
-        kind.set(o, 'f16');
-        return o;
-      });
-      if (inFloat16) report.float16Nodes++;
-      else if (floatInputs.length) float32Ops.set(node.opType, (float32Ops.get(node.opType) ?? 0) + 1);
-      nodes.message(GRAPH.node, rewriteNode(source, field, inputs, outputs));
-    });
-    for (const [original, fp16Name] of renamed) {
-      nodes.message(GRAPH.node, nodeProto({ op: 'Cast', name: `${original}_cast`, inputs: [fp16Name], outputs: [original], attributes: { to: BigInt(DataType.FLOAT) } }));
-      report.casts++;
-    }
-    for (const f of rest) {
-      if (f.number === GRAPH.valueInfo) continue; // inferred types that no longer hold
-      if (f.number === GRAPH.initializer) {
-        const tensor = parseTensor(source, f.span);
-        if (initializerNames.has(tensor.name)) nodes.message(GRAPH.initializer, halfTensor(source, tensor, dirname(input)));
-        else copyField(nodes, source, f);
+        out.push(node);
         continue;
       }
-      if (!options.keepIoTypes && (f.number === GRAPH.input || f.number === GRAPH.output)) {
-        const info = (f.number === GRAPH.input ? graph.inputs : graph.outputs).find((v) => v.name === nameOf(source, f));
-        if (info?.type.kind === 'tensor' && info.type.dtype === 'float32' && kind.get(info.name) === 'f16' && !initializerNames.has(info.name)) {
-          nodes.message(f.number, valueInfoProto(info.name, DataType.FLOAT16, info.type.shape ?? []));
-          continue;
+      const present = node.inputs.map((name, i) => ({ name, i })).filter((x) => x.name !== '');
+      const tInputs = T_INPUTS[node.op]?.filter((i) => node.inputs[i]) ?? present.filter((x) => source.get(x.name) === DataType.FLOAT).map((x) => x.i);
+      const unknown = T_INPUTS[node.op] ? tInputs.some((i) => source.get(node.inputs[i]!) !== DataType.FLOAT) : present.some((x) => !source.has(x.name));
+      const candidate = FLOAT16_OPS.has(node.op) && isDefaultDomain(node) && tInputs.length > 0;
+      // A weight beyond float16's range keeps the ops it feeds float32: a Cast would make it infinite.
+      const wide = tInputs.some((i) => this.wide.has(node.inputs[i]!));
+      const convert = candidate && !unknown && !wide && !this.blocked.has(node.op);
+
+      if (convert) {
+        node.inputs = node.inputs.map((name, i) => {
+          if (tInputs.includes(i)) return now.get(name) === DataType.FLOAT16 ? name : castTo(name, DataType.FLOAT16);
+          // Inputs outside T keep their source type: Resize's scales stay float32 even when the rewrite made them float16.
+          return name !== '' && now.get(name) === DataType.FLOAT16 && source.get(name) === DataType.FLOAT ? castTo(name, DataType.FLOAT) : name;
+        });
+        for (const o of node.outputs) setType(now, o, source.get(o) === DataType.FLOAT ? DataType.FLOAT16 : source.get(o));
+        this.report.float16Nodes++;
+      } else {
+        // A float32 op sees float32: every input the rewrite made float16 is cast back (but for ops that take any type).
+        if (!ANY_TYPE.has(node.op)) node.inputs = node.inputs.map((name) => (name !== '' && now.get(name) === DataType.FLOAT16 && source.get(name) === DataType.FLOAT ? castTo(name, DataType.FLOAT) : name));
+        for (const a of node.attributes) {
+          for (const body of a.graphs ?? []) {
+            this.report.subgraphs++;
+            this.graph(body, source, now, false);
+          }
+        }
+        for (const o of node.outputs) setType(now, o, source.get(o));
+        if (present.some((x) => source.get(x.name) === DataType.FLOAT) || node.attributes.some((a) => a.graphs)) {
+          const why = !candidate ? 'float32 op' : this.blocked.has(node.op) ? 'blocked' : wide ? 'weight beyond float16' : 'unknown input types';
+          if (node.op !== 'If' && node.op !== 'Loop' && node.op !== 'Scan') {
+            const entry = this.float32Ops.get(node.op) ?? { count: 0, why };
+            entry.count++;
+            this.float32Ops.set(node.op, entry);
+          }
         }
       }
-      copyField(nodes, source, f);
+      out.push(node);
     }
-    report.float32Nodes = [...float32Ops].map(([op, count]) => ({ op, count }));
-    if (report.float16Nodes === 0) {
-      throw new MaasError('MAAS_MODEL_INVALID', 'nothing to convert to float16: no float32 math op found', { hint: 'float16 conversion applies to float32 models.' });
+
+    // Outputs: a subgraph hands back its source types (both branches of an If must agree); the main graph too with keepIoTypes.
+    for (const o of graph.outputs) {
+      const was = declaredType(o.info) ?? source.get(o.name);
+      if (now.get(o.name) !== DataType.FLOAT16 || was !== DataType.FLOAT) continue;
+      if (top && !this.options.keepIoTypes) {
+        o.dataType = DataType.FLOAT16;
+      } else if (top) {
+        // The model's output names are its interface: the producer's output is renamed, then cast back under the name.
+        const internal = uniqueName(this.model, `${o.name}_fp16`);
+        renameValue(out, o.name, internal);
+        out.push({ op: 'Cast', domain: '', name: uniqueName(this.model, `${o.name}_cast`), inputs: [internal], outputs: [o.name], attributes: [{ name: 'to', value: BigInt(DataType.FLOAT) }] });
+        this.report.casts++;
+      } else {
+        o.name = castTo(o.name, DataType.FLOAT);
+      }
     }
-    const out = new ProtoWriter();
-    for (const f of fields(source)) {
-      if (f.number === 7) out.message(7, nodes);
-      else copyField(out, source, f);
-    }
-    writeMessage(output, out);
-    return report;
-  } finally {
-    source.close();
+    graph.nodes = out;
   }
 }
 
-function graphSpan(source: ByteSource) {
-  for (const f of fields(source)) if (f.number === 7) return f.span;
-  throw new MaasError('MAAS_MODEL_INVALID', 'the model has no graph');
+/** Renames a value everywhere in these nodes and the subgraphs they hold. */
+function renameValue(nodes: EditNode[], from: string, to: string): void {
+  for (const node of nodes) {
+    node.inputs = node.inputs.map((n) => (n === from ? to : n));
+    node.outputs = node.outputs.map((n) => (n === from ? to : n));
+    for (const a of node.attributes) {
+      for (const g of a.graphs ?? []) {
+        renameValue(g.nodes, from, to);
+        for (const o of g.outputs) if (o.name === from) o.name = to;
+      }
+    }
+  }
 }
 
-function nameOf(source: ByteSource, field: Field): string {
-  for (const f of fields(source, field.span)) if (f.number === 1) return source.read(f.span.offset, f.span.length).toString('utf8');
-  return '';
+/** Rewrites the model in place; throws when there is nothing to convert. */
+export function convertFloat16(model: EditModel, options: Fp16Options): Fp16Report {
+  const blocked = new Set(options.block);
+  const rewriter = new Rewriter(model, options, blocked);
+  rewriter.graph(model.graph, new Map(), new Map(), true);
+  const report = rewriter.finish();
+  if (report.float16Nodes === 0) {
+    throw new MaasError('MAAS_MODEL_INVALID', 'nothing to convert to float16: no float32 op that computes in float16 was found', {
+      hint: report.blocked.length ? `Every candidate op is blocked (${report.blocked.join(', ')}); pass --fp16-block with a shorter list, or none.` : 'float16 conversion applies to float32 models.',
+    });
+  }
+  return report;
 }
-
-/** The node as it was, with new input and output names. */
-function rewriteNode(source: ByteSource, field: Field, inputs: string[], outputs: string[]): ProtoWriter {
-  const w = new ProtoWriter();
-  for (const i of inputs) w.string(NODE.input, i);
-  for (const o of outputs) w.string(NODE.output, o);
-  for (const f of fields(source, field.span)) if (f.number !== NODE.input && f.number !== NODE.output) copyField(w, source, f);
-  return w;
-}
-
-function halfTensor(source: ByteSource, tensor: TensorRef, modelDir: string): ProtoWriter {
-  const values = readFloats(source, tensor, modelDir);
-  const half = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) half[i] = toHalf(values[i]!);
-  return tensorProto({ name: tensor.name, dataType: DataType.FLOAT16, dims: tensor.dims, raw: Buffer.from(half.buffer) });
-}
-

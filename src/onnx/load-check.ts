@@ -74,6 +74,11 @@ export function checkLoads(modelPath: string): Promise<LoadCheck> {
   return sessionInChild(modelPath, { graphOptimizationLevel: 'disabled' }, 'load');
 }
 
+/** Loads the model as serving will: every graph optimisation on, so what fusions make of it is checked too. */
+export function checkServes(modelPath: string): Promise<LoadCheck> {
+  return sessionInChild(modelPath, { graphOptimizationLevel: 'all' }, 'load');
+}
+
 /** onnxruntime's levels that give a portable graph (convert/config.ts lists them for --optimize). */
 export type OptimizeLevel = 'basic' | 'extended';
 

@@ -19,6 +19,8 @@ export type ValueType =
 export interface ValueInfo {
   name: string;
   type: ValueType;
+  /** its ValueInfoProto's bytes in the source, for a rewrite that copies it (edit.ts). */
+  span?: Span;
 }
 
 export type TensorData =
@@ -32,6 +34,8 @@ export interface TensorRef {
   dataType: number;
   dims: number[];
   data: TensorData;
+  /** its TensorProto's bytes in the source. */
+  span?: Span;
 }
 
 export type AttributeValue =
@@ -52,6 +56,8 @@ export interface AttributeRef {
   name: string;
   refAttrName: string | undefined;
   values: AttributeValue[];
+  /** its AttributeProto's bytes in the source. */
+  span?: Span;
 }
 
 export interface NodeRef {
@@ -61,6 +67,8 @@ export interface NodeRef {
   inputs: string[];
   outputs: string[];
   attributes: AttributeRef[];
+  /** its NodeProto's bytes in the source. */
+  span?: Span;
 }
 
 export interface GraphRef {
@@ -71,6 +79,8 @@ export interface GraphRef {
   sparseInitializers: Span[];
   inputs: ValueInfo[];
   outputs: ValueInfo[];
+  /** its GraphProto's bytes in the source. */
+  span?: Span;
 }
 
 export interface OpsetImport {
@@ -193,7 +203,7 @@ class Parser {
 
   tensor(span: Span): TensorRef {
     this.spend(1);
-    const tensor: TensorRef = { name: '', dataType: 0, dims: [], data: { kind: 'empty' } };
+    const tensor: TensorRef = { name: '', dataType: 0, dims: [], data: { kind: 'empty' }, span };
     const typed: Field[] = [];
     const external: Record<string, string> = {};
     let location = 0n;
@@ -288,7 +298,7 @@ class Parser {
 
   private valueInfo(span: Span): ValueInfo {
     this.spend(1);
-    const info: ValueInfo = { name: '', type: { kind: 'unknown' } };
+    const info: ValueInfo = { name: '', type: { kind: 'unknown' }, span };
     for (const f of this.fields(span)) {
       if (f.number === 1) info.name = str(this.source, f, 'value name');
       else if (f.number === 2) info.type = this.type(f.span);
@@ -298,7 +308,7 @@ class Parser {
 
   private attribute(span: Span): AttributeRef {
     this.spend(1);
-    const attr: AttributeRef = { name: '', refAttrName: undefined, values: [] };
+    const attr: AttributeRef = { name: '', refAttrName: undefined, values: [], span };
     const bytesOf = (f: Field): Buffer => {
       expectWire(f, WIRE.bytes, 'attribute bytes');
       this.spend(1);
@@ -332,7 +342,7 @@ class Parser {
 
   private node(span: Span): NodeRef {
     this.spend(1);
-    const node: NodeRef = { opType: '', domain: '', name: '', inputs: [], outputs: [], attributes: [] };
+    const node: NodeRef = { opType: '', domain: '', name: '', inputs: [], outputs: [], attributes: [], span };
     for (const f of this.fields(span)) {
       switch (f.number) {
         case NODE.input: this.spend(1); node.inputs.push(str(this.source, f, 'node input')); break;
@@ -349,7 +359,7 @@ class Parser {
 
   private graph(span: Span): GraphRef {
     return this.nested('graphs', () => {
-      const graph: GraphRef = { name: '', nodes: [], initializers: [], sparseInitializers: [], inputs: [], outputs: [] };
+      const graph: GraphRef = { name: '', nodes: [], initializers: [], sparseInitializers: [], inputs: [], outputs: [], span };
       for (const f of this.fields(span)) {
         const message = (what: string): Span => {
           expectWire(f, WIRE.bytes, what);
