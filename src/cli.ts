@@ -82,6 +82,7 @@ function commanderOption(command: string, key: string, spec: OptionSpec): Option
 function optionValues(table: [string, OptionSpec][], parsed: Record<string, unknown>, env: Env): Record<string, unknown> {
   const values: Record<string, unknown> = { ...parsed };
   for (const [key, spec] of table) {
+    if (values[key] === true && spec.bare !== undefined) values[key] = spec.bare;
     if (values[key] !== undefined) continue;
     const fromEnv = spec.env === undefined ? undefined : env[spec.env];
     values[key] = fromEnv !== undefined ? (spec.parse ? spec.parse(fromEnv) : fromEnv) : spec.default;

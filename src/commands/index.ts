@@ -1,5 +1,6 @@
 /** Every command, in the order `maas --help` lists them. Specs are light; work is imported lazily. */
 import type { CommandSpec } from '../core/define-command.js';
+import { benchCommand } from './bench.js';
 import { convertCommand } from './convert.js';
 import { demoCommand } from './demo.js';
 import { deployCommand } from './deploy.js';
@@ -47,6 +48,7 @@ export const commands: CommandSpec<any, any>[] = [
   loginCommand,
   remoteCommand,
   predictCommand,
+  benchCommand,
   doctorCommand,
   demoCommand,
 ];

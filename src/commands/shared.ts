@@ -2,7 +2,7 @@
 import type { CommandContext } from '../core/context.js';
 import { type OptionValues, option } from '../core/define-command.js';
 import { MaasError } from '../core/errors.js';
-import { DEFAULT_FP16_BLOCK, DEFAULT_TOLERANCE, OPTIMIZE_LEVELS, SEEDED_SAMPLES } from '../convert/config.js';
+import { CALIBRATION_METHODS, DEFAULT_FP16_BLOCK, DEFAULT_TOLERANCE, INT4_BLOCK_SIZES, INT4_DEFAULTS, INT8_MODES, OPTIMIZE_LEVELS, SEEDED_SAMPLES } from '../convert/config.js';
 import type { ConversionFlags } from '../convert/register.js';
 import { parseVersion } from '../registry/refs.js';
 import type { RegistryOptions } from '../registry/registry.js';
@@ -67,6 +67,13 @@ function tolerance(value: string): number {
   return n;
 }
 
+/** `--int4-block`: a power of two MatMulNBits runs. */
+function int4Block(value: string): number {
+  const n = Number(value);
+  if (!(INT4_BLOCK_SIZES as readonly number[]).includes(n)) throw new MaasError('MAAS_USAGE', `--int4-block expects one of ${INT4_BLOCK_SIZES.join(', ')}, got '${value.slice(0, 20)}'`);
+  return n;
+}
+
 /** `--fp16-block LayerNormalization,Softmax` (or `none`): op types as ONNX names them. */
 function opList(value: string): string[] {
   if (value.trim() === 'none') return [];
@@ -82,7 +89,12 @@ export const conversionOptions = {
   fp16: option.flag('--fp16', 'float16 weights and math (ops without float16 kernels stay float32 behind Casts), about 2× smaller'),
   keepIoTypes: option.flag('--keep-io-types', 'with --fp16: inputs and outputs stay float32'),
   fp16Block: option.custom('--fp16-block <ops>', 'with --fp16: op types kept float32, comma-separated, or none', opList, { defaultText: DEFAULT_FP16_BLOCK.join(',') }),
-  int8: option.flag('--int8', 'int8 weights for MatMul/Gemm/Conv (per-channel), about 4× smaller'),
+  int8: option.optional('--int8 [mode]', INT8_MODES, 'int8 MatMul/Gemm/Conv weights, about 4× smaller: dynamic (activations quantized at run time, faster on CPU), static (QDQ, activation ranges from --calibrate), weight-only (smaller, not faster)', 'dynamic'),
+  int4: option.flag('--int4', 'int4 block-wise weights for large MatMuls (onnxruntime MatMulNBits), about 7× smaller'),
+  int4Block: option.custom('--int4-block <n>', 'with --int4: weights per block along K, each with its own scale', int4Block, { defaultText: String(INT4_DEFAULTS.blockSize) }),
+  int4Accuracy: option.integer('--int4-accuracy <level>', "with --int4: MatMulNBits' accuracy_level, 0 (unset) to 4 (int8 activations, fastest on CPU)", { min: 0, max: 4, defaultText: String(INT4_DEFAULTS.accuracyLevel) }),
+  calibrate: option.string('--calibrate <file>', 'with --int8 static: KServe v2 requests like real traffic (JSON, array or JSON Lines) to measure activation ranges on'),
+  calibration: option.choice('--calibration <method>', CALIBRATION_METHODS, 'with --int8 static: minmax, or percentile (ignores the 0.01 % outliers at each end)', { default: 'minmax' }),
   tolerance: option.custom('--tolerance <x>', 'largest accepted max |Δ| / max |original| over all outputs', tolerance, {
     defaultText: `int8 ${DEFAULT_TOLERANCE.int8}, fp16 ${DEFAULT_TOLERANCE.fp16}, optimize ${DEFAULT_TOLERANCE.optimize}`,
   }),
@@ -93,6 +105,6 @@ export const conversionOptions = {
 
 /** The conversion a command's options ask for. */
 export function conversionFrom(opts: OptionValues<typeof conversionOptions>): Omit<ConversionFlags, 'onStep'> {
-  const { optimize, fp16, keepIoTypes, fp16Block, int8, tolerance, samples, force, inputShape } = opts;
-  return { optimize, fp16, keepIoTypes, fp16Block, int8, tolerance, samples, force, inputShape };
+  const { optimize, fp16, keepIoTypes, fp16Block, int8, int4, int4Block, int4Accuracy, calibrate, calibration, tolerance, samples, force, inputShape } = opts;
+  return { optimize, fp16, keepIoTypes, fp16Block, int8, int4, int4Block, int4Accuracy, calibrate, calibration, tolerance, samples, force, inputShape };
 }

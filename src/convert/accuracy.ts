@@ -29,6 +29,12 @@ function asInputsOf(feeds: Record<string, WireTensor>, signature: Signature): Re
   return out;
 }
 
+/**
+ * The smallest scale an error is measured against: an output whose values are all near zero (a
+ * sigmoid map with nothing detected) would otherwise turn a 1e-7 difference into a large ratio.
+ */
+const NORMALIZATION_FLOOR = 1e-3;
+
 function compare(name: string, a: WireTensor, b: WireTensor): OutputAccuracy {
   const x = numbers(a);
   const y = numbers(b);
@@ -45,7 +51,7 @@ function compare(name: string, a: WireTensor, b: WireTensor): OutputAccuracy {
     ny += y[i]! * y[i]!;
   }
   const cosine = nx === 0 && ny === 0 ? 1 : dot / (Math.sqrt(nx) * Math.sqrt(ny) || 1);
-  return { name, maxAbsError: maxAbs, normalizedError: maxRef > 0 ? maxAbs / maxRef : maxAbs, cosine };
+  return { name, maxAbsError: maxAbs, normalizedError: maxAbs / Math.max(maxRef, NORMALIZATION_FLOOR), cosine };
 }
 
 /** Runs both models on `samples` seeded inputs and compares every output. */

@@ -10,7 +10,10 @@ import { type EditModel, openModel, writeModel } from '../onnx/edit.js';
 import { type Fp16Report, convertFloat16 } from '../onnx/fp16.js';
 import { type Signature, inspectModel } from '../onnx/inspect.js';
 import { type OptimizeLevel, checkServes, optimizeModel } from '../onnx/load-check.js';
-import { type QuantizeReport, quantizeInt8 } from '../onnx/quantize.js';
+import { type Int4Report, quantizeInt4 } from '../onnx/int4.js';
+import { type Int8Mode, type QuantizeReport, quantizeInt8 } from '../onnx/quantize.js';
+import { calibrate } from './calibrate.js';
+import { int8Saturates } from './cpu.js';
 import type { AccuracyReport } from '../registry/manifest.js';
 import { parseRef } from '../registry/refs.js';
 import { Registry, type RegistryOptions } from '../registry/registry.js';
@@ -19,14 +22,21 @@ import { hashFile } from '../registry/store.js';
 import { decodeInferRequest, parseRequests } from '../inference/protocol.js';
 import type { WireTensor } from '../inference/tensors.js';
 import { compareModels } from './accuracy.js';
-import { DEFAULT_FP16_BLOCK, DEFAULT_TOLERANCE } from './config.js';
+import { type CalibrationMethod, DEFAULT_FP16_BLOCK, DEFAULT_TOLERANCE, INT4_DEFAULTS } from './config.js';
 import { exportToOnnx, exporterFor } from './export.js';
 
 export interface ConvertOptions {
   source: string;
   output?: string | undefined;
   optimize?: OptimizeLevel | undefined;
-  int8?: boolean;
+  int8?: Int8Mode | undefined;
+  /** 4-bit block-wise MatMul weights (MatMulNBits). */
+  int4?: boolean;
+  int4Block?: number | undefined;
+  int4Accuracy?: number | undefined;
+  /** int8 static: KServe v2 infer requests to measure activation ranges on. */
+  calibrate?: string | undefined;
+  calibration?: CalibrationMethod | undefined;
   fp16?: boolean;
   /** with fp16: inputs and outputs stay float32, with Casts at the boundaries. */
   keepIoTypes?: boolean;
@@ -48,6 +58,7 @@ export interface ConvertResult {
   output: { path: string; digest: string; size: number; graphFingerprint: string };
   steps: string[];
   quantize: QuantizeReport | undefined;
+  int4: Int4Report | undefined;
   fp16: Fp16Report | undefined;
   accuracy: AccuracyReport;
   forced: boolean;
@@ -72,11 +83,14 @@ async function sourcePath(source: string, ctx: RegistryOptions): Promise<{ path:
 
 export async function convertModel(options: ConvertOptions, ctx: RegistryOptions): Promise<ConvertResult> {
   const foreign = exporterFor(resolve(ctx.cwd, options.source));
-  if (!options.int8 && !options.optimize && !options.fp16 && !foreign) {
-    throw new MaasError('MAAS_USAGE', 'nothing to do: name a conversion', { hint: 'Pass --optimize basic|extended, --fp16 or --int8.' });
+  if (!options.int8 && !options.int4 && !options.optimize && !options.fp16 && !foreign) {
+    throw new MaasError('MAAS_USAGE', 'nothing to do: name a conversion', { hint: 'Pass --optimize basic|extended, --fp16, --int8 [dynamic|static|weight-only] or --int4.' });
   }
-  if (options.int8 && options.fp16) {
-    throw new MaasError('MAAS_USAGE', '--int8 and --fp16 are alternatives', { hint: 'Pick one: int8 weights (about 4× smaller) or float16 (about 2×, computes in float16).' });
+  if ([options.int8, options.fp16, options.int4].filter(Boolean).length > 1) {
+    throw new MaasError('MAAS_USAGE', '--int8, --int4 and --fp16 are alternatives', { hint: 'Pick one: int8 (about 4× smaller, faster on CPU when dynamic), int4 (about 7× smaller for large MatMuls) or float16 (about 2×).' });
+  }
+  if (options.calibrate !== undefined && options.int8 !== 'static') {
+    throw new MaasError('MAAS_USAGE', '--calibrate is for --int8 static', { hint: 'maas convert model.onnx --int8 static --calibrate samples.jsonl' });
   }
   const work = mkdtempSync(join(tmpdir(), 'maas-convert-'));
   try {
@@ -118,15 +132,32 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
     }
     let quantize: QuantizeReport | undefined;
     if (options.int8) {
-      step('Quantizing weights to int8…');
+      const mode = options.int8;
+      step(`Quantizing to int8 (${mode})…`);
       const next = join(work, 'int8.onnx');
-      quantize = quantizeInt8(current, next);
+      const ranges = mode === 'static' ? await calibrate(current, options.calibrate, { method: options.calibration ?? 'minmax', cwd: ctx.cwd, onStep: step }) : undefined;
+      const reduceRange = int8Saturates();
+      quantize = rewrite(current, next, (model) => quantizeInt8(model, { mode, reduceRange, ranges }));
+      await checkRewrite(next, `int8 ${mode}`, '--int8 weight-only');
       current = next;
-      steps.push('int8 weights (per-channel, DequantizeLinear)');
+      steps.push(INT8_STEP[mode] + (reduceRange ? ', 7-bit weights (no VNNI: full-range int8 would saturate)' : ''));
     }
-    const tolerance = options.tolerance ?? (options.int8 ? DEFAULT_TOLERANCE.int8 : options.fp16 ? DEFAULT_TOLERANCE.fp16 : DEFAULT_TOLERANCE.optimize);
+    let int4: Int4Report | undefined;
+    if (options.int4) {
+      step('Quantizing MatMul weights to int4…');
+      const next = join(work, 'int4.onnx');
+      const settings = { ...INT4_DEFAULTS, blockSize: options.int4Block ?? INT4_DEFAULTS.blockSize, accuracyLevel: options.int4Accuracy ?? INT4_DEFAULTS.accuracyLevel };
+      int4 = rewrite(current, next, (model) => quantizeInt4(model, settings));
+      await checkRewrite(next, 'int4', '--int4-block');
+      current = next;
+      steps.push(`int4 MatMul weights (MatMulNBits, blocks of ${settings.blockSize}, accuracy level ${settings.accuracyLevel})`);
+    }
+    const tolerance = options.tolerance ?? (options.int8 ? DEFAULT_TOLERANCE.int8 : options.int4 ? DEFAULT_TOLERANCE.int4 : options.fp16 ? DEFAULT_TOLERANCE.fp16 : DEFAULT_TOLERANCE.optimize);
     step('Comparing outputs on seeded inputs…');
-    const accuracy = await compareModels(input, current, info.signature, { tolerance, extraSamples: options.samples ? readSamples(resolve(ctx.cwd, options.samples), info.signature) : [] });
+    const extraSamples = options.samples ? readSamples(resolve(ctx.cwd, options.samples), info.signature) : [];
+    // Static ranges hold for inputs like the calibration data, not for random ones: it is checked on that data.
+    const calibration = options.int8 === 'static' && options.calibrate ? readSamples(resolve(ctx.cwd, options.calibrate), info.signature) : undefined;
+    const accuracy = await compareModels(input, current, info.signature, calibration ? { tolerance, samples: 0, extraSamples: [...calibration, ...extraSamples] } : { tolerance, extraSamples });
     step(undefined);
     if (!accuracy.passed && !options.force) {
       throw new MaasError('MAAS_ACCURACY_FAILED', `the converted model differs by ${accuracy.worst.toPrecision(3)} (normalized max error), above the tolerance ${tolerance}`, {
@@ -142,6 +173,7 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
       output: { path: output, ...out, graphFingerprint: inspectModel(output).graphFingerprint },
       steps,
       quantize,
+      int4,
       fp16,
       accuracy,
       forced: !accuracy.passed,
@@ -157,6 +189,12 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
 function readSamples(path: string, signature: Signature): Record<string, WireTensor>[] {
   return parseRequests(readFileSync(path, 'utf8'), `--samples ${path}`).map((request) => decodeInferRequest(request, Buffer.alloc(0), signature).feeds);
 }
+
+const INT8_STEP: Record<Int8Mode, string> = {
+  dynamic: 'int8 dynamic (per-channel int8 weights, activations quantized at run time)',
+  static: 'int8 static (QDQ, activation ranges from calibration)',
+  'weight-only': 'int8 weights (per-channel, DequantizeLinear)',
+};
 
 /** Opens `input`, lets `change` rewrite it in place, writes the result to `output`. */
 function rewrite<T>(input: string, output: string, change: (model: EditModel) => T): T {
@@ -189,8 +227,9 @@ async function checkRewrite(path: string, rewriteName: string, flag: string): Pr
 }
 
 /** `basic.int8`, `fp16`...: what a converted file's name says about it. */
-export function conversionSuffix(options: Pick<ConvertOptions, 'optimize' | 'int8' | 'fp16'>): string {
-  return [options.optimize, options.fp16 ? 'fp16' : undefined, options.int8 ? 'int8' : undefined].filter(Boolean).join('.');
+export function conversionSuffix(options: Pick<ConvertOptions, 'optimize' | 'int8' | 'int4' | 'fp16'>): string {
+  const int8 = options.int8 === undefined ? undefined : options.int8 === 'dynamic' ? 'int8' : `int8-${options.int8}`;
+  return [options.optimize, options.fp16 ? 'fp16' : undefined, int8, options.int4 ? 'int4' : undefined].filter(Boolean).join('.');
 }
 
 /** Puts the result into place atomically: rename, or copy next to the target and rename. */

@@ -14,7 +14,7 @@ import { findRegistryRoot, type RegistryOptions } from '../registry/registry.js'
 import { type ConvertOptions, conversionSuffix, convertModel } from './convert.js';
 import { exporterFor } from './export.js';
 
-export type ConversionFlags = Pick<ConvertOptions, 'optimize' | 'int8' | 'fp16' | 'keepIoTypes' | 'fp16Block' | 'tolerance' | 'samples' | 'force' | 'onStep' | 'inputShape'>;
+export type ConversionFlags = Pick<ConvertOptions, 'optimize' | 'int8' | 'int4' | 'int4Block' | 'int4Accuracy' | 'calibrate' | 'calibration' | 'fp16' | 'keepIoTypes' | 'fp16Block' | 'tolerance' | 'samples' | 'force' | 'onStep' | 'inputShape'>;
 
 /** A `--warmup` file as register stores it: read, checked against the model's signature once it is known. */
 function warmupFrom(file: string | undefined, cwd: string): RegisterOptions['warmup'] {
@@ -30,7 +30,7 @@ export async function registerConverted(options: Omit<RegisterOptions, 'conversi
   const register: Omit<RegisterOptions, 'conversion'> = { ...rest, warmup: warmupFrom(warmupFile, ctx.cwd) };
   const original = checkedFile(options.file, ctx.cwd);
   const foreign = exporterFor(original) !== undefined;
-  if (!foreign && !convert?.int8 && !convert?.optimize && !convert?.fp16) return registerModel(register, ctx);
+  if (!foreign && !convert?.int8 && !convert?.int4 && !convert?.optimize && !convert?.fp16) return registerModel(register, ctx);
   // What a plain register would refuse first is refused before a conversion runs.
   const name = options.name ?? suggestName(basename(original));
   assertModelName(name);

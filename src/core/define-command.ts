@@ -24,6 +24,8 @@ export interface OptionSpec<T = unknown> {
   env?: string;
   /** the flag may be given again; each value is parsed and the option is the list of them. */
   repeatable?: boolean;
+  /** for a flag whose value is optional (`--int8 [mode]`): the value when it is given bare. */
+  bare?: T;
 }
 
 export type OptionTable = Record<string, OptionSpec<any>>;
@@ -92,8 +94,20 @@ function list<T>(flags: string, description: string, parse: (value: string) => T
   return { flags, description, parse: parse as (value: string) => never, repeatable: true, default: [], defaultText: 'none', ...extra };
 }
 
+/** A flag with an optional value (`--int8` or `--int8 static`): `bare` when given alone, else one of `choices`. */
+function optional<C extends readonly string[]>(flags: string, choices: C, description: string, bare: C[number]): OptionSpec<C[number] | undefined> {
+  return { flags, description, bare, parse: oneOf(longFlag(flags), choices) as (value: string) => C[number] };
+}
+
 /** The option kinds a command's table is made of; each spec carries the type `run` sees. */
-export const option = { flag, string, choice, integer, custom, list };
+export const option = { flag, string, choice, integer, custom, list, optional };
+
+function oneOf(flag: string, choices: readonly string[]): (value: string) => string {
+  return (value) => {
+    if (!choices.includes(value)) throw new MaasError('MAAS_USAGE', `${flag} takes ${choices.join(', ')} (or nothing: ${choices[0]}), not '${value.slice(0, 40)}'`);
+    return value;
+  };
+}
 
 function longFlag(flags: string): string {
   return /--[\w-]+/.exec(flags)?.[0] ?? flags;

@@ -110,3 +110,11 @@ export function modelServing(name: string, config: RegistryConfig, flags: Servin
     }),
   };
 }
+
+/** `maas bench`'s defaults (inference/bench.ts): the batch sizes, the measuring time per batch size, the largest batch asked for. */
+export const BENCH_DEFAULTS = {
+  batches: [1, 8, 32] as readonly number[],
+  durationMs: 10_000,
+  /** beyond it a generated input alone could take gigabytes. */
+  maxBatch: 65_536,
+} as const;

@@ -65,15 +65,19 @@ export function nodeProto(n: NodeInit): ProtoWriter {
   return w;
 }
 
-export function valueInfoProto(name: string, dataType: number, shape: Dim[]): ProtoWriter {
-  const dims = new ProtoWriter();
-  for (const d of shape) {
-    const dim = new ProtoWriter();
-    if (typeof d === 'number') dim.varint(1, d);
-    else if (typeof d === 'string') dim.string(2, d);
-    dims.message(1, dim);
+/** A value's name and tensor type; a `null` shape leaves the shape out (unknown rank), `[]` is a scalar. */
+export function valueInfoProto(name: string, dataType: number, shape: Dim[] | null): ProtoWriter {
+  const tensorType = new ProtoWriter().varint(1, dataType);
+  if (shape !== null) {
+    const dims = new ProtoWriter();
+    for (const d of shape) {
+      const dim = new ProtoWriter();
+      if (typeof d === 'number') dim.varint(1, d);
+      else if (typeof d === 'string') dim.string(2, d);
+      dims.message(1, dim);
+    }
+    tensorType.message(2, dims);
   }
-  const tensorType = new ProtoWriter().varint(1, dataType).message(2, dims);
   return new ProtoWriter().string(1, name).message(2, new ProtoWriter().message(1, tensorType));
 }
 

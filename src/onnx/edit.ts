@@ -211,7 +211,7 @@ function nodeMessage(model: EditModel, node: EditNode): ProtoWriter {
 function valueMessage(model: EditModel, value: EditValue): ProtoWriter {
   const info = value.info;
   if (value.dataType !== undefined) {
-    const shape: Dim[] = info?.type.kind === 'tensor' ? info.type.shape ?? [] : [];
+    const shape: Dim[] | null = info?.type.kind === 'tensor' ? info.type.shape : null;
     return valueInfoProto(value.name, value.dataType, shape);
   }
   const w = new ProtoWriter();

@@ -70,7 +70,7 @@ export interface OnnxMetadata extends ModelInfo {
 export interface OutputAccuracy {
   name: string;
   maxAbsError: number;
-  /** max |converted - original| / max |original|: scale-free. */
+  /** max |converted - original| / max |original| (at least 1e-3): scale-free. */
   normalizedError: number;
   cosine: number;
 }

@@ -4,6 +4,7 @@ import { ANNOTATIONS, type OnnxMetadata } from './manifest.js';
 import { parseRef, formatRef } from './refs.js';
 import { Registry, type RegistryOptions, type VersionRecord } from './registry.js';
 import { versionTag } from './layout.js';
+import { type VersionProfile, readProfiles } from './profiles.js';
 
 export interface VersionSummary {
   version: number;
@@ -70,6 +71,8 @@ export interface ShowResult extends VersionSummary {
   conversion: OnnxMetadata['conversion'];
   tag: string;
   registeredBy: { author: string; email: string; date: string; commit: string } | undefined;
+  /** latency profiles by `maas bench`, one per machine fingerprint (registry/profiles.ts). */
+  profiles: VersionProfile[];
 }
 
 export async function showModel(options: { ref: string }, ctx: RegistryOptions): Promise<ShowResult> {
@@ -101,5 +104,6 @@ export async function showModel(options: { ref: string }, ctx: RegistryOptions):
     conversion: onnx.conversion,
     tag,
     registeredBy: tagInfo && { author: tagInfo.author, email: tagInfo.email, date: tagInfo.date, commit: tagInfo.commit },
+    profiles: readProfiles(registry, record),
   };
 }

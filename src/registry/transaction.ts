@@ -16,12 +16,14 @@ import { acquireLock } from './lock.js';
 
 export interface HistoryEntry {
   at: string;
-  action: 'register' | 'import' | 'tag' | 'untag' | 'remove';
+  /** `profile`: `maas bench` stored a latency profile (digest: the manifest's; machine: the fingerprint's id). */
+  action: 'register' | 'import' | 'tag' | 'untag' | 'remove' | 'profile';
   model: string;
   version?: number;
   alias?: string;
   digest?: string;
   previous?: number;
+  machine?: string;
 }
 
 interface Journal {

@@ -69,18 +69,17 @@ describe('the built CLI', () => {
 
   it('exits with its code after a failed convert or register --fp16, instead of hanging on a worker', async () => {
     const home = useTempDir();
-    // fp16 leaves the Constant-node weights float32 next to float16 math: the converted model
-    // does not load, while the original's inference worker has already started.
+    // No tolerance at all: both models load and run in inference workers, then the comparison fails.
     writeModel(home, 'cw.onnx', constantWeights());
     const bounded = { cwd: home, env: testEnv(home), timeoutMs: 30_000 };
-    const convert = await spawnCli(['convert', 'cw.onnx', '--fp16'], bounded);
+    const convert = await spawnCli(['convert', 'cw.onnx', '--fp16', '--tolerance', '0'], bounded);
     expect(convert.signal, 'convert did not exit within 30 s').toBeNull();
-    expect(convert.exitCode).toBe(7);
-    expect(convert.stderr).toContain('cannot load converted@0');
+    expect(convert.exitCode).toBe(8);
+    expect(convert.stderr).toContain('above the tolerance 0');
     expect((await spawnCli(['init', 'registry', '--yes'], bounded)).exitCode).toBe(0);
-    const register = await spawnCli(['register', 'cw.onnx', '--registry', 'registry', '--fp16', '--no-load-check'], bounded);
+    const register = await spawnCli(['register', 'cw.onnx', '--registry', 'registry', '--fp16', '--tolerance', '0', '--no-load-check'], bounded);
     expect(register.signal, 'register --fp16 did not exit within 30 s').toBeNull();
-    expect(register.exitCode).toBe(7);
+    expect(register.exitCode).toBe(8);
     expect(register.stderr).not.toContain('    at ');
   }, 90_000);
 });

@@ -11,6 +11,7 @@ import type { Signature } from '../../onnx/inspect.js';
 import { formatBytes } from '../../core/units.js';
 import { formatShape, shortDigest, table } from '../format.js';
 import type { Theme } from '../../core/output.js';
+import { formatChange, formatMs, machineLine, profileLines } from './bench.js';
 
 const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').length;
 
@@ -82,7 +83,7 @@ export function renderShow(r: ShowResult, t: Theme): string {
     ...(r.conversion
       ? [
           `  converted    from ${r.conversion.source.file} (${r.conversion.source.digest}, ${formatBytes(r.conversion.source.size)}): ${r.conversion.steps.join(', ')}`,
-          `  accuracy     worst normalized error ${r.conversion.accuracy.worst.toExponential(2)} (tolerance ${r.conversion.accuracy.tolerance}${r.conversion.forced ? ', forced' : ''}), cosine ≥ ${Math.min(...r.conversion.accuracy.outputs.map((o) => o.cosine)).toFixed(6)} on ${r.conversion.accuracy.samples} seeded inputs`,
+          `  accuracy     worst normalized error ${r.conversion.accuracy.worst.toExponential(2)} (tolerance ${r.conversion.accuracy.tolerance}${r.conversion.forced ? ', forced' : ''}), cosine ≥ ${Math.min(...r.conversion.accuracy.outputs.map((o) => o.cosine)).toFixed(6)} on ${r.conversion.accuracy.samples} input${r.conversion.accuracy.samples === 1 ? '' : 's'}`,
         ]
       : []),
     ...(r.loadChecked ? [] : [t.warn('  not load-checked at register time')]),
@@ -90,6 +91,7 @@ export function renderShow(r: ShowResult, t: Theme): string {
     ...renderSignature(r.signature, t).map((l) => `  ${l}`),
     '  files',
     ...r.files.map((f) => `    ${f.path}  ${formatBytes(f.size)}  ${shortDigest(f.digest)}${f.present ? '' : t.warn('  (blob missing: maas pull)')}`),
+    ...(r.profiles.length ? ['  latency', ...profileLines(r.profiles, t)] : []),
   ].join('\n');
 }
 
@@ -107,7 +109,21 @@ export function renderDiff(r: DiffResult, t: Theme): string {
   for (const c of r.otherChanges) lines.push(`  ${c}`);
   if (r.signatureChanges.length === 0) lines.push('  signature    unchanged');
   for (const c of r.signatureChanges) lines.push(`  ${c.breaking ? t.error('BREAKING') : t.dim('ok      ')} ${c.message}`);
+  for (const c of r.latency) {
+    lines.push(`  latency      ${machineLine(c.machine, c.machineId, t)}`);
+    for (const b of c.batches) {
+      const change = (d: { a: number; b: number; changePct: number }) => `${formatMs(d.a)} → ${formatMs(d.b)} ms (${formatChange(d.changePct)})`;
+      lines.push(`    batch ${String(b.batch).padEnd(4)} p50 ${change(b.p50Ms)}  p99 ${change(b.p99Ms)}`);
+    }
+  }
   if (r.breaking) lines.push(t.error(`✖ ${r.signatureChanges.filter((c) => c.breaking).length} breaking change(s) for clients of ${r.a.ref}`));
+  if (r.regression) {
+    const { worst, thresholdPct } = r.regression;
+    const where = `at batch ${worst.batch}${r.latency.length > 1 ? ` (machine ${worst.machineId})` : ''}`;
+    lines.push(r.regression.regressed
+      ? t.error(`✖ latency regression: ${r.b.ref}'s p50 is ${formatChange(worst.changePct)} against ${r.a.ref} ${where}, beyond ${thresholdPct}%`)
+      : t.success(`✔ latency within ${thresholdPct}% of ${r.a.ref} (largest p50 change ${formatChange(worst.changePct)} ${where})`));
+  }
   return lines.join('\n');
 }
 
