@@ -100,11 +100,12 @@ export const conversionOptions = {
   }),
   samples: option.string('--samples <file>', `KServe v2 infer request(s) to compare on, besides ${SEEDED_SAMPLES} seeded inputs`),
   force: option.flag('--force', 'keep a conversion even beyond the tolerance'),
+  latency: option.flag('--no-latency', 'skip timing the original and converted model (about 2 s)'),
   inputShape: option.string('--input-shape <dims>', 'for a TorchScript (.pt) source: one input shape, e.g. 1,3,224,224 (dim 0 becomes the batch)'),
 };
 
 /** The conversion a command's options ask for. */
 export function conversionFrom(opts: OptionValues<typeof conversionOptions>): Omit<ConversionFlags, 'onStep'> {
-  const { optimize, fp16, keepIoTypes, fp16Block, int8, int4, int4Block, int4Accuracy, calibrate, calibration, tolerance, samples, force, inputShape } = opts;
-  return { optimize, fp16, keepIoTypes, fp16Block, int8, int4, int4Block, int4Accuracy, calibrate, calibration, tolerance, samples, force, inputShape };
+  const { optimize, fp16, keepIoTypes, fp16Block, int8, int4, int4Block, int4Accuracy, calibrate, calibration, tolerance, samples, force, latency, inputShape } = opts;
+  return { optimize, fp16, keepIoTypes, fp16Block, int8, int4, int4Block, int4Accuracy, calibrate, calibration, tolerance, samples, force, latency, inputShape };
 }

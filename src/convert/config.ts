@@ -25,3 +25,6 @@ export const INT4_BLOCK_SIZES = [16, 32, 64, 128, 256] as const;
 
 /** `--int4`'s defaults: MatMulNBits blocks of 32 along K, its accuracy level 4 (int8 activations: fastest on CPU), weights of at least 4096 elements. */
 export const INT4_DEFAULTS = { blockSize: 32, accuracyLevel: 4, minElements: 4096 } as const;
+
+/** How long convert times each model (batch 1, after a warm-up) for its latency line. */
+export const LATENCY_CHECK_MS = 1000;

@@ -20,9 +20,10 @@ import { Registry, type RegistryOptions } from '../registry/registry.js';
 import { modelPath } from '../registry/serve-cache.js';
 import { hashFile } from '../registry/store.js';
 import { decodeInferRequest, parseRequests } from '../inference/protocol.js';
+import { profileModel } from '../inference/bench.js';
 import type { WireTensor } from '../inference/tensors.js';
 import { compareModels } from './accuracy.js';
-import { type CalibrationMethod, DEFAULT_FP16_BLOCK, DEFAULT_TOLERANCE, INT4_DEFAULTS } from './config.js';
+import { type CalibrationMethod, DEFAULT_FP16_BLOCK, DEFAULT_TOLERANCE, INT4_DEFAULTS, LATENCY_CHECK_MS } from './config.js';
 import { exportToOnnx, exporterFor } from './export.js';
 
 export interface ConvertOptions {
@@ -49,6 +50,8 @@ export interface ConvertOptions {
   force?: boolean;
   /** for a TorchScript source: one input's shape, e.g. `1,3,224,224`. */
   inputShape?: string | undefined;
+  /** false: skip timing the original and converted models. */
+  latency?: boolean;
   /** told when each step starts (a spinner on a TTY); called with undefined when done. */
   onStep?: (label: string | undefined) => void;
 }
@@ -61,6 +64,8 @@ export interface ConvertResult {
   int4: Int4Report | undefined;
   fp16: Fp16Report | undefined;
   accuracy: AccuracyReport;
+  /** batch-1 latency of original and converted on this machine's CPU, unless --no-latency. */
+  latency?: LatencyChange;
   forced: boolean;
   /** set when the source was a PyTorch or TensorFlow file, exported to ONNX first. */
   exportedFrom?: { path: string; digest: string; size: number; exporter: string } | undefined;
@@ -165,6 +170,7 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
         details: { accuracy },
       });
     }
+    const latency = options.latency === false || current === input ? undefined : await latencyChange(input, current, info.signature, step);
     // An export with nothing after it: the exported file is both the source and the result.
     placeOutput(current, output, current === input);
     const [src, out] = await Promise.all([hashFile(input), hashFile(output)]);
@@ -176,6 +182,7 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
       int4,
       fp16,
       accuracy,
+      ...(latency ? { latency } : {}),
       forced: !accuracy.passed,
       ...(exportedFrom ? { exportedFrom } : {}),
     };
@@ -196,6 +203,27 @@ const INT8_STEP: Record<Int8Mode, string> = {
   'weight-only': 'int8 weights (per-channel, DequantizeLinear)',
 };
 
+export interface LatencyChange {
+  batch: number;
+  originalP50Ms: number;
+  convertedP50Ms: number;
+  /** converted / original: below 1 is faster. */
+  ratio: number;
+  provider: string;
+}
+
+/** Both models timed the way `maas bench` times them, batch 1, briefly: what a conversion costs or saves at serving time. */
+async function latencyChange(original: string, converted: string, signature: Signature, step: (label: string | undefined) => void): Promise<LatencyChange | undefined> {
+  step('Timing the original and the converted model…');
+  const options = { device: 'cpu' as const, batches: [1], durationMs: LATENCY_CHECK_MS };
+  const before = await profileModel({ path: original, signature }, options);
+  const after = await profileModel({ path: converted, signature: inspectModel(converted).signature }, options);
+  step(undefined);
+  const [a, b] = [before.batches[0], after.batches[0]];
+  if (a?.status !== 'ok' || b?.status !== 'ok') return undefined;
+  return { batch: 1, originalP50Ms: a.p50Ms, convertedP50Ms: b.p50Ms, ratio: b.p50Ms / a.p50Ms, provider: after.provider };
+}
+
 /** Opens `input`, lets `change` rewrite it in place, writes the result to `output`. */
 function rewrite<T>(input: string, output: string, change: (model: EditModel) => T): T {
   const model = openModel(input);
@@ -212,7 +240,7 @@ function rewrite<T>(input: string, output: string, change: (model: EditModel) =>
  * A rewrite whose output onnxruntime refuses is maas's defect, not the user's model: the message
  * names the rewrite and, where onnxruntime says, the node and op, and nothing is written.
  */
-async function checkRewrite(path: string, rewriteName: string, flag: string): Promise<void> {
+export async function checkRewrite(path: string, rewriteName: string, flag: string): Promise<void> {
   try {
     await checkServes(path);
   } catch (error) {

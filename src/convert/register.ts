@@ -14,7 +14,7 @@ import { findRegistryRoot, type RegistryOptions } from '../registry/registry.js'
 import { type ConvertOptions, conversionSuffix, convertModel } from './convert.js';
 import { exporterFor } from './export.js';
 
-export type ConversionFlags = Pick<ConvertOptions, 'optimize' | 'int8' | 'int4' | 'int4Block' | 'int4Accuracy' | 'calibrate' | 'calibration' | 'fp16' | 'keepIoTypes' | 'fp16Block' | 'tolerance' | 'samples' | 'force' | 'onStep' | 'inputShape'>;
+export type ConversionFlags = Pick<ConvertOptions, 'optimize' | 'int8' | 'int4' | 'int4Block' | 'int4Accuracy' | 'calibrate' | 'calibration' | 'fp16' | 'keepIoTypes' | 'fp16Block' | 'tolerance' | 'samples' | 'force' | 'latency' | 'onStep' | 'inputShape'>;
 
 /** A `--warmup` file as register stores it: read, checked against the model's signature once it is known. */
 function warmupFrom(file: string | undefined, cwd: string): RegisterOptions['warmup'] {

@@ -20,6 +20,7 @@ export function renderConvert(r: ConvertResult, t: Theme): string {
     `  size         ${formatBytes(r.source.size)} → ${formatBytes(r.output.size)} (${sizeChange(r.source.size, r.output.size)})`,
     ...(r.quantize ? [`  quantized    ${r.quantize.quantized.length} weight(s)${r.quantize.skipped.length ? `, skipped ${r.quantize.skipped.map((s) => `${s.name} (${s.reason})`).join(', ')}` : ''}`] : []),
     `  graph        ${r.source.graphFingerprint.slice(7, 19)} → ${r.output.graphFingerprint.slice(7, 19)}`,
+    ...(r.latency ? [`  latency      p50 ${r.latency.originalP50Ms.toFixed(3)} ms → ${r.latency.convertedP50Ms.toFixed(3)} ms (${r.latency.ratio.toFixed(2)}×) at batch 1 on this machine's ${r.latency.provider}`] : []),
     `  accuracy on ${a.samples} input${a.samples === 1 ? '' : 's'} (tolerance ${a.tolerance}):`,
     ...table([['  output', 'max |Δ|', 'normalized', 'cosine'], ...rows.map((row) => [`  ${row[0]}`, ...row.slice(1)])]).split('\n'),
   ].join('\n');
