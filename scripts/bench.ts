@@ -15,7 +15,9 @@
  *   push     `maas push` of a 1 GiB model to docker-registry on loopback vs a plain loopback
  *            copy of the same bytes (TCP into a file on the same disk); the CLI's peak RSS
  *
- *   convert  size and raw latency of original vs optimized / fp16 / int8, medium and large
+ *   convert  every conversion mode (optimize, fp16, int8 dynamic / static / weight-only, int4):
+ *            size, raw batch-1 and batch-32 latency, accuracy, on the medium and large MLPs, then
+ *            on each real model of the corpus in .corpus/
  *
  *   models   many models on one server: cold vs warm first answer, memory per version against
  *            its file, medium's p99 while large is loaded and unloaded beside it
@@ -25,7 +27,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus } from 'node:os';
-import { createReadStream, createWriteStream, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { join, resolve } from 'node:path';
@@ -33,6 +35,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as ort from 'onnxruntime-node';
 import { modelProto, writeMessage } from '../src/onnx/build.js';
 import { hashFile } from '../src/registry/store.js';
+import { CORPUS_MODELS, corpusFile, corpusRequest } from '../fixtures/corpus.js';
 import { type DeepMlp, deepMlp, largeMatmul, randomFloats } from '../fixtures/models.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -57,9 +60,9 @@ function requestBody(m: Mlp): string {
   return JSON.stringify({ inputs: [{ name: 'input', shape: [1, m.input], datatype: 'FP32', data }] });
 }
 
-async function rawRunsPerSecond(path: string, m: Mlp): Promise<{ runsPerSec: number; msPerRun: number }> {
+async function rawRunsPerSecond(path: string, m: Mlp, batch = 1): Promise<{ runsPerSec: number; msPerRun: number }> {
   const session = await ort.InferenceSession.create(path, { intraOpNumThreads: THREADS, interOpNumThreads: 1, executionMode: 'sequential' });
-  const feeds = { input: new ort.Tensor('float32', new Float32Array(randomFloats(m.input, 99).buffer), [1, m.input]) };
+  const feeds = { input: new ort.Tensor('float32', new Float32Array(randomFloats(m.input * batch, 99).buffer), [batch, m.input]) };
   for (let i = 0; i < 20; i++) await session.run(feeds);
   const start = performance.now();
   let runs = 0;
@@ -412,22 +415,71 @@ async function benchHash(record: (cell: Record<string, unknown>) => void): Promi
 
 }
 
+interface ConvertJson { output: { size: number }; accuracy: { worst: number; outputs: { cosine: number }[] }; latency?: { ratio: number; originalP50Ms: number; convertedP50Ms: number } }
+
+/** `maas convert ... --json` in a process of its own; the result, or the error's message. */
+function convertCli(args: string[]): ConvertJson | { error: string } {
+  const run = spawnSync(process.execPath, [BIN, 'convert', ...args, '--json'], { encoding: 'utf8', cwd: WORK });
+  const json = JSON.parse(run.stdout) as ConvertJson & { error?: { message: string } };
+  return json.error ? { error: json.error.message } : json;
+}
+
+/**
+ * Every conversion mode on the medium and large MLPs (size, raw batch-1 and batch-32 latency
+ * against float32, accuracy), then on each real model of the corpus that is in .corpus/ (size,
+ * convert's own batch-1 latency line, accuracy on the corpus request, or why it was refused).
+ */
 async function benchConvert(record: (cell: Record<string, unknown>) => void): Promise<void> {
-  const variants: [string, string[]][] = [['optimized', ['--optimize', 'extended']], ['fp16', ['--fp16', '--keep-io-types']], ['int8', ['--int8']]];
-  console.log('\n| model | variant | size MB | ×size | ms/run | ×latency | worst normalized error |');
-  console.log('|---|---|---|---|---|---|---|');
+  const calibration = join(WORK, 'calibration.jsonl');
+  const variants: [string, (m: Mlp) => string[]][] = [
+    ['optimized', () => ['--optimize', 'extended']],
+    ['fp16', () => ['--fp16', '--keep-io-types']],
+    ['int8 dynamic', () => ['--int8']],
+    ['int8 static', (m) => {
+      writeFileSync(calibration, Array.from({ length: 32 }, (_, i) => JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, m.input], data: Array.from(new Float32Array(randomFloats(m.input, 500 + i).buffer)) }] })).join('\n'));
+      return ['--int8', 'static', '--calibrate', calibration];
+    }],
+    ['int8 weight-only', () => ['--int8', 'weight-only']],
+    // Uniform random weights are int4's worst case: its error is recorded, not gated.
+    ['int4', () => ['--int4', '--tolerance', '1']],
+  ];
+  console.log('\n| model | variant | size MB | ×size | batch-1 ms | ×latency | batch-32 ms | ×latency | worst normalized error | cosine |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const m of MODELS.slice(1)) {
     const original = join(WORK, `${m.name}-convert.onnx`);
     writeMessage(original, modelProto(deepMlp(m)));
-    const base = { size: statSync(original).size, ms: (await rawRunsPerSecond(original, m)).msPerRun };
-    console.log(row([m.name, 'original', base.size / 1e6, 1, base.ms, 1, '-']));
+    const base = { size: statSync(original).size, ms1: (await rawRunsPerSecond(original, m)).msPerRun, ms32: (await rawRunsPerSecond(original, m, 32)).msPerRun };
+    console.log(row([m.name, 'original', base.size / 1e6, 1, base.ms1, 1, base.ms32, 1, '-', '-']));
     for (const [variant, flags] of variants) {
-      const out = join(WORK, `${m.name}.${variant}.onnx`);
-      const json = execFileSync(process.execPath, [BIN, 'convert', original, ...flags, '-o', out, '--json'], { encoding: 'utf8', cwd: WORK });
-      const result = JSON.parse(json) as { output: { size: number }; accuracy: { worst: number } };
-      const ms = (await rawRunsPerSecond(out, m)).msPerRun;
-      record({ bench: 'convert', model: m.name, variant, sizeBytes: result.output.size, sizeRatio: result.output.size / base.size, msPerRun: ms, latencyRatio: ms / base.ms, worstError: result.accuracy.worst });
-      console.log(row([m.name, variant, result.output.size / 1e6, result.output.size / base.size, ms, ms / base.ms, result.accuracy.worst.toExponential(2)]));
+      const out = join(WORK, `${m.name}.${variant.replace(' ', '-')}.onnx`);
+      const result = convertCli([original, ...flags(m), '--no-latency', '-o', out]);
+      if ('error' in result) {
+        console.log(row([m.name, variant, `refused: ${result.error.slice(0, 80)}`]));
+        continue;
+      }
+      const [ms1, ms32] = [(await rawRunsPerSecond(out, m)).msPerRun, (await rawRunsPerSecond(out, m, 32)).msPerRun];
+      const cosine = Math.min(...result.accuracy.outputs.map((o) => o.cosine));
+      record({ bench: 'convert', model: m.name, variant, sizeBytes: result.output.size, sizeRatio: result.output.size / base.size, ms1, latency1: ms1 / base.ms1, ms32, latency32: ms32 / base.ms32, worstError: result.accuracy.worst, cosine });
+      console.log(row([m.name, variant, result.output.size / 1e6, result.output.size / base.size, ms1, ms1 / base.ms1, ms32, ms32 / base.ms32, result.accuracy.worst.toExponential(2), cosine.toFixed(6)]));
+    }
+  }
+  const corpus = CORPUS_MODELS.filter((model) => existsSync(corpusFile(model)));
+  if (corpus.length === 0) return;
+  console.log('\n| real model | variant | ×size | batch-1 p50 ms | ×latency | worst normalized error | |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const model of corpus) {
+    const samples = join(WORK, `${model.name}-request.json`);
+    writeFileSync(samples, JSON.stringify(corpusRequest(model)));
+    for (const [variant, flags] of [['fp16', ['--fp16']], ['int8 dynamic', ['--int8']], ['int8 weight-only', ['--int8', 'weight-only']], ['int4', ['--int4']]] as const) {
+      const result = convertCli([corpusFile(model), ...flags, '--samples', samples, '-o', join(WORK, `${model.name}.${variant.replace(' ', '-')}.onnx`)]);
+      if ('error' in result) {
+        record({ bench: 'convert-corpus', model: model.name, variant, refused: result.error });
+        console.log(row([model.name, variant, '-', '-', '-', '-', result.error.slice(0, 100)]));
+        continue;
+      }
+      const source = statSync(corpusFile(model)).size;
+      record({ bench: 'convert-corpus', model: model.name, variant, sizeRatio: result.output.size / source, latency: result.latency, worstError: result.accuracy.worst });
+      console.log(row([model.name, variant, result.output.size / source, result.latency ? `${result.latency.originalP50Ms.toFixed(3)} → ${result.latency.convertedP50Ms.toFixed(3)}` : '-', result.latency?.ratio ?? '-', result.accuracy.worst.toExponential(2), '']));
     }
   }
 }

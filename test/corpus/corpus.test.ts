@@ -8,8 +8,7 @@ import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORPUS_MODELS, type CorpusInput, type CorpusModel, corpusFile } from '../../fixtures/corpus.js';
-import { seededRandom } from '../../src/core/random.js';
+import { CORPUS_MODELS, type CorpusModel, corpusFile, corpusRequest, corpusValues } from '../../fixtures/corpus.js';
 import { paramSize } from '../../src/onnx/inspect.js';
 import { type RunningServer, startServer } from '../../src/serve/server.js';
 import { HAVE_REGISTRY, REQUIRE_TOOLS, skopeo, startOciRegistry } from '../helpers/oci-registry.js';
@@ -19,25 +18,10 @@ import { testEnv } from '../helpers/temp.js';
 const HAVE_CORPUS = CORPUS_MODELS.every((m) => existsSync(corpusFile(m)));
 if (!HAVE_CORPUS && !REQUIRE_TOOLS) console.warn('SKIPPED: the real-model corpus is not in .corpus/ (run `npm run corpus`, which needs the npm registry)');
 
-type Values = number[] | bigint[];
-
-function values(input: CorpusInput, seed: number): Values {
-  const n = input.shape.reduce((a, b) => a * b, 1);
-  const next = seededRandom(seed);
-  const { fill } = input;
-  if (input.datatype === 'INT64') return Array.from({ length: n }, () => BigInt(typeof fill === 'object' ? fill.value : 0));
-  return Array.from({ length: n }, () => (fill === 'zeros' ? 0 : typeof fill === 'object' ? fill.value : Math.fround(next() * 2 - 1)));
-}
-
-/** The KServe v2 JSON request for a model's corpus inputs. */
-function jsonRequest(model: CorpusModel): object {
-  return { id: model.name, inputs: model.inputs.map((input, i) => ({ name: input.name, datatype: input.datatype, shape: input.shape, data: values(input, i + 1).map(Number) })) };
-}
-
 /** The same request with every input and output in the binary tensor extension. */
 function binaryRequest(model: CorpusModel): { body: Buffer; headerLength: number } {
   const tails = model.inputs.map((input, i) => {
-    const v = values(input, i + 1);
+    const v = corpusValues(input, i + 1);
     return input.datatype === 'INT64' ? Buffer.from(BigInt64Array.from(v as bigint[]).buffer) : Buffer.from(Float32Array.from(v as number[]).buffer);
   });
   const header = Buffer.from(JSON.stringify({
@@ -57,7 +41,7 @@ async function direct(model: CorpusModel): Promise<Output[]> {
   });
   try {
     const feeds = Object.fromEntries(model.inputs.map((input, i) => {
-      const v = values(input, i + 1);
+      const v = corpusValues(input, i + 1);
       const data = input.datatype === 'INT64' ? BigInt64Array.from(v as bigint[]) : Float32Array.from(v as number[]);
       return [input.name, new ort.Tensor(input.datatype === 'INT64' ? 'int64' : 'float32', data, input.shape)];
     }));
@@ -136,7 +120,7 @@ describe.skipIf(!HAVE_CORPUS && !REQUIRE_TOOLS)('real-model corpus', () => {
 
     it('serves it: KServe v2 JSON and binary outputs equal a direct onnxruntime run', async () => {
       const want = expected.get(name)!;
-      const json = await fetch(`${server.url}/v2/models/${name}/infer`, { method: 'POST', body: JSON.stringify(jsonRequest(model)) });
+      const json = await fetch(`${server.url}/v2/models/${name}/infer`, { method: 'POST', body: JSON.stringify(corpusRequest(model)) });
       const jsonBody = await json.json() as { id: string; model_version: string; outputs: Output[] };
       expect(json.status, JSON.stringify(jsonBody)).toBe(200);
       expect(jsonBody.id).toBe(name);
@@ -156,7 +140,7 @@ describe.skipIf(!HAVE_CORPUS && !REQUIRE_TOOLS)('real-model corpus', () => {
 
     it('predict gives the served answer', async () => {
       const file = join(root, `${name}.request.json`);
-      writeFileSync(file, JSON.stringify(jsonRequest(model)));
+      writeFileSync(file, JSON.stringify(corpusRequest(model)));
       const r = await cli('predict', name, '--input', file, '--json');
       expect(r.exitCode, r.stderr).toBe(0);
       expect(jsonOutputs(r.json())).toEqual(positiveZero(expected.get(name)!));
@@ -176,7 +160,7 @@ describe.skipIf(!HAVE_CORPUS && !REQUIRE_TOOLS)('real-model corpus', () => {
     it('converts to float16 within tolerance on its own request; every int8 and int4 mode converts or refuses with a reason', async () => {
       // The corpus request: generated inputs do not suit every model (silero's reflect padding needs a real length).
       const samples = join(root, `${name}-samples.json`);
-      writeFileSync(samples, JSON.stringify(jsonRequest(model)));
+      writeFileSync(samples, JSON.stringify(corpusRequest(model)));
       const runs: [string[], number[]][] = [
         [['--fp16'], [0]],
         [['--int8'], [0, 7, 8]],
@@ -215,7 +199,7 @@ describe.skipIf(!HAVE_CORPUS && !REQUIRE_TOOLS)('real-model corpus', () => {
 
   it('TF Serving predict on the wake-word head answers the same numbers', async () => {
     const model = CORPUS_MODELS.find((m) => m.name === 'hello-deepa')!;
-    const flat = values(model.inputs[0]!, 1) as number[];
+    const flat = corpusValues(model.inputs[0]!, 1) as number[];
     const rows = Array.from({ length: 25 }, (_, r) => flat.slice(r * 96, (r + 1) * 96));
     const res = await fetch(`${server.url}/v1/models/hello-deepa:predict`, { method: 'POST', body: JSON.stringify({ instances: [rows] }) });
     const body = await res.json() as { predictions: number[][] };
