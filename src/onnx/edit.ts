@@ -289,6 +289,30 @@ export function constantFloats(model: EditModel, node: EditNode): { dims: number
   return undefined;
 }
 
+/** A float32 weight a node can read: an initializer or a Constant node's value. */
+export interface FloatWeight {
+  name: string;
+  dims: number[];
+  values: () => Float32Array;
+}
+
+/** The float32 weights `graph` can read, its own shadowing those of the graphs around it (`outer`, outermost first). */
+export function floatWeights(model: EditModel, graph: EditGraph, outer: EditGraph[]): Map<string, FloatWeight> {
+  const found = new Map<string, FloatWeight>();
+  for (const g of [...outer, graph]) {
+    // A graph input of the same name can override an initializer at run time: not a weight.
+    const overridable = new Set(g.inputs.map((i) => i.name));
+    for (const t of g.initializers) {
+      if (t.dataType === DataType.FLOAT && t.ref && !overridable.has(t.name)) found.set(t.name, { name: t.name, dims: t.dims, values: () => readFloats(model, t.ref!) });
+    }
+    for (const node of g.nodes) {
+      const constant = constantFloats(model, node);
+      if (constant) found.set(node.outputs[0]!, { name: node.outputs[0]!, dims: constant.dims, values: () => constant.values });
+    }
+  }
+  return found;
+}
+
 /** Replaces a Constant node's value with a new tensor. */
 export function setConstant(node: EditNode, tensor: TensorInit): void {
   node.attributes = [{ name: 'value', value: { tensor } }];

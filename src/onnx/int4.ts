@@ -12,7 +12,7 @@
  */
 import { MaasError } from '../core/errors.js';
 import { DataType } from './dtypes.js';
-import { type EditModel, type EditNode, allGraphs, constantFloats, readFloats, requireOpset, uniqueName } from './edit.js';
+import { type EditModel, type EditNode, allGraphs, floatWeights, requireOpset, uniqueName } from './edit.js';
 import { removeUnused } from './quantize.js';
 import { inferTypes } from './types.js';
 
@@ -87,15 +87,7 @@ export function quantizeInt4(model: EditModel, options: Int4Options): Int4Report
   const graphs = [...allGraphs(model.graph)];
   for (const { graph, outer } of graphs) {
     const types = inferTypes(graph);
-    const weights = new Map<string, { dims: number[]; values: () => Float32Array }>();
-    for (const g of [...outer, graph]) {
-      const overridable = new Set(g.inputs.map((i) => i.name));
-      for (const t of g.initializers) if (t.dataType === DataType.FLOAT && t.ref && !overridable.has(t.name)) weights.set(t.name, { dims: t.dims, values: () => readFloats(model, t.ref!) });
-      for (const n of g.nodes) {
-        const c = constantFloats(model, n);
-        if (c) weights.set(n.outputs[0]!, { dims: c.dims, values: () => c.values });
-      }
-    }
+    const weights = floatWeights(model, graph, outer);
     const out: EditNode[] = [];
     for (const node of graph.nodes) {
       const name = node.inputs[1] ?? '';

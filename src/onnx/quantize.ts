@@ -16,7 +16,7 @@
 import { MaasError } from '../core/errors.js';
 import type { TensorInit } from './build.js';
 import { DataType } from './dtypes.js';
-import { type EditAttribute, type EditGraph, type EditModel, type EditNode, allGraphs, constantFloats, opsetOf, readFloats, uniqueName } from './edit.js';
+import { type EditAttribute, type EditGraph, type EditModel, type EditNode, type FloatWeight, allGraphs, floatWeights, opsetOf, uniqueName } from './edit.js';
 import { inferTypes } from './types.js';
 
 export type Int8Mode = 'dynamic' | 'weight-only' | 'static';
@@ -43,12 +43,7 @@ export interface QuantizeReport {
   skipped: { name: string; reason: string }[];
 }
 
-/** A float32 weight a node reads: an initializer or a Constant node's value, in its graph or one around it. */
-interface Weight {
-  name: string;
-  dims: number[];
-  values: () => Float32Array;
-}
+type Weight = FloatWeight;
 
 /** Symmetric per-channel int8: scale = max|w| / qmax along each channel of `axis`, zero point 0. */
 export function quantizePerChannel(values: Float32Array, dims: number[], axis: number, qmax = 127): { q: Int8Array; scales: Float32Array } {
@@ -94,22 +89,6 @@ class Quantizer {
     this.report = { mode: options.mode, weightBits: options.reduceRange ? 7 : 8, quantized: [], activations: 0, skipped: [] };
   }
 
-  /** The float32 weights `graph` can read, its own shadowing those of the graphs around it. */
-  private weights(graph: EditGraph, outer: EditGraph[]): Map<string, Weight> {
-    const found = new Map<string, Weight>();
-    for (const g of [...outer, graph]) {
-      const overridable = new Set(g.inputs.map((i) => i.name));
-      for (const t of g.initializers) {
-        if (t.dataType === DataType.FLOAT && t.ref && !overridable.has(t.name)) found.set(t.name, { name: t.name, dims: t.dims, values: () => readFloats(this.model, t.ref!) });
-      }
-      for (const node of g.nodes) {
-        const constant = constantFloats(this.model, node);
-        if (constant) found.set(node.outputs[0]!, { name: node.outputs[0]!, dims: constant.dims, values: () => constant.values });
-      }
-    }
-    return found;
-  }
-
   rewrite(): void {
     const opset = opsetOf(this.model) ?? 0;
     // Raising a model's opset changes what some of its ops mean (Clip, Resize, Slice...): it is not done here.
@@ -126,7 +105,7 @@ class Quantizer {
   }
 
   private graph(graph: EditGraph, outer: EditGraph[]): void {
-    const weights = this.weights(graph, outer);
+    const weights = floatWeights(this.model, graph, outer);
     const types = inferTypes(graph);
     const out: EditNode[] = [];
     const added: TensorInit[] = [];
@@ -344,7 +323,7 @@ export function removeUnused(graph: EditGraph): void {
 /** The float activations int8 static measures: the inputs and outputs of the main graph's MatMul, Gemm and Conv nodes that read a weight. */
 export function quantizableActivations(model: EditModel): string[] {
   const graph = model.graph;
-  const weights = new Set([...graph.initializers.filter((t) => t.dataType === DataType.FLOAT).map((t) => t.name), ...graph.nodes.filter((n) => constantFloats(model, n)).map((n) => n.outputs[0]!)]);
+  const weights = floatWeights(model, graph, []);
   const types = inferTypes(graph);
   const names = new Set<string>();
   for (const n of graph.nodes) {
