@@ -1,6 +1,7 @@
 import { defineCommand, option } from '../core/define-command.js';
 import { renderConvert } from '../ui/render/convert.js';
-import { conversionFrom, conversionOptions, registryOptions, stepProgress } from './shared.js';
+import { withAttested } from '../ui/render/trust.js';
+import { conversionFrom, conversionOptions, registryOptions, signKeyOption, stepProgress } from './shared.js';
 
 export const convertCommand = defineCommand({
   name: 'convert',
@@ -8,15 +9,16 @@ export const convertCommand = defineCommand({
   args: ['<source>'],
   options: {
     ...conversionOptions,
+    signKey: signKeyOption,
     output: option.string('-o, --output <file>', 'where to write', { defaultText: 'here, SOURCE.fp16.onnx and the like; NAME-vVERSION.fp16.onnx for a registered version' }),
   },
   examples: ['maas convert model.onnx --int8', 'maas convert mlp@2 --optimize extended --int8 -o mlp-int8.onnx --json'],
   async run([source], opts, ctx) {
-    const { convertModel } = await import('../convert/convert.js');
-    return convertModel(
-      { source: source!, output: opts.output, ...conversionFrom(opts), onStep: stepProgress(ctx) },
+    const { convertAttested } = await import('../trust/converted.js');
+    return convertAttested(
+      { source: source!, output: opts.output, ...conversionFrom(opts), onStep: stepProgress(ctx), signing: { key: opts.signKey } },
       registryOptions(ctx),
     );
   },
-  render: renderConvert,
+  render: withAttested(renderConvert),
 });

@@ -9,6 +9,7 @@ import { doctorCommand } from './doctor.js';
 import { gcCommand } from './gc.js';
 import { importCommand } from './import.js';
 import { initCommand } from './init.js';
+import { keygenCommand } from './keygen.js';
 import { listCommand } from './list.js';
 import { loginCommand } from './login.js';
 import { packCommand } from './pack.js';
@@ -19,8 +20,10 @@ import { pushCommand } from './push.js';
 import { registerCommand } from './register.js';
 import { remoteCommand } from './remote.js';
 import { rmCommand } from './rm.js';
+import { sbomCommand } from './sbom.js';
 import { serveCommand } from './serve.js';
 import { showCommand } from './show.js';
+import { signCommand } from './sign.js';
 import { tagCommand } from './tag.js';
 import { undeployCommand } from './undeploy.js';
 import { verifyCommand } from './verify.js';
@@ -41,6 +44,9 @@ export const commands: CommandSpec<any, any>[] = [
   deployCommand,
   undeployCommand,
   psCommand,
+  keygenCommand,
+  signCommand,
+  sbomCommand,
   pushCommand,
   pullCommand,
   packCommand,

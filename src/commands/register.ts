@@ -1,7 +1,8 @@
 import { defineCommand, option } from '../core/define-command.js';
 import { assertAlias, parseVersion } from '../registry/refs.js';
 import { renderRegister } from '../ui/render/registry.js';
-import { byteProgress, conversionFrom, conversionOptions, registryOptions, stepProgress } from './shared.js';
+import { withAttested } from '../ui/render/trust.js';
+import { byteProgress, conversionFrom, conversionOptions, registryOptions, signKeyOption, stepProgress } from './shared.js';
 
 export const registerCommand = defineCommand({
   name: 'register',
@@ -15,11 +16,12 @@ export const registerCommand = defineCommand({
     warmup: option.string('--warmup <file>', 'KServe v2 infer requests (JSON, a JSON array or JSON Lines) each load runs before serving', { defaultText: 'a generated request' }),
     loadCheck: option.flag('--no-load-check', 'skip loading the model in onnxruntime (custom operators)'),
     ...conversionOptions,
+    signKey: signKeyOption,
   },
   examples: ['maas register model.onnx', 'maas register resnet.onnx --name resnet --version 2 --alias staging -m "retrained on v2 data"', 'maas register model.onnx --fp16 --keep-io-types   # registers the converted model, with its accuracy report'],
   async run([file], opts, ctx) {
-    const { registerConverted } = await import('../convert/register.js');
-    return registerConverted(
+    const { registerAttested } = await import('../trust/converted.js');
+    return registerAttested(
       {
         file: file!,
         name: opts.name,
@@ -30,9 +32,10 @@ export const registerCommand = defineCommand({
         loadCheck: opts.loadCheck,
         convert: { ...conversionFrom(opts), onStep: stepProgress(ctx) },
         onProgress: byteProgress(ctx),
+        signing: { key: opts.signKey },
       },
       registryOptions(ctx),
     );
   },
-  render: renderRegister,
+  render: withAttested(renderRegister),
 });

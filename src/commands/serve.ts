@@ -7,7 +7,7 @@ import { parseRef } from '../registry/refs.js';
 import { parseBytes, parseDuration } from '../core/units.js';
 import type { RunningServer } from '../serve/server.js';
 import { renderServing } from '../ui/render/serve.js';
-import { registryOptions } from './shared.js';
+import { registryOptions, requireSignatureOptions } from './shared.js';
 
 export type ServeResult = Omit<RunningServer, 'close'> & { stoppedBy: string };
 
@@ -60,6 +60,7 @@ export const serveCommand = defineCommand({
     name: option.string('--name <name>', 'with one oci:// or oci-layout: reference: the name to serve it under', { defaultText: 'the name it was pushed under' }),
     insecure: option.flag('--insecure', 'allow a non-loopback --host without a token'),
     jsonLogs: option.flag('--json-logs', 'one JSON line per event and request on stderr'),
+    ...requireSignatureOptions,
   },
   examples: [
     'maas serve',
@@ -67,6 +68,7 @@ export const serveCommand = defineCommand({
     'maas serve mlp --version-policy latest:2 --grpc-port 8081',
     'maas serve --host 0.0.0.0 --token "$MAAS_TOKEN" --tls-cert cert.pem --tls-key key.pem --json-logs',
     'maas serve oci://registry.example.com/team/mlp:2   # pull (cached by digest), then serve',
+    'maas serve mlp@prod --require-signature --trusted-keys keys/   # refuse versions no trusted key signed',
   ],
   printsOwnResult: true,
   async run(models, opts, ctx) {
@@ -74,7 +76,8 @@ export const serveCommand = defineCommand({
       throw new MaasError('MAAS_USAGE', '--tls-cert and --tls-key go together, and --tls-ca needs them', { hint: 'maas serve --tls-cert cert.pem --tls-key key.pem [--tls-ca clients-ca.pem]' });
     }
     const [{ startServer }, { resolveTargets }, { VERSION }] = await Promise.all([import('../serve/server.js'), import('../serve/targets.js'), import('../core/version.js')]);
-    const { registry, targets, notes } = await resolveTargets(models, opts.name, { ...registryOptions(ctx), now: ctx.now });
+    const trust = { requireSignature: opts.requireSignature, key: opts.key, trustedKeys: opts.trustedKeys, trustedCa: opts.trustedCa };
+    const { registry, targets, notes } = await resolveTargets(models, opts.name, { ...registryOptions(ctx), now: ctx.now }, trust);
     for (const note of notes) ctx.out.info(note);
     const server = await startServer({
       registry,
@@ -94,6 +97,7 @@ export const serveCommand = defineCommand({
       jsonLogs: opts.jsonLogs,
       log: (line) => ctx.out.info(line),
       version: VERSION,
+      trust,
     });
     const { close, ...running } = server;
     ctx.out.result(ctx.globals.json ? JSON.stringify(running) : renderServing(running, ctx.out.theme));

@@ -57,6 +57,22 @@ export function serverTarget(url: string, opts: OptionValues<typeof serverOption
   return { url, token: opts.token, ca: opts.tlsCa, timeoutMs: opts.timeoutMs, cwd: ctx.cwd };
 }
 
+/** `--sign-key`: the commands that make or receive a version sign it too. */
+export const signKeyOption = option.string('--sign-key <file>', 'sign the result with this PEM private key (ECDSA P-256/P-384)', { defaultText: 'MAAS_SIGNING_KEY (a path or the PEM itself), else unsigned' });
+
+/** Where trusted public keys and CAs come from, for the commands that verify signatures. */
+export const trustOptions = {
+  key: option.string('--key <pub.pem>', "a signer's PEM public key to trust", { defaultText: 'maas.yaml trust.keys' }),
+  trustedKeys: option.string('--trusted-keys <dir>', 'a folder of PEM public keys to trust (*.pem)'),
+  trustedCa: option.string('--trusted-ca <file>', 'PEM CA certificates that certificate-chain signatures must lead to'),
+};
+
+/** `--require-signature` and the trust it checks against. */
+export const requireSignatureOptions = {
+  requireSignature: option.flag('--require-signature', 'refuse versions without a signature that verifies with the trusted keys'),
+  ...trustOptions,
+};
+
 /** `--plain-http`, shared by the commands that talk to a registry. */
 export const plainHttpOption = option.flag('--plain-http', 'speak HTTP, not HTTPS, to a registry that is not on loopback');
 

@@ -23,11 +23,12 @@ export function processAlive(pid: number): boolean {
   }
 }
 
-export function writeFileAtomic(path: string, data: string | Buffer): void {
+/** Writes through a temporary file and a rename, so readers see the old bytes or the new, never half. `mode` for secrets (0o600). */
+export function writeFileAtomic(path: string, data: string | Buffer, options: { mode?: number } = {}): void {
   mkdirSync(dirname(path), { recursive: true });
   const temp = tempName(dirname(path));
   try {
-    const fd = openSync(temp, 'w');
+    const fd = openSync(temp, 'w', options.mode ?? 0o666);
     try {
       const bytes = typeof data === 'string' ? Buffer.from(data) : data;
       let done = 0;

@@ -60,6 +60,8 @@ export interface Slot {
   /** evicted or idle past its keep-alive: it loads on its next request, not on the next poll. */
   lazy: boolean;
   failedAt: number | undefined;
+  /** what its last failed load threw, for a management load to answer with. */
+  failure: unknown;
 }
 
 export interface Route {
@@ -101,6 +103,8 @@ export type ServeEvent =
   /** `serving`: the version still served under the name, if any. */
   | { event: 'load-failed'; model: string; version: number; serving: number | undefined; error: string }
   | { event: 'refresh-failed'; error: string }
+  /** the signature policy versions are checked against before they load. */
+  | { event: 'trust'; policy: string }
   /** a management load pulled its source into the served registry. */
   | { event: 'pulled'; model: string; version: number; remote: string; status: string };
 
@@ -127,6 +131,8 @@ export interface ManagerOptions {
   serving: (name: string, config: RegistryConfig) => ModelServing;
   observer: (model: string, version: number) => RuntimeObserver;
   log: (event: ServeEvent) => void;
+  /** refuses a version before it loads, by throwing (a signature policy): at start, on reload and on a management load. */
+  admit?: ((registry: Registry, record: VersionRecord) => void) | undefined;
   /** resident bytes of the process (tests may fake it); process.memoryUsage.rss by default. */
   rss?: () => number;
   now?: () => number;
@@ -360,6 +366,9 @@ export class ModelManager {
       slot.failedAt = undefined;
     }
     await this.refresh({ initial: false });
+    // A version the refresh could not load is left out of the routes: its failure is the answer.
+    const failed = wanted.map((v) => this.slotFor(name, v)).find((s) => !this.routes.get(name)?.versions.has(s.version) && s.failedAt !== undefined);
+    if (failed) throw failed.failure;
     const slots = wanted.map((v) => this.routes.get(name)?.versions.get(v)).filter((s): s is Slot => s !== undefined);
     await Promise.all(slots.map((slot) => this.ensureLoaded(slot)));
     return slots.map((slot) => this.status(slot, true, this.registry.config));
@@ -385,7 +394,7 @@ export class ModelManager {
       slot = {
         name, version, versionLabel: String(version), signature: record.onnx.signature, digest: record.manifestDigest,
         fileBytes: record.manifest.layers.reduce((n, l) => n + l.size, 0),
-        runtime: undefined, loading: undefined, unloading: undefined, lastUsed: 0, residentBytes: undefined, reason: undefined, held: false, lazy: false, failedAt: undefined,
+        runtime: undefined, loading: undefined, unloading: undefined, lastUsed: 0, residentBytes: undefined, reason: undefined, held: false, lazy: false, failedAt: undefined, failure: undefined,
       };
       this.slots.set(key, slot);
     }
@@ -443,6 +452,7 @@ export class ModelManager {
     try {
       if (this.budgeted) await this.makeRoom(slot, this.estimate(slot), 1);
       const record = this.registry.readVersion(name, version);
+      this.options.admit?.(this.registry, record);
       await checkBlobs(this.registry, record);
       const before = this.rss();
       const samples = this.warmupSamples(record);
@@ -472,6 +482,7 @@ export class ModelManager {
       if (initial && isDeviceFailure(error)) throw error;
       if (!(isMaasError(error) && error.code === 'MAAS_OVERLOADED')) {
         slot.failedAt = this.now();
+        slot.failure = error;
         slot.reason = `failed to load: ${messageOf(error)}`;
         this.options.log({ event: 'load-failed', model: name, version, serving: this.stillServing(name, version), error: messageOf(error) });
       }

@@ -40,6 +40,39 @@ export interface RegistryConfig {
   remotes: Record<string, string>;
   /** per-model serving settings. */
   models: Record<string, ServingSettings>;
+  /** the signature policy of `serve`, `pull` and `verify --signatures`. */
+  trust?: TrustConfig;
+}
+
+/** maas.yaml's `trust:`: paths are relative to the registry. */
+export interface TrustConfig {
+  /** refuse versions without a signature that verifies. */
+  requireSignature?: boolean;
+  /** a PEM public key, or a folder of them. */
+  keys?: string;
+  /** a PEM file of CA certificates (certificate-chain signatures). */
+  ca?: string;
+}
+
+function trustConfig(raw: unknown, errors: string[]): TrustConfig | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!isMapping(raw)) {
+    errors.push('trust: expected a mapping (requireSignature, keys, ca)');
+    return undefined;
+  }
+  const trust: TrustConfig = {};
+  if (raw.requireSignature !== undefined) {
+    if (typeof raw.requireSignature !== 'boolean') errors.push(`trust.requireSignature: expected true or false, got ${JSON.stringify(raw.requireSignature)}`);
+    else trust.requireSignature = raw.requireSignature;
+  }
+  for (const key of ['keys', 'ca'] as const) {
+    const value = raw[key];
+    if (value === undefined) continue;
+    if (typeof value !== 'string' || value.trim() === '') errors.push(`trust.${key}: expected a path (relative to the registry), got ${JSON.stringify(value)}`);
+    else trust[key] = value;
+  }
+  for (const key of Object.keys(raw)) if (!['requireSignature', 'keys', 'ca'].includes(key)) errors.push(`trust.${key}: unknown key (expected requireSignature, keys, ca)`);
+  return trust;
 }
 
 function servingSettings(raw: Record<string, unknown>, where: string, errors: string[]): ServingSettings {
@@ -89,6 +122,7 @@ export function validateConfig(raw: unknown): { config?: RegistryConfig; errors:
       else models[name] = servingSettings(settings, `models.${name}`, errors);
     }
   }
+  const trust = trustConfig(r.trust, errors);
   if (errors.length) return { errors };
   return {
     config: {
@@ -97,6 +131,7 @@ export function validateConfig(raw: unknown): { config?: RegistryConfig; errors:
       defaults: { device: device as Device, remote: remote as string | null, ...serving },
       remotes: remotes as Record<string, string>,
       models,
+      ...(trust ? { trust } : {}),
     },
     errors,
   };

@@ -1,5 +1,5 @@
 /** The serve cache: a registered version as the files onnxruntime loads, checked before it loads them. */
-import { copyFileSync, linkSync, lstatSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { copyFileSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { MaasError } from '../core/errors.js';
 import { ANNOTATIONS, MAX_WARMUP_BYTES, MEDIA_TYPES, WARMUP_FILE } from './manifest.js';
@@ -88,4 +88,42 @@ export function readWarmup(registry: Registry, record: VersionRecord): Buffer | 
     throw new MaasError('MAAS_MODEL_INVALID', `${record.name}@${record.version}: its warm-up samples take ${layer.size} bytes (at most ${MAX_WARMUP_BYTES})`, { hint: 'Register the version again with a few warm-up requests.' });
   }
   return readFileSync(registry.store.path(layer.digest));
+}
+
+export interface WrittenFiles {
+  dir: string;
+  files: { path: string; size: number }[];
+}
+
+/**
+ * A version as plain files in `dir` (copies, named as the model refers to them, every name
+ * confined to `dir`), plus `extra` files beside them (a signature). The files are written into a
+ * sibling folder that is renamed into place last, so `dir` holds all of them or none; an
+ * existing `dir` must be empty.
+ */
+export function writeVersionFiles(registry: Registry, record: VersionRecord, dir: string, extra: { path: string; bytes: Buffer }[] = []): WrittenFiles {
+  const existing = lstatSync(dir, { throwIfNoEntry: false });
+  if (existing && (!existing.isDirectory() || readdirSync(dir).length > 0)) {
+    throw new MaasError('MAAS_USAGE', `${dir} exists and is not an empty folder`, { hint: 'Pick a new folder; maas never writes over files it did not make.' });
+  }
+  modelPath(registry, record); // every blob present, or the fix
+  mkdirSync(dirname(dir), { recursive: true });
+  const staging = mkdtempSync(join(dirname(dir), `.${basename(dir)}.tmp-`));
+  try {
+    const files = record.manifest.layers.map((layer) => {
+      const path = layer.annotations?.[ANNOTATIONS.filepath] ?? layer.digest;
+      copyFileSync(registry.store.path(layer.digest), confined(record, staging, path));
+      return { path, size: layer.size };
+    });
+    for (const file of extra) {
+      writeFileSync(confined(record, staging, file.path), file.bytes);
+      files.push({ path: file.path, size: file.bytes.length });
+    }
+    if (existing) rmdirSync(dir);
+    renameSync(staging, dir);
+    return { dir, files };
+  } catch (error) {
+    rmSync(staging, { recursive: true, force: true });
+    throw error;
+  }
 }

@@ -16,14 +16,15 @@ import { acquireLock } from './lock.js';
 
 export interface HistoryEntry {
   at: string;
-  /** `profile`: `maas bench` stored a latency profile (digest: the manifest's; machine: the fingerprint's id). */
-  action: 'register' | 'import' | 'tag' | 'untag' | 'remove' | 'profile';
+  /** `profile`: `maas bench` stored a latency profile (digest: the manifest's; machine: the fingerprint's id). `attest`: a signature, provenance or SBOM stored (digest: its own; kind). */
+  action: 'register' | 'import' | 'tag' | 'untag' | 'remove' | 'profile' | 'attest';
   model: string;
   version?: number;
   alias?: string;
   digest?: string;
   previous?: number;
   machine?: string;
+  kind?: string;
 }
 
 interface Journal {

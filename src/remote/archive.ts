@@ -5,11 +5,14 @@
  * the target (absolute paths, `..`) or that is a link or a device (tar-slip), a compressed
  * archive (no bombs: `maas pack` writes plain tar) and an entry that appears twice.
  */
-import { closeSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import * as tar from 'tar';
 import { MaasError } from '../core/errors.js';
+import { MODEL_SIGNATURE_FILE, listAttestations } from '../registry/attestations.js';
+import { parseRef } from '../registry/refs.js';
+import { Registry } from '../registry/registry.js';
 import type { OnBytes } from '../registry/store.js';
 import { OciLayout } from './layout.js';
 import { isTag } from './ref.js';
@@ -33,6 +36,12 @@ export async function packVersion(options: { ref: string; output: string }, ctx:
   const staging = mkdtempSync(join(tmpdir(), 'maas-pack-'));
   try {
     const pushed = await push({ ref: options.ref, remote: `oci-layout:${staging}` }, ctx);
+    // The signatures travel in the layout as referrers; the newest also sits on top as model.sig,
+    // for a verifier that reads the files (the reference model_signing), not the layout.
+    const registry = await Registry.open(ctx);
+    const { name, version } = registry.resolve(parseRef(pushed.ref));
+    const signature = listAttestations(registry, name, version, 'signature').at(-1);
+    if (signature) writeFileSync(join(staging, MODEL_SIGNATURE_FILE), signature.bytes);
     const archive = resolve(ctx.cwd, options.output);
     await tar.c({ cwd: staging, file: archive, portable: true, mtime: FIXED_MTIME, noDirRecurse: true }, filesUnder(staging));
     const { remote: _remote, ...rest } = pushed;
@@ -42,7 +51,7 @@ export async function packVersion(options: { ref: string; output: string }, ctx:
   }
 }
 
-const ALLOWED = /^(oci-layout|index\.json|blobs\/sha256\/[0-9a-f]{64})$/;
+const ALLOWED = /^(oci-layout|index\.json|model\.sig|blobs\/sha256\/[0-9a-f]{64})$/;
 
 /**
  * Whether the file starts with a ustar header whose checksum holds: a plain tar. tar would
@@ -84,7 +93,7 @@ async function checkEntries(file: string): Promise<void> {
   if (entries === 0 && problems.length === 0) problems.push('it holds no entries (is it a tar file?)');
   if (problems.length) {
     throw new MaasError('MAAS_ARCHIVE_UNSAFE', `refusing ${file}: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (+${problems.length - 3} more)` : ''}`, {
-      hint: 'A maas archive holds only oci-layout, index.json and blobs/sha256/<digest>; nothing was extracted. Make the archive again with `maas pack`.',
+      hint: 'A maas archive holds only oci-layout, index.json, model.sig and blobs/sha256/<digest>; nothing was extracted. Make the archive again with `maas pack`.',
       details: { problems },
     });
   }

@@ -4,6 +4,7 @@
  * digest before anything is written to the registry.
  */
 import { MaasError } from '../core/errors.js';
+import { type AttestationKind, attestationFile, listAttestations } from '../registry/attestations.js';
 import { versionTag } from '../registry/layout.js';
 import { ANNOTATIONS, type Descriptor, type Manifest, digestOf, parseManifest } from '../registry/manifest.js';
 import { assertModelName, formatRef, parseVersion } from '../registry/refs.js';
@@ -11,6 +12,7 @@ import type { Registry } from '../registry/registry.js';
 import type { OnBytes } from '../registry/store.js';
 
 export const MANIFEST_MEDIA_TYPE = 'application/vnd.oci.image.manifest.v1+json';
+export const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';
 
 export interface Artifact {
   name: string;
@@ -59,7 +61,8 @@ export interface ImportResult {
   commit?: string;
 }
 
-async function collect(chunks: AsyncIterable<Uint8Array>, limit: number): Promise<Buffer> {
+/** Up to `limit` bytes of a stream (a longer one is cut there: its digest will not match). */
+export async function collect(chunks: AsyncIterable<Uint8Array>, limit: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   let size = 0;
   for await (const chunk of chunks) {
@@ -70,11 +73,28 @@ async function collect(chunks: AsyncIterable<Uint8Array>, limit: number): Promis
   return Buffer.concat(parts);
 }
 
+/** What the caller checks before a blob is fetched: the manifest (its layers name every file and its digest) and the attestations that came with it. */
+export type Admission = (version: { manifest: Manifest; manifestDigest: string; attestations: ReceivedAttestation[] }) => void | Promise<void>;
+
+export interface ReceivedAttestation {
+  kind: AttestationKind;
+  bytes: Buffer;
+}
+
 /** Verifies and stores a version received from a remote (or an archive) as a normal version. */
 export async function importArtifact(
   registry: Registry,
   source: ImportSource,
-  options: { name: string; version?: number | undefined; expectedDigest?: string | undefined; onProgress?: (label: string, total: number) => OnBytes },
+  options: {
+    name: string;
+    version?: number | undefined;
+    expectedDigest?: string | undefined;
+    onProgress?: (label: string, total: number) => OnBytes;
+    /** signatures, provenance and SBOMs that came with it: stored with the version. */
+    attestations?: ReceivedAttestation[];
+    /** refuses the version (by throwing) before any of its blobs is fetched. */
+    admit?: Admission | undefined;
+  },
 ): Promise<ImportResult> {
   assertModelName(options.name);
   const manifestDigest = digestOf(source.manifestBytes);
@@ -92,6 +112,7 @@ export async function importArtifact(
     });
   }
   const { manifest } = parsed;
+  await options.admit?.({ manifest, manifestDigest, attestations: options.attestations ?? [] });
   const versionText = manifest.annotations[ANNOTATIONS.version];
   const version = options.version ?? (versionText ? parseVersion(versionText) : undefined);
   if (version === undefined) throw new MaasError('MAAS_USAGE', 'the artifact names no version', { hint: 'Pass --version N.' });
@@ -110,7 +131,7 @@ export async function importArtifact(
       fetched.push(layer.digest);
       bytesFetched += layer.size;
     }
-    return await commitImport(registry, { name: options.name, version, manifest, manifestDigest, configBytes, manifestBytes: source.manifestBytes, blobsFetched: fetched.length, bytesFetched });
+    return await commitImport(registry, { name: options.name, version, manifest, manifestDigest, configBytes, manifestBytes: source.manifestBytes, blobsFetched: fetched.length, bytesFetched, attestations: options.attestations ?? [] });
   } catch (error) {
     await dropUnreferenced(registry, fetched);
     throw error;
@@ -119,14 +140,28 @@ export async function importArtifact(
 
 async function commitImport(
   registry: Registry,
-  args: { name: string; version: number; manifest: Manifest; manifestDigest: string; manifestBytes: Buffer; configBytes: Buffer; blobsFetched: number; bytesFetched: number },
+  args: { name: string; version: number; manifest: Manifest; manifestDigest: string; manifestBytes: Buffer; configBytes: Buffer; blobsFetched: number; bytesFetched: number; attestations: ReceivedAttestation[] },
 ): Promise<ImportResult> {
   const { name, version, manifest, manifestDigest, blobsFetched, bytesFetched } = args;
   return registry.transact((r: ImportResult) => `import ${r.ref} (${r.manifestDigest})`, async (tx) => {
     const ref = formatRef(name, version);
     const base = { name, version, ref, manifestDigest, blobsFetched, bytesFetched };
+    const at = registry.now().toISOString();
+    const attest = () => {
+      const have = new Set(listAttestations(registry, name, version).map((a) => a.digest));
+      for (const { kind, bytes } of args.attestations) {
+        const { path, digest } = attestationFile(registry, name, version, kind, bytes);
+        if (have.has(digest)) continue;
+        have.add(digest);
+        tx.write(path, bytes);
+        tx.record({ at, action: 'attest', model: name, version, digest, kind });
+      }
+    };
     if (registry.versions(name).includes(version)) {
-      if (registry.readVersion(name, version).manifestDigest === manifestDigest) return { ...base, status: 'unchanged' as const };
+      if (registry.readVersion(name, version).manifestDigest === manifestDigest) {
+        attest(); // signatures added to the remote since an earlier pull
+        return { ...base, status: 'unchanged' as const };
+      }
       throw new MaasError('MAAS_VERSION_CONFLICT', `${ref} already exists here with another manifest`, {
         hint: `Versions are immutable. Pull it under another name (--name) or version (--version).`,
       });
@@ -135,7 +170,8 @@ async function commitImport(
     const dir = registry.layout.versionDir(name, version);
     tx.write(`${dir}/config.json`, args.configBytes);
     tx.write(`${dir}/manifest.json`, args.manifestBytes);
-    tx.record({ at: registry.now().toISOString(), action: 'import', model: name, version, digest: manifest.layers[0]!.digest });
+    tx.record({ at, action: 'import', model: name, version, digest: manifest.layers[0]!.digest });
+    attest();
     tx.tag(versionTag(name, version));
     return { ...base, status: 'imported' as const };
   });

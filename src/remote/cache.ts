@@ -9,6 +9,7 @@ import type { Env } from '../core/context.js';
 import { DEFAULT_DEVICE } from '../registry/config.js';
 import { initRegistry } from '../registry/init.js';
 import { CONFIG_FILE } from '../registry/layout.js';
+import type { Admission } from './artifact.js';
 import { type PullResult, type TransferContext, pull } from './transfer.js';
 
 export function isRemoteTarget(text: string): boolean {
@@ -21,12 +22,12 @@ export function cacheRegistryDir(env: Env): string {
 }
 
 /** `name`: what to serve the one remote under, instead of the name it was pushed under. */
-export async function pullForServing(remotes: string[], ctx: TransferContext & { now: () => Date }, name?: string): Promise<{ registry: string; refs: string[]; pulled: PullResult[] }> {
+export async function pullForServing(remotes: string[], ctx: TransferContext & { now: () => Date }, name?: string, admit?: (remote: string) => Admission): Promise<{ registry: string; refs: string[]; pulled: PullResult[] }> {
   const registry = cacheRegistryDir(ctx.env);
   if (!existsSync(join(registry, CONFIG_FILE))) {
     await initRegistry({ dir: registry, name: 'maas-serve-cache', device: DEFAULT_DEVICE, remote: null, ci: undefined }, ctx);
   }
   const pulled: PullResult[] = [];
-  for (const remote of remotes) pulled.push(await pull({ remote, name }, { ...ctx, registry }));
+  for (const remote of remotes) pulled.push(await pull({ remote, name, admit: admit?.(remote) }, { ...ctx, registry }));
   return { registry, refs: pulled.map((p) => p.ref), pulled };
 }

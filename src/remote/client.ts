@@ -11,7 +11,7 @@ import { MaasError, messageOf } from '../core/errors.js';
 import { isDigest } from '../registry/layout.js';
 import { type Descriptor, MAX_MANIFEST_BYTES } from '../registry/manifest.js';
 import type { OnBytes } from '../registry/store.js';
-import { MANIFEST_MEDIA_TYPE } from './artifact.js';
+import { INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE } from './artifact.js';
 
 export interface Credentials {
   username?: string | undefined;
@@ -381,26 +381,56 @@ export class RegistryClient {
     return this.url(location);
   }
 
-  async putManifest(reference: string, bytes: Buffer): Promise<string> {
-    const response = await this.request('PUT', `${this.repo}/manifests/${reference}`, { ok: [201], body: bytes, headers: { 'content-type': MANIFEST_MEDIA_TYPE } });
-    return this.contentDigest(response) ?? '';
+  /**
+   * PUTs a manifest (an image manifest, or an image index for the referrers tag schema).
+   * `subjectProcessed`: the registry answered OCI-Subject, so it indexes referrers itself.
+   */
+  async putManifest(reference: string, bytes: Buffer, mediaType = MANIFEST_MEDIA_TYPE): Promise<{ digest: string; subjectProcessed: boolean }> {
+    const response = await this.request('PUT', `${this.repo}/manifests/${reference}`, { ok: [201], body: bytes, headers: { 'content-type': mediaType } });
+    return { digest: this.contentDigest(response) ?? '', subjectProcessed: response.headers.has('oci-subject') };
   }
 
-  /** The manifest's bytes, refused when the answer is not an image manifest or is over 4 MiB. */
-  async getManifest(reference: string): Promise<{ bytes: Buffer; digest: string | undefined }> {
-    const response = await this.request('GET', `${this.repo}/manifests/${reference}`, { ok: [200], headers: { accept: MANIFEST_MEDIA_TYPE } });
+  /**
+   * The manifest's bytes, refused when the answer is none of `accept` (an image manifest by
+   * default) or is over 4 MiB. `missing: 'undefined'` answers a 404 with undefined.
+   */
+  async getManifest(reference: string, accept: string[] = [MANIFEST_MEDIA_TYPE]): Promise<{ bytes: Buffer; digest: string | undefined; mediaType: string }> {
+    const response = await this.request('GET', `${this.repo}/manifests/${reference}`, { ok: [200], headers: { accept: accept.join(', ') } });
     const where = `${this.options.host}/${this.options.repository}:${reference}`;
     const refuse = async (why: string) => {
       await response.body?.cancel().catch(() => undefined);
       return new MaasError('MAAS_REMOTE_REJECTED', `${where}: ${why}`, { hint: 'maas pulls the OCI image manifests that maas push writes; nothing was written.' });
     };
     const type = (response.headers.get('content-type') ?? '').split(';')[0]!.trim();
-    if (type !== MANIFEST_MEDIA_TYPE) throw await refuse(`the registry answered ${type ? `a ${type}` : 'without a content type'}, not an OCI image manifest`);
+    if (!accept.includes(type)) throw await refuse(`the registry answered ${type ? `a ${type}` : 'without a content type'}, not ${accept.length === 1 ? 'an OCI image manifest' : `one of ${accept.join(', ')}`}`);
     if (Number(response.headers.get('content-length') ?? 0) > MAX_MANIFEST_BYTES) throw await refuse(`the manifest is ${response.headers.get('content-length')} bytes (at most ${MAX_MANIFEST_BYTES})`);
     const digest = this.contentDigest(response);
     const { bytes, over } = await readLimited(response, MAX_MANIFEST_BYTES);
     if (over) throw await refuse(`the manifest is over ${MAX_MANIFEST_BYTES} bytes`);
-    return { bytes, digest };
+    return { bytes, digest, mediaType: type };
+  }
+
+  /** Whether a manifest or tag exists (HEAD). */
+  async hasManifest(reference: string, accept: string[]): Promise<boolean> {
+    const response = await this.request('HEAD', `${this.repo}/manifests/${reference}`, { ok: [200, 404], headers: { accept: accept.join(', ') } });
+    return response.status === 200;
+  }
+
+  /**
+   * The referrers API (distribution-spec 1.1): the image index of manifests whose subject is
+   * `digest`; undefined where the registry does not have the API (distribution 2.8 answers 404),
+   * so the caller falls back to the referrers tag schema.
+   */
+  async referrers(digest: string): Promise<Buffer | undefined> {
+    const response = await this.request('GET', `${this.repo}/referrers/${digest}`, { ok: [200, 404, 400], headers: { accept: INDEX_MEDIA_TYPE } });
+    const type = (response.headers.get('content-type') ?? '').split(';')[0]!.trim();
+    if (response.status !== 200 || type !== INDEX_MEDIA_TYPE) {
+      await response.body?.cancel().catch(() => undefined);
+      return undefined;
+    }
+    const { bytes, over } = await readLimited(response, MAX_MANIFEST_BYTES);
+    if (over) throw new MaasError('MAAS_REMOTE_REJECTED', `${this.options.host}: the referrers of ${digest} are over ${MAX_MANIFEST_BYTES} bytes`);
+    return bytes;
   }
 
   /** Docker-Content-Digest, when sent, must be a digest: it is compared, never used as a path. */

@@ -9,9 +9,7 @@ import { MaasError } from '../core/errors.js';
 import { tempName, writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
 import { isDigest } from '../registry/layout.js';
 import { type Descriptor, MAX_MANIFEST_BYTES } from '../registry/manifest.js';
-import { MANIFEST_MEDIA_TYPE } from './artifact.js';
-
-const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';
+import { INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE } from './artifact.js';
 const REF_NAME = 'org.opencontainers.image.ref.name';
 
 interface Index {
@@ -100,6 +98,14 @@ export class OciLayout {
     const kept = index.manifests.filter((m) => !tags.includes(m.annotations?.[REF_NAME] ?? ''));
     const added = tags.map((tag) => ({ ...manifest, annotations: { [REF_NAME]: tag } }));
     writeJsonAtomic(this.indexPath, { ...index, manifests: [...kept, ...added] });
+  }
+
+  /** Lists an untagged manifest (a referrer) in index.json; false when it is listed already. */
+  addManifest(descriptor: Descriptor & { artifactType?: string }): boolean {
+    const index = this.index();
+    if (index.manifests.some((m) => m.digest === descriptor.digest)) return false;
+    writeJsonAtomic(this.indexPath, { ...index, manifests: [...index.manifests, descriptor] });
+    return true;
   }
 
   resolve(tag: string): Descriptor {

@@ -3,15 +3,17 @@ import type { Env } from '../core/context.js';
 import { MaasError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { versionTag } from '../registry/layout.js';
-import { ANNOTATIONS, type Descriptor, MAX_MANIFEST_BYTES } from '../registry/manifest.js';
+import { type AttestationKind, listAttestations } from '../registry/attestations.js';
+import { ANNOTATIONS, type Descriptor, MAX_MANIFEST_BYTES, digestOf } from '../registry/manifest.js';
 import { assertModelName, formatRef, parseRef, suggestName } from '../registry/refs.js';
 import { Registry, type RegistryOptions } from '../registry/registry.js';
 import type { OnBytes } from '../registry/store.js';
-import { MANIFEST_MEDIA_TYPE, importArtifact, readArtifact, type ImportResult, type ImportSource } from './artifact.js';
+import { type Admission, MANIFEST_MEDIA_TYPE, type ReceivedAttestation, importArtifact, readArtifact, type ImportResult, type ImportSource } from './artifact.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, RegistryClient } from './client.js';
 import { credentialsFor } from './credentials.js';
 import { OciLayout } from './layout.js';
 import { resolveRemoteName } from './named.js';
+import { type PushedReferrers, fetchLayoutReferrers, fetchReferrers, pushLayoutReferrers, pushReferrers } from './referrers.js';
 import { type RemoteRef, isLoopback, parseRemote, withRepository } from './ref.js';
 
 export interface TransferContext extends RegistryOptions {
@@ -42,6 +44,8 @@ export interface PushResult {
   durationMs: number;
   /** the git remote the commits and tag went to, with --git. */
   gitRemote?: string;
+  /** the version's signatures, provenance and SBOMs, sent as referrers of its manifest. */
+  referrers?: PushedReferrers;
 }
 
 const USER_AGENT = `maas/${VERSION} (${process.platform}-${process.arch}; Node ${process.version})`;
@@ -95,6 +99,9 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
   let blobsSkipped = 0;
   let bytesSent = 0;
   const progress = (d: Descriptor) => options.onProgress?.(`Pushing ${d.annotations?.[ANNOTATIONS.filepath] ?? 'config'}`, d.size);
+  // Signatures, provenance and SBOMs go along as referrers of the manifest.
+  const attestations = listAttestations(registry, name, version);
+  let referrers: PushedReferrers | undefined;
 
   if (remote.kind === 'layout') {
     const layout = new OciLayout(remote.path);
@@ -108,6 +115,7 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
     }
     layout.putBlobBytes(artifact.manifestBytes, artifact.manifestDigest);
     layout.tag(manifest, tags);
+    if (attestations.length) referrers = await pushLayoutReferrers(layout, manifest, attestations);
   } else {
     const client = clientFor(remote, ctx, options.plainHttp);
     await client.ping();
@@ -121,6 +129,7 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
       bytesSent += blob.size;
     }
     for (const tag of tags) await client.putManifest(tag, artifact.manifestBytes);
+    if (attestations.length) referrers = await pushReferrers(client, manifest, attestations);
   }
   const gitRemote = options.git ? await registry.git.pushWithTags([versionTag(name, version)]) : undefined;
   return {
@@ -132,6 +141,7 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
     blobs: artifact.blobs.length,
     blobsSkipped,
     bytesSent,
+    ...(referrers ? { referrers } : {}),
     durationMs: Date.now() - started,
   };
 }
@@ -142,10 +152,14 @@ export interface PullOptions {
   version?: number | undefined;
   plainHttp?: boolean;
   onProgress?: (label: string, total: number) => OnBytes;
+  /** refuses the version before its blobs are fetched (a signature policy, say). */
+  admit?: Admission | undefined;
 }
 
 export interface PullResult extends ImportResult {
   remote: string;
+  /** signatures, provenance and SBOMs that came as referrers, by kind. */
+  attestations: Partial<Record<AttestationKind, number>>;
   durationMs: number;
 }
 
@@ -156,6 +170,7 @@ export async function pull(options: PullOptions, ctx: TransferContext): Promise<
   if (!remote.tag) throw new MaasError('MAAS_USAGE', `'${options.remote}' names no tag`, { hint: `Add the version: ${options.remote}:1.` });
   let source: ImportSource & { expectedDigest: string | undefined };
   let defaultName: string;
+  let attestations: ReceivedAttestation[];
   if (remote.kind === 'layout') {
     const layout = new OciLayout(remote.path);
     const descriptor = layout.resolve(remote.tag);
@@ -163,12 +178,14 @@ export async function pull(options: PullOptions, ctx: TransferContext): Promise<
     const chunks: Buffer[] = [];
     for await (const chunk of layout.readBlob(descriptor)) chunks.push(Buffer.from(chunk));
     source = { manifestBytes: Buffer.concat(chunks), blob: async (d: Descriptor) => layout.readBlob(d), expectedDigest: descriptor.digest };
+    attestations = await fetchLayoutReferrers(layout, descriptor.digest);
     defaultName = suggestName(remote.path.split('/').filter(Boolean).pop() ?? 'model');
   } else {
     if (!remote.repository) throw new MaasError('MAAS_USAGE', `'${options.remote}' names no repository`, { hint: 'Write oci://HOST/REPOSITORY:TAG.' });
     const client = clientFor(remote, ctx, options.plainHttp);
     const manifest = await client.getManifest(remote.tag);
     source = { manifestBytes: manifest.bytes, blob: (d: Descriptor) => client.getBlob(d), expectedDigest: manifest.digest };
+    attestations = await fetchReferrers(client, manifest.digest ?? digestOf(manifest.bytes));
     defaultName = remote.repository.split('/').pop()!;
   }
   const title = (() => {
@@ -185,8 +202,12 @@ export async function pull(options: PullOptions, ctx: TransferContext): Promise<
     version: options.version,
     expectedDigest: source.expectedDigest,
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    attestations,
+    admit: options.admit,
   });
-  return { ...result, remote: remote.url, durationMs: Date.now() - started };
+  const counts: PullResult['attestations'] = {};
+  for (const a of attestations) counts[a.kind] = (counts[a.kind] ?? 0) + 1;
+  return { ...result, remote: remote.url, attestations: counts, durationMs: Date.now() - started };
 }
 
 export interface LoginResult {

@@ -13,6 +13,7 @@ import { type ClientTimeouts, type HttpTransport, listenHttp } from './http/serv
 import { createMetrics } from './metrics.js';
 import type { ServingCore } from './serving.js';
 import { type TlsFiles, type TlsMaterial, loadTls } from './tls.js';
+import { type TrustFlags, describePolicy, loadAdmission, pullAdmission, registryTrustPolicy } from '../trust/policy.js';
 
 export interface ServeOptions {
   registry: RegistryOptions;
@@ -42,6 +43,8 @@ export interface ServeOptions {
   clientTimeouts?: Partial<ClientTimeouts>;
   /** how often the TLS files are checked for a rotation (tests shorten it). */
   tlsPollMs?: number;
+  /** the signature policy's flags; maas.yaml's `trust:` when they name no keys. */
+  trust?: TrustFlags | undefined;
 }
 
 export interface ServedModel {
@@ -77,6 +80,7 @@ function humanEvent(event: ServeEvent): string | undefined {
     case 'unloaded': return `unloaded ${event.model}@${event.version} (${UNLOAD_WHY[event.reason]})`;
     case 'swap-wait': return `${event.model}: the memory budget holds one of ${event.from} and ${event.to}: requests wait while ${event.from} unloads and ${event.to} loads`;
     case 'swapped': return `${event.model}: now serving version ${event.to}${event.from === undefined ? '' : ` (was ${event.from})`}`;
+    case 'trust': return event.policy;
     case 'load-failed': return event.serving === undefined
       ? `could not load ${event.model}@${event.version}: ${event.error}`
       : `could not load ${event.model}@${event.version}, still serving the previous version (${event.serving}): ${event.error}`;
@@ -109,6 +113,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       if (line) options.log(line);
     }
   };
+  const policy = await registryTrustPolicy(options.trust ?? {}, options.registry);
+  if (policy) logEvent({ event: 'trust', policy: describePolicy(policy) });
   let manager: ModelManager | undefined;
   let draining = false;
   const core: ServingCore = {
@@ -129,7 +135,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     managementRefused: !LOOPBACK.test(options.host) && !options.token ? `the management API is off on ${options.host} without a token (--insecure serves inference only)` : undefined,
     async pull(source, name) {
       const { pull } = await import('../remote/transfer.js');
-      const pulled = await pull({ remote: source, name }, options.registry);
+      const pulled = await pull({ remote: source, name, admit: policy && pullAdmission(policy, source) }, options.registry);
       logEvent({ event: 'pulled', model: pulled.name, version: pulled.version, remote: source, status: pulled.status } satisfies ServeEvent);
       return pulled;
     },
@@ -156,6 +162,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       targets: options.targets,
       pins: options.pins ?? [],
       budget: options.budget,
+      admit: policy && loadAdmission(policy),
       serving: (name, config) => modelServing(name, config, options.flags),
       observer: metrics.observer,
       log: (event) => {

@@ -8,6 +8,7 @@ import type { ServeTarget } from '../inference/manager.js';
 import { parseRef } from '../registry/refs.js';
 import type { RegistryOptions } from '../registry/registry.js';
 import { isRemoteTarget, pullForServing } from '../remote/cache.js';
+import { type TrustFlags, loadTrustPolicy, pullAdmission } from '../trust/policy.js';
 
 export interface ServeTargets {
   registry: RegistryOptions;
@@ -30,7 +31,7 @@ function target(text: string): ServeTarget {
 }
 
 /** `name` (--name): what to serve the one remote reference under. */
-export async function resolveTargets(args: string[], name: string | undefined, registry: RegistryOptions & { now: () => Date }): Promise<ServeTargets> {
+export async function resolveTargets(args: string[], name: string | undefined, registry: RegistryOptions & { now: () => Date }, trust: TrustFlags = {}): Promise<ServeTargets> {
   const remotes = args.filter(isRemoteTarget);
   if (name !== undefined && (remotes.length !== 1 || args.length !== 1)) {
     throw new MaasError('MAAS_USAGE', '--name renames one remote reference, and serve was given ' + (remotes.length ? `${args.length} models` : 'registered models'), {
@@ -41,7 +42,9 @@ export async function resolveTargets(args: string[], name: string | undefined, r
   if (remotes.length !== args.length) {
     throw new MaasError('MAAS_USAGE', 'serve takes either registered models or remote references, not both', { hint: 'Run one maas serve per kind.' });
   }
-  const cached = await pullForServing(remotes, registry, name);
+  // The cache registry has no maas.yaml policy of its own: the flags' is checked before a blob comes.
+  const policy = await loadTrustPolicy(trust, registry.cwd);
+  const cached = await pullForServing(remotes, registry, name, policy && ((remote) => pullAdmission(policy, remote)));
   const notes = cached.pulled.flatMap((p) => [
     `${p.status === 'unchanged' ? 'cached' : 'pulled'} ${p.remote} as ${p.ref} (${p.manifestDigest})`,
     servedNameLine(p.remote, parseRef(p.ref).name, name !== undefined),

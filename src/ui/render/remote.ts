@@ -10,6 +10,7 @@ export function renderPush(r: PushResult, t: Theme): string {
     t.success(`✔ Pushed ${t.ref(r.ref)} to ${r.remote} as ${r.tags.join(', ')}`),
     `  manifest ${r.manifestDigest}`,
     `  ${r.blobs - r.blobsSkipped} of ${r.blobs} blobs sent (${formatBytes(r.bytesSent)}), ${r.blobsSkipped} already there, in ${(r.durationMs / 1000).toFixed(1)} s`,
+    ...(r.referrers ? [`  ${r.referrers.pushed + r.referrers.present} attestation${r.referrers.pushed + r.referrers.present === 1 ? '' : 's'} (signatures, provenance, SBOM) as referrers via the ${r.referrers.via}, ${r.referrers.present} already there`] : []),
     ...(r.gitRemote ? [`  git commits and tag pushed to ${r.gitRemote}`] : []),
   ].join('\n');
 }
@@ -18,7 +19,13 @@ export function renderPull(r: PullResult, t: Theme): string {
   const head = r.status === 'unchanged'
     ? `${t.success('✔')} ${t.ref(r.ref)} is already here with manifest ${shortDigest(r.manifestDigest)}; nothing changed.`
     : t.success(`✔ Pulled ${r.remote} as ${t.ref(r.ref)}`);
-  return [head, `  manifest ${r.manifestDigest}`, `  ${r.blobsFetched} blob(s) fetched (${formatBytes(r.bytesFetched)}), every digest verified`].join('\n');
+  const came = Object.entries(r.attestations).map(([kind, n]) => `${n} ${kind}${n === 1 ? '' : 's'}`);
+  return [
+    head,
+    `  manifest ${r.manifestDigest}`,
+    `  ${r.blobsFetched} blob(s) fetched (${formatBytes(r.bytesFetched)}), every digest verified`,
+    ...(came.length ? [`  with ${came.join(', ')} (referrers)`] : []),
+  ].join('\n');
 }
 
 export function renderPack(r: PackResult, t: Theme): string {
