@@ -119,14 +119,19 @@ export function checkSignatures(manifest: Manifest, signatures: { source: string
   });
 }
 
+/** Failures that say only that the signer is not one of ours, nothing about the files. */
+const UNKNOWN_SIGNER = new Set(['key-not-trusted', 'trust-mismatch', 'certificate-untrusted']);
+
 /**
- * Refuses a version the policy does not admit: unsigned (when a signature is required), or
- * signed but with no signature that verifies, tampered (its files are not what was signed) or
- * signed by no trusted key. The error names the version, the reason and the fix.
+ * Refuses a version the policy does not admit. Required: unsigned, tampered (its files are not
+ * what was signed) or signed by no trusted key. Not required: only tampered with after a trusted
+ * key signed it. The error names the version, the reason and the fix.
  */
 export function admitVersion(ref: string, manifest: Manifest, signatures: { source: string; bytes: Buffer }[], policy: TrustPolicy): SignatureCheck[] {
   const checks = checkSignatures(manifest, signatures, policy);
-  if (checks.some((c) => c.ok) || (!policy.require && checks.length === 0)) return checks;
+  if (checks.some((c) => c.ok)) return checks;
+  // Not required: only a signature a trusted key made that no longer matches (tampering) refuses.
+  if (!policy.require && checks.every((c) => UNKNOWN_SIGNER.has(c.reason ?? ''))) return checks;
   if (checks.length === 0) {
     throw new MaasError('MAAS_VERIFY_FAILED', `${ref} is not signed, and ${policy.source} requires a signature`, {
       hint: `Sign it where it is built: maas sign ${ref} --key key.pem (then push it again).`,

@@ -292,3 +292,24 @@ describe('serve --require-signature', () => {
     expect((await server.post('/v2/models/mlp/infer', INPUT)).status).toBe(200);
   });
 });
+
+describe('serve with trusted keys but no requirement', () => {
+  it('serves unsigned versions and those signed by unknown keys, and refuses one a trusted key signed that was tampered with', async () => {
+    const reg = await signedRegistry();
+    writeModel(reg.work, 'other.onnx', mlp({ seed: 9 }));
+    await reg.cli('register', join(reg.work, 'other.onnx'), '--name', 'other');
+    writeModel(reg.work, 'third.onnx', mlp({ seed: 13 }));
+    await reg.cli('register', join(reg.work, 'third.onnx'), '--name', 'third');
+    await reg.cli('sign', 'third@1', '--key', reg.otherKey);
+    // mlp@1's signature no longer matches: its manifest names another blob for its file
+    const manifest = JSON.parse(readFileSync(manifestPath(reg, 'mlp', 1), 'utf8'));
+    const otherLayer = JSON.parse(readFileSync(manifestPath(reg, 'other', 1), 'utf8')).layers[0];
+    Object.assign(manifest.layers[0], { digest: otherLayer.digest, size: otherLayer.size });
+    writeFileSync(manifestPath(reg, 'mlp', 1), JSON.stringify(manifest, null, 2));
+    const server = await serveRegistry(reg, { trust: { key: reg.pub } });
+    expect(server.logs.join('\n')).toMatch(/signatures checked when present: 1 trusted key/);
+    expect((await server.post('/v2/models/other/infer', INPUT)).status).toBe(200);
+    expect((await server.post('/v2/models/third/infer', INPUT)).status).toBe(200);
+    expect(server.logs.join('\n')).toMatch(/could not load mlp@1: mlp@1 has no signature that verifies: .*mlp\.onnx/);
+  });
+});
