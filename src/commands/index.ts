@@ -6,6 +6,7 @@ import { demoCommand } from './demo.js';
 import { deployCommand } from './deploy.js';
 import { diffCommand } from './diff.js';
 import { doctorCommand } from './doctor.js';
+import { exportCommand } from './export.js';
 import { gcCommand } from './gc.js';
 import { importCommand } from './import.js';
 import { initCommand } from './init.js';
@@ -51,6 +52,7 @@ export const commands: CommandSpec<any, any>[] = [
   pullCommand,
   packCommand,
   importCommand,
+  exportCommand,
   loginCommand,
   remoteCommand,
   predictCommand,

@@ -1,6 +1,6 @@
 import { defineCommand, option } from '../core/define-command.js';
 import { renderPush } from '../ui/render/remote.js';
-import { byteProgress, plainHttpOption, registryOptions } from './shared.js';
+import { byteProgress, modelcarBaseOption, plainHttpOption, registryOptions } from './shared.js';
 
 export const pushCommand = defineCommand({
   name: 'push',
@@ -11,12 +11,22 @@ export const pushCommand = defineCommand({
     plainHttp: plainHttpOption,
     git: option.flag('--git', "also push the registry's commits and the version's git tag to its git remote"),
     sbom: option.flag('--sbom', "also attach the version's CycloneDX AI BOM as a referrer (made and stored with the version if it has none)"),
+    modelcar: option.flag('--modelcar', 'also push a KServe modelcar: an image with the model under /models, tagged <tag>-modelcar'),
+    modelcarBase: modelcarBaseOption,
   },
-  examples: ['maas push mlp@2 oci://ghcr.io/acme/mlp', 'maas push mlp@prod oci://127.0.0.1:5000/team/mlp --alias --json', 'maas push mlp@2 oci-layout:./export'],
+  examples: [
+    'maas push mlp@2 oci://ghcr.io/acme/mlp',
+    'maas push mlp@prod oci://127.0.0.1:5000/team/mlp --alias --json',
+    'maas push mlp@2 oci-layout:./export',
+    'maas push mlp@2 oci://ghcr.io/acme/mlp --modelcar --modelcar-base oci://ghcr.io/acme/busybox:1.37   # also ghcr.io/acme/mlp:2-modelcar',
+  ],
   async run([ref, remote], opts, ctx) {
     const { push } = await import('../remote/transfer.js');
     if (opts.sbom) await (await import('../trust/sbom.js')).storeSbom(ref!, registryOptions(ctx));
-    return push({ ref: ref!, remote, aliases: opts.alias, plainHttp: opts.plainHttp, git: opts.git, onProgress: byteProgress(ctx) }, registryOptions(ctx));
+    return push(
+      { ref: ref!, remote, aliases: opts.alias, plainHttp: opts.plainHttp, git: opts.git, modelcar: opts.modelcar, modelcarBase: opts.modelcarBase, onProgress: byteProgress(ctx) },
+      registryOptions(ctx),
+    );
   },
   render: renderPush,
 });

@@ -73,6 +73,12 @@ export const requireSignatureOptions = {
   ...trustOptions,
 };
 
+/** `--modelcar-base`: what push --modelcar and export --format kserve layer /models on. */
+export const modelcarBaseOption = option.string('--modelcar-base <image>', "the modelcar's base image, one with a shell for KServe's oci:// storage (e.g. busybox): oci://HOST/REPO:TAG or oci-layout:PATH:TAG", {
+  env: 'MAAS_MODELCAR_BASE',
+  defaultText: 'none: an image of /models alone',
+});
+
 /** `--plain-http`, shared by the commands that talk to a registry. */
 export const plainHttpOption = option.flag('--plain-http', 'speak HTTP, not HTTPS, to a registry that is not on loopback');
 

@@ -1,7 +1,8 @@
 /** File writes that never leave a half-written file behind: temp file, fsync, rename. */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, rmdirSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { MaasError } from './errors.js';
 
 export function tempName(dir: string, prefix = '.tmp'): string {
   return join(dir, `${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`);
@@ -46,4 +47,27 @@ export function writeFileAtomic(path: string, data: string | Buffer, options: { 
 
 export function writeJsonAtomic(path: string, value: unknown): void {
   writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * Fills the new folder `dir` through a sibling staging folder that is renamed into place last, so
+ * `dir` holds everything `fill` wrote or nothing. An existing `dir` must be empty: maas never
+ * writes over files it did not make.
+ */
+export function writeNewFolder<T>(dir: string, fill: (staging: string) => T): T {
+  const existing = lstatSync(dir, { throwIfNoEntry: false });
+  if (existing && (!existing.isDirectory() || readdirSync(dir).length > 0)) {
+    throw new MaasError('MAAS_USAGE', `${dir} exists and is not an empty folder`, { hint: 'Pick a new folder; maas never writes over files it did not make.' });
+  }
+  mkdirSync(dirname(dir), { recursive: true });
+  const staging = mkdtempSync(join(dirname(dir), `.${basename(dir)}.tmp-`));
+  try {
+    const result = fill(staging);
+    if (existing) rmdirSync(dir);
+    renameSync(staging, dir);
+    return result;
+  } catch (error) {
+    rmSync(staging, { recursive: true, force: true });
+    throw error;
+  }
 }

@@ -47,7 +47,8 @@ const MONITORING_FILES = [
   { template: 'grafana/maas.json', target: 'monitoring/grafana/maas.json' },
 ];
 
-function render(template: string, values: Record<string, string>): string {
+/** A file of templates/ with its {{key}} placeholders filled. */
+export function renderTemplate(template: string, values: Record<string, string>): string {
   const text = readFileSync(join(TEMPLATES, template), 'utf8');
   return text.replace(/\{\{(\w+)\}\}/g, (_, key: string) => values[key] ?? `{{${key}}}`);
 }
@@ -102,9 +103,9 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
     files.push(relPath);
   };
   const yamlString = (value: string | null) => (value === null ? 'null' : JSON.stringify(value));
-  write(CONFIG_FILE, render('maas.yaml', { name: yamlString(options.name), device: options.device, remote: yamlString(options.remote) }));
+  write(CONFIG_FILE, renderTemplate('maas.yaml', { name: yamlString(options.name), device: options.device, remote: yamlString(options.remote) }));
 
-  const ignore = render('gitignore', {});
+  const ignore = renderTemplate('gitignore', {});
   const ignorePath = join(root, '.gitignore');
   const current = existsSync(ignorePath) ? readFileSync(ignorePath, 'utf8') : '';
   if (!current.includes('/blobs/')) write('.gitignore', current && !current.endsWith('\n') ? `${current}\n${ignore}` : current + ignore);
@@ -116,7 +117,7 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
       throw new MaasError('MAAS_REGISTRY_EXISTS', `${targetPath} already exists`, { hint: 'Move it aside, or run init without --ci.' });
     }
     const registryPath = relative(gitRoot, root) || '.';
-    const text = render(template, { registryPath, remote: options.remote ?? 'oci://registry.example.com/team/models', maasVersion: VERSION });
+    const text = renderTemplate(template, { registryPath, remote: options.remote ?? 'oci://registry.example.com/team/models', maasVersion: VERSION });
     mkdirSync(dirname(targetPath), { recursive: true });
     writeFileSync(targetPath, text);
     files.push(relative(root, targetPath));
@@ -125,7 +126,7 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
   // Grafana's own {{label}} legends are not template keys: only {{maasVersion}} is filled in.
   for (const { template, target } of monitoring) {
     mkdirSync(dirname(join(root, target)), { recursive: true });
-    write(target, render(template, { maasVersion: VERSION }));
+    write(target, renderTemplate(template, { maasVersion: VERSION }));
   }
 
   const commit = await git.commit(files, `maas: create registry ${options.name}`);

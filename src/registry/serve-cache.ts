@@ -1,7 +1,8 @@
 /** The serve cache: a registered version as the files onnxruntime loads, checked before it loads them. */
-import { copyFileSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, linkSync, lstatSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { MaasError } from '../core/errors.js';
+import { writeNewFolder } from '../core/fs.js';
 import { ANNOTATIONS, MAX_WARMUP_BYTES, MEDIA_TYPES, WARMUP_FILE } from './manifest.js';
 import type { Registry, VersionRecord } from './registry.js';
 
@@ -96,20 +97,13 @@ export interface WrittenFiles {
 }
 
 /**
- * A version as plain files in `dir` (copies, named as the model refers to them, every name
- * confined to `dir`), plus `extra` files beside them (a signature). The files are written into a
- * sibling folder that is renamed into place last, so `dir` holds all of them or none; an
- * existing `dir` must be empty.
+ * A version as plain files in the new folder `dir` (copies, named as the model refers to them,
+ * every name confined to the folder), plus `extra` files beside them (a signature). `dir` gets all
+ * of them or none (core/fs.ts writeNewFolder); an existing `dir` must be empty.
  */
 export function writeVersionFiles(registry: Registry, record: VersionRecord, dir: string, extra: { path: string; bytes: Buffer }[] = []): WrittenFiles {
-  const existing = lstatSync(dir, { throwIfNoEntry: false });
-  if (existing && (!existing.isDirectory() || readdirSync(dir).length > 0)) {
-    throw new MaasError('MAAS_USAGE', `${dir} exists and is not an empty folder`, { hint: 'Pick a new folder; maas never writes over files it did not make.' });
-  }
   modelPath(registry, record); // every blob present, or the fix
-  mkdirSync(dirname(dir), { recursive: true });
-  const staging = mkdtempSync(join(dirname(dir), `.${basename(dir)}.tmp-`));
-  try {
+  return writeNewFolder(dir, (staging) => {
     const files = record.manifest.layers.map((layer) => {
       const path = layer.annotations?.[ANNOTATIONS.filepath] ?? layer.digest;
       copyFileSync(registry.store.path(layer.digest), confined(record, staging, path));
@@ -119,11 +113,6 @@ export function writeVersionFiles(registry: Registry, record: VersionRecord, dir
       writeFileSync(confined(record, staging, file.path), file.bytes);
       files.push({ path: file.path, size: file.bytes.length });
     }
-    if (existing) rmdirSync(dir);
-    renameSync(staging, dir);
     return { dir, files };
-  } catch (error) {
-    rmSync(staging, { recursive: true, force: true });
-    throw error;
-  }
+  });
 }

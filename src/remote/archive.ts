@@ -5,9 +5,9 @@
  * the target (absolute paths, `..`) or that is a link or a device (tar-slip), a compressed
  * archive (no bombs: `maas pack` writes plain tar) and an entry that appears twice.
  */
-import { closeSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as tar from 'tar';
 import { MaasError } from '../core/errors.js';
 import { MODEL_SIGNATURE_FILE, listAttestations } from '../registry/attestations.js';
@@ -16,16 +16,8 @@ import { Registry } from '../registry/registry.js';
 import type { OnBytes } from '../registry/store.js';
 import { OciLayout } from './layout.js';
 import { isTag } from './ref.js';
+import { FIXED_MTIME, filesUnder } from './tar-layer.js';
 import { type PullResult, type PushResult, type TransferContext, pull, push } from './transfer.js';
-
-/** 1985-10-26T08:15:00Z, the fixed mtime npm's pacote uses for reproducible tarballs. */
-const FIXED_MTIME = new Date('1985-10-26T08:15:00.000Z');
-
-function filesUnder(root: string, dir = root): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? filesUnder(root, join(dir, e.name)) : [relative(root, join(dir, e.name))]))
-    .sort();
-}
 
 export interface PackResult extends Omit<PushResult, 'remote'> {
   archive: string;

@@ -11,6 +11,7 @@ import type { OnBytes } from '../registry/store.js';
 import { type Admission, MANIFEST_MEDIA_TYPE, type ReceivedAttestation, importArtifact, readArtifact, type ImportResult, type ImportSource } from './artifact.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, RegistryClient } from './client.js';
 import { credentialsFor } from './credentials.js';
+import { type ImageSource, type ImageTarget, type ModelcarResult, pushModelcar } from './modelcar.js';
 import { OciLayout } from './layout.js';
 import { resolveRemoteName } from './named.js';
 import { type PushedReferrers, fetchLayoutReferrers, fetchReferrers, pushLayoutReferrers, pushReferrers } from './referrers.js';
@@ -30,6 +31,10 @@ export interface PushOptions {
   plainHttp?: boolean;
   /** also push the registry's git commits and the version tag to its git remote. */
   git?: boolean;
+  /** also push the version as a KServe modelcar image under `<tag>-modelcar` (modelcar.ts). */
+  modelcar?: boolean;
+  /** the modelcar's base image (one with a shell, for KServe's `oci://`): oci://HOST/REPO:TAG or oci-layout:PATH:TAG. */
+  modelcarBase?: string | undefined;
   onProgress?: (label: string, total: number) => OnBytes;
 }
 
@@ -46,6 +51,8 @@ export interface PushResult {
   gitRemote?: string;
   /** the version's signatures, provenance and SBOMs, sent as referrers of its manifest. */
   referrers?: PushedReferrers;
+  /** with --modelcar. */
+  modelcar?: ModelcarResult;
 }
 
 const USER_AGENT = `maas/${VERSION} (${process.platform}-${process.arch}; Node ${process.version})`;
@@ -61,7 +68,7 @@ function idleTimeoutMs(env: Env): number {
   return seconds * 1000;
 }
 
-function clientFor(remote: Extract<RemoteRef, { kind: 'registry' }>, ctx: TransferContext, plainHttp: boolean | undefined): RegistryClient {
+export function clientFor(remote: Extract<RemoteRef, { kind: 'registry' }>, ctx: TransferContext, plainHttp: boolean | undefined): RegistryClient {
   return new RegistryClient({
     idleTimeoutMs: idleTimeoutMs(ctx.env),
     host: remote.host,
@@ -74,15 +81,22 @@ function clientFor(remote: Extract<RemoteRef, { kind: 'registry' }>, ctx: Transf
   });
 }
 
-function remoteOf(registry: Registry, given: string | undefined): RemoteRef {
+/** The remote a command names, or maas.yaml's defaults.remote; named remotes resolved. */
+export function remoteOf(registry: Registry, given: string | undefined, hint = 'Name one: maas push NAME@VERSION oci://HOST/REPOSITORY (or oci-layout:PATH).'): RemoteRef {
   const named = given ?? registry.config.defaults.remote ?? undefined;
   const text = named === undefined ? undefined : resolveRemoteName(named, registry.config.remotes);
-  if (!text) {
-    throw new MaasError('MAAS_USAGE', 'no remote given and maas.yaml has no defaults.remote', {
-      hint: 'Name one: maas push NAME@VERSION oci://HOST/REPOSITORY (or oci-layout:PATH).',
-    });
-  }
+  if (!text) throw new MaasError('MAAS_USAGE', 'no remote given and maas.yaml has no defaults.remote', { hint });
   return parseRemote(text);
+}
+
+/** `--modelcar-base`: a tagged image on a registry (oci://HOST/REPO:TAG) or in a layout (oci-layout:PATH:TAG). */
+export function baseImage(registry: Registry, text: string, ctx: TransferContext, plainHttp: boolean | undefined): ImageSource {
+  const remote = parseRemote(resolveRemoteName(text, registry.config.remotes));
+  if (!remote.tag || (remote.kind === 'registry' && !remote.repository)) {
+    throw new MaasError('MAAS_USAGE', `--modelcar-base '${text}' names no image tag`, { hint: 'Name a fixed tag of an image with a shell, e.g. oci://registry.example.com/base/busybox:1.37.' });
+  }
+  if (remote.kind === 'layout') return { kind: 'layout', layout: new OciLayout(remote.path), reference: remote.tag, name: text };
+  return { kind: 'registry', client: clientFor(remote, ctx, plainHttp), reference: remote.tag, name: `${remote.host}/${remote.repository}:${remote.tag}` };
 }
 
 export async function push(options: PushOptions, ctx: TransferContext): Promise<PushResult> {
@@ -102,9 +116,12 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
   // Signatures, provenance and SBOMs go along as referrers of the manifest.
   const attestations = listAttestations(registry, name, version);
   let referrers: PushedReferrers | undefined;
+  let target: ImageTarget;
+  const base = options.modelcar && options.modelcarBase !== undefined ? baseImage(registry, options.modelcarBase, ctx, options.plainHttp) : undefined;
 
   if (remote.kind === 'layout') {
     const layout = new OciLayout(remote.path);
+    target = { kind: 'layout', layout };
     layout.ensure();
     for (const blob of artifact.blobs) {
       const written = blob === artifact.manifest.config
@@ -118,6 +135,7 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
     if (attestations.length) referrers = await pushLayoutReferrers(layout, manifest, attestations);
   } else {
     const client = clientFor(remote, ctx, options.plainHttp);
+    target = { kind: 'registry', client };
     await client.ping();
     for (const blob of artifact.blobs) {
       if (await client.hasBlob(blob)) {
@@ -131,9 +149,19 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
     for (const tag of tags) await client.putManifest(tag, artifact.manifestBytes);
     if (attestations.length) referrers = await pushReferrers(client, manifest, attestations);
   }
+  const modelcar = options.modelcar
+    ? await pushModelcar(registry, artifact, {
+      target,
+      repository: remote.kind === 'layout' ? remote.path : `${remote.host}/${remote.repository}`,
+      tags,
+      base,
+      onProgress: options.onProgress,
+    })
+    : undefined;
   const gitRemote = options.git ? await registry.git.pushWithTags([versionTag(name, version)]) : undefined;
   return {
     ...(gitRemote ? { gitRemote } : {}),
+    ...(modelcar ? { modelcar } : {}),
     ref: formatRef(name, version),
     remote: remote.kind === 'layout' ? `oci-layout:${remote.path}` : `oci://${remote.host}/${remote.repository}`,
     manifestDigest: artifact.manifestDigest,

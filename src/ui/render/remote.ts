@@ -1,5 +1,6 @@
 /** Human renderers for push and pull. */
 import type { PackResult } from '../../remote/archive.js';
+import type { ModelcarResult } from '../../remote/modelcar.js';
 import type { PullResult, PushResult } from '../../remote/transfer.js';
 import { formatBytes } from '../../core/units.js';
 import { shortDigest } from '../format.js';
@@ -12,7 +13,13 @@ export function renderPush(r: PushResult, t: Theme): string {
     `  ${r.blobs - r.blobsSkipped} of ${r.blobs} blobs sent (${formatBytes(r.bytesSent)}), ${r.blobsSkipped} already there, in ${(r.durationMs / 1000).toFixed(1)} s`,
     ...(r.referrers ? [`  ${r.referrers.pushed + r.referrers.present} attestation${r.referrers.pushed + r.referrers.present === 1 ? '' : 's'} (signatures, provenance, SBOM) as referrers via the ${r.referrers.via}, ${r.referrers.present} already there`] : []),
     ...(r.gitRemote ? [`  git commits and tag pushed to ${r.gitRemote}`] : []),
+    ...(r.modelcar ? [renderModelcar(r.modelcar)] : []),
   ].join('\n');
+}
+
+function renderModelcar(m: ModelcarResult): string {
+  const what = m.status === 'present' ? 'already there' : `${formatBytes(m.bytesSent)} sent${m.layer ? `, /models layer ${formatBytes(m.layer.size)}` : ''}`;
+  return `  modelcar ${m.repository}:${m.tags.join(', ')} (${m.digest}), ${m.base ? `on ${m.base.name}` : 'no base'}, ${m.platforms.join(' ')}; ${what}`;
 }
 
 export function renderPull(r: PullResult, t: Theme): string {
