@@ -1,16 +1,22 @@
 import { defineCommand } from '../core/define-command.js';
-import { renderPull } from '../ui/render/remote.js';
-import { byteProgress, importAsOptions, registryOptions } from './shared.js';
+import { renderTrustedImport } from '../ui/render/trust.js';
+import { byteProgress, importAsOptions, registryOptions, requireSignatureOptions } from './shared.js';
 
 export const importCommand = defineCommand({
   name: 'import',
-  summary: 'add a version from a `maas pack` tarball, checking every path and digest',
+  summary: 'add a version from a `maas pack` tarball, checking every path and digest (and its signature when asked)',
   args: ['<file>'],
-  options: importAsOptions,
-  examples: ['maas import mlp-2.tar', 'maas import mlp-2.tar --name mlp-from-vendor --json'],
+  options: { ...importAsOptions, ...requireSignatureOptions },
+  examples: ['maas import mlp-2.tar', 'maas import mlp-2.tar --name mlp-from-vendor --json', 'maas import mlp-2.tar --require-signature --key publisher.pub.pem'],
   async run([file], opts, ctx) {
-    const { importArchive } = await import('../remote/archive.js');
-    return importArchive({ file: file!, name: opts.name, version: opts.version, onProgress: byteProgress(ctx) }, registryOptions(ctx));
+    const { importTrusted } = await import('../trust/attest.js');
+    return importTrusted(
+      {
+        file: file!, name: opts.name, version: opts.version, onProgress: byteProgress(ctx),
+        trust: { requireSignature: opts.requireSignature, key: opts.key, trustedKeys: opts.trustedKeys, trustedCa: opts.trustedCa },
+      },
+      registryOptions(ctx),
+    );
   },
-  render: renderPull,
+  render: renderTrustedImport,
 });

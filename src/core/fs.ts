@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, rmdirSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { MaasError } from './errors.js';
+import { MaasError, errnoCode, messageOf } from './errors.js';
 
 export function tempName(dir: string, prefix = '.tmp'): string {
   return join(dir, `${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`);
@@ -49,16 +49,41 @@ export function writeJsonAtomic(path: string, value: unknown): void {
   writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
+/** Refuses `dir` unless it is absent or an empty folder (before any work, where a command can); whether it exists. */
+export function checkNewFolder(dir: string): boolean {
+  const existing = lstatSync(dir, { throwIfNoEntry: false });
+  if (existing && (!existing.isDirectory() || readdirSync(dir).length > 0)) {
+    throw new MaasError('MAAS_USAGE', `${dir} exists and is not an empty folder`, { hint: 'Pick a new folder; maas never writes over files it did not make.' });
+  }
+  return existing !== undefined;
+}
+
+/**
+ * A file the user named (-o): written atomically, over an older file of that name, but never
+ * over a folder, and with the reason and the fix when the place cannot be written.
+ */
+export function writeOutputFile(path: string, data: string | Buffer, options: { mode?: number } = {}): void {
+  if (lstatSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new MaasError('MAAS_USAGE', `${path} is a folder`, { hint: 'Name a file to write, inside it or elsewhere.' });
+  }
+  try {
+    writeFileAtomic(path, data, options);
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR' || code === 'ENOSPC') {
+      throw new MaasError('MAAS_USAGE', `cannot write ${path}: ${messageOf(error)}`, { hint: 'Pick a place you can write to.', cause: error });
+    }
+    throw error;
+  }
+}
+
 /**
  * Fills the new folder `dir` through a sibling staging folder that is renamed into place last, so
  * `dir` holds everything `fill` wrote or nothing. An existing `dir` must be empty: maas never
  * writes over files it did not make.
  */
 export function writeNewFolder<T>(dir: string, fill: (staging: string) => T): T {
-  const existing = lstatSync(dir, { throwIfNoEntry: false });
-  if (existing && (!existing.isDirectory() || readdirSync(dir).length > 0)) {
-    throw new MaasError('MAAS_USAGE', `${dir} exists and is not an empty folder`, { hint: 'Pick a new folder; maas never writes over files it did not make.' });
-  }
+  const existing = checkNewFolder(dir);
   mkdirSync(dirname(dir), { recursive: true });
   const staging = mkdtempSync(join(dirname(dir), `.${basename(dir)}.tmp-`));
   try {

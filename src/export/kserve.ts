@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { MaasError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/fs.js';
+import { writeOutputFile } from '../core/fs.js';
 import { VERSION } from '../core/version.js';
 import type { Device } from '../registry/config.js';
 import { renderTemplate } from '../registry/init.js';
@@ -277,13 +277,13 @@ function writeOutput(target: string, content: { docs: object[]; dockerfile: stri
   const yaml = (doc: object) => stringify(doc, { lineWidth: 0 });
   if (content.dockerfile === undefined) {
     const file = isDir ? join(target, 'inferenceservice.yaml') : target;
-    writeFileAtomic(file, yaml(content.docs[0]!));
+    writeOutputFile(file, yaml(content.docs[0]!));
     return [file];
   }
   if (existsSync(target) && !isDir) throw new MaasError('MAAS_USAGE', `${target} is a file; --runtime maas writes a folder of three files`, { hint: 'Pass -o with a folder name: -o deploy/.' });
   mkdirSync(target, { recursive: true });
   const [runtime, isvc] = content.docs as [object, object];
   const files: [string, string][] = [['servingruntime.yaml', yaml(runtime)], ['inferenceservice.yaml', yaml(isvc)], ['Dockerfile', content.dockerfile]];
-  for (const [file, text] of files) writeFileAtomic(join(target, file), text);
+  for (const [file, text] of files) writeOutputFile(join(target, file), text);
   return files.map(([file]) => join(target, file));
 }

@@ -321,7 +321,9 @@ export class ModelManager {
     const state: VersionState = slot.unloading ? 'UNLOADING' : runtime ? 'READY' : slot.loading ? 'LOADING' : 'UNAVAILABLE';
     let reason = '';
     if (state === 'UNAVAILABLE') {
-      if (!served) reason = `not in the version policy ${formatVersionPolicy(policy)}; POST /v2/repository/models/${slot.name}/load with parameters.version ${slot.version} loads it`;
+      // A version that failed to load is left out of the routes: its failure is why, not the policy.
+      if (slot.failedAt !== undefined && slot.reason) reason = slot.reason;
+      else if (!served) reason = `not in the version policy ${formatVersionPolicy(policy)}; POST /v2/repository/models/${slot.name}/load with parameters.version ${slot.version} loads it`;
       else if (slot.held) reason = 'unloaded through the management API';
       else reason = slot.reason ?? 'not loaded yet: loads on its first request';
     }
@@ -637,7 +639,16 @@ export class ModelManager {
       const defaultVersion = versions.has(want.defaultVersion) ? want.defaultVersion : previous?.defaultVersion;
       if (defaultVersion === undefined) continue;
       if (!versions.has(defaultVersion) && previous?.versions.has(defaultVersion)) versions.set(defaultVersion, previous.versions.get(defaultVersion)!);
-      const aliases = new Map([...want.aliases].filter(([, v]) => versions.has(v)));
+      // An alias moved onto a version that failed to load keeps answering with the one it had.
+      const aliases = new Map<string, number>();
+      for (const [alias, version] of want.aliases) {
+        const before = previous?.aliases.get(alias);
+        if (versions.has(version)) aliases.set(alias, version);
+        else if (before !== undefined && previous!.versions.get(before)?.runtime) {
+          versions.set(before, previous!.versions.get(before)!);
+          aliases.set(alias, before);
+        }
+      }
       next.set(want.name, { name: want.name, defaultVersion, versions, aliases });
       if (!initial && previous?.defaultVersion !== defaultVersion) this.options.log({ event: 'swapped', model: want.name, from: previous?.defaultVersion, to: defaultVersion });
     }

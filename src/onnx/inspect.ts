@@ -281,6 +281,25 @@ export function inspectModel(path: string): ModelInfo {
   }
 }
 
+/** The IO signature alone: the graph's structure is parsed, no weight is read or hashed. */
+export function readSignature(path: string): Signature {
+  let source: FileSource;
+  try {
+    source = new FileSource(path);
+  } catch (error) {
+    if (error instanceof ProtobufError || errnoCode(error) === 'EISDIR') throw invalidModel(path, error);
+    throw error;
+  }
+  try {
+    return signatureOf(parseModel(source));
+  } catch (error) {
+    if (error instanceof ProtobufError) throw invalidModel(path, error);
+    throw error;
+  } finally {
+    source.close();
+  }
+}
+
 /** ModelPack's paramSize form: `<count><K|M|B|T>`. */
 export function paramSize(count: number): string {
   const units: [number, string][] = [[1e12, 'T'], [1e9, 'B'], [1e6, 'M'], [1e3, 'K']];

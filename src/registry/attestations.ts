@@ -50,6 +50,20 @@ export function kindOfReferrer(artifactType: string | undefined, annotations: Re
   return annotations?.[BUNDLE_PREDICATE_ANNOTATION] === PREDICATE_TYPES.provenance ? 'provenance' : 'signature';
 }
 
+/**
+ * Whether bytes from elsewhere are an attestation of `kind` worth keeping: a JSON object, and a
+ * Sigstore bundle for a signature. Anything else is dropped at pull, never stored.
+ */
+export function isAttestation(kind: AttestationKind, bytes: Buffer): boolean {
+  if (kind === 'signature') return isBundle(bytes);
+  try {
+    const value: unknown = JSON.parse(bytes.toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+  } catch {
+    return false;
+  }
+}
+
 /** Whether the bytes are a Sigstore bundle (a signed attestation), by its mediaType field. */
 export function isBundle(bytes: Buffer): boolean {
   try {

@@ -127,6 +127,11 @@ export class Git {
     return (await this.git.revparse(['HEAD']).catch(() => '')).trim() || undefined;
   }
 
+  /** The object ids of `rev:path` specs, in order; undefined for one that does not exist. */
+  async objectIds(specs: string[]): Promise<(string | undefined)[]> {
+    return Promise.all(specs.map(async (spec) => (await this.git.raw(['rev-parse', '--verify', '-q', spec]).catch(() => '')).trim() || undefined));
+  }
+
   /** Whether `path` is tracked in HEAD. */
   async inHead(path: string): Promise<boolean> {
     const out = await this.git.raw(['ls-tree', '--name-only', 'HEAD', '--', path]).catch(() => '');

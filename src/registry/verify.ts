@@ -7,7 +7,7 @@ import { formatRef, parseRef } from './refs.js';
 import { Registry, type RecoveryReport, type RegistryOptions } from './registry.js';
 import { STAGING_GRACE_MS, type OnBytes } from './store.js';
 
-export type ProblemKind = 'missing-blob' | 'corrupt-blob' | 'bad-config' | 'bad-manifest' | 'missing-tag' | 'dangling-alias' | 'uncommitted';
+export type ProblemKind = 'missing-blob' | 'corrupt-blob' | 'bad-config' | 'bad-manifest' | 'missing-tag' | 'tag-mismatch' | 'dangling-alias' | 'uncommitted';
 
 export interface Problem {
   kind: ProblemKind;
@@ -72,8 +72,16 @@ export async function verifyRegistry(options: VerifyOptions, ctx: RegistryOption
         if (!config || digestOf(config) !== record.manifest.config.digest || config.length !== record.manifest.config.size) {
           problems.push({ kind: 'bad-config', ref, path: configPath, message: `${ref}: ${configPath} ${config ? 'does not match the manifest' : 'is missing'}` });
         }
-        if (!tags.has(versionTag(name, version))) {
-          problems.push({ kind: 'missing-tag', ref, message: `${ref}: git tag ${versionTag(name, version)} is missing` });
+        const tag = versionTag(name, version);
+        if (!tags.has(tag)) {
+          problems.push({ kind: 'missing-tag', ref, message: `${ref}: git tag ${tag} is missing` });
+        } else {
+          // A version is immutable: its committed manifest is the one its tag recorded.
+          const manifestPath = `${registry.layout.versionDir(name, version)}/manifest.json`;
+          const [atTag, atHead] = await registry.git.objectIds([`${tag}:./${manifestPath}`, `HEAD:./${manifestPath}`]);
+          if (atTag !== atHead) {
+            problems.push({ kind: 'tag-mismatch', ref, path: manifestPath, message: `${ref}: ${manifestPath} is not the manifest git tag ${tag} recorded: it was changed after ${ref} was registered` });
+          }
         }
         for (const layer of record.manifest.layers) {
           let state = checked.get(layer.digest);
@@ -102,10 +110,9 @@ export async function verifyRegistry(options: VerifyOptions, ctx: RegistryOption
         }
       }
     }
-    if (!only) {
-      for (const path of await registry.git.changed([CONFIG_FILE, HISTORY_FILE, MODELS_DIR])) {
-        problems.push({ kind: 'uncommitted', path, message: `${path} differs from the last commit (changed outside maas)` });
-      }
+    // The whole registry's files, or the named model's.
+    for (const path of await registry.git.changed(only ? [registry.layout.modelDir(only.name)] : [CONFIG_FILE, HISTORY_FILE, MODELS_DIR])) {
+      problems.push({ kind: 'uncommitted', path, message: `${path} differs from the last commit (changed outside maas)` });
     }
     const warnings: StagingWarning[] = [];
     const leftovers = registry.store.staging(STAGING_GRACE_MS).filter((f) => f.abandoned);

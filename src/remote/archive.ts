@@ -14,6 +14,7 @@ import { MODEL_SIGNATURE_FILE, listAttestations } from '../registry/attestations
 import { parseRef } from '../registry/refs.js';
 import { Registry } from '../registry/registry.js';
 import type { OnBytes } from '../registry/store.js';
+import type { Admission } from './artifact.js';
 import { OciLayout } from './layout.js';
 import { isTag } from './ref.js';
 import { FIXED_MTIME, filesUnder } from './tar-layer.js';
@@ -92,7 +93,7 @@ async function checkEntries(file: string): Promise<void> {
 }
 
 export async function importArchive(
-  options: { file: string; name?: string | undefined; version?: number | undefined; onProgress?: (label: string, total: number) => OnBytes },
+  options: { file: string; name?: string | undefined; version?: number | undefined; onProgress?: (label: string, total: number) => OnBytes; admit?: Admission | undefined },
   ctx: TransferContext,
 ): Promise<PullResult> {
   const file = resolve(ctx.cwd, options.file);
@@ -114,7 +115,7 @@ export async function importArchive(
     const tags = layout.index().manifests.map((m) => m.annotations?.['org.opencontainers.image.ref.name']).filter((t): t is string => typeof t === 'string' && isTag(t));
     const tag = tags.find((t) => /^\d+$/.test(t)) ?? tags[0];
     if (!tag) throw new MaasError('MAAS_REMOTE_REJECTED', `${options.file} holds no tagged manifest`, { hint: 'Make the archive again with `maas pack`.' });
-    const pulled = await pull({ remote: `oci-layout:${staging}:${tag}`, name: options.name, version: options.version, ...(options.onProgress ? { onProgress: options.onProgress } : {}) }, ctx);
+    const pulled = await pull({ remote: `oci-layout:${staging}:${tag}`, name: options.name, version: options.version, admit: options.admit, ...(options.onProgress ? { onProgress: options.onProgress } : {}) }, ctx);
     return { ...pulled, remote: file };
   } finally {
     rmSync(staging, { recursive: true, force: true });

@@ -3,10 +3,11 @@
  * bytes, its config blob and its layer blobs. Importing goes the other way, verifying every
  * digest before anything is written to the registry.
  */
-import { MaasError } from '../core/errors.js';
+import { MaasError, messageOf } from '../core/errors.js';
 import { type AttestationKind, attestationFile, listAttestations } from '../registry/attestations.js';
 import { versionTag } from '../registry/layout.js';
-import { ANNOTATIONS, type Descriptor, type Manifest, digestOf, parseManifest } from '../registry/manifest.js';
+import { readSignature, type Signature } from '../onnx/inspect.js';
+import { ANNOTATIONS, type Descriptor, type Manifest, type OnnxMetadata, digestOf, parseManifest } from '../registry/manifest.js';
 import { assertModelName, formatRef, parseVersion } from '../registry/refs.js';
 import type { Registry } from '../registry/registry.js';
 import type { OnBytes } from '../registry/store.js';
@@ -103,7 +104,7 @@ export async function importArtifact(
       hint: 'The remote returned other bytes than it announced; nothing was written.',
     });
   }
-  let parsed: { manifest: Manifest };
+  let parsed: { manifest: Manifest; onnx: OnnxMetadata };
   try {
     parsed = parseManifest(source.manifestBytes.toString('utf8'), 'the remote manifest');
   } catch (error) {
@@ -114,7 +115,7 @@ export async function importArtifact(
   const { manifest } = parsed;
   await options.admit?.({ manifest, manifestDigest, attestations: options.attestations ?? [] });
   const versionText = manifest.annotations[ANNOTATIONS.version];
-  const version = options.version ?? (versionText ? parseVersion(versionText) : undefined);
+  const version = options.version ?? (versionText ? remoteVersion(versionText) : undefined);
   if (version === undefined) throw new MaasError('MAAS_USAGE', 'the artifact names no version', { hint: 'Pass --version N.' });
 
   const configBytes = await collect(await source.blob(manifest.config), manifest.config.size);
@@ -131,12 +132,46 @@ export async function importArtifact(
       fetched.push(layer.digest);
       bytesFetched += layer.size;
     }
+    checkDescribes(registry, manifest, parsed.onnx);
     return await commitImport(registry, { name: options.name, version, manifest, manifestDigest, configBytes, manifestBytes: source.manifestBytes, blobsFetched: fetched.length, bytesFetched, attestations: options.attestations ?? [] });
   } catch (error) {
     await dropUnreferenced(registry, fetched);
     throw error;
   }
 }
+
+/** The version a remote's manifest names: its data, so a bad one is the remote's fault (exit 5). */
+function remoteVersion(text: string): number {
+  try {
+    return parseVersion(text);
+  } catch {
+    throw new MaasError('MAAS_REMOTE_REJECTED', `the artifact names the version '${text.slice(0, 40)}', which is not a version number`, { hint: 'Pass --version N to pull it as that version.' });
+  }
+}
+
+/**
+ * The manifest's account of its model (the IO signature serve validates requests against) must be
+ * the model file's own: a signature covers the files, not this annotation, so an artifact edited
+ * to lie about its inputs is refused here rather than served.
+ */
+function checkDescribes(registry: Registry, manifest: Manifest, onnx: OnnxMetadata): void {
+  const layer = manifest.layers.find((l) => l.annotations?.[ANNOTATIONS.filepath] === onnx.modelFile);
+  const rejected = (why: string) => new MaasError('MAAS_REMOTE_REJECTED', `the artifact's metadata (${ANNOTATIONS.onnx}) does not describe its model: ${why}`, {
+    hint: 'It was edited after maas pushed it; nothing was written. Push it again from the registry that registered it.',
+  });
+  if (!layer) throw rejected(`no layer is its model file ${onnx.modelFile}`);
+  let actual: Signature;
+  try {
+    actual = readSignature(registry.store.path(layer.digest));
+  } catch (error) {
+    throw rejected(messageOf(error));
+  }
+  if (JSON.stringify(actual) !== JSON.stringify(onnx.signature)) {
+    throw rejected(`it names the inputs and outputs ${describeSignature(onnx.signature)}, the model file has ${describeSignature(actual)}`);
+  }
+}
+
+const describeSignature = (s: Signature) => [...s.inputs, ...s.outputs].map((t) => `${t.name}: ${t.dtype}${t.shape ? `[${t.shape.map((d) => d ?? '?').join(', ')}]` : ''}`).join(', ');
 
 async function commitImport(
   registry: Registry,

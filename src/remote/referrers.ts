@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { MaasError } from '../core/errors.js';
-import { type Attestation, type AttestationKind, MAX_ATTESTATION_BYTES, kindOfReferrer, referrerType } from '../registry/attestations.js';
+import { type Attestation, type AttestationKind, MAX_ATTESTATION_BYTES, isAttestation, kindOfReferrer, referrerType } from '../registry/attestations.js';
 import { isDigest } from '../registry/layout.js';
 import type { Descriptor } from '../registry/manifest.js';
 import { INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, collect } from './artifact.js';
@@ -108,6 +108,11 @@ async function tagIndex(client: RegistryClient, tag: string): Promise<Buffer | u
   return answer.mediaType === INDEX_MEDIA_TYPE ? answer.bytes : undefined;
 }
 
+/** Keeps a fetched attestation that reads as one; junk a remote lists is dropped, never stored. */
+function keep(found: { kind: AttestationKind; bytes: Buffer }[], kind: AttestationKind, bytes: Buffer): void {
+  if (isAttestation(kind, bytes)) found.push({ kind, bytes });
+}
+
 export interface PushedReferrers {
   pushed: number;
   /** already there. */
@@ -160,7 +165,7 @@ export async function fetchReferrers(client: RegistryClient, subjectDigest: stri
     const { bytes } = await client.getManifest(descriptor.digest);
     const { subject, layer } = readReferrer(bytes, descriptor);
     if (subject !== subjectDigest) throw new MaasError('MAAS_REMOTE_REJECTED', `referrer ${descriptor.digest}, listed for ${subjectDigest}, is about ${String(subject).slice(0, 80)}`);
-    found.push({ kind: kindOf(descriptor)!, bytes: checked(await collect(await client.getBlob(layer), layer.size + 1), layer) });
+    keep(found, kindOf(descriptor)!, checked(await collect(await client.getBlob(layer), layer.size + 1), layer));
   }
   return found;
 }
@@ -186,7 +191,7 @@ export async function fetchLayoutReferrers(layout: OciLayout, subjectDigest: str
     if (descriptor.size > MAX_ATTESTATION_BYTES) continue;
     const { subject, layer } = readReferrer(await collect(layout.readBlob(descriptor), descriptor.size + 1), descriptor);
     if (subject !== subjectDigest) continue; // another version's, in the same layout
-    found.push({ kind: kindOf(descriptor)!, bytes: checked(await collect(layout.readBlob(layer), layer.size + 1), layer) });
+    keep(found, kindOf(descriptor)!, checked(await collect(layout.readBlob(layer), layer.size + 1), layer));
   }
   return found;
 }

@@ -3,15 +3,17 @@
  * `maas verify --signatures`, and what `maas show` lists about a version's attestations.
  */
 import { resolve } from 'node:path';
+import { checkNewFolder } from '../core/fs.js';
 import { type AttestationKind, MODEL_SIGNATURE_FILE, attestationJson, listAttestations } from '../registry/attestations.js';
 import { type ShowResult, showModel } from '../registry/query.js';
 import { parseRef } from '../registry/refs.js';
 import { Registry, type RegistryOptions } from '../registry/registry.js';
 import { type WrittenFiles, writeVersionFiles } from '../registry/serve-cache.js';
+import { importArchive } from '../remote/archive.js';
 import type { Admission } from '../remote/artifact.js';
 import { type PullOptions, type PullResult, type TransferContext, pull } from '../remote/transfer.js';
 import { type ModelSigner, describeBundle } from './model-signing.js';
-import { type SignatureCheck, type TrustFlags, admitVersion, checkSignatures, loadTrustPolicy, registryTrustPolicy } from './policy.js';
+import { type SignatureCheck, type TrustFlags, type TrustPolicy, admitVersion, checkSignatures, loadTrustPolicy, registryTrustPolicy } from './policy.js';
 import { signVersion } from './sign.js';
 
 /** An attestation a command added (or found already there). */
@@ -72,6 +74,8 @@ export interface AttestationSummary {
   /** a certificate signature's signer. */
   signer?: string;
   predicateType?: string;
+  /** not JSON: shown, so that it can be removed, rather than failing `show`. */
+  unreadable?: boolean;
 }
 
 /** `maas show` with the version's signatures, provenance and SBOMs. */
@@ -83,8 +87,13 @@ export async function showAttested(options: { ref: string }, ctx: RegistryOption
 function describeAttestations(registry: Registry, name: string, version: number): AttestationSummary[] {
   return listAttestations(registry, name, version).map((a) => {
     const base = { kind: a.kind, path: a.path, digest: a.digest };
-    const json = attestationJson(a) as { mediaType?: string; predicateType?: string };
     if (a.kind === 'sbom') return { ...base, signed: false };
+    let json: { mediaType?: string; predicateType?: string };
+    try {
+      json = attestationJson(a) as typeof json;
+    } catch {
+      return { ...base, signed: false, unreadable: true };
+    }
     if (json.mediaType === undefined) return { ...base, signed: false, ...(json.predicateType ? { predicateType: json.predicateType } : {}) };
     try {
       const parsed = describeBundle(json);
@@ -108,6 +117,16 @@ export interface TrustedPull extends PullResult {
   written?: WrittenFiles;
 }
 
+/** The policy's check of a version arriving (pull, import) before its blobs, keeping what it saw. */
+function arrivalCheck(policy: TrustPolicy | undefined, what: string) {
+  const seen: { signatures?: SignatureCheck[]; received: Buffer[] } = { received: [] };
+  const admit: Admission | undefined = policy && ((version) => {
+    seen.received = version.attestations.filter((a) => a.kind === 'signature').map((a) => a.bytes);
+    seen.signatures = admitVersion(what, version.manifest, seen.received.map((bytes, i) => ({ source: `referrer ${i + 1}`, bytes })), policy);
+  });
+  return { admit, seen };
+}
+
 /**
  * `maas pull` under a signature policy (the flags, else maas.yaml's): checked before a blob is
  * fetched; then signed with the puller's key when given, and written out as plain files with
@@ -116,22 +135,27 @@ export interface TrustedPull extends PullResult {
  */
 export async function pullTrusted(options: PullOptions & { trust: TrustFlags; signer?: ModelSigner | undefined; to?: string | undefined }, ctx: TransferContext): Promise<TrustedPull> {
   const { trust, signer, to, ...pullOptions } = options;
+  const dir = to === undefined ? undefined : resolve(ctx.cwd, to);
+  if (dir) checkNewFolder(dir); // before anything is fetched
   const policy = await registryTrustPolicy(trust, ctx);
-  let signatures: SignatureCheck[] | undefined;
-  let received: Buffer[] = [];
-  const admit: Admission | undefined = policy && ((version) => {
-    received = version.attestations.filter((a) => a.kind === 'signature').map((a) => a.bytes);
-    signatures = admitVersion(options.remote, version.manifest, received.map((bytes, i) => ({ source: `referrer ${i + 1}`, bytes })), policy);
-  });
+  const { admit, seen } = arrivalCheck(policy, options.remote);
   const pulled = await pull({ ...pullOptions, admit }, ctx);
   const attested = signer ? [await signedAs(pulled.ref, signer, ctx)] : undefined;
   let written: WrittenFiles | undefined;
-  if (to !== undefined) {
+  if (dir) {
     const registry = await Registry.open(ctx);
-    const verified = signatures?.findIndex((s) => s.ok) ?? -1;
+    const verified = seen.signatures?.findIndex((s) => s.ok) ?? -1;
     // The signature the policy verified; else one stored, so a verifier elsewhere has it.
-    const sig = verified >= 0 ? received[verified] : listAttestations(registry, pulled.name, pulled.version, 'signature').at(-1)?.bytes;
-    written = writeVersionFiles(registry, registry.readVersion(pulled.name, pulled.version), resolve(ctx.cwd, to), sig ? [{ path: MODEL_SIGNATURE_FILE, bytes: sig }] : []);
+    const sig = verified >= 0 ? seen.received[verified] : listAttestations(registry, pulled.name, pulled.version, 'signature').at(-1)?.bytes;
+    written = writeVersionFiles(registry, registry.readVersion(pulled.name, pulled.version), dir, sig ? [{ path: MODEL_SIGNATURE_FILE, bytes: sig }] : []);
   }
-  return { ...pulled, ...(signatures ? { signatures } : {}), ...(attested ? { attested } : {}), ...(written ? { written } : {}) };
+  return { ...pulled, ...(seen.signatures ? { signatures: seen.signatures } : {}), ...(attested ? { attested } : {}), ...(written ? { written } : {}) };
+}
+
+/** `maas import` under the same policy as pull: the archive's signatures are checked before its blobs are taken in. */
+export async function importTrusted(options: Parameters<typeof importArchive>[0] & { trust: TrustFlags }, ctx: TransferContext): Promise<TrustedPull> {
+  const { trust, ...rest } = options;
+  const { admit, seen } = arrivalCheck(await registryTrustPolicy(trust, ctx), options.file);
+  const imported = await importArchive({ ...rest, admit }, ctx);
+  return { ...imported, ...(seen.signatures ? { signatures: seen.signatures } : {}) };
 }

@@ -106,6 +106,11 @@ export function verifyCertificateChain(leaf: X509Certificate, intermediates: X50
   fail(`the certificate chain of ${oneLine(leaf.subject)} is longer than ${MAX_DEPTH}`, 'certificate-untrusted');
 }
 
+/** Refuses a signing certificate not made for signing (checked when signing too, so no signature is made that verifiers would refuse). */
+export function checkSigningCertificate(leaf: X509Certificate): void {
+  checkLeafUsage(leaf, SigstoreX509.parse(leaf.raw));
+}
+
 function checkLeafUsage(leaf: X509Certificate, parsed: SigstoreX509): void {
   if (parsed.extKeyUsage?.digitalSignature) return;
   if ((leaf.keyUsage ?? []).includes(CODE_SIGNING)) return;

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { Env } from '../core/context.js';
-import { writeFileAtomic } from '../core/fs.js';
+import { writeOutputFile } from '../core/fs.js';
 import { type ConvertOptions, type ConvertResult, convertModel } from '../convert/convert.js';
 import { registerConverted } from '../convert/register.js';
 import { addAttestations } from '../registry/attestations.js';
@@ -108,12 +108,12 @@ export async function attestConvertedFile(
   });
   const attested: Attested[] = [];
   const provenancePath = `${output}.provenance.json`;
-  writeFileAtomic(provenancePath, provenanceBytes(statement, options.signer));
+  writeOutputFile(provenancePath, provenanceBytes(statement, options.signer));
   attested.push({ kind: 'provenance', path: provenancePath, status: 'added', ...(options.signer ? { keyHint: signerHint(options.signer) } : {}) });
   if (options.signer) {
     const { digest } = await hashFile(output);
     const bundle = signModelFiles([{ name: basename(output), sha256: digest }], options.signer, { name: basename(output) });
-    writeFileAtomic(`${output}.sig`, `${JSON.stringify(bundle, null, 2)}\n`);
+    writeOutputFile(`${output}.sig`, `${JSON.stringify(bundle, null, 2)}\n`);
     attested.push({ kind: 'signature', path: `${output}.sig`, status: 'added', keyHint: signerHint(options.signer) });
   }
   return attested;

@@ -12,6 +12,7 @@
 import { X509Certificate, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { checkSigningCertificate } from './certificate-chain.js';
 import { MaasError, errnoCode, messageOf } from '../core/errors.js';
 
 /** The curves a maas signing key may use. */
@@ -108,33 +109,42 @@ export function pemBlocks(text: string): PemBlock[] {
  * ("EC PRIVATE KEY", `openssl ecparam -genkey`, with or without its "EC PARAMETERS" block), or
  * an encrypted PKCS#8/SEC1 key with `passphrase`. Only ECDSA P-256 and P-384 are accepted.
  */
+/** "a" or "an", by how the word is read out: an RSA key, an EC key, a DSA key. */
+function article(word: string): string {
+  return /^(rsa|ec|ed|x\d|[aeio])/i.test(word) ? 'an' : 'a';
+}
+
 export function loadPrivateKey(pem: string | Buffer, options: LoadPrivateKeyOptions = {}): SigningKey {
   const source = options.source ?? 'the private key';
   const text = typeof pem === 'string' ? pem : pem.toString('utf8');
   const blocks = pemBlocks(text).filter((b) => b.label.endsWith('PRIVATE KEY'));
   if (blocks.length === 0) {
     const other = pemBlocks(text)[0]?.label;
-    throw new MaasError('MAAS_USAGE', other ? `${source} holds a ${other}, not a private key` : `${source} is not a PEM private key`, { hint: KEY_HINT });
+    const hint = other === 'PUBLIC KEY' ? 'Sign with the private key (key.pem); its public half (key.pub.pem) is what verifiers are given.' : KEY_HINT;
+    throw new MaasError('MAAS_USAGE', other ? `${source} holds ${article(other)} ${other}, not a private key` : `${source} is not a PEM private key`, { hint });
   }
   if (blocks.length > 1) throw new MaasError('MAAS_USAGE', `${source} holds ${blocks.length} private keys; give a file with one`, { hint: KEY_HINT });
   const block = blocks[0]!;
   if (block.label !== 'PRIVATE KEY' && block.label !== 'EC PRIVATE KEY' && block.label !== 'ENCRYPTED PRIVATE KEY') {
-    throw new MaasError('MAAS_USAGE', `${source} is a ${block.label}: model signing keys are ECDSA P-256 or P-384`, { hint: KEY_HINT });
+    throw new MaasError('MAAS_USAGE', `${source} is ${article(block.label)} ${block.label}: model signing keys are ECDSA P-256 or P-384`, { hint: KEY_HINT });
   }
   const encrypted = block.label === 'ENCRYPTED PRIVATE KEY' || /Proc-Type:\s*4,ENCRYPTED/.test(block.text);
   if (encrypted && options.passphrase === undefined) {
-    throw new MaasError('MAAS_USAGE', `${source} is encrypted and no passphrase was given`, { hint: 'Pass its passphrase, or decrypt it: openssl pkcs8 -in key.pem -out plain.pem' });
+    throw new MaasError('MAAS_USAGE', `${source} is encrypted and no passphrase was given`, { hint: 'Set MAAS_SIGNING_KEY_PASSPHRASE to its passphrase, or decrypt it: openssl pkey -in key.pem -out plain.pem' });
   }
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey(encrypted ? { key: block.text, format: 'pem', passphrase: options.passphrase } : { key: block.text, format: 'pem' });
   } catch (error) {
     const badPass = encrypted && /decrypt/i.test(messageOf(error));
-    throw new MaasError('MAAS_USAGE', badPass ? `cannot decrypt ${source}: wrong passphrase` : `cannot read ${source}: ${messageOf(error)}`, { cause: error, hint: KEY_HINT });
+    throw new MaasError('MAAS_USAGE', badPass ? `cannot decrypt ${source}: wrong passphrase` : `cannot read ${source}: ${messageOf(error)}`, {
+      cause: error,
+      hint: badPass ? 'Check MAAS_SIGNING_KEY_PASSPHRASE.' : KEY_HINT,
+    });
   }
   const curve = curveOf(privateKey);
   if (curve !== 'P-256' && curve !== 'P-384') {
-    const what = privateKey.asymmetricKeyType === 'ec' ? `an EC key on ${privateKey.asymmetricKeyDetails?.namedCurve ?? 'an unnamed curve'}` : `a ${privateKey.asymmetricKeyType ?? 'non-EC'} key`;
+    const what = privateKey.asymmetricKeyType === 'ec' ? `an EC key on ${privateKey.asymmetricKeyDetails?.namedCurve ?? 'an unnamed curve'}` : `${article(privateKey.asymmetricKeyType ?? 'non-EC')} ${privateKey.asymmetricKeyType ?? 'non-EC'} key`;
     throw new MaasError('MAAS_USAGE', `${source} is ${what}: model signing keys are ECDSA P-256 or P-384`, { hint: KEY_HINT });
   }
   const publicKey = createPublicKey(privateKey);
@@ -198,6 +208,7 @@ export function certificateSigner(key: SigningKey, certificate: X509Certificate,
   if (!fromCert.equals(fromKey)) {
     throw new MaasError('MAAS_USAGE', `the signing certificate (${certificate.subject.replace(/\n/g, ', ')}) is not for this private key`, { hint: 'Pass the certificate issued for the key you sign with.' });
   }
+  checkSigningCertificate(certificate);
   return { key, certificate, chain };
 }
 

@@ -64,10 +64,15 @@ export async function loadTrustPolicy(flags: TrustFlags, cwd: string, config?: {
     });
   }
   const at = (path: string) => (isAbsolute(path) ? path : resolve(base, path));
-  const keys: TrustedKey[] = [];
-  for (const path of sources.keys) keys.push(...(await readTrustedKeys(at(path))));
-  const certificates = sources.ca === undefined ? [] : await readCertificates(at(sources.ca));
-  return { require, keys, certificates, source };
+  try {
+    const keys: TrustedKey[] = [];
+    for (const path of sources.keys) keys.push(...(await readTrustedKeys(at(path))));
+    const certificates = sources.ca === undefined ? [] : await readCertificates(at(sources.ca));
+    return { require, keys, certificates, source };
+  } catch (error) {
+    if (fromFlags || !isMaasError(error)) throw error;
+    throw new MaasError('MAAS_CONFIG_INVALID', `maas.yaml's trust: ${error.message}`, { hint: 'Fix trust.keys / trust.ca in maas.yaml (paths are relative to the registry), or pass --key.', cause: error });
+  }
 }
 
 /** A version's files as its manifest names them: each layer's path and digest. */
@@ -119,6 +124,15 @@ export function checkSignatures(manifest: Manifest, signatures: { source: string
   });
 }
 
+/** The fix for each way a signature fails; the default: the files changed since signing. */
+const FAILURE_HINTS: Record<string, string> = {
+  'key-not-trusted': 'A key you do not trust signed it: if you trust its signer, add its public key to the trusted keys (--key, --trusted-keys, maas.yaml trust.keys).',
+  'trust-mismatch': 'Give the kind of trust the signature needs: a public key for a bare-key signature, a CA (--trusted-ca) for a certificate-chain one.',
+  'certificate-untrusted': 'Its certificate does not lead to a CA you listed: add the CA with --trusted-ca if you trust it.',
+  'signature-invalid': 'The signature does not match what it claims to sign: it or its statement was altered. Do not use this version; get it again from its publisher.',
+  'bundle-malformed': 'The signature file is damaged or not a Sigstore bundle: get the signature again from its publisher.',
+};
+
 /** Failures that say only that the signer is not one of ours, nothing about the files. */
 const UNKNOWN_SIGNER = new Set(['key-not-trusted', 'trust-mismatch', 'certificate-untrusted']);
 
@@ -134,16 +148,16 @@ export function admitVersion(ref: string, manifest: Manifest, signatures: { sour
   if (!policy.require && checks.every((c) => UNKNOWN_SIGNER.has(c.reason ?? ''))) return checks;
   if (checks.length === 0) {
     throw new MaasError('MAAS_VERIFY_FAILED', `${ref} is not signed, and ${policy.source} requires a signature`, {
-      hint: `Sign it where it is built: maas sign ${ref} --key key.pem (then push it again).`,
+      // A remote's or an archive's version is signed by its publisher, in their registry.
+      hint: /^[a-z0-9][a-z0-9._-]*@\d+$/.test(ref) ? `Sign it: maas sign ${ref} --key key.pem.` : 'Ask its publisher to sign it (maas sign NAME@VERSION --key key.pem) and push it again.',
       details: { reason: 'unsigned', ref },
     });
   }
   const first = checks[0]!;
-  const more = checks.length > 1 ? ` (and ${checks.length - 1} other signature${checks.length > 2 ? 's' : ''} that do not verify either)` : '';
+  const others = checks.length - 1;
+  const more = others > 0 ? ` (and ${others} other signature${others > 1 ? 's that do' : ' that does'} not verify either)` : '';
   throw new MaasError('MAAS_VERIFY_FAILED', `${ref} has no signature that verifies: ${first.message ?? first.reason}${more}`, {
-    hint: first.reason === 'key-not-trusted' || first.reason === 'signature-invalid'
-      ? 'It was signed by a key you do not trust: add its public key to the trusted keys if you trust its signer.'
-      : 'Its files are not the ones that were signed: do not serve it; get it again from its publisher.',
+    hint: FAILURE_HINTS[first.reason ?? ''] ?? 'Its files are not the ones that were signed: do not serve it; get it again from its publisher.',
     details: { reason: first.reason, ref, signatures: checks },
   });
 }

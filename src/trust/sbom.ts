@@ -28,7 +28,7 @@
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { MaasError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/fs.js';
+import { writeOutputFile } from '../core/fs.js';
 import { VERSION } from '../core/version.js';
 import type { TensorSpec } from '../onnx/inspect.js';
 import { modelPackPrecisions } from '../onnx/inspect.js';
@@ -353,7 +353,7 @@ export async function sbomOf(options: SbomOptions, ctx: RegistryOptions): Promis
   if (options.output === undefined) return bom;
   const output = resolve(ctx.cwd, options.output);
   const text = `${JSON.stringify(bom, null, 2)}\n`;
-  writeFileAtomic(output, text);
+  writeOutputFile(output, text);
   return { ref: formatRef(name, version), output, bytes: Buffer.byteLength(text), serialNumber: bom.serialNumber };
 }
 

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Env } from '../core/context.js';
 import { MaasError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/fs.js';
+import { writeOutputFile } from '../core/fs.js';
 import { type Attestation, addAttestations, listAttestations } from '../registry/attestations.js';
 import { parseRef } from '../registry/refs.js';
 import { Registry, type RegistryOptions } from '../registry/registry.js';
@@ -40,6 +40,9 @@ export async function signerFrom(flags: SigningFlags, cwd: string, env: Env): Pr
     throw new MaasError('MAAS_USAGE', 'certificate-chain signing takes the key from a file', { hint: 'Write the key to a file and pass --key FILE --cert cert.pem.' });
   }
   const path = resolve(cwd, (flags.key ?? fromEnv)!);
+  if (fromEnv && !existsSync(path)) {
+    throw new MaasError('MAAS_USAGE', 'MAAS_SIGNING_KEY holds neither a PEM private key nor the path of one', { hint: 'Set it to the key file\'s path, or to the PEM text itself (-----BEGIN ... PRIVATE KEY-----).' });
+  }
   if (flags.cert === undefined) return readPrivateKey(path, options);
   return readCertificateSigner({ key: path, certificate: resolve(cwd, flags.cert), chain: (flags.chain ?? []).map((c) => resolve(cwd, c)), ...options });
 }
@@ -62,8 +65,8 @@ export function keygen(options: { output: string; curve?: SigningCurve | undefin
     }
   }
   const pair = generateKeyPair(options.curve ?? 'P-256');
-  writeFileAtomic(privateKey, pair.privateKeyPem, { mode: 0o600 });
-  writeFileAtomic(publicKey, pair.publicKeyPem);
+  writeOutputFile(privateKey, pair.privateKeyPem, { mode: 0o600 });
+  writeOutputFile(publicKey, pair.publicKeyPem);
   return { curve: pair.curve, privateKey, publicKey, keyHint: pair.hint };
 }
 
@@ -115,7 +118,7 @@ export async function signVersion(options: { ref: string; signer: ModelSigner; o
     commit = added.commit;
   }
   const output = options.output === undefined ? undefined : resolve(ctx.cwd, options.output);
-  if (output) writeFileAtomic(output, stored.bytes);
+  if (output) writeOutputFile(output, stored.bytes);
   return {
     ref, manifestDigest: record.manifestDigest, method, keyHint: key.hint, files: files.map((f) => f.name), path: stored.path,
     status: existing ? 'unchanged' : 'signed', ...(output ? { output } : {}), ...(commit ? { commit } : {}),

@@ -4,12 +4,14 @@
  * referrers tag), pull --require-signature into a fresh registry, serve refusing unsigned and
  * tampered versions while the signed ones answer, provenance of conversions, and push --sbom.
  */
-import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import { createHash, createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mlp, writeModel } from '../../fixtures/models.js';
+import { OciLayout } from '../../src/remote/layout.js';
+import { pushLayoutReferrers } from '../../src/remote/referrers.js';
 import { preAuthEncoding } from '../../src/trust/model-signing.js';
 import { HAVE_REGISTRY, REQUIRE_TOOLS, skopeo, startOciRegistry } from '../helpers/oci-registry.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -284,6 +286,10 @@ describe('serve --require-signature', () => {
     const meta = await server.get('/v2/models/mlp');
     expect(meta.json.versions).toEqual(['1']);
     expect((await server.post('/v2/models/mlp/infer', INPUT)).status).toBe(200);
+    // the alias keeps answering with the version it had, and the index says why 2 is out
+    expect((await server.post('/v2/models/mlp/versions/prod/infer', INPUT)).status).toBe(200);
+    const index = (await server.post('/v2/repository/index', {})).json as { name: string; version: string; reason: string }[];
+    expect(index.find((s) => s.name === 'mlp' && s.version === '2')!.reason).toMatch(/failed to load: mlp@2 has no signature that verifies/);
 
     // a management load of the unsigned model: refused with the reason, nothing else disturbed
     const load = await server.post('/v2/repository/models/other/load', {});
@@ -311,5 +317,83 @@ describe('serve with trusted keys but no requirement', () => {
     expect((await server.post('/v2/models/other/infer', INPUT)).status).toBe(200);
     expect((await server.post('/v2/models/third/infer', INPUT)).status).toBe(200);
     expect(server.logs.join('\n')).toMatch(/could not load mlp@1: mlp@1 has no signature that verifies: .*mlp\.onnx/);
+  });
+});
+
+describe('what arrives is checked before it is kept', () => {
+  it('import --require-signature and maas.yaml trust refuse an unsigned archive; pull --to refuses a non-empty folder before fetching', async () => {
+    const reg = await signedRegistry();
+    writeModel(reg.work, 'other.onnx', mlp({ seed: 5 }));
+    await reg.cli('register', join(reg.work, 'other.onnx'), '--name', 'other');
+    const archive = join(reg.work, 'other.tar');
+    await reg.cli('pack', 'other@1', '-o', archive);
+    const fresh = await makeRegistry();
+    const refused = await fresh.cli('import', archive, '--require-signature', '--key', reg.pub, '--json');
+    expect(refused.exitCode).toBe(8);
+    expect(refused.json().error.hint).toContain('Ask its publisher to sign it');
+    writeFileSync(join(fresh.dir, 'maas.yaml'), `${readFileSync(join(fresh.dir, 'maas.yaml'), 'utf8')}trust:\n  requireSignature: true\n  keys: missing-keys/\n`);
+    const badConfig = await fresh.cli('import', archive, '--json');
+    expect(badConfig.exitCode).toBe(3);
+    expect(badConfig.json().error.message).toContain("maas.yaml's trust");
+    expect(existsSync(join(fresh.dir, 'models'))).toBe(false);
+
+    const layout = join(reg.work, 'layout');
+    await reg.cli('push', 'mlp@1', `oci-layout:${layout}`);
+    const full = join(fresh.work, 'full');
+    mkdirSync(full);
+    writeFileSync(join(full, 'keep.txt'), 'mine');
+    const other = await makeRegistry();
+    const to = await other.cli('pull', `oci-layout:${layout}:1`, '--to', full, '--json');
+    expect(to.exitCode).toBe(2);
+    expect(existsSync(join(other.dir, 'models'))).toBe(false);
+    expect(readdirSync(full)).toEqual(['keep.txt']);
+  });
+
+  it('refuses an artifact whose metadata lies about its model, drops a junk signature, and verify catches a committed manifest edit', async () => {
+    const reg = await signedRegistry();
+    const layout = join(reg.work, 'layout');
+    await reg.cli('push', 'mlp@1', `oci-layout:${layout}`);
+    // a manifest edited to call the FP32 input INT8, tagged 1 in place of the real one
+    const oci = new OciLayout(layout);
+    const manifest = JSON.parse(readFileSync(manifestPath(reg, 'mlp', 1), 'utf8'));
+    const onnx = JSON.parse(manifest.annotations['dev.maas.onnx.v1+json']);
+    onnx.signature.inputs[0].dtype = 'int8';
+    manifest.annotations['dev.maas.onnx.v1+json'] = JSON.stringify(onnx);
+    const bytes = Buffer.from(JSON.stringify(manifest));
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    oci.putBlobBytes(bytes, digest);
+    oci.tag({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: bytes.length }, ['lie']);
+    const fresh = await makeRegistry();
+    const lie = await fresh.cli('pull', `oci-layout:${layout}:lie`, '--json');
+    expect(lie.exitCode).toBe(5);
+    expect(lie.json().error.message).toMatch(/does not describe its model: .*input: int8/);
+    expect(existsSync(join(fresh.dir, 'models'))).toBe(false);
+
+    // a referrer whose layer is not a Sigstore bundle is dropped, not stored
+    const subject = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: oci.resolve('1').digest, size: oci.resolve('1').size };
+    const junk = Buffer.from('this is not json');
+    await pushLayoutReferrers(oci, subject, [{ kind: 'signature', path: 'junk', digest: `sha256:${createHash('sha256').update(junk).digest('hex')}`, bytes: junk }]);
+    const pulled = await fresh.cli('pull', `oci-layout:${layout}:1`, '--json');
+    expect(pulled.exitCode, pulled.stderr).toBe(0);
+    expect(pulled.json().attestations).toEqual({ signature: 1 });
+    expect((await fresh.cli('show', 'mlp@1')).exitCode).toBe(0);
+
+    // a manifest edited and committed: the tag still records the registered one
+    const edited = JSON.parse(readFileSync(manifestPath(reg, 'mlp', 1), 'utf8'));
+    edited.annotations['org.opencontainers.image.description'] = 'edited';
+    writeFileSync(manifestPath(reg, 'mlp', 1), JSON.stringify(edited, null, 2));
+    execFileSync('git', ['commit', '-qam', 'edit'], { cwd: reg.dir, env: { ...process.env, ...reg.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
+    const verify = await reg.cli('verify', 'mlp@1', '--json');
+    expect(verify.exitCode).toBe(8);
+    expect(verify.json().problems).toEqual([expect.objectContaining({ kind: 'tag-mismatch', ref: 'mlp@1' })]);
+  });
+
+  it('refuses a folder as an output file with exit 2, not a stack trace', async () => {
+    const reg = await signedRegistry();
+    for (const args of [['sign', 'mlp@1', '--key', reg.key, '-o', reg.work], ['sbom', 'mlp@1', '-o', reg.work], ['keygen', '-o', reg.work, '--force']]) {
+      const r = await reg.cli(...args, '--json');
+      expect(r.exitCode, args.join(' ')).toBe(2);
+      expect(r.json().error).toMatchObject({ code: 'MAAS_USAGE', message: expect.stringContaining('is a folder') });
+    }
   });
 });

@@ -22,10 +22,10 @@ function renderModelcar(m: ModelcarResult): string {
   return `  modelcar ${m.repository}:${m.tags.join(', ')} (${m.digest}), ${m.base ? `on ${m.base.name}` : 'no base'}, ${m.platforms.join(' ')}; ${what}`;
 }
 
-export function renderPull(r: PullResult, t: Theme): string {
+export function renderPull(r: PullResult, t: Theme, verb: 'Pulled' | 'Imported' = 'Pulled'): string {
   const head = r.status === 'unchanged'
     ? `${t.success('✔')} ${t.ref(r.ref)} is already here with manifest ${shortDigest(r.manifestDigest)}; nothing changed.`
-    : t.success(`✔ Pulled ${r.remote} as ${t.ref(r.ref)}`);
+    : t.success(`✔ ${verb} ${r.remote} as ${t.ref(r.ref)}`);
   const came = Object.entries(r.attestations).map(([kind, n]) => `${n} ${kind}${n === 1 ? '' : 's'}`);
   return [
     head,

@@ -69,7 +69,7 @@ export function renderAttestations(list: AttestationSummary[], t: Theme): string
     ...list.map((a) => {
       const by = a.signer ? `certificate ${a.signer}` : a.keyHint ? `key ${shortHint(a.keyHint)}` : undefined;
       const what = a.kind === 'signature' ? 'signature' : a.kind === 'provenance' ? (a.signed ? 'provenance (signed)' : 'provenance') : 'sbom (CycloneDX)';
-      return `    ${what.padEnd(20)} ${by ? `${by}  ` : ''}${t.dim(a.path)}`;
+      return `    ${what.padEnd(20)} ${by ? `${by}  ` : ''}${t.dim(a.path)}${a.unreadable ? t.warn(' (unreadable: not JSON; remove it with git rm)') : ''}`;
     }),
   ];
 }
@@ -87,11 +87,15 @@ export function renderVerifyAll(r: VerifyResult & { signatures?: SignaturesRepor
 
 export function renderTrustedPull(r: TrustedPull, t: Theme): string {
   return [
-    renderPull(r, t),
+    renderPull(r, t, 'Pulled'),
     ...(r.signatures ?? []).map((c) => renderCheck(c, t)),
     ...renderAttested(r.attested, t),
     ...(r.written ? [`  written      ${t.path(r.written.dir)}: ${r.written.files.map((f) => f.path).join(', ')}`] : []),
   ].join('\n');
+}
+
+export function renderTrustedImport(r: TrustedPull, t: Theme): string {
+  return [renderPull(r, t, 'Imported'), ...(r.signatures ?? []).map((c) => renderCheck(c, t))].join('\n');
 }
 
 /** A renderer with the lines of what was signed or attested under it. */
