@@ -235,14 +235,18 @@ function invalidModel(path: string, error: unknown): MaasError {
 }
 
 /** Parses and fingerprints an ONNX file, reading weights in chunks so memory stays flat. */
-export function inspectModel(path: string): ModelInfo {
-  let source: FileSource;
+/** Opens a model file, a folder or an unreadable header being an invalid model. */
+function openModel(path: string): FileSource {
   try {
-    source = new FileSource(path);
+    return new FileSource(path);
   } catch (error) {
     if (error instanceof ProtobufError || errnoCode(error) === 'EISDIR') throw invalidModel(path, error);
     throw error;
   }
+}
+
+export function inspectModel(path: string): ModelInfo {
+  const source = openModel(path);
   const external = new ExternalFiles(dirname(path));
   try {
     if (source.size === 0) throw new ProtobufError('the file is empty');
@@ -283,13 +287,7 @@ export function inspectModel(path: string): ModelInfo {
 
 /** The IO signature alone: the graph's structure is parsed, no weight is read or hashed. */
 export function readSignature(path: string): Signature {
-  let source: FileSource;
-  try {
-    source = new FileSource(path);
-  } catch (error) {
-    if (error instanceof ProtobufError || errnoCode(error) === 'EISDIR') throw invalidModel(path, error);
-    throw error;
-  }
+  const source = openModel(path);
   try {
     return signatureOf(parseModel(source));
   } catch (error) {
