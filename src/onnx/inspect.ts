@@ -234,7 +234,6 @@ function invalidModel(path: string, error: unknown): MaasError {
   });
 }
 
-/** Parses and fingerprints an ONNX file, reading weights in chunks so memory stays flat. */
 /** Opens a model file, a folder or an unreadable header being an invalid model. */
 function openModel(path: string): FileSource {
   try {
@@ -245,6 +244,7 @@ function openModel(path: string): FileSource {
   }
 }
 
+/** Parses and fingerprints an ONNX file, reading weights in chunks so memory stays flat. */
 export function inspectModel(path: string): ModelInfo {
   const source = openModel(path);
   const external = new ExternalFiles(dirname(path));
