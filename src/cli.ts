@@ -149,7 +149,10 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return EXIT_CODES.ok;
-      if (wantsJson) out.result(JSON.stringify({ error: { code: 'MAAS_USAGE', message: error.message.replace(/^error: /, '') } }, null, 2));
+      const named = argv.find((word) => commands.some((c) => c.name === word));
+      const hint = `Run \`maas ${named ? `${named} ` : ''}--help\` for ${named ? 'its arguments and options' : 'the commands'}.`;
+      // commander has printed the error and where to look on stderr; --json gets both on stdout.
+      if (wantsJson) out.result(JSON.stringify({ error: { code: 'MAAS_USAGE', message: error.message.replace(/^error: /, ''), hint } }, null, 2));
       return EXIT_CODES.usage;
     }
     const known = normalizeError(error);
