@@ -49,9 +49,24 @@ export function writeJsonAtomic(path: string, value: unknown): void {
   writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
+/** What is at a path the user named for maas to write, or undefined; a path through a file is their mistake, said so. */
+function outputStat(path: string) {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch (error) {
+    if (errnoCode(error) === 'ENOTDIR') throw new MaasError('MAAS_USAGE', `${path} goes through a file, not a folder`, { hint: 'Pick a path whose folders are folders.' });
+    throw error;
+  }
+}
+
+/** Refuses, before any work, a path maas could not write a file at: a folder, or a path through a file. */
+export function checkOutputFile(path: string): void {
+  if (outputStat(path)?.isDirectory()) throw new MaasError('MAAS_USAGE', `${path} is a folder`, { hint: 'Name a file to write, inside it or elsewhere.' });
+}
+
 /** Refuses `dir` unless it is absent or an empty folder (before any work, where a command can); whether it exists. */
 export function checkNewFolder(dir: string): boolean {
-  const existing = lstatSync(dir, { throwIfNoEntry: false });
+  const existing = outputStat(dir);
   if (existing && (!existing.isDirectory() || readdirSync(dir).length > 0)) {
     throw new MaasError('MAAS_USAGE', `${dir} exists and is not an empty folder`, { hint: 'Pick a new folder; maas never writes over files it did not make.' });
   }
@@ -63,9 +78,7 @@ export function checkNewFolder(dir: string): boolean {
  * over a folder, and with the reason and the fix when the place cannot be written.
  */
 export function writeOutputFile(path: string, data: string | Buffer, options: { mode?: number } = {}): void {
-  if (lstatSync(path, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new MaasError('MAAS_USAGE', `${path} is a folder`, { hint: 'Name a file to write, inside it or elsewhere.' });
-  }
+  checkOutputFile(path);
   try {
     writeFileAtomic(path, data, options);
   } catch (error) {

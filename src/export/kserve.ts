@@ -11,19 +11,21 @@
  * `maas serve` on the OCI layout inside the modelcar, and the Dockerfile of its image. Each serves
  * the model under its own name, so a client calls /v2/models/NAME/infer as it does on maas serve.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { MaasError } from '../core/errors.js';
-import { writeOutputFile } from '../core/fs.js';
+import { checkNewFolder, checkOutputFile, writeNewFolder, writeOutputFile } from '../core/fs.js';
 import { VERSION } from '../core/version.js';
 import type { Device } from '../registry/config.js';
 import { renderTemplate } from '../registry/init.js';
 import { formatRef, parseRef } from '../registry/refs.js';
 import { Registry } from '../registry/registry.js';
+import { checkTritonServes } from './triton.js';
 import type { OnBytes } from '../registry/store.js';
 import { type FoundModelcar, findModelcar, modelcarTag } from '../remote/modelcar.js';
 import { withRepository } from '../remote/ref.js';
+import { MANIFEST_MEDIA_TYPE } from '../remote/artifact.js';
 import { type PushResult, type TransferContext, baseImage, clientFor, push, remoteOf } from '../remote/transfer.js';
 
 export type KServeRuntime = 'triton' | 'onnx' | 'maas';
@@ -155,6 +157,8 @@ export async function exportKServe(options: KServeExportOptions, ctx: TransferCo
   if (options.minReplicas !== undefined && options.maxReplicas !== undefined && options.minReplicas > options.maxReplicas) {
     throw new MaasError('MAAS_USAGE', `--min-replicas ${options.minReplicas} is more than --max-replicas ${options.maxReplicas}`);
   }
+  // KServe serves ONNX with Triton unless maas is the runtime: what Triton cannot describe is refused here.
+  if (options.runtime !== 'maas') checkTritonServes(registry.readVersion(name, version));
   const isvcName = options.name === undefined ? dnsLabel(name) : checkName('--name', options.name, DNS_1035, dnsLabel(name));
   const namespace = options.namespace === undefined ? undefined : checkName('--namespace', options.namespace, DNS_1123, 'models');
 
@@ -164,9 +168,12 @@ export async function exportKServe(options: KServeExportOptions, ctx: TransferCo
       hint: `Name a registry the cluster can reach: --remote oci://HOST/REPOSITORY (or copy the layout there: skopeo copy --all oci:${remote.path}:${version}-modelcar docker://HOST/REPOSITORY:${version}-modelcar).`,
     });
   }
+  // Where it writes is checked before anything is pushed.
+  const target = options.output === undefined ? undefined : outputPath(resolve(ctx.cwd, options.output), options.runtime === 'maas');
   const base = options.modelcarBase === undefined ? undefined : baseImage(registry, options.modelcarBase, ctx, options.plainHttp).name;
   const tag = modelcarTag(String(version));
-  const found = await findModelcar({ kind: 'registry', client: clientFor(remote, ctx, options.plainHttp) }, tag);
+  const client = clientFor(remote, ctx, options.plainHttp);
+  const found = await findModelcar({ kind: 'registry', client }, tag);
   let modelcar: KServeExportResult['modelcar'];
   let pushed: Omit<PushResult, 'ref'> | undefined;
   const image = `${remote.host}/${remote.repository}`;
@@ -176,6 +183,13 @@ export async function exportKServe(options: KServeExportOptions, ctx: TransferCo
     if (base === undefined) {
       throw new MaasError('MAAS_USAGE', `${image}:${tag} ${found?.modelpackDigest === manifestDigest ? 'has no base image' : 'does not exist yet'}, and KServe's oci:// storage runs the modelcar with a shell`, {
         hint: 'Pass --modelcar-base with an image that has one, copied to a registry you control: --modelcar-base oci://HOST/base/busybox:1.37 (or set MAAS_MODELCAR_BASE).',
+      });
+    }
+    // An export adds this version where it is missing; it never moves a tag that names other bytes.
+    const tagged = (await client.hasManifest(String(version), [MANIFEST_MEDIA_TYPE])) ? (await client.getManifest(String(version))).digest : undefined;
+    if (tagged !== undefined && tagged !== manifestDigest) {
+      throw new MaasError('MAAS_VERSION_CONFLICT', `${image}:${version} already names other bytes (${tagged}, not ${ref}'s ${manifestDigest})`, {
+        hint: `Export to another --remote repository, or replace it on purpose with maas push ${ref} ${options.remote ?? `oci://${image}`} --modelcar.`,
       });
     }
     const { ref: _ref, ...sent } = await push({ ref, remote: options.remote, plainHttp: options.plainHttp, modelcar: true, modelcarBase: options.modelcarBase, ...(options.onProgress ? { onProgress: options.onProgress } : {}) }, ctx);
@@ -228,7 +242,7 @@ export async function exportKServe(options: KServeExportOptions, ctx: TransferCo
     docs.unshift(servingRuntimeOf(runtimeImage, namespace));
   }
   const yaml = docs.map((doc) => stringify(doc, { lineWidth: 0 })).join('---\n');
-  const files = options.output === undefined ? [] : writeOutput(resolve(ctx.cwd, options.output), { docs, dockerfile });
+  const files = target === undefined ? [] : writeOutput(target, { docs, dockerfile });
   return {
     format: 'kserve',
     ref,
@@ -271,19 +285,30 @@ function servingRuntimeOf(image: string, namespace: string | undefined): object 
   };
 }
 
-/** --runtime maas: a folder of three files; otherwise the one InferenceService file (into a folder that exists). */
+/**
+ * Where -o writes, checked before anything is pushed: --runtime maas, a new folder of three files;
+ * otherwise the InferenceService file (inferenceservice.yaml inside a folder that exists).
+ */
+function outputPath(path: string, folder: boolean): string {
+  if (folder) {
+    checkNewFolder(path);
+    return path;
+  }
+  const file = existsSync(path) && statSync(path).isDirectory() ? join(path, 'inferenceservice.yaml') : path;
+  checkOutputFile(file);
+  return file;
+}
+
 function writeOutput(target: string, content: { docs: object[]; dockerfile: string | undefined }): string[] {
-  const isDir = existsSync(target) && statSync(target).isDirectory();
   const yaml = (doc: object) => stringify(doc, { lineWidth: 0 });
   if (content.dockerfile === undefined) {
-    const file = isDir ? join(target, 'inferenceservice.yaml') : target;
-    writeOutputFile(file, yaml(content.docs[0]!));
-    return [file];
+    writeOutputFile(target, yaml(content.docs[0]!));
+    return [target];
   }
-  if (existsSync(target) && !isDir) throw new MaasError('MAAS_USAGE', `${target} is a file; --runtime maas writes a folder of three files`, { hint: 'Pass -o with a folder name: -o deploy/.' });
-  mkdirSync(target, { recursive: true });
   const [runtime, isvc] = content.docs as [object, object];
   const files: [string, string][] = [['servingruntime.yaml', yaml(runtime)], ['inferenceservice.yaml', yaml(isvc)], ['Dockerfile', content.dockerfile]];
-  for (const [file, text] of files) writeOutputFile(join(target, file), text);
+  writeNewFolder(target, (staging) => {
+    for (const [file, text] of files) writeFileSync(join(staging, file), text);
+  });
   return files.map(([file]) => join(target, file));
 }

@@ -125,6 +125,12 @@ function tritonTensor(ref: string, spec: TensorSpec, batching: boolean): Message
   return { name: spec.name, data_type: tritonType(ref, spec), dims: [1], ...(batching ? { reshape: { shape: [] } } : {}) };
 }
 
+/** Refuses a version Triton's ONNX Runtime backend cannot serve (for KServe's Triton runtime too). */
+export function checkTritonServes(record: VersionRecord): void {
+  const ref = formatRef(record.name, record.version);
+  for (const spec of [...record.onnx.signature.inputs, ...record.onnx.signature.outputs]) tritonTensor(ref, spec, false);
+}
+
 /** Triton's max_batch_size: maas merges requests only when maxBatch > 1; with 1 a request of any size runs alone, as 0 lets it. */
 function tritonBatchSize(signature: Signature, maxBatch: number): number {
   return isBatchable(signature) && maxBatch > 1 ? maxBatch : 0;

@@ -75,7 +75,15 @@ function trustConfig(raw: unknown, errors: string[]): TrustConfig | undefined {
   return trust;
 }
 
-function servingSettings(raw: Record<string, unknown>, where: string, errors: string[]): ServingSettings {
+const ROOT_KEYS = ['schemaVersion', 'name', 'defaults', 'remotes', 'models', 'trust'];
+
+/** The keys a serving settings block may hold; a typo among them would otherwise be ignored without a word. */
+const SERVING_KEYS = ['versionPolicy', 'keepAlive', ...Object.keys(INTEGER_SETTINGS)];
+
+function servingSettings(raw: Record<string, unknown>, where: string, errors: string[], others: string[] = []): ServingSettings {
+  for (const key of Object.keys(raw)) {
+    if (!SERVING_KEYS.includes(key) && !others.includes(key)) errors.push(`${where}.${key}: unknown setting (expected ${[...others, ...SERVING_KEYS].join(', ')})`);
+  }
   const settings: ServingSettings = {};
   if (raw.versionPolicy !== undefined) {
     const problem = typeof raw.versionPolicy === 'string' ? policyProblem(raw.versionPolicy) : 'expected a string';
@@ -101,6 +109,7 @@ export function validateConfig(raw: unknown): { config?: RegistryConfig; errors:
   const errors: string[] = [];
   if (!isMapping(raw)) return { errors: ['(root): expected a mapping'] };
   const r = raw;
+  for (const key of Object.keys(r)) if (!ROOT_KEYS.includes(key)) errors.push(`${key}: unknown key (expected ${ROOT_KEYS.join(', ')})`);
   if (r.schemaVersion !== 1) errors.push(`schemaVersion: expected 1, got ${JSON.stringify(r.schemaVersion)}`);
   if (typeof r.name !== 'string' || r.name.trim() === '') errors.push('name: expected a non-empty string');
   const defaults = r.defaults ?? {};
@@ -109,7 +118,7 @@ export function validateConfig(raw: unknown): { config?: RegistryConfig; errors:
   if (!DEVICES.includes(device as Device)) errors.push(`defaults.device: expected one of ${DEVICES.join(', ')}, got ${JSON.stringify(device)}`);
   const remote = defaults.remote ?? null;
   if (remote !== null && typeof remote !== 'string') errors.push('defaults.remote: expected a string or null');
-  const serving = servingSettings(defaults, 'defaults', errors);
+  const serving = servingSettings(defaults, 'defaults', errors, ['device', 'remote']);
   const remotes = r.remotes ?? {};
   if (!isMapping(remotes)) errors.push('remotes: expected a mapping of name to oci://... or oci-layout:...');
   else for (const [name, url] of Object.entries(remotes)) if (typeof url !== 'string') errors.push(`remotes.${name}: expected a string`);

@@ -22,7 +22,7 @@
  */
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { MaasError } from '../core/errors.js';
+import { MaasError, isMaasError } from '../core/errors.js';
 import { tempName } from '../core/fs.js';
 import { MODEL_SIGNATURE_FILE, listAttestations } from '../registry/attestations.js';
 import { Layout, isDigest } from '../registry/layout.js';
@@ -338,6 +338,19 @@ export interface ModelcarOptions {
  * Pushes the version's modelcar, unless the remote has it already: the same ModelPack manifest
  * on the same base (the same base digest, when a base is named).
  */
+/** Reads the base image's top manifest before anything is pushed: a base that cannot be read refuses the push, and says it is the base. */
+export async function checkBase(base: ImageSource): Promise<void> {
+  try {
+    await reader(base).tagged(base.reference);
+  } catch (error) {
+    if (!isMaasError(error)) throw error;
+    throw new MaasError(error.code, `the modelcar base image ${base.name} cannot be read: ${error.message}`, {
+      hint: 'Copy an image with a shell there first, e.g. skopeo copy --all docker://docker.io/library/busybox:1.37 docker://HOST/base/busybox:1.37 (oci:DIR:TAG for a folder).',
+      cause: error,
+    });
+  }
+}
+
 export async function pushModelcar(registry: Registry, artifact: Artifact, options: ModelcarOptions): Promise<ModelcarResult> {
   const tags = options.tags.map(modelcarTag);
   const out = sink(options.target);

@@ -11,7 +11,7 @@ import type { OnBytes } from '../registry/store.js';
 import { type Admission, MANIFEST_MEDIA_TYPE, type ReceivedAttestation, importArtifact, readArtifact, type ImportResult, type ImportSource } from './artifact.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, RegistryClient } from './client.js';
 import { credentialsFor } from './credentials.js';
-import { type ImageSource, type ImageTarget, type ModelcarResult, pushModelcar } from './modelcar.js';
+import { type ImageSource, type ImageTarget, type ModelcarResult, checkBase, pushModelcar } from './modelcar.js';
 import { OciLayout } from './layout.js';
 import { resolveRemoteName } from './named.js';
 import { type PushedReferrers, fetchLayoutReferrers, fetchReferrers, pushLayoutReferrers, pushReferrers } from './referrers.js';
@@ -118,6 +118,7 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
   let referrers: PushedReferrers | undefined;
   let target: ImageTarget;
   const base = options.modelcar && options.modelcarBase !== undefined ? baseImage(registry, options.modelcarBase, ctx, options.plainHttp) : undefined;
+  if (base) await checkBase(base); // before anything is sent
 
   if (remote.kind === 'layout') {
     const layout = new OciLayout(remote.path);

@@ -14,6 +14,7 @@ import { VERSION } from '../../src/core/version.js';
 import { dnsLabel } from '../../src/export/kserve.js';
 import { extractLayer, imageOf, writeBaseLayout } from '../helpers/oci-image.js';
 import { HAVE_REGISTRY, REQUIRE_TOOLS, freePort, skopeo, startOciRegistry, type TestOciRegistry } from '../helpers/oci-registry.js';
+import { mlp, writeModel } from '../../fixtures/models.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
 import { BIN } from '../helpers/run-cli.js';
 
@@ -58,6 +59,22 @@ describe('export --format kserve: names and refusals', () => {
     const r = await reg.cli('export', 'mlp@1', '--format', 'kserve', '--json');
     expect(r.exitCode).toBe(2);
     expect(r.json().error).toMatchObject({ code: 'MAAS_USAGE', hint: expect.stringContaining('--remote oci://') });
+  });
+
+  it('refuses flags the format does not read, zero resources, a bad image, and a typo in maas.yaml', async () => {
+    const reg = await registered();
+    const stray = await reg.cli('export', 'mlp@1', '--format', 'triton', '-o', join(reg.work, 'repo'), '--canary', '10', '--cpu', '2', '--json');
+    expect(stray.exitCode).toBe(2);
+    expect(stray.json().error.message).toBe('--cpu, --canary are not for --format triton');
+    expect(existsSync(join(reg.work, 'repo'))).toBe(false);
+    expect((await reg.cli('export', 'mlp@1', '--format', 'kserve', '--workers', '2', '--json')).json().error.message).toContain('--workers is not for --format kserve');
+    expect((await reg.cli('export', 'mlp@1', '--format', 'kserve', '--cpu', '0', '--json')).exitCode).toBe(2);
+    expect((await reg.cli('export', 'mlp@1', '--format', 'kserve', '--runtime', 'maas', '--runtime-image', 'Bad Image!', '--json')).exitCode).toBe(2);
+    expect((await reg.cli('export', 'mlp@1', '--format', 'kserve', '--runtime-image', 'x/y:1', '--json')).json().error.message).toContain('--runtime maas');
+    writeFileSync(join(reg.dir, 'maas.yaml'), `${readFileSync(join(reg.dir, 'maas.yaml'), 'utf8')}models:\n  mlp:\n    maxbatch: 8\n`);
+    const typo = await reg.cli('export', 'mlp@1', '--format', 'triton', '-o', join(reg.work, 'repo'), '--json');
+    expect(typo.exitCode).toBe(3);
+    expect(typo.json().error.message + typo.json().error.hint + JSON.stringify(typo.json().error.details ?? {})).toContain('models.mlp.maxbatch');
   });
 
   it('refuses a folder remote (a cluster pulls from a registry), WebGPU, bad names and replicas, an unknown version', async () => {
@@ -129,6 +146,39 @@ describe.skipIf(!HAVE_REGISTRY && !REQUIRE_TOOLS)('export --format kserve agains
     expect((await reg.cli('push', 'mlp@1', remote, '--modelcar')).exitCode).toBe(0);
     const scratch = await reg.cli('export', 'mlp@1', '--format', 'kserve', '--remote', remote, '--json');
     expect(scratch.json().error).toMatchObject({ code: 'MAAS_USAGE', message: expect.stringContaining('has no base image') });
+  });
+
+  it('checks what it writes and reads before it pushes anything, and never moves a tag that names other bytes', async () => {
+    const reg = await registered();
+    const { oci, base, remote } = await registryWithBase(reg);
+    const tags = async () => {
+      const listed = await skopeo(['list-tags', '--tls-verify=false', `docker://${oci.host}/team/mlp`], reg.home).catch(() => '{"Tags":[]}');
+      return (JSON.parse(listed).Tags ?? []) as string[];
+    };
+    const file = join(reg.work, 'plain');
+    writeFileSync(file, 'x');
+    const through = await reg.cli('export', 'mlp@1', '--format', 'kserve', '--remote', remote, '--modelcar-base', base, '-o', join(file, 'isvc.yaml'), '--json');
+    expect(through.exitCode).toBe(2);
+    expect(through.json().error.message).toContain('goes through a file');
+    const mine = join(reg.work, 'mine');
+    mkdirSync(mine);
+    writeFileSync(join(mine, 'Dockerfile'), 'FROM my/base\n');
+    const full = await reg.cli('export', 'mlp@1', '--format', 'kserve', '--runtime', 'maas', '--remote', remote, '--modelcar-base', base, '-o', mine, '--json');
+    expect(full.exitCode).toBe(2);
+    expect(readFileSync(join(mine, 'Dockerfile'), 'utf8')).toBe('FROM my/base\n');
+    const badBase = await reg.cli('export', 'mlp@1', '--format', 'kserve', '--remote', remote, '--modelcar-base', `oci://${oci.host}/base/nope:1`, '--json');
+    expect(badBase.exitCode).toBe(5);
+    expect(badBase.json().error.message).toContain('the modelcar base image');
+    expect(await tags()).toEqual([]);
+
+    // another registry's mlp@1 holds the tag: the export refuses rather than re-point it
+    const other = await makeRegistry();
+    writeModel(other.work, 'mlp.onnx', mlp({ seed: 99 }));
+    await other.cli('register', join(other.work, 'mlp.onnx'));
+    expect((await other.cli('push', 'mlp@1', remote)).exitCode).toBe(0);
+    const clash = await reg.cli('export', 'mlp@1', '--format', 'kserve', '--remote', remote, '--modelcar-base', base, '--json');
+    expect(clash.exitCode).toBe(6);
+    expect(clash.json().error).toMatchObject({ code: 'MAAS_VERSION_CONFLICT', hint: expect.stringContaining('maas push mlp@1') });
   });
 
   it('writes resources, a GPU, replicas, a canary, a name and a namespace; --runtime onnx lets KServe pick the runtime', async () => {

@@ -432,6 +432,8 @@ describe('refusals: an error with a code and a hint, and nothing written', () =>
     await register(reg, modelFile(reg, 'shapeless', 'model.onnx', identity('shapeless', DataType.FLOAT, null)), '--name', 'shapeless', '--no-load-check');
     expect((await refused(reg, ['bf16', '--format', 'triton', '-o', join(reg.home, 'repo')], 7, 'MAAS_MODEL_INVALID')).message).toBe("bf16@1: 'x' is a bfloat16, which a Triton config.pbtxt cannot describe");
     expect((await refused(reg, ['shapeless', '--format', 'triton', '-o', join(reg.home, 'repo')], 7, 'MAAS_MODEL_INVALID')).message).toBe("shapeless@1: 'x' has no shape, which a Triton config.pbtxt cannot describe");
+    // KServe's ONNX runtime is Triton: the same refusal, before a remote is even looked for
+    expect((await refused(reg, ['bf16', '--format', 'kserve'], 7, 'MAAS_MODEL_INVALID')).message).toContain('a Triton config.pbtxt cannot describe');
     expect(existsSync(join(reg.home, 'repo'))).toBe(false);
   });
 
