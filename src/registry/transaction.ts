@@ -90,6 +90,18 @@ function liveGitIn(top: string): boolean | undefined {
   return false;
 }
 
+/** The lock files of branch refs (refs/heads/NAME.lock, NAME possibly with slashes): a commit moves one. */
+function branchLocks(gitDir: string): string[] {
+  const heads = join(gitDir, 'refs', 'heads');
+  try {
+    return readdirSync(heads, { recursive: true, encoding: 'utf8' })
+      .filter((name) => name.endsWith('.lock'))
+      .map((name) => join(heads, name));
+  } catch {
+    return [];
+  }
+}
+
 /** Removes the temporary files of atomic writes whose writer is dead (kill -9 between write and rename). */
 function removeDeadTemps(dir: string): void {
   let names: string[];
@@ -194,7 +206,7 @@ export class Transactions {
       rmSync(this.layout.journal, { force: true }); // written by rename, so a torn journal means no write began
       return undefined;
     }
-    await this.waitForGitIndex();
+    await this.waitForGitLocks(journal);
     for (const dir of new Set(journal.paths.map((path) => join(this.layout.root, dirname(path))))) removeDeadTemps(dir);
     const landed = (await this.git.headMessage()).includes(`${TRAILER}: ${journal.id}`);
     if (landed) {
@@ -226,20 +238,23 @@ export class Transactions {
   }
 
   /**
-   * The journal's writer is dead (we hold its lock), so an index.lock with no git running in
-   * this repository is the leftover of a git killed with it: removed. A live git is waited for.
+   * The journal's writer is dead (we hold its lock), so a git lock file (the index, HEAD, the
+   * branch, a tag the journal moves) with no git running in this repository is the leftover of
+   * a git killed with it: removed. A live git is waited for.
    */
-  private async waitForGitIndex(): Promise<void> {
+  private async waitForGitLocks(journal: Journal): Promise<void> {
     const top = (await this.git.topLevel()) ?? this.layout.root;
-    const indexLock = join(top, '.git', 'index.lock');
+    const gitDir = join(top, '.git');
+    const refs = [...journal.createTags, ...journal.deleteTags].map((tag) => `refs/tags/${tag}`);
+    const locks = ['index', 'HEAD', 'packed-refs', ...refs].map((ref) => join(gitDir, `${ref}.lock`)).concat(branchLocks(gitDir));
     const deadline = Date.now() + INDEX_LOCK_WAIT_MS;
-    while (existsSync(indexLock)) {
+    for (let held = locks.filter(existsSync); held.length > 0; held = locks.filter(existsSync)) {
       if (liveGitIn(top) === false) {
-        rmSync(indexLock, { force: true });
+        for (const lock of held) rmSync(lock, { force: true });
         return;
       }
       if (Date.now() > deadline) {
-        throw new MaasError('MAAS_GIT_FAILED', `git's ${indexLock} has been held for ${INDEX_LOCK_WAIT_MS / 1000}s`, {
+        throw new MaasError('MAAS_GIT_FAILED', `git's ${held[0]} has been held for ${INDEX_LOCK_WAIT_MS / 1000}s`, {
           hint: 'If no git or maas process is running, delete that file and run `maas verify`.',
         });
       }

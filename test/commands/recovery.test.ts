@@ -106,6 +106,25 @@ describe('recovery of interrupted writes', () => {
     expect(existsSync(join(reg.dir, 'models/mlp/2'))).toBe(false);
   });
 
+  it('completes a register whose git tag was killed holding its ref lock and the branch lock', async () => {
+    const reg = await makeRegistry();
+    await reg.cli('register', reg.fixture('mlp.onnx'));
+    const id = /Maas-Transaction: (\S+)/.exec(git(reg.dir, 'log', '-1', '--format=%B'))![1];
+    const branch = git(reg.dir, 'symbolic-ref', '--short', 'HEAD');
+    git(reg.dir, 'tag', '-d', 'mlp@v1');
+    writeFileSync(join(reg.dir, '.git/refs/tags/mlp@v1.lock'), '');
+    writeFileSync(join(reg.dir, `.git/refs/heads/${branch}.lock`), '');
+    writeFileSync(join(reg.dir, '.maas/txn.json'), JSON.stringify({ id, paths: ['models/mlp/1/manifest.json'], createTags: ['mlp@v1'], deleteTags: [] }));
+    leaveDeadLock(reg);
+
+    const r = await reg.cli('verify', '--json');
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(r.json().recovered).toMatchObject({ outcome: 'completed' });
+    expect(git(reg.dir, 'rev-parse', 'mlp@v1')).toBe(git(reg.dir, 'rev-parse', 'HEAD'));
+    expect(existsSync(join(reg.dir, '.git/refs/tags/mlp@v1.lock'))).toBe(false);
+    expect(existsSync(join(reg.dir, `.git/refs/heads/${branch}.lock`))).toBe(false);
+  });
+
   it('completes a commit that moved HEAD before git wrote its index, and leaves the index matching HEAD', async () => {
     const reg = await makeRegistry();
     await reg.cli('register', reg.fixture('mlp.onnx'));
