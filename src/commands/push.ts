@@ -1,4 +1,5 @@
 import { defineCommand, option } from '../core/define-command.js';
+import { MaasError } from '../core/errors.js';
 import { renderPush } from '../ui/render/remote.js';
 import { byteProgress, modelcarBaseOption, plainHttpOption, registryOptions } from './shared.js';
 
@@ -21,6 +22,10 @@ export const pushCommand = defineCommand({
     'maas push mlp@2 oci://ghcr.io/acme/mlp --modelcar --modelcar-base oci://ghcr.io/acme/busybox:1.37   # also ghcr.io/acme/mlp:2-modelcar',
   ],
   async run([ref, remote], opts, ctx) {
+    // From MAAS_MODELCAR_BASE it is a setting for when --modelcar is given; from the command line, a forgotten --modelcar.
+    if (opts.modelcarBase !== undefined && !opts.modelcar && opts.modelcarBase !== ctx.env.MAAS_MODELCAR_BASE) {
+      throw new MaasError('MAAS_USAGE', '--modelcar-base is the base of the modelcar that --modelcar pushes', { hint: 'Add --modelcar, or leave --modelcar-base out.' });
+    }
     const { push } = await import('../remote/transfer.js');
     if (opts.sbom) await (await import('../trust/sbom.js')).storeSbom(ref!, registryOptions(ctx));
     return push(

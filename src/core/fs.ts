@@ -1,6 +1,6 @@
 /** File writes that never leave a half-written file behind: temp file, fsync, rename. */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, rmdirSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, rmdirSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { MaasError, errnoCode, messageOf } from './errors.js';
 
@@ -26,7 +26,7 @@ export function processAlive(pid: number): boolean {
 
 /** Writes through a temporary file and a rename, so readers see the old bytes or the new, never half. `mode` for secrets (0o600). */
 export function writeFileAtomic(path: string, data: string | Buffer, options: { mode?: number } = {}): void {
-  mkdirSync(dirname(path), { recursive: true });
+  makeFolders(dirname(path));
   const temp = tempName(dirname(path));
   try {
     const fd = openSync(temp, 'w', options.mode ?? 0o666);
@@ -42,6 +42,19 @@ export function writeFileAtomic(path: string, data: string | Buffer, options: { 
   } catch (error) {
     rmSync(temp, { force: true });
     throw error;
+  }
+}
+
+/** `mkdir -p`, a level at a time: node's recursive mkdir never returns for a path under /proc. */
+export function makeFolders(dir: string): void {
+  const missing: string[] = [];
+  for (let at = dir; !existsSync(at) && dirname(at) !== at; at = dirname(at)) missing.unshift(at);
+  for (const at of missing) {
+    try {
+      mkdirSync(at);
+    } catch (error) {
+      if (errnoCode(error) !== 'EEXIST') throw error;
+    }
   }
 }
 
@@ -79,11 +92,16 @@ export function checkNewFolder(dir: string): boolean {
  */
 export function writeOutputFile(path: string, data: string | Buffer, options: { mode?: number } = {}): void {
   checkOutputFile(path);
+  writingTo(path, () => writeFileAtomic(path, data, options));
+}
+
+/** Runs a write to a place the user named; the file system's refusals become their reason and fix. */
+function writingTo<T>(path: string, write: () => T): T {
   try {
-    writeFileAtomic(path, data, options);
+    return write();
   } catch (error) {
     const code = errnoCode(error);
-    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR' || code === 'ENOSPC') {
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR' || code === 'ENOSPC' || code === 'ENOENT') {
       throw new MaasError('MAAS_USAGE', `cannot write ${path}: ${messageOf(error)}`, { hint: 'Pick a place you can write to.', cause: error });
     }
     throw error;
@@ -97,8 +115,10 @@ export function writeOutputFile(path: string, data: string | Buffer, options: { 
  */
 export function writeNewFolder<T>(dir: string, fill: (staging: string) => T): T {
   const existing = checkNewFolder(dir);
-  mkdirSync(dirname(dir), { recursive: true });
-  const staging = mkdtempSync(join(dirname(dir), `.${basename(dir)}.tmp-`));
+  const staging = writingTo(dir, () => {
+    makeFolders(dirname(dir));
+    return mkdtempSync(join(dirname(dir), `.${basename(dir)}.tmp-`));
+  });
   try {
     const result = fill(staging);
     if (existing) rmdirSync(dir);

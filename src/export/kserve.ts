@@ -12,7 +12,7 @@
  * the model under its own name, so a client calls /v2/models/NAME/infer as it does on maas serve.
  */
 import { existsSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { MaasError } from '../core/errors.js';
 import { checkNewFolder, checkOutputFile, writeNewFolder, writeOutputFile } from '../core/fs.js';
@@ -116,7 +116,7 @@ export function dnsLabel(name: string): string {
 
 function checkName(flag: string, value: string, re: RegExp, example: string): string {
   if (value.length > 63 || !re.test(value)) {
-    throw new MaasError('MAAS_USAGE', `${flag} '${value.slice(0, 80)}' is not a Kubernetes name: at most 63 lowercase letters, digits and -, starting ${re === DNS_1035 ? 'with a letter' : 'and ending with a letter or digit'}`, {
+    throw new MaasError('MAAS_USAGE', `${flag} '${value.slice(0, 80)}' is not a Kubernetes name: at most 63 lowercase letters, digits and -, starting with a ${re === DNS_1035 ? 'letter' : 'letter or digit'} and ending with a letter or digit`, {
       hint: `For example ${flag} ${example}.`,
     });
   }
@@ -291,6 +291,11 @@ function servingRuntimeOf(image: string, namespace: string | undefined): object 
  */
 function outputPath(path: string, folder: boolean): string {
   if (folder) {
+    if (/\.(ya?ml|json)$/i.test(path)) {
+      throw new MaasError('MAAS_USAGE', `--runtime maas writes a folder of three files (servingruntime.yaml, inferenceservice.yaml, Dockerfile), and ${path} names a file`, {
+        hint: `Pass a folder: -o ${join(dirname(path), 'deploy')}`,
+      });
+    }
     checkNewFolder(path);
     return path;
   }

@@ -483,10 +483,12 @@ export class ModelManager {
     } catch (error) {
       if (initial && isDeviceFailure(error)) throw error;
       if (!(isMaasError(error) && error.code === 'MAAS_OVERLOADED')) {
+        const reason = `failed to load: ${messageOf(error)}`;
+        // A retry that fails the same way (a refused signature, every 30 s) is not news.
+        if (slot.reason !== reason) this.options.log({ event: 'load-failed', model: name, version, serving: this.stillServing(name, version), error: messageOf(error) });
         slot.failedAt = this.now();
         slot.failure = error;
-        slot.reason = `failed to load: ${messageOf(error)}`;
-        this.options.log({ event: 'load-failed', model: name, version, serving: this.stillServing(name, version), error: messageOf(error) });
+        slot.reason = reason;
       }
       throw error;
     }

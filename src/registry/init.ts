@@ -1,10 +1,10 @@
 /** `maas init`: a git repository (or a folder in one) with maas.yaml, .gitignore and a first commit. */
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Env } from '../core/context.js';
 import { MaasError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/fs.js';
+import { makeFolders, writeFileAtomic } from '../core/fs.js';
 import { VERSION } from '../core/version.js';
 import type { CiProvider, Device } from './config.js';
 import { Git } from './git.js';
@@ -89,7 +89,7 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
   if (taken.length) {
     throw new MaasError('MAAS_REGISTRY_EXISTS', `${taken.join(', ')} already exist${taken.length === 1 ? 's' : ''}`, { hint: 'Move them aside, or run init without --monitoring.' });
   }
-  mkdirSync(root, { recursive: true });
+  makeFolders(root);
   const git = await Git.open(root, ctx.env);
   const enclosing = await git.topLevel();
   // A folder the enclosing repository ignores cannot commit there: it gets its own repository.
@@ -118,14 +118,14 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
     }
     const registryPath = relative(gitRoot, root) || '.';
     const text = renderTemplate(template, { registryPath, remote: options.remote ?? 'oci://registry.example.com/team/models', maasVersion: VERSION });
-    mkdirSync(dirname(targetPath), { recursive: true });
+    makeFolders(dirname(targetPath));
     writeFileSync(targetPath, text);
     files.push(relative(root, targetPath));
   }
 
   // Grafana's own {{label}} legends are not template keys: only {{maasVersion}} is filled in.
   for (const { template, target } of monitoring) {
-    mkdirSync(dirname(join(root, target)), { recursive: true });
+    makeFolders(dirname(join(root, target)));
     write(target, renderTemplate(template, { maasVersion: VERSION }));
   }
 

@@ -3,11 +3,11 @@
  * a lock whose owner is gone (kill -9) is taken over, so a crash never wedges the registry.
  */
 import { hostname } from 'node:os';
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MaasError, errnoCode } from '../core/errors.js';
-import { processAlive } from '../core/fs.js';
+import { makeFolders, processAlive } from '../core/fs.js';
 
 const EMPTY_LOCK_GRACE_MS = 5000;
 
@@ -100,7 +100,7 @@ export interface Lock {
 }
 
 export async function acquireLock(path: string, { timeoutMs, now }: LockOptions): Promise<Lock> {
-  mkdirSync(dirname(path), { recursive: true });
+  makeFolders(dirname(path));
   const me: LockOwner = { pid: process.pid, host: hostname(), since: now().toISOString() };
   const deadline = Date.now() + timeoutMs;
   let tookOverFrom: LockOwner | undefined;

@@ -1,8 +1,8 @@
 /** The serve cache: a registered version as the files onnxruntime loads, checked before it loads them. */
-import { copyFileSync, linkSync, lstatSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { copyFileSync, linkSync, lstatSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { MaasError } from '../core/errors.js';
-import { writeNewFolder } from '../core/fs.js';
+import { makeFolders, writeNewFolder } from '../core/fs.js';
 import { ANNOTATIONS, MAX_WARMUP_BYTES, MEDIA_TYPES, WARMUP_FILE } from './manifest.js';
 import type { Registry, VersionRecord } from './registry.js';
 
@@ -25,7 +25,7 @@ function confined(record: VersionRecord, root: string, path: string): string {
   while (!lstatSync(existing, { throwIfNoEntry: false })) existing = dirname(existing);
   try {
     if (!inside(realpathSync(existing))) throw outside(record, path);
-    mkdirSync(dirname(target), { recursive: true });
+    makeFolders(dirname(target));
     const realParent = realpathSync(dirname(target));
     if (!inside(realParent)) throw outside(record, path);
     return join(realParent, basename(target));
@@ -51,7 +51,7 @@ export function modelPath(registry: Registry, record: VersionRecord): string {
   }
   if (record.manifest.layers.length === 1) return store.path(record.manifest.layers[0]!.digest);
   const dir = join(registry.layout.state, 'serve', record.manifestDigest.slice('sha256:'.length));
-  mkdirSync(dir, { recursive: true });
+  makeFolders(dir);
   // Every name is confined before anything is linked: a refused version leaves no file.
   const model = confined(record, dir, record.onnx.modelFile);
   const targets = record.manifest.layers.map((layer) => {

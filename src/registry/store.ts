@@ -1,10 +1,10 @@
 /** Content-addressed blob store: blobs/sha256/<hex>, written via staging + rename. */
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MaasError } from '../core/errors.js';
-import { processAlive, tempName, tempWriter } from '../core/fs.js';
+import { makeFolders, processAlive, tempName, tempWriter } from '../core/fs.js';
 import type { Layout } from './layout.js';
 
 /** 4 MiB reads into one reused buffer: Node's SHA-256 runs at ~1.6 GB/s this way (notes/perf.md §3.3). */
@@ -73,8 +73,8 @@ export class BlobStore {
 
   /** Copies a file in, hashing as it copies; an existing blob with the same digest is kept. */
   async ingest(source: string, onBytes?: OnBytes): Promise<BlobRef> {
-    mkdirSync(this.layout.staging, { recursive: true });
-    mkdirSync(this.layout.blobs, { recursive: true });
+    makeFolders(this.layout.staging);
+    makeFolders(this.layout.blobs);
     const staged = tempName(this.layout.staging, 'blob');
     try {
       const blob = await hashFile(source, onBytes, staged);
@@ -97,8 +97,8 @@ export class BlobStore {
    */
   async ingestStream(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, expected: BlobRef, onBytes: OnBytes = () => {}): Promise<void> {
     if (this.has(expected)) return;
-    mkdirSync(this.layout.staging, { recursive: true });
-    mkdirSync(this.layout.blobs, { recursive: true });
+    makeFolders(this.layout.staging);
+    makeFolders(this.layout.blobs);
     const staged = tempName(this.layout.staging, 'blob');
     const hash = createHash('sha256');
     const output = await open(staged, 'wx', 0o644);

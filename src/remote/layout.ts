@@ -2,11 +2,11 @@
  * An OCI image layout directory (image-spec "oci-layout"): the embedded remote that needs no
  * server, readable by standard tools (`skopeo copy oci:PATH:TAG ...`).
  */
-import { createReadStream, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, lstatSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MaasError } from '../core/errors.js';
-import { tempName, writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
+import { makeFolders, tempName, writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
 import { isDigest } from '../registry/layout.js';
 import { type Descriptor, MAX_MANIFEST_BYTES } from '../registry/manifest.js';
 import { INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE } from './artifact.js';
@@ -42,7 +42,7 @@ export class OciLayout {
   /** Creates the layout if needed. */
   ensure(): void {
     if (this.exists()) return;
-    mkdirSync(join(this.root, 'blobs', 'sha256'), { recursive: true });
+    makeFolders(join(this.root, 'blobs', 'sha256'));
     writeJsonAtomic(join(this.root, 'oci-layout'), { imageLayoutVersion: '1.0.0' });
     if (!existsSync(this.indexPath)) writeJsonAtomic(this.indexPath, { schemaVersion: 2, mediaType: INDEX_MEDIA_TYPE, manifests: [] });
   }

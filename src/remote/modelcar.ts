@@ -20,10 +20,10 @@
  * KServe's modelcar sidecar runs `sh -c 'ln … && sleep infinity'` in the image, so an image with no
  * base (no shell) only serves where the image is mounted, not run (KServe's `oci+native://`).
  */
-import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { MaasError, isMaasError } from '../core/errors.js';
-import { tempName } from '../core/fs.js';
+import { makeFolders, tempName } from '../core/fs.js';
 import { MODEL_SIGNATURE_FILE, listAttestations } from '../registry/attestations.js';
 import { Layout, isDigest } from '../registry/layout.js';
 import { ANNOTATIONS, type Descriptor, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, MEDIA_TYPES, digestOf } from '../registry/manifest.js';
@@ -334,10 +334,6 @@ export interface ModelcarOptions {
   onProgress?: ((label: string, total: number) => OnBytes) | undefined;
 }
 
-/**
- * Pushes the version's modelcar, unless the remote has it already: the same ModelPack manifest
- * on the same base (the same base digest, when a base is named).
- */
 /** Reads the base image's top manifest before anything is pushed: a base that cannot be read refuses the push, and says it is the base. */
 export async function checkBase(base: ImageSource): Promise<void> {
   try {
@@ -351,6 +347,10 @@ export async function checkBase(base: ImageSource): Promise<void> {
   }
 }
 
+/**
+ * Pushes the version's modelcar, unless the remote has it already: the same ModelPack manifest
+ * on the same base (the same base digest, when a base is named).
+ */
 export async function pushModelcar(registry: Registry, artifact: Artifact, options: ModelcarOptions): Promise<ModelcarResult> {
   const tags = options.tags.map(modelcarTag);
   const out = sink(options.target);
@@ -365,7 +365,7 @@ export async function pushModelcar(registry: Registry, artifact: Artifact, optio
   const { name, version, manifest } = artifact;
   const ref = `${name}@${version}`;
   const dir = tempName(registry.layout.staging, 'modelcar');
-  mkdirSync(dir, { recursive: true });
+  makeFolders(dir);
   try {
     const entries = await layerEntries(registry, artifact, dir);
     const total = entries.reduce((n, e) => n + (e.type === 'File' ? e.size : 0), 0);

@@ -71,6 +71,9 @@ describe('export --format kserve: names and refusals', () => {
     expect((await reg.cli('export', 'mlp@1', '--format', 'kserve', '--cpu', '0', '--json')).exitCode).toBe(2);
     expect((await reg.cli('export', 'mlp@1', '--format', 'kserve', '--runtime', 'maas', '--runtime-image', 'Bad Image!', '--json')).exitCode).toBe(2);
     expect((await reg.cli('export', 'mlp@1', '--format', 'kserve', '--runtime-image', 'x/y:1', '--json')).json().error.message).toContain('--runtime maas');
+    const yamlFolder = await reg.cli('export', 'mlp@1', '--format', 'kserve', '--remote', 'oci://registry.example.com/team/mlp', '--runtime', 'maas', '-o', join(reg.work, 'isvc.yaml'), '--json');
+    expect(yamlFolder.json().error).toMatchObject({ code: 'MAAS_USAGE', hint: expect.stringContaining(join(reg.work, 'deploy')) });
+    expect(existsSync(join(reg.work, 'isvc.yaml'))).toBe(false);
     writeFileSync(join(reg.dir, 'maas.yaml'), `${readFileSync(join(reg.dir, 'maas.yaml'), 'utf8')}models:\n  mlp:\n    maxbatch: 8\n`);
     const typo = await reg.cli('export', 'mlp@1', '--format', 'triton', '-o', join(reg.work, 'repo'), '--json');
     expect(typo.exitCode).toBe(3);

@@ -148,6 +148,18 @@ describe('push --modelcar to an OCI image layout', () => {
     expect(r.json().error).toMatchObject({ code: 'MAAS_USAGE', hint: expect.stringContaining('busybox:1.37') });
     expect(() => statSync(out)).toThrow();
   });
+
+  it('refuses --modelcar-base without --modelcar on the command line, not from MAAS_MODELCAR_BASE', async () => {
+    const reg = await registered();
+    const out = join(reg.work, 'out');
+    const r = await reg.cli('push', 'mlp@1', `oci-layout:${out}`, '--modelcar-base', 'oci://registry.example.com/busybox:1.37', '--json');
+    expect(r.exitCode).toBe(2);
+    expect(r.json().error).toMatchObject({ code: 'MAAS_USAGE', hint: expect.stringContaining('--modelcar') });
+    expect(() => statSync(out)).toThrow();
+    const { runCli } = await import('../helpers/run-cli.js');
+    const fromEnv = await runCli(['push', 'mlp@1', `oci-layout:${out}`, '--json'], { cwd: reg.dir, env: { ...reg.env, MAAS_MODELCAR_BASE: 'oci://registry.example.com/busybox:1.37' } });
+    expect(fromEnv.exitCode, fromEnv.stderr).toBe(0);
+  });
 });
 
 describe.skipIf(!HAVE_REGISTRY && !REQUIRE_TOOLS)('push --modelcar through a real registry (docker-registry on loopback)', () => {

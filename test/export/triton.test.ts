@@ -400,6 +400,13 @@ describe('refusals: an error with a code and a hint, and nothing written', () =>
     expect(readFileSync(join(reg.home, 'repo', 'mlp', 'config.pbtxt'), 'utf8')).toBe('hand-written\n');
   });
 
+  it('a repository folder that cannot be made, under /proc or through a file, is refused at once (exit 2)', async () => {
+    const reg = await makeRegistry();
+    await register(reg, reg.fixture('mlp.onnx'), '--name', 'mlp');
+    writeFileSync(join(reg.home, 'a-file'), '');
+    for (const output of ['/proc/maas-nope/repo', join(reg.home, 'a-file', 'repo')]) await refused(reg, ['mlp@1', '--format', 'triton', '-o', output], 2, 'MAAS_USAGE');
+  });
+
   it('an unknown model or version (exit 4), a policy that selects nothing (exit 4), no -o (exit 2)', async () => {
     const reg = await makeRegistry();
     await register(reg, reg.fixture('mlp.onnx'), '--name', 'mlp');
