@@ -47,6 +47,8 @@ const CODE_EXITS = {
   MAAS_UNAUTHORIZED: EXIT_CODES.usage,
   MAAS_FORBIDDEN: EXIT_CODES.usage,
   MAAS_OVERLOADED: EXIT_CODES.internal,
+  /** a version that cannot fit the serving memory budget beside the pinned ones: the budget is the user's to change. */
+  MAAS_BUDGET_EXCEEDED: EXIT_CODES.config,
   MAAS_TIMEOUT: EXIT_CODES.internal,
   MAAS_INFERENCE_FAILED: EXIT_CODES.internal,
   MAAS_MODEL_NOT_READY: EXIT_CODES.internal,

@@ -18,15 +18,16 @@
  * then unloads. When the budget cannot hold both, the old one drains and unloads first and
  * requests wait for the new one (a `swap-wait` event). No request is dropped.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MaasError, isMaasError, messageOf } from '../core/errors.js';
-import { formatDuration } from '../core/units.js';
+import { formatBytes, formatDuration } from '../core/units.js';
 import type { Signature } from '../onnx/inspect.js';
 import type { RegistryConfig } from '../registry/config.js';
 import { type VersionPolicy, formatVersionPolicy, selectVersions } from '../registry/policy.js';
-import type { Selector } from '../registry/refs.js';
+import { type Selector, formatModelRef } from '../registry/refs.js';
 import { Registry, type RegistryOptions, type VersionRecord } from '../registry/registry.js';
 import { checkBlobs, modelPath, readWarmup } from '../registry/serve-cache.js';
-import type { ModelServing } from './config.js';
+import { type ModelServing, SERVING_DEFAULTS } from './config.js';
 import { decodeWarmup } from './protocol.js';
 import { ModelRuntime, type RuntimeObserver } from './runtime.js';
 
@@ -62,6 +63,8 @@ export interface Slot {
   failedAt: number | undefined;
   /** what its last failed load threw, for a management load to answer with. */
   failure: unknown;
+  /** requests waiting for its load that have not queued their job yet: it is not idle. */
+  waiting: number;
 }
 
 export interface Route {
@@ -103,6 +106,10 @@ export type ServeEvent =
   /** `serving`: the version still served under the name, if any. */
   | { event: 'load-failed'; model: string; version: number; serving: number | undefined; error: string }
   | { event: 'refresh-failed'; error: string }
+  /** a version measured above its estimate once loaded, and nothing idle left to evict: the budget is exceeded. */
+  | { event: 'over-budget'; model: string; version: number; residentBytes: number; error: string }
+  /** a served ref that no longer resolves (its alias deleted): what it served keeps answering. */
+  | { event: 'target-unresolved'; target: string; model: string; error: string; serving: number[] }
   /** the signature policy versions are checked against before they load. */
   | { event: 'trust'; policy: string }
   /** a management load pulled its source into the served registry. */
@@ -133,6 +140,8 @@ export interface ManagerOptions {
   log: (event: ServeEvent) => void;
   /** refuses a version before it loads, by throwing (a signature policy): at start, on reload and on a management load. */
   admit?: ((registry: Registry, record: VersionRecord) => void) | undefined;
+  /** how long a load waits for busy versions to go idle so it can evict one: the request timeout. */
+  roomWaitMs?: number;
   /** resident bytes of the process (tests may fake it); process.memoryUsage.rss by default. */
   rss?: () => number;
   now?: () => number;
@@ -164,6 +173,10 @@ export class ModelManager {
   /** models loaded through the management API that the targets did not name. */
   private readonly added = new Set<string>();
   private pinned = new Set<string>();
+  /** targets that stopped resolving (an alias deleted), by label, with the reason last logged. */
+  private unresolved = new Map<string, string>();
+  /** why the last poll could not read the registry, logged once until a poll succeeds. */
+  private refreshError: string | undefined;
   private refreshing: Promise<void> | undefined;
   private poller: NodeJS.Timeout | undefined;
   private sweeper: NodeJS.Timeout | undefined;
@@ -237,7 +250,10 @@ export class ModelManager {
     if (slot.failedAt !== undefined && this.now() - slot.failedAt < RETRY_FAILED_MS) {
       throw new MaasError('MAAS_MODEL_NOT_READY', `${slot.name}@${slot.version} ${slot.reason ?? 'failed to load'}`, { hint: `It is tried again ${RETRY_FAILED_MS / 1000} s after the failure, or at once by POST /v2/repository/models/${slot.name}/load.` });
     }
-    return this.ensureLoaded(slot);
+    slot.waiting++;
+    // Counted until the macrotask after the load: the caller queues its job in the microtask
+    // its await resumes in, before which another load's eviction must not take this one.
+    return this.ensureLoaded(slot).finally(() => setImmediate(() => slot.waiting--));
   }
 
   /** Loads a slot, or joins the load already under way. */
@@ -262,7 +278,13 @@ export class ModelManager {
   startPolling(intervalMs: number): void {
     this.poller = setInterval(() => {
       // A registry mid-edit (a model removed, maas.yaml broken) keeps what is served; say why.
-      void this.refresh({ initial: false }).catch((error: unknown) => this.options.log({ event: 'refresh-failed', error: messageOf(error) }));
+      void this.refresh({ initial: false }).then(
+        () => (this.refreshError = undefined),
+        (error: unknown) => {
+          if (messageOf(error) !== this.refreshError) this.options.log({ event: 'refresh-failed', error: messageOf(error) });
+          this.refreshError = messageOf(error);
+        },
+      );
     }, intervalMs);
     this.poller.unref();
     // Keep-alive is looked at often enough to unload within a few percent of its time, at most each second.
@@ -396,7 +418,7 @@ export class ModelManager {
       slot = {
         name, version, versionLabel: String(version), signature: record.onnx.signature, digest: record.manifestDigest,
         fileBytes: record.manifest.layers.reduce((n, l) => n + l.size, 0),
-        runtime: undefined, loading: undefined, unloading: undefined, lastUsed: 0, residentBytes: undefined, reason: undefined, held: false, lazy: false, failedAt: undefined, failure: undefined,
+        runtime: undefined, loading: undefined, unloading: undefined, lastUsed: 0, residentBytes: undefined, reason: undefined, held: false, lazy: false, failedAt: undefined, failure: undefined, waiting: 0,
       };
       this.slots.set(key, slot);
     }
@@ -419,25 +441,47 @@ export class ModelManager {
 
   /**
    * Unloads least-recently-used idle, unpinned versions until `incoming` more bytes and one more
-   * model fit the budget. Throws MAAS_OVERLOADED when what is left is busy or pinned.
+   * model fit the budget, waiting up to the request timeout for busy ones to go idle. Throws
+   * MAAS_BUDGET_EXCEEDED when it cannot fit beside the pinned versions (no retry helps), and
+   * MAAS_OVERLOADED when what is left stays busy.
    */
-  private async makeRoom(incoming: Slot, bytes: number, models: number): Promise<void> {
+  private async makeRoom(incoming: Slot, bytes: number, models: number, { wait = true } = {}): Promise<void> {
     const budget = this.options.budget ?? {};
+    const ref = `${incoming.name}@${incoming.version}`;
+    const others = () => this.loadedSlots().filter((s) => s !== incoming);
+    const pinned = others().filter((s) => this.pinned.has(keyOf(s.name, s.version)));
+    const pinnedBytes = pinned.reduce((n, s) => n + (s.residentBytes ?? 0), 0);
+    if (budget.bytes !== undefined && pinnedBytes + bytes > budget.bytes) {
+      throw new MaasError('MAAS_BUDGET_EXCEEDED', `${ref} needs about ${formatBytes(bytes)}, and the memory budget is ${formatBytes(budget.bytes)}${pinned.length ? ` with ${formatBytes(pinnedBytes)} pinned` : ''}`, {
+        hint: 'Raise --memory-budget, or pin fewer versions.',
+      });
+    }
+    if (budget.models !== undefined && pinned.length + models > budget.models) {
+      throw new MaasError('MAAS_BUDGET_EXCEEDED', `${ref} does not fit --max-loaded-models ${budget.models}: ${pinned.length} pinned version${pinned.length === 1 ? ' is' : 's are'} loaded`, {
+        hint: 'Raise --max-loaded-models, or pin fewer versions.',
+      });
+    }
     const over = () => {
-      const loaded = this.loadedSlots().filter((s) => s !== incoming);
-      const used = loaded.reduce((n, s) => n + (s.residentBytes ?? 0), 0);
-      if (budget.models !== undefined && loaded.length + models > budget.models) return 'max_models' as const;
+      const used = others().reduce((n, s) => n + (s.residentBytes ?? 0), 0);
+      if (budget.models !== undefined && others().length + models > budget.models) return 'max_models' as const;
       if (budget.bytes !== undefined && used + bytes > budget.bytes) return 'memory' as const;
       return undefined;
     };
+    const waitUntil = this.now() + (this.options.roomWaitMs ?? SERVING_DEFAULTS.timeoutMs);
     for (let reason = over(); reason; reason = over()) {
-      const victim = this.loadedSlots()
-        .filter((s) => s !== incoming && !this.pinned.has(keyOf(s.name, s.version)) && s.runtime!.inFlight === 0 && s.runtime!.queueDepth === 0)
+      const evictable = others().filter((s) => !this.pinned.has(keyOf(s.name, s.version)));
+      const victim = evictable
+        .filter((s) => s.waiting === 0 && s.runtime!.inFlight === 0 && s.runtime!.queueDepth === 0)
         .sort((a, b) => a.lastUsed - b.lastUsed)[0];
       if (!victim) {
-        const what = reason === 'memory' ? `the memory budget (${budget.bytes} bytes)` : `--max-loaded-models ${budget.models}`;
-        throw new MaasError('MAAS_OVERLOADED', `${incoming.name}@${incoming.version} does not fit ${what}: every loaded version is busy or pinned`, {
-          hint: 'Retry in a moment, or raise --memory-budget / --max-loaded-models, or pin fewer versions.',
+        // Busy versions go idle between requests: room is waited for, as a request waits for a load.
+        if (wait && evictable.length > 0 && this.now() < waitUntil && !this.closed) {
+          await sleep(20);
+          continue;
+        }
+        const what = reason === 'memory' ? `the memory budget (${formatBytes(budget.bytes!)})` : `--max-loaded-models ${budget.models}`;
+        throw new MaasError('MAAS_OVERLOADED', `${ref} does not fit ${what}: every other loaded version stayed busy`, {
+          hint: 'Retry in a moment, or raise --memory-budget / --max-loaded-models.',
         });
       }
       victim.lazy = true;
@@ -478,7 +522,11 @@ export class ModelManager {
         ...(runtime.warmupError === undefined ? {} : { warmupError: runtime.warmupError }),
       });
       // Measured above the estimate: others make room now, never the version just loaded.
-      if (this.budgeted) await this.makeRoom(slot, slot.residentBytes, 1).catch(() => undefined);
+      if (this.budgeted) {
+        await this.makeRoom(slot, slot.residentBytes, 1, { wait: false }).catch((error: unknown) => {
+          this.options.log({ event: 'over-budget', model: name, version, residentBytes: slot.residentBytes!, error: messageOf(error) });
+        });
+      }
       return runtime;
     } catch (error) {
       if (initial && isDeviceFailure(error)) throw error;
@@ -544,16 +592,28 @@ export class ModelManager {
 
   // ——— what is served ———
 
-  private desired(): Desired[] {
+  private desired(initial: boolean): Desired[] {
     const config = this.registry.reloadConfig();
     const targets: ServeTarget[] = this.options.targets.length
       ? [...this.options.targets, ...[...this.added].map((name) => ({ name }))]
       : this.registry.modelNames().map((name) => ({ name }));
     const byName = new Map<string, Desired>();
+    const unresolved = new Map<string, string>();
     for (const target of targets) {
-      const versions = target.selector
-        ? [this.registry.resolve({ name: target.name, selector: target.selector }).version]
-        : this.policyVersions(target.name, config);
+      let versions: number[];
+      try {
+        versions = target.selector
+          ? [this.registry.resolve({ name: target.name, selector: target.selector }).version]
+          : this.policyVersions(target.name, config);
+      } catch (error) {
+        // At start a ref that does not resolve is the user's to fix. Later (an alias deleted, a
+        // model removed) it keeps what it served, and the other models keep reloading.
+        if (initial || !isMaasError(error)) throw error;
+        const label = target.selector ? formatModelRef({ name: target.name, selector: target.selector }) : target.name;
+        unresolved.set(label, messageOf(error));
+        if (this.unresolved.get(label) !== messageOf(error)) this.options.log({ event: 'target-unresolved', target: label, model: target.name, error: messageOf(error), serving: this.stillRegistered(target.name) });
+        versions = this.stillRegistered(target.name);
+      }
       if (versions.length === 0) continue;
       const entry = byName.get(target.name) ?? { name: target.name, defaultVersion: versions.at(-1)!, versions: new Set<number>(), aliases: new Map<string, number>() };
       for (const v of versions) entry.versions.add(v);
@@ -571,13 +631,22 @@ export class ModelManager {
     // A pinned version is served, whatever the policy says.
     for (const pin of this.options.pins ?? []) {
       const entry = byName.get(pin.name);
+      if (!entry && !initial) continue; // its model was removed while served
       if (!entry) throw new MaasError('MAAS_USAGE', `--pin ${pin.name} names a model this server does not serve`, { hint: `Served: ${[...byName.keys()].join(', ') || 'none'}. Pin one of those, or serve ${pin.name} too.` });
-      if (pin.selector) entry.versions.add(this.registry.resolve({ name: pin.name, selector: pin.selector }).version);
+      const version = pin.selector && this.pinVersion({ name: pin.name, selector: pin.selector }, initial);
+      if (version !== undefined) entry.versions.add(version);
     }
     for (const entry of byName.values()) {
       for (const [alias, v] of Object.entries(this.registry.aliases(entry.name))) if (entry.versions.has(v)) entry.aliases.set(alias, v);
     }
+    this.unresolved = unresolved;
     return [...byName.values()];
+  }
+
+  /** The versions served under `name` now that are still in the registry. */
+  private stillRegistered(name: string): number[] {
+    const registered = new Set(this.registry.versions(name));
+    return [...(this.routes.get(name)?.versions.keys() ?? [])].filter((v) => registered.has(v)).sort((a, b) => a - b);
   }
 
   /** The versions of `name` its policy selects; none when the model is gone (a named one is an error). */
@@ -588,11 +657,22 @@ export class ModelManager {
     return selectVersions(policy as VersionPolicy, registered, this.registry.aliases(name));
   }
 
+  /** The version a pin by alias or number names; one that stops resolving keeps the version it pinned. */
+  private pinVersion(pin: { name: string; selector: Selector }, initial: boolean): number | undefined {
+    try {
+      return this.registry.resolve({ name: pin.name, selector: pin.selector }).version;
+    } catch (error) {
+      if (initial || !isMaasError(error)) throw error;
+      const kept = [...this.pinned].find((key) => key.startsWith(`${pin.name}@`));
+      return kept === undefined ? undefined : Number(kept.slice(pin.name.length + 1));
+    }
+  }
+
   /** The pins as keys, resolved anew each poll: a pin by alias follows its moves, a pin by name the default version. */
   private resolvePins(desired: Desired[]): Set<string> {
     const keys = new Set<string>();
     for (const pin of this.options.pins ?? []) {
-      const version = pin.selector ? this.registry.resolve({ name: pin.name, selector: pin.selector }).version : desired.find((d) => d.name === pin.name)?.defaultVersion;
+      const version = pin.selector ? this.pinVersion({ name: pin.name, selector: pin.selector }, false) : desired.find((d) => d.name === pin.name)?.defaultVersion;
       if (version !== undefined) keys.add(keyOf(pin.name, version));
     }
     return keys;
@@ -608,7 +688,7 @@ export class ModelManager {
   }
 
   private async apply(initial: boolean): Promise<void> {
-    const desired = this.desired();
+    const desired = this.desired(initial);
     this.pinned = this.resolvePins(desired);
     const next = new Map<string, Route>();
     const waitSwaps: { slot: Slot; from: Slot }[] = [];

@@ -82,3 +82,9 @@ export function parseVersionRef(text: string): { name: string; version: number }
 export function formatRef(name: string, version: number): string {
   return `${name}@${version}`;
 }
+
+/** A reference as the user wrote it: `mlp@prod`, `mlp@3`, `mlp@latest`. */
+export function formatModelRef(ref: ModelRef): string {
+  const { selector } = ref;
+  return `${ref.name}@${selector.kind === 'version' ? selector.version : selector.kind === 'alias' ? selector.alias : LATEST}`;
+}

@@ -86,6 +86,8 @@ function humanEvent(event: ServeEvent): string | undefined {
       : `could not load ${event.model}@${event.version}, still serving the previous version (${event.serving}): ${event.error}`;
     case 'pulled': return `${event.status === 'unchanged' ? 'found' : 'pulled'} ${event.remote} as ${event.model}@${event.version}`;
     case 'refresh-failed': return `could not read the registry, still serving what was loaded: ${event.error}`;
+    case 'over-budget': return `${event.model}@${event.version} is loaded at ${formatBytes(event.residentBytes)} resident, over the budget: ${event.error}; raise --memory-budget or pin fewer versions`;
+    case 'target-unresolved': return `${event.target} no longer resolves (${event.error}); ${event.serving.length ? `still serving ${event.serving.map((v) => `${event.model}@${v}`).join(', ')}` : `${event.model} is not served`} until it does`;
     default: return undefined;
   }
 }
@@ -162,6 +164,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       targets: options.targets,
       pins: options.pins ?? [],
       budget: options.budget,
+      roomWaitMs: options.timeoutMs,
       admit: policy && loadAdmission(policy),
       serving: (name, config) => modelServing(name, config, options.flags),
       observer: metrics.observer,

@@ -160,6 +160,34 @@ describe('a memory budget', () => {
     expect(await metric(server, /^maas_model_loads_total\{model="m",version="1"\}/)).toBe(1);
   });
 
+  it('under --max-loaded-models 1, requests for two models at once all answer: a waiting load is not idle, and a load waits for room', async () => {
+    const reg = await models(['m', 'n']);
+    const server = await serveRegistry(reg, { budget: { models: 1 } });
+    for (let round = 0; round < 3; round++) {
+      const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => server.post(`/v2/models/${i % 2 ? 'n' : 'm'}/infer`, INFER)));
+      expect(answers.map((a) => `${a.status} ${a.status === 200 ? '' : JSON.stringify(a.json)}`)).toEqual(Array(6).fill('200 '));
+    }
+  });
+
+  it('a version that cannot fit beside the pinned ones is 507 with what it needs, and nothing is evicted for it', async () => {
+    const reg = await models(['pinned', 'x']);
+    const server = await serveRegistry(reg, { budget: { models: 1 }, pins: [{ name: 'pinned' }] });
+    const refused = await server.post('/v2/models/x/infer', INFER);
+    expect(refused.status).toBe(507);
+    expect(refused.headers.get('retry-after')).toBeNull();
+    expect(refused.json.error).toBe('x@1 does not fit --max-loaded-models 1: 1 pinned version is loaded');
+    expect(await states(server)).toMatchObject({ 'pinned@1': 'READY', 'x@1': 'UNAVAILABLE' });
+    // Its weights (564 B) over the budget: refused before loading.
+    const tiny = await serveRegistry(await models(['y']), { budget: { bytes: 100 } });
+    const tooBig = await tiny.post('/v2/models/y/infer', INFER);
+    expect(tooBig.status).toBe(507);
+    expect(tooBig.json.error).toMatch(/^y@1 needs about 564 B, and the memory budget is 100 B$/);
+    // Its weights fit, its measured memory does not: it answers, and the log says the budget is exceeded.
+    const small = await serveRegistry(await models(['z']), { budget: { bytes: 1000 } });
+    expect((await small.post('/v2/models/z/infer', INFER)).status).toBe(200);
+    expect(small.logs.join('\n')).toMatch(/z@1 is loaded at .+ resident, over the budget: .*raise --memory-budget/);
+  });
+
   it('keeps the measured memory of what is loaded under --memory-budget, evicting the least recently used', async () => {
     const reg = await makeRegistry();
     for (const name of ['a', 'b', 'c', 'd']) {

@@ -175,6 +175,7 @@ const ERROR_TEXT: Record<number, string> = {
   502: 'the registry named by parameters.source failed',
   503: 'queue full, models loading, the memory budget full of busy versions, or shutting down (Retry-After)',
   504: 'the request outlived --timeout-ms',
+  507: 'the version cannot fit the memory budget beside the pinned versions (MAAS_BUDGET_EXCEEDED)',
 };
 
 const json = (name: SchemaName) => ({ 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } });

@@ -166,8 +166,8 @@ function page(): Reply {
 }
 
 const MODEL_ERRORS = [404, 503];
-const INFER_ERRORS = [400, 404, 413, 503, 504];
-const MANAGE_ERRORS = [400, 403, 404, 409, 422, 502, 503];
+const INFER_ERRORS = [400, 404, 413, 503, 504, 507];
+const MANAGE_ERRORS = [400, 403, 404, 409, 422, 502, 503, 507];
 
 export const ROUTES: Route[] = [
   { path: '/', methods: { GET: page }, auth: true, protocol: 'other', browser: true, summary: 'the status page: models, memory, request rates, latency, a test request', answer: { contentType: 'text/html', description: 'the page' }, errors: [] },

@@ -54,6 +54,7 @@ const STATUS_BY_CODE: Partial<Record<string, number>> = {
   MAAS_PAYLOAD_TOO_LARGE: 413,
   MAAS_INFERENCE_FAILED: 500,
   MAAS_OVERLOADED: 503,
+  MAAS_BUDGET_EXCEEDED: 507, // Insufficient Storage: no retry helps until the budget changes
   MAAS_MODEL_NOT_READY: 503,
   MAAS_TIMEOUT: 504,
 };
