@@ -34,6 +34,7 @@ export const benchCommand = defineCommand({
     }),
     server: option.string('--server <url>', 'measure end to end through the `maas serve` at this URL (KServe v2 REST) instead of in-process'),
     token: option.string('--token <token>', "with --server: the server's bearer token", { env: 'MAAS_TOKEN' }),
+    tlsCa: option.string('--tls-ca <file>', "with --server https://: a PEM CA that signed the server's certificate"),
     timeoutMs: option.integer('--timeout-ms <ms>', 'the longest one request may take before the bench fails', { default: SERVING_DEFAULTS.timeoutMs }),
   },
   examples: [
@@ -43,6 +44,9 @@ export const benchCommand = defineCommand({
     'maas diff mlp@1 mlp@2 --fail-on-regression 10%   # after benching both here',
   ],
   async run([ref], opts, ctx) {
+    if (opts.tlsCa !== undefined && opts.server === undefined) {
+      throw new MaasError('MAAS_USAGE', '--tls-ca is for a server measured through --server https://...', { hint: 'Add --server, or leave --tls-ca out.' });
+    }
     if (opts.server !== undefined && opts.device !== undefined) {
       throw new MaasError('MAAS_USAGE', '--device applies in-process; through --server the server runs the model on its own --device', { hint: `Drop --device, or drop --server to measure here.` });
     }
@@ -58,6 +62,7 @@ export const benchCommand = defineCommand({
         device: opts.device,
         server: opts.server,
         token: opts.token,
+        tlsCa: opts.tlsCa,
         timeoutMs: opts.timeoutMs,
         onBatch: (batch, index, total) => step(`Measuring ${ref} at batch ${batch} for ${per} (${index + 1}/${total})…`),
       }, registryOptions(ctx));

@@ -2,10 +2,11 @@
  * `maas convert`: optimise and/or quantise a model, then prove it: original and converted run
  * on the same seeded inputs and a conversion beyond tolerance is refused (exit 8) unless forced.
  */
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { MaasError } from '../core/errors.js';
+import { checkOutputFile, makeFolders, writingTo } from '../core/fs.js';
 import { type EditModel, openModel, writeModel } from '../onnx/edit.js';
 import { type Fp16Report, convertFloat16 } from '../onnx/fp16.js';
 import { type Signature, inspectModel } from '../onnx/inspect.js';
@@ -15,7 +16,7 @@ import { type Int8Mode, type QuantizeReport, quantizeInt8 } from '../onnx/quanti
 import { calibrate } from './calibrate.js';
 import { int8Saturates } from './cpu.js';
 import type { AccuracyReport } from '../registry/manifest.js';
-import { parseRef } from '../registry/refs.js';
+import { formatRef, parseRef } from '../registry/refs.js';
 import { Registry, type RegistryOptions } from '../registry/registry.js';
 import { modelPath } from '../registry/serve-cache.js';
 import { hashFile } from '../registry/store.js';
@@ -57,7 +58,8 @@ export interface ConvertOptions {
 }
 
 export interface ConvertResult {
-  source: { path: string; digest: string; size: number; graphFingerprint: string };
+  /** `ref`: NAME@VERSION when the source was a registered version. */
+  source: { path: string; ref?: string; digest: string; size: number; graphFingerprint: string };
   output: { path: string; digest: string; size: number; graphFingerprint: string };
   steps: string[];
   quantize: QuantizeReport | undefined;
@@ -75,7 +77,7 @@ export interface ConvertResult {
  * A file path, or NAME@VERSION in the registry; `stem` names the output: the file's own name,
  * or `NAME-vVERSION` for a registered version (its file in the store is named by its digest).
  */
-async function sourcePath(source: string, ctx: RegistryOptions): Promise<{ path: string; stem: string }> {
+async function sourcePath(source: string, ctx: RegistryOptions): Promise<{ path: string; stem: string; ref?: string }> {
   const path = resolve(ctx.cwd, source);
   if (existsSync(path)) return { path, stem: basename(path, '.onnx') };
   if (!/^[a-z0-9][a-z0-9._-]*(@[a-z0-9]+)?$/.test(source)) {
@@ -83,7 +85,7 @@ async function sourcePath(source: string, ctx: RegistryOptions): Promise<{ path:
   }
   const registry = await Registry.open(ctx);
   const { name, version } = registry.resolve(parseRef(source));
-  return { path: modelPath(registry, registry.readVersion(name, version)), stem: `${name}-v${version}` };
+  return { path: modelPath(registry, registry.readVersion(name, version)), stem: `${name}-v${version}`, ref: formatRef(name, version) };
 }
 
 export async function convertModel(options: ConvertOptions, ctx: RegistryOptions): Promise<ConvertResult> {
@@ -104,6 +106,7 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
     let input: string;
     let stem: string;
     let exportedFrom: ConvertResult['exportedFrom'];
+    let ref: string | undefined;
     if (foreign) {
       const original = resolve(ctx.cwd, options.source);
       step(`Exporting with ${foreign}…`);
@@ -113,11 +116,13 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
       exportedFrom = { path: original, ...(statSync(original).isFile() ? await hashFile(original) : { digest: '', size: 0 }), exporter: exported.exporter };
       steps.push(`export with ${exported.exporter}`);
     } else {
-      ({ path: input, stem } = await sourcePath(options.source, ctx));
+      ({ path: input, stem, ref } = await sourcePath(options.source, ctx));
     }
     const info = inspectModel(input);
     const suffix = conversionSuffix(options);
     const output = resolve(ctx.cwd, options.output ?? `${stem}${suffix ? `.${suffix}` : ''}.onnx`);
+    const sourceFiles = [input, ...info.externalDataFiles.map((file) => join(dirname(input), file))];
+    checkOutput(output, sourceFiles);
     let current = input;
     if (options.optimize) {
       step(`Optimizing with onnxruntime (${options.optimize})…`);
@@ -164,6 +169,12 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
     const calibration = options.int8 === 'static' && options.calibrate ? readSamples(resolve(ctx.cwd, options.calibrate), info.signature) : undefined;
     const accuracy = await compareModels(input, current, info.signature, calibration ? { tolerance, samples: 0, extraSamples: [...calibration, ...extraSamples] } : { tolerance, extraSamples });
     step(undefined);
+    if (!accuracy.passed && !options.force && accuracy.outputs.every((o) => o.constant)) {
+      throw new MaasError('MAAS_ACCURACY_FAILED', `the original model answers ${accuracy.samples === 1 ? 'its input' : `all ${accuracy.samples} inputs`} with outputs that do not vary (${accuracy.outputs.map((o) => o.name).join(', ')}), so they cannot show whether the conversion kept its accuracy`, {
+        hint: 'Nothing was written. Pass --samples FILE with real requests (KServe v2 JSON, a JSON array or JSON Lines), or --force to keep it unproven.',
+        details: { accuracy },
+      });
+    }
     if (!accuracy.passed && !options.force) {
       throw new MaasError('MAAS_ACCURACY_FAILED', `the converted model differs by ${accuracy.worst.toPrecision(3)} (normalized max error), above the tolerance ${tolerance}`, {
         hint: 'Nothing was written. Raise --tolerance if that is acceptable, or pass --force to keep it anyway.',
@@ -174,8 +185,10 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
     // An export with nothing after it: the exported file is both the source and the result.
     placeOutput(current, output, current === input);
     const [src, out] = await Promise.all([hashFile(input), hashFile(output)]);
+    // What the source weighs on disk: its external data too (the converted file keeps its weights inside).
+    const sourceBytes = sourceFiles.reduce((n, file) => n + statSync(file).size, 0);
     return {
-      source: { path: input, ...src, graphFingerprint: info.graphFingerprint },
+      source: { path: input, ...(ref ? { ref } : {}), ...src, size: sourceBytes, graphFingerprint: info.graphFingerprint },
       output: { path: output, ...out, graphFingerprint: inspectModel(output).graphFingerprint },
       steps,
       quantize,
@@ -261,7 +274,17 @@ export function conversionSuffix(options: Pick<ConvertOptions, 'optimize' | 'int
 }
 
 /** Puts the result into place atomically: rename, or copy next to the target and rename. */
+/** Refused before any work: an -o that would replace the model being converted, a folder, or a path through a file. */
+function checkOutput(output: string, sourceFiles: string[]): void {
+  const real = (path: string) => (existsSync(path) ? realpathSync(path) : path);
+  if (sourceFiles.map(real).includes(real(output))) {
+    throw new MaasError('MAAS_USAGE', `-o ${output} is the model being converted`, { hint: 'Write the converted model to a new file: maas never replaces its source.' });
+  }
+  checkOutputFile(output);
+}
+
 function placeOutput(from: string, to: string, keepSource: boolean): void {
+  writingTo(to, () => makeFolders(dirname(to)));
   if (!keepSource) {
     try {
       renameSync(from, to);

@@ -1,6 +1,6 @@
 /** File writes that never leave a half-written file behind: temp file, fsync, rename. */
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, rmdirSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { MaasError, errnoCode, messageOf } from './errors.js';
 
@@ -96,7 +96,7 @@ export function writeOutputFile(path: string, data: string | Buffer, options: { 
 }
 
 /** Runs a write to a place the user named; the file system's refusals become their reason and fix. */
-function writingTo<T>(path: string, write: () => T): T {
+export function writingTo<T>(path: string, write: () => T): T {
   try {
     return write();
   } catch (error) {
@@ -126,6 +126,19 @@ export function writeNewFolder<T>(dir: string, fill: (staging: string) => T): T 
     return result;
   } catch (error) {
     rmSync(staging, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** A file the user named with `flag`: its bytes, or why it cannot be read and what to do. */
+export function readUserFile(path: string, flag: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new MaasError('MAAS_FILE_NOT_FOUND', `${flag} ${path} does not exist`, { hint: 'Check the path.' });
+    if (code === 'EISDIR') throw new MaasError('MAAS_USAGE', `${flag} ${path} is a folder`, { hint: 'Name a file.' });
+    if (code === 'EACCES' || code === 'EPERM') throw new MaasError('MAAS_USAGE', `${flag} ${path} cannot be read: ${messageOf(error)}`, { hint: 'Check its permissions.' });
     throw error;
   }
 }

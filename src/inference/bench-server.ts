@@ -23,6 +23,8 @@ const MAX_ANSWER_BYTES = 1 << 30;
 export interface ServerBenchTarget {
   url: URL;
   token?: string | undefined;
+  /** a PEM CA that signed the server's certificate (https:// with a private CA). */
+  ca?: Buffer | undefined;
   name: string;
   version: number;
   /** the manifest digest here; the server must serve the same. */
@@ -84,9 +86,9 @@ class Client {
   private readonly agent: HttpAgent;
   private readonly send: typeof httpRequest;
 
-  constructor(readonly base: URL, private readonly token: string | undefined, private readonly timeoutMs: number) {
+  constructor(readonly base: URL, private readonly token: string | undefined, private readonly timeoutMs: number, ca: Buffer | undefined) {
     const https = base.protocol === 'https:';
-    this.agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 1 }) : new HttpAgent({ keepAlive: true, maxSockets: 1 });
+    this.agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 1, ...(ca ? { ca } : {}) }) : new HttpAgent({ keepAlive: true, maxSockets: 1 });
     this.send = https ? (httpsRequest as typeof httpRequest) : httpRequest;
   }
 
@@ -187,7 +189,7 @@ async function indexEntry(client: Client, target: ServerBenchTarget): Promise<In
  */
 export async function profileServer(target: ServerBenchTarget, options: ProfileOptions): Promise<ModelProfile> {
   checkProfileOptions(options);
-  const client = new Client(target.url, target.token, options.timeoutMs ?? SERVING_DEFAULTS.timeoutMs);
+  const client = new Client(target.url, target.token, options.timeoutMs ?? SERVING_DEFAULTS.timeoutMs, target.ca);
   const origin = target.url.origin;
   const ref = `${target.name}@${target.version}`;
   try {

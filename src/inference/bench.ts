@@ -12,8 +12,9 @@
  */
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus } from 'node:os';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { isMaasError } from '../core/errors.js';
+import { readUserFile } from '../core/fs.js';
 import type { Signature } from '../onnx/inspect.js';
 import type { Device } from '../registry/config.js';
 import {
@@ -103,6 +104,8 @@ export interface BenchOptions extends ProfileOptions {
   /** measure through the `maas serve` at this URL instead of in-process. */
   server?: string | undefined;
   token?: string | undefined;
+  /** with server: a PEM CA file that signed its certificate. */
+  tlsCa?: string | undefined;
 }
 
 export interface BenchResult {
@@ -140,7 +143,8 @@ export async function benchVersion(options: BenchOptions, ctx: RegistryOptions):
   } else {
     const { profileServer, serverUrl } = await import('./bench-server.js');
     const url = serverUrl(options.server);
-    profile = await profileServer({ url, token: options.token, name, version, manifestDigest: record.manifestDigest, signature }, options);
+    const ca = options.tlsCa === undefined ? undefined : readUserFile(resolve(ctx.cwd, options.tlsCa), '--tls-ca');
+    profile = await profileServer({ url, token: options.token, ca, name, version, manifestDigest: record.manifestDigest, signature }, options);
     machine = machineFingerprint(profile.provider, 'server', url.hostname);
   }
   const machineId = machineIdOf(machine);

@@ -73,6 +73,8 @@ export interface OutputAccuracy {
   /** max |converted - original| / max |original| (at least 1e-3): scale-free. */
   normalizedError: number;
   cosine: number;
+  /** the original's values all lay within 1e-3 of each other on every input: its error proves nothing. */
+  constant?: boolean;
 }
 
 export interface AccuracyReport {
@@ -81,6 +83,7 @@ export interface AccuracyReport {
   /** the largest normalizedError over all outputs. */
   worst: number;
   tolerance: number;
+  /** within tolerance, and at least one output varied across the inputs (a constant one proves nothing). */
   passed: boolean;
 }
 

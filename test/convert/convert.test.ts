@@ -71,12 +71,54 @@ describe('maas convert --int8 / --optimize', () => {
     expect(existsSync(out)).toBe(true);
   });
 
+  it('refuses to call outputs that never vary a proof (exit 8), unless real samples make them vary or --force', async () => {
+    const reg = await makeRegistry();
+    // A detector that sees nothing in noise: whatever its weights, the generated inputs give one answer.
+    const model = deepMlp({ input: 4, hidden: 16, layers: 2, output: 2 });
+    model.graph.nodes.push({ op: 'Relu', inputs: ['output'], outputs: ['positive'] }, { op: 'Sub', inputs: ['positive', 'far'], outputs: ['shifted'] }, { op: 'Relu', inputs: ['shifted'], outputs: ['found'] });
+    model.graph.initializers.push({ name: 'far', dataType: DataType.FLOAT, dims: [], raw: Buffer.from(new Float32Array([50]).buffer) });
+    model.graph.outputs = [valueInfoProto('found', DataType.FLOAT, ['batch', 2])];
+    const source = writeModel(reg.work, 'detector.onnx', model);
+    const out = join(reg.work, 'detector.fp16.onnx');
+    const refused = await reg.cli('convert', source, '--fp16', '--keep-io-types', '-o', out, '--json');
+    expect(refused.exitCode).toBe(8);
+    expect(refused.json().error).toMatchObject({ code: 'MAAS_ACCURACY_FAILED', hint: expect.stringContaining('--samples') });
+    expect(refused.json().error.message).toContain('do not vary (found)');
+    expect(refused.json().error.details.accuracy.outputs[0]).toMatchObject({ name: 'found', constant: true });
+    expect(existsSync(out)).toBe(false);
+    const samples = [1000, 2000].map((k) => ({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [k, -k, k, -k] }] }));
+    writeFileSync(join(reg.work, 'loud.json'), JSON.stringify(samples));
+    const proven = await reg.cli('convert', source, '--fp16', '--keep-io-types', '--samples', join(reg.work, 'loud.json'), '-o', out, '--json');
+    expect(proven.exitCode, proven.stdout).toBe(0);
+    expect(proven.json().accuracy.outputs[0].constant).toBeUndefined();
+    const forced = await reg.cli('convert', source, '--fp16', '--keep-io-types', '--force', '-o', join(reg.work, 'forced.onnx'));
+    expect(forced.exitCode).toBe(0);
+    expect(forced.stdout).toContain('constant on these inputs: proves nothing');
+  });
+
+  it('refuses an -o that is the source or its external data, a folder, or a path through a file, before converting', async () => {
+    const reg = await makeRegistry();
+    const source = writeModel(reg.work, 'm.onnx', deepMlp({ input: 4, hidden: 8, layers: 1, output: 2 }));
+    const before = statSync(source).mtimeMs;
+    for (const output of [source, join(reg.work, '.', 'm.onnx'), reg.work, join(source, 'out.onnx')]) {
+      const r = await reg.cli('convert', source, '--int8', '-o', output, '--json');
+      expect(r.exitCode, `${output}: ${r.stdout}`).toBe(2);
+      expect(r.json().error).toMatchObject({ code: 'MAAS_USAGE', hint: expect.any(String) });
+    }
+    expect(statSync(source).mtimeMs).toBe(before);
+    reg.fixture('mlp_external.onnx.data');
+    const data = await reg.cli('convert', reg.fixture('mlp_external.onnx'), '--fp16', '-o', reg.fixture('mlp_external.onnx.data'), '--json');
+    expect(data.exitCode).toBe(2);
+  });
+
   it('names the output of a registered version after the model and version, and says plainly when int8 grew', async () => {
     const reg = await makeRegistry();
     await reg.cli('register', reg.fixture('mlp.onnx'));
     const fromRegistry = await reg.cli('convert', 'mlp@1', '--fp16', '--keep-io-types', '--json');
     expect(fromRegistry.exitCode, fromRegistry.stdout).toBe(0);
     expect(fromRegistry.json().output.path).toBe(join(reg.dir, 'mlp-v1.fp16.onnx'));
+    expect(fromRegistry.json().source.ref).toBe('mlp@1');
+    expect((await reg.cli('convert', 'mlp@1', '--fp16', '-o', join(reg.work, 'named.onnx'))).stdout).toMatch(/Converted mlp@1 → /);
     // the fixture's weights are so small that per-channel scales and Dequantize nodes outweigh them
     const grown = await reg.cli('convert', reg.fixture('mlp.onnx'), '--int8', '--force');
     expect(grown.exitCode, grown.stderr).toBe(0);
@@ -96,6 +138,8 @@ describe('maas convert --int8 / --optimize', () => {
     const external = await reg.cli('convert', reg.fixture('mlp_external.onnx'), '--int8', '-o', join(reg.work, 'ext.int8.onnx'), '--json');
     expect(external.exitCode, external.stdout).toBe(0);
     expect(inspectModel(join(reg.work, 'ext.int8.onnx')).externalDataFiles).toEqual([]); // weights inlined: the file stands alone
+    // The source's size is the graph file and its external data together.
+    expect(external.json().source.size).toBe(statSync(reg.fixture('mlp_external.onnx')).size + statSync(reg.fixture('mlp_external.onnx.data')).size);
     expect(statSync(join(reg.work, 'ext.int8.onnx')).size).toBeGreaterThan(0);
   });
 

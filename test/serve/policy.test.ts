@@ -102,6 +102,15 @@ describe('version policies', () => {
     expect(flag.stderr).toContain("'latest' needs a count");
   });
 
+  it('refuses to start when the policy selects no version of a model named on the command line (exit 4)', async () => {
+    const reg = await threeVersions();
+    const r = await runCli(['serve', 'mlp', '--port', '0', '--version-policy', 'specific:9', '--json'], { cwd: reg.dir, env: reg.env });
+    expect(r.exitCode).toBe(4);
+    expect(JSON.parse(r.stdout).error).toMatchObject({
+      code: 'MAAS_VERSION_NOT_FOUND', message: 'the version policy specific:9 selects no version of mlp (registered: 1, 2, 3)', hint: expect.stringContaining('maas serve mlp@3'),
+    });
+  });
+
   it('applies the policy on hot reload as versions are registered and removed', async () => {
     const reg = await threeVersions();
     const overrides: ServeOverrides = { flags: { versionPolicy: parseVersionPolicy('latest:2') }, pollMs: 100 };

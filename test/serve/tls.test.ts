@@ -85,6 +85,23 @@ describe.skipIf(!openssl && !process.env.MAAS_REQUIRE_TOOLS)('TLS', () => {
     expect(await statusOf(insecure.call('ServerLive', {}, { deadlineMs: 3000 }))).toMatch(/UNAVAILABLE|DEADLINE_EXCEEDED/);
   });
 
+  it('maas bench and ps reach a TLS server with --tls-ca; a missing CA file is exit 4, not a stack trace', async () => {
+    const { reg, ca, served } = await setup(false);
+    const bench = await reg.cli('bench', 'mlp@1', '--server', served.url, '--tls-ca', ca.cert, '--batch', '1', '--duration', '200ms', '--json');
+    expect(bench.exitCode, bench.stdout + bench.stderr).toBe(0);
+    expect(bench.json()).toMatchObject({ mode: 'server', batches: [{ batch: 1, status: 'ok' }] });
+    const untrusted = await reg.cli('bench', 'mlp@1', '--server', served.url, '--batch', '1', '--duration', '200ms', '--json');
+    expect(untrusted.exitCode).not.toBe(0);
+    const ps = await reg.cli('ps', '--server', served.url, '--tls-ca', ca.cert, '--json');
+    expect(ps.exitCode, ps.stdout).toBe(0);
+    for (const command of [['bench', 'mlp@1', '--server', served.url], ['ps', '--server', served.url]]) {
+      const missing = await reg.cli(...command, '--tls-ca', join(reg.home, 'nope.pem'), '--json');
+      expect(missing.exitCode).toBe(4);
+      expect(missing.json().error).toMatchObject({ code: 'MAAS_FILE_NOT_FOUND', message: expect.stringContaining('--tls-ca') });
+    }
+    expect((await reg.cli('bench', 'mlp@1', '--tls-ca', ca.cert, '--json')).exitCode).toBe(2);
+  });
+
   it('with --tls-ca, refuses clients without a certificate that CA signed (mTLS), on both transports', async () => {
     const { ca, client, served, certs } = await setup(true);
     const trust = { ca: read(ca.cert) };

@@ -3,11 +3,11 @@
  * JSON out, over HTTP or HTTPS (with the server's CA when it is private), the token as a bearer.
  * The server's answer is bounded in size and time like any remote's.
  */
-import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { resolve } from 'node:path';
 import { MaasError, messageOf } from '../../core/errors.js';
+import { readUserFile } from '../../core/fs.js';
 
 export interface ServerTarget {
   /** http(s)://host:port of the server. */
@@ -50,6 +50,7 @@ function failure(target: ServerTarget, status: number, body: string): MaasError 
   if (status === 401) return new MaasError('MAAS_REMOTE_UNAUTHORIZED', message, { hint: "Pass the server's token with --token (or MAAS_TOKEN)." });
   if (status === 403) return new MaasError('MAAS_REMOTE_UNAUTHORIZED', message, { hint: 'Start the server with --token to manage it from the network.' });
   if (status === 404) return new MaasError('MAAS_MODEL_NOT_FOUND', message, { hint: 'Check the name and version; POST /v2/repository/index lists what the server can load.' });
+  if (status === 507) return new MaasError('MAAS_BUDGET_EXCEEDED', message, { hint: "Raise the server's --memory-budget / --max-loaded-models, or pin fewer versions there." });
   return new MaasError('MAAS_REMOTE_REJECTED', message, { hint: status === 503 ? 'The server is busy or starting; retry in a moment.' : 'See the server\'s log for more.' });
 }
 
@@ -57,7 +58,7 @@ function failure(target: ServerTarget, status: number, body: string): MaasError 
 export function callServer<T>(target: ServerTarget, path: string, body: unknown): Promise<T> {
   const url = serverUrl(target, path);
   const payload = Buffer.from(JSON.stringify(body));
-  const ca = target.ca === undefined ? undefined : readFileSync(resolve(target.cwd, target.ca));
+  const ca = target.ca === undefined ? undefined : readUserFile(resolve(target.cwd, target.ca), '--tls-ca');
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise<T>((resolvePromise, reject) => {
     const req = send(url, {

@@ -83,7 +83,7 @@ export function renderShow(r: ShowResult, t: Theme): string {
     ...(r.conversion
       ? [
           `  converted    from ${r.conversion.source.file} (${r.conversion.source.digest}, ${formatBytes(r.conversion.source.size)}): ${r.conversion.steps.join(', ')}`,
-          `  accuracy     worst normalized error ${r.conversion.accuracy.worst.toExponential(2)} (tolerance ${r.conversion.accuracy.tolerance}${r.conversion.forced ? ', forced' : ''}), cosine ≥ ${Math.min(...r.conversion.accuracy.outputs.map((o) => o.cosine)).toFixed(6)} on ${r.conversion.accuracy.samples} input${r.conversion.accuracy.samples === 1 ? '' : 's'}`,
+          `  accuracy     worst normalized error ${r.conversion.accuracy.worst.toExponential(2)} (tolerance ${r.conversion.accuracy.tolerance}${r.conversion.forced ? ', forced' : ''}), cosine ≥ ${Math.min(...r.conversion.accuracy.outputs.map((o) => o.cosine)).toFixed(6)} on ${r.conversion.accuracy.samples} input${r.conversion.accuracy.samples === 1 ? '' : 's'}${r.conversion.accuracy.outputs.some((o) => o.constant) ? ` (constant, so unproven: ${r.conversion.accuracy.outputs.filter((o) => o.constant).map((o) => o.name).join(', ')})` : ''}`,
         ]
       : []),
     ...(r.loadChecked ? [] : [t.warn('  not load-checked at register time')]),
