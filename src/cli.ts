@@ -7,6 +7,7 @@ import { commands } from './commands/index.js';
 import { type CommandContext, type Env, type GlobalOptions, type Io, isCI } from './core/context.js';
 import type { CommandSpec, OptionSpec, OptionTable } from './core/define-command.js';
 import { EXIT_CODES, MaasError, errnoCode, isMaasError, messageOf } from './core/errors.js';
+import { removeTempFolders } from './core/fs.js';
 import { VERSION } from './core/version.js';
 import { createOutput } from './ui/output.js';
 import { colorLevel, createTheme } from './ui/theme.js';
@@ -30,6 +31,30 @@ function processShutdownSignal(): Promise<string> {
     process.on('SIGINT', on);
     process.on('SIGTERM', on);
   });
+}
+
+/**
+ * Ctrl-C (or SIGTERM) on a command that does not wait for it: its temporary folders are removed,
+ * it says so, and the process ends by the signal (exit 130 for Ctrl-C). Registry writes need nothing more: the journal
+ * lets the next write or `maas verify` finish or undo one. Returns the uninstaller.
+ */
+function endOnInterrupt(claimed: () => boolean, report: (error: MaasError) => number): () => void {
+  const off = () => {
+    process.off('SIGINT', on);
+    process.off('SIGTERM', on);
+  };
+  function on(signal: NodeJS.Signals): void {
+    if (claimed()) return;
+    removeTempFolders();
+    report(new MaasError('MAAS_CANCELLED', `interrupted (${signal})`, { hint: 'Nothing half-written is kept; if it was writing to a registry, `maas verify` shows where it stands.' }));
+    // Ended by the signal itself, as without this handler: process.exit would tear down
+    // onnxruntime workers mid-run, which aborts the process.
+    off();
+    process.kill(process.pid, signal);
+  }
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  return off;
 }
 
 const ISSUES_URL = 'https://github.com/maas-dev/maas/issues/new';
@@ -104,6 +129,17 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
   const theme = createTheme(colorLevel(env, Boolean(io.stderr.isTTY), wantsColor));
   const out = createOutput({ io, theme, json: wantsJson, verbose: argv.includes('--verbose'), animate: Boolean(io.stderr.isTTY) && !isCI(env) });
 
+  /** Prints a MaasError as the user sees it (text, or JSON with --json) and gives its exit code. */
+  const report = (known: MaasError): number => {
+    if (wantsJson) out.result(JSON.stringify({ error: known.toJSON() }, null, 2));
+    else {
+      out.info(theme.error(`✖ ${known.message}`));
+      if (known.hint) out.info(`  ${known.hint}`);
+      if (known.cause !== undefined) out.debug(`  cause: ${messageOf(known.cause)}`);
+    }
+    return known.exitCode;
+  };
+
   let exitCode: number = EXIT_CODES.ok;
   // Global flags are accepted before and after the command name; positional parsing keeps
   // `maas --version` apart from `maas register --version 2`.
@@ -136,8 +172,12 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
       const opts = optionValues(table, self.opts(), env);
       const globals = globalsOf(self);
       const interactive = Boolean(io.stdin.isTTY && io.stdout.isTTY) && !isCI(env) && !globals.json && !globals.yes;
-      const ctx: CommandContext = { cwd, env, io, now, out, globals, interactive, shutdownSignal: options.shutdownSignal ?? processShutdownSignal };
-      const result = await spec.run(args, opts, ctx);
+      // A command that waits for the signal (serve) shuts down on it; any other is ended by it.
+      let claimed = false;
+      const shutdownSignal = options.shutdownSignal ?? (() => ((claimed = true), processShutdownSignal()));
+      const ctx: CommandContext = { cwd, env, io, now, out, globals, interactive, shutdownSignal };
+      const stopOnInterrupt = options.io === undefined && options.shutdownSignal === undefined ? endOnInterrupt(() => claimed, report) : () => undefined;
+      const result = await spec.run(args, opts, ctx).finally(stopOnInterrupt);
       if (!spec.printsOwnResult) out.result(globals.json ? JSON.stringify(result, null, 2) : spec.render(result, theme));
       exitCode = spec.exitCode?.(result, opts) ?? EXIT_CODES.ok;
     });
@@ -156,15 +196,7 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
       return EXIT_CODES.usage;
     }
     const known = normalizeError(error);
-    if (known) {
-      if (wantsJson) out.result(JSON.stringify({ error: known.toJSON() }, null, 2));
-      else {
-        out.info(theme.error(`✖ ${known.message}`));
-        if (known.hint) out.info(`  ${known.hint}`);
-        if (known.cause !== undefined) out.debug(`  cause: ${messageOf(known.cause)}`);
-      }
-      return known.exitCode;
-    }
+    if (known) return report(known);
     const stack = error instanceof Error ? (error.stack ?? error.message) : String(error);
     if (wantsJson) out.result(JSON.stringify({ error: { code: 'MAAS_INTERNAL', message: messageOf(error) } }, null, 2));
     out.info(theme.error('✖ Unexpected error: this is a bug in maas.'));

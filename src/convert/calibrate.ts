@@ -4,10 +4,10 @@
  * kept: its min and max, or (percentile) the 0.01 % and 99.99 % points, which ignore the rare
  * outliers that would waste most of the 256 levels.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MaasError } from '../core/errors.js';
+import { makeTempFolder, removeTempFolder } from '../core/fs.js';
 import type { CalibrationMethod } from './config.js';
 import { oneShotRuntime } from '../inference/config.js';
 import { decodeInferRequest, parseRequests } from '../inference/protocol.js';
@@ -73,7 +73,7 @@ export async function calibrate(modelPath: string, samplesFile: string | undefin
   if (samples.length === 0) throw new MaasError('MAAS_USAGE', `--calibrate ${samplesFile} holds no request`, { hint: 'Give at least one KServe v2 infer request; a few dozen are better.' });
 
   // The model with every activation to measure as an extra output.
-  const work = mkdtempSync(join(tmpdir(), 'maas-calibrate-'));
+  const work = makeTempFolder('maas-calibrate-');
   try {
     const exposed = join(work, 'exposed.onnx');
     const model = openModel(modelPath);
@@ -107,6 +107,6 @@ export async function calibrate(modelPath: string, samplesFile: string | undefin
     for (const [name, o] of observed) if (Number.isFinite(o.min)) ranges.set(name, o.range(options.method));
     return ranges;
   } finally {
-    rmSync(work, { recursive: true, force: true });
+    removeTempFolder(work);
   }
 }

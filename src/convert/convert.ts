@@ -2,11 +2,10 @@
  * `maas convert`: optimise and/or quantise a model, then prove it: original and converted run
  * on the same seeded inputs and a conversion beyond tolerance is refused (exit 8) unless forced.
  */
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, readFileSync, realpathSync, renameSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { MaasError } from '../core/errors.js';
-import { checkOutputFile, makeFolders, writingTo } from '../core/fs.js';
+import { checkOutputFile, makeFolders, makeTempFolder, removeTempFolder, writingTo } from '../core/fs.js';
 import { type EditModel, openModel, writeModel } from '../onnx/edit.js';
 import { type Fp16Report, convertFloat16 } from '../onnx/fp16.js';
 import { type Signature, inspectModel } from '../onnx/inspect.js';
@@ -99,7 +98,7 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
   if (options.calibrate !== undefined && options.int8 !== 'static') {
     throw new MaasError('MAAS_USAGE', '--calibrate is for --int8 static', { hint: 'maas convert model.onnx --int8 static --calibrate samples.jsonl' });
   }
-  const work = mkdtempSync(join(tmpdir(), 'maas-convert-'));
+  const work = makeTempFolder('maas-convert-');
   try {
     const steps: string[] = [];
     const step = options.onStep ?? (() => {});
@@ -201,7 +200,7 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
     };
   } finally {
     options.onStep?.(undefined);
-    rmSync(work, { recursive: true, force: true });
+    removeTempFolder(work);
   }
 }
 

@@ -2,10 +2,10 @@
  * `maas register` with conversion flags, or of a PyTorch / TensorFlow source: convert into a
  * scratch folder, then register the result with the original recorded as its source.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { MaasError } from '../core/errors.js';
+import { makeTempFolder, removeTempFolder } from '../core/fs.js';
 import { normalizeWarmup } from '../inference/protocol.js';
 import { MAX_WARMUP_BYTES } from '../registry/manifest.js';
 import { assertAlias, assertModelName, suggestName } from '../registry/refs.js';
@@ -37,7 +37,7 @@ export async function registerConverted(options: Omit<RegisterOptions, 'conversi
   if (options.alias !== undefined) assertAlias(options.alias);
   findRegistryRoot(ctx);
 
-  const dir = mkdtempSync(join(tmpdir(), 'maas-register-'));
+  const dir = makeTempFolder('maas-register-');
   try {
     const suffix = conversionSuffix(convert ?? {});
     const output = join(dir, `${basename(original, extname(original))}${suffix ? `.${suffix}` : ''}.onnx`);
@@ -55,6 +55,6 @@ export async function registerConverted(options: Omit<RegisterOptions, 'conversi
       },
     }, ctx);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    removeTempFolder(dir);
   }
 }

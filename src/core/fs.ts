@@ -1,6 +1,7 @@
 /** File writes that never leave a half-written file behind: temp file, fsync, rename. */
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { MaasError, errnoCode, messageOf } from './errors.js';
 
@@ -141,4 +142,24 @@ export function readUserFile(path: string, flag: string): Buffer {
     if (code === 'EACCES' || code === 'EPERM') throw new MaasError('MAAS_USAGE', `${flag} ${path} cannot be read: ${messageOf(error)}`, { hint: 'Check its permissions.' });
     throw error;
   }
+}
+
+/** Temporary folders in use, removed by `removeTempFolders` when the process is interrupted. */
+const tempFolders = new Set<string>();
+
+/** A new folder under the system's temporary folder, removed on Ctrl-C as well as by `removeTempFolder`. */
+export function makeTempFolder(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempFolders.add(dir);
+  return dir;
+}
+
+export function removeTempFolder(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  tempFolders.delete(dir);
+}
+
+/** What an interrupted command leaves in the temporary folder: nothing. */
+export function removeTempFolders(): void {
+  for (const dir of tempFolders) removeTempFolder(dir);
 }

@@ -5,11 +5,11 @@
  * the target (absolute paths, `..`) or that is a link or a device (tar-slip), a compressed
  * archive (no bombs: `maas pack` writes plain tar) and an entry that appears twice.
  */
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tar from 'tar';
 import { MaasError } from '../core/errors.js';
+import { makeTempFolder, removeTempFolder } from '../core/fs.js';
 import { MODEL_SIGNATURE_FILE, listAttestations } from '../registry/attestations.js';
 import { parseRef } from '../registry/refs.js';
 import { Registry } from '../registry/registry.js';
@@ -26,7 +26,7 @@ export interface PackResult extends Omit<PushResult, 'remote'> {
 }
 
 export async function packVersion(options: { ref: string; output: string }, ctx: TransferContext): Promise<PackResult> {
-  const staging = mkdtempSync(join(tmpdir(), 'maas-pack-'));
+  const staging = makeTempFolder('maas-pack-');
   try {
     const pushed = await push({ ref: options.ref, remote: `oci-layout:${staging}` }, ctx);
     // The signatures travel in the layout as referrers; the newest also sits on top as model.sig,
@@ -40,7 +40,7 @@ export async function packVersion(options: { ref: string; output: string }, ctx:
     const { remote: _remote, ...rest } = pushed;
     return { ...rest, archive, archiveBytes: statSync(archive).size };
   } finally {
-    rmSync(staging, { recursive: true, force: true });
+    removeTempFolder(staging);
   }
 }
 
@@ -108,7 +108,7 @@ export async function importArchive(
     if (error instanceof MaasError) throw error;
     throw new MaasError('MAAS_ARCHIVE_UNSAFE', `${options.file} is not a readable tar archive: ${(error as Error).message}`, { hint: 'Make the archive again with `maas pack`.' });
   }
-  const staging = mkdtempSync(join(tmpdir(), 'maas-import-'));
+  const staging = makeTempFolder('maas-import-');
   try {
     await tar.x({ file, cwd: staging, strict: true, preservePaths: false, noChmod: true });
     const layout = new OciLayout(staging);
@@ -118,6 +118,6 @@ export async function importArchive(
     const pulled = await pull({ remote: `oci-layout:${staging}:${tag}`, name: options.name, version: options.version, admit: options.admit, ...(options.onProgress ? { onProgress: options.onProgress } : {}) }, ctx);
     return { ...pulled, remote: file };
   } finally {
-    rmSync(staging, { recursive: true, force: true });
+    removeTempFolder(staging);
   }
 }

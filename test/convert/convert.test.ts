@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as ort from 'onnxruntime-node';
@@ -12,6 +13,7 @@ import { DataType } from '../../src/onnx/dtypes.js';
 import { valueInfoProto } from '../../src/onnx/build.js';
 import { halfToNumber } from '../../src/inference/tensors.js';
 import { makeRegistry } from '../helpers/registry.js';
+import { BIN } from '../helpers/run-cli.js';
 
 describe('quantizePerChannel', () => {
   it('scales each output channel by its own max and rounds into [-127, 127]', () => {
@@ -243,6 +245,26 @@ describe('maas convert --fp16', () => {
     expect(signal, 'the process was still alive after 30 s').toBeNull();
     expect(code).toBe(0);
     expect(stdout.trim()).toBe('MAAS_ACCURACY_FAILED');
+  }, 60_000);
+
+  it('Ctrl-C mid-conversion says so, ends by the signal, and leaves no temporary folder', async () => {
+    const reg = await makeRegistry();
+    const source = writeModel(reg.work, 'big.onnx', deepMlp({ input: 256, hidden: 1024, layers: 4, output: 8, seed: 3 }));
+    const tmp = join(reg.home, 'tmp');
+    mkdirSync(tmp);
+    const child = spawn(process.execPath, [BIN, 'convert', source, '--int8', '-o', join(reg.work, 'big.int8.onnx')], { cwd: reg.work, env: { ...reg.env, TMPDIR: tmp } });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const closed = new Promise<[number | null, string | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+    for (let waited = 0; readdirSync(tmp).length === 0 && waited < 30_000; waited += 20) await sleep(20);
+    expect(readdirSync(tmp)).toEqual([expect.stringMatching(/^maas-convert-/)]);
+    child.kill('SIGINT');
+    const [code, signal] = await closed;
+    expect(signal ?? code).toBe('SIGINT');
+    expect(stderr).toContain('✖ interrupted (SIGINT)');
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(readdirSync(tmp)).toEqual([]);
+    expect(existsSync(join(reg.work, 'big.int8.onnx'))).toBe(false);
   }, 60_000);
 
   it('rounds to the nearest float16', () => {
