@@ -7,7 +7,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { MaasError } from '../core/errors.js';
 import { checkOutputFile, makeFolders, makeTempFolder, removeTempFolder, writingTo } from '../core/fs.js';
 import { type EditModel, openModel, writeModel } from '../onnx/edit.js';
-import { type Fp16Report, convertFloat16 } from '../onnx/fp16.js';
+import { type Fp16Report, checkFp16Block, convertFloat16 } from '../onnx/fp16.js';
 import { type Signature, inspectModel } from '../onnx/inspect.js';
 import { type OptimizeLevel, checkServes, optimizeModel } from '../onnx/load-check.js';
 import { type Int4Report, quantizeInt4 } from '../onnx/int4.js';
@@ -98,6 +98,7 @@ export async function convertModel(options: ConvertOptions, ctx: RegistryOptions
   if (options.calibrate !== undefined && options.int8 !== 'static') {
     throw new MaasError('MAAS_USAGE', '--calibrate is for --int8 static', { hint: 'maas convert model.onnx --int8 static --calibrate samples.jsonl' });
   }
+  if (options.fp16Block) checkFp16Block(options.fp16Block);
   const work = makeTempFolder('maas-convert-');
   try {
     const steps: string[] = [];

@@ -10,7 +10,7 @@
  */
 import { MaasError } from '../core/errors.js';
 import { DataType } from './dtypes.js';
-import { type EditGraph, type EditModel, type EditNode, constantFloats, readFloats, setConstant, uniqueName } from './edit.js';
+import { type EditGraph, type EditModel, type EditNode, constantFloats, opsetOf, readFloats, setConstant, uniqueName } from './edit.js';
 import { type ElementTypes, declaredType, inferTypes } from './types.js';
 
 /** Ops that compute in float16 when their float inputs are float32 in the source. */
@@ -24,11 +24,36 @@ const FLOAT16_OPS = new Set([
   'Pow', 'Sqrt', 'Exp', 'Log', 'Erf', 'Reciprocal',
 ]);
 
+/** Refuses a `--fp16-block` entry that is not an op the rewrite would convert: a typo would block nothing. */
+export function checkFp16Block(ops: string[]): void {
+  const unknown = ops.filter((op) => !FLOAT16_OPS.has(op));
+  if (unknown.length === 0) return;
+  const near = (op: string) => [...FLOAT16_OPS].find((known) => known.toLowerCase() === op.toLowerCase() || (known.length > 4 && editDistance(known, op) <= 2));
+  const fixes = unknown.map((op) => (near(op) ? `${op} (did you mean ${near(op)}?)` : op));
+  throw new MaasError('MAAS_USAGE', `--fp16-block names ${unknown.length === 1 ? 'an op' : 'ops'} the float16 rewrite never converts: ${fixes.join(', ')}`, {
+    hint: `Ops it converts: ${[...FLOAT16_OPS].sort().join(', ')}.`,
+  });
+}
+
+/** Levenshtein distance, for a near miss in an op name. */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
 /** Inputs that carry the op's float type T; any other input keeps its own type (shapes, indices, Resize's scales, Pow's exponent). */
 const T_INPUTS: Record<string, number[]> = {
   Resize: [0], Reshape: [0], Expand: [0], Tile: [0], Slice: [0], Gather: [0], Pad: [0, 2], Split: [0], Squeeze: [0], Unsqueeze: [0],
   Where: [1, 2], Pow: [0], ReduceMean: [0], ReduceSum: [0], ReduceSumSquare: [0], ReduceL2: [0], ReduceLogSumExp: [0], ReduceMax: [0], ReduceMin: [0],
 };
+
+/** Before opset 12, Pow's exponent shares the base's type T: both inputs become float16. */
+const POW_SHARED_T_BEFORE = 12;
 
 /** Ops whose inputs may have any type, and whose outputs do not depend on it: no Cast back needed. */
 const ANY_TYPE = new Set(['Cast', 'Shape', 'Size']);
@@ -106,7 +131,11 @@ class Rewriter {
   /** weights kept float32 for their range. */
   private readonly wide = new Set<string>();
 
+  /** the T inputs of each op, in this model's opset. */
+  private readonly tInputs: Record<string, number[]>;
+
   constructor(private readonly model: EditModel, private readonly options: Fp16Options, private readonly blocked: Set<string>) {
+    this.tInputs = (opsetOf(model) ?? POW_SHARED_T_BEFORE) < POW_SHARED_T_BEFORE ? { ...T_INPUTS, Pow: [0, 1] } : T_INPUTS;
     this.report = { float16Nodes: 0, float32Nodes: [], casts: 0, initializers: 0, keptFloat32: [], blocked: [], subgraphs: 0 };
   }
 
@@ -185,8 +214,8 @@ class Rewriter {
         continue;
       }
       const present = node.inputs.map((name, i) => ({ name, i })).filter((x) => x.name !== '');
-      const tInputs = T_INPUTS[node.op]?.filter((i) => node.inputs[i]) ?? present.filter((x) => source.get(x.name) === DataType.FLOAT).map((x) => x.i);
-      const unknown = T_INPUTS[node.op] ? tInputs.some((i) => source.get(node.inputs[i]!) !== DataType.FLOAT) : present.some((x) => !source.has(x.name));
+      const tInputs = this.tInputs[node.op]?.filter((i) => node.inputs[i]) ?? present.filter((x) => source.get(x.name) === DataType.FLOAT).map((x) => x.i);
+      const unknown = this.tInputs[node.op] ? tInputs.some((i) => source.get(node.inputs[i]!) !== DataType.FLOAT) : present.some((x) => !source.has(x.name));
       const candidate = FLOAT16_OPS.has(node.op) && isDefaultDomain(node) && tInputs.length > 0;
       // A weight beyond float16's range keeps the ops it feeds float32: a Cast would make it infinite.
       const wide = tInputs.some((i) => this.wide.has(node.inputs[i]!));

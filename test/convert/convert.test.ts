@@ -213,6 +213,22 @@ describe('maas convert --fp16', () => {
     expect(diff.stdout).toContain("BREAKING input 'input' dtype float32 → float16");
   });
 
+  it("unblocked Pow in an opset before 12 gets a float16 exponent too (its T is shared); a typo in --fp16-block is refused", async () => {
+    const reg = await makeRegistry();
+    const model = deepMlp({ input: 8, hidden: 16, layers: 2, output: 4 });
+    model.opset = 9;
+    model.graph.nodes.push({ op: 'Pow', inputs: ['output', 'two'], outputs: ['squared'] });
+    model.graph.initializers.push({ name: 'two', dataType: DataType.FLOAT, dims: [], raw: Buffer.from(new Float32Array([2]).buffer) });
+    model.graph.outputs = [valueInfoProto('squared', DataType.FLOAT, ['batch', 4])];
+    const source = writeModel(reg.work, 'pow9.onnx', model);
+    const r = await reg.cli('convert', source, '--fp16', '--keep-io-types', '--fp16-block', 'none', '-o', join(reg.work, 'pow9.fp16.onnx'), '--json');
+    expect(r.exitCode, r.stdout).toBe(0);
+    expect(r.json().fp16.float32Nodes).toEqual([]);
+    const typo = await reg.cli('convert', source, '--fp16', '--fp16-block', 'Softmx,ReduceMaen,NotAnOp', '--json');
+    expect(typo.exitCode).toBe(2);
+    expect(typo.json().error.message).toBe('--fp16-block names ops the float16 rewrite never converts: Softmx (did you mean Softmax?), ReduceMaen (did you mean ReduceMean?), NotAnOp');
+  });
+
   it('leaves ops without float16 kernels in float32 behind Casts', async () => {
     const reg = await makeRegistry();
     const model = deepMlp({ input: 8, hidden: 16, layers: 2, output: 4 });
