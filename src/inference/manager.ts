@@ -24,7 +24,7 @@ import { formatBytes, formatDuration } from '../core/units.js';
 import type { Signature } from '../onnx/inspect.js';
 import type { RegistryConfig } from '../registry/config.js';
 import { type VersionPolicy, formatVersionPolicy, selectVersions } from '../registry/policy.js';
-import { type Selector, formatModelRef } from '../registry/refs.js';
+import { LATEST, type Selector, formatModelRef } from '../registry/refs.js';
 import { Registry, type RegistryOptions, type VersionRecord } from '../registry/registry.js';
 import { checkBlobs, modelPath, readWarmup } from '../registry/serve-cache.js';
 import { type ModelServing, SERVING_DEFAULTS } from './config.js';
@@ -222,13 +222,14 @@ export class ModelManager {
     return [...this.slots.values()].flatMap((s) => (s.runtime ? [s.runtime] : []));
   }
 
-  /** The served version `/models/NAME[/versions/V]` means, V a version number or an alias; loaded or not. */
+  /** The served version `/models/NAME[/versions/V]` means, V a version number, an alias or `latest`; loaded or not. */
   resolve(name: string, version?: string): Slot {
     const route = this.routes.get(name);
     if (!route) {
       throw new MaasError('MAAS_MODEL_NOT_FOUND', `model '${name}' is not served here`, { hint: `Served models: ${[...this.routes.keys()].join(', ') || 'none'}.` });
     }
-    const wanted = version === undefined ? route.defaultVersion : /^\d+$/.test(version) ? Number(version) : route.aliases.get(version);
+    // `latest` as in NAME@latest: the newest version served under the name.
+    const wanted = version === undefined ? route.defaultVersion : /^\d+$/.test(version) ? Number(version) : version === LATEST ? Math.max(...route.versions.keys()) : route.aliases.get(version);
     const slot = wanted === undefined ? undefined : route.versions.get(wanted);
     if (!slot) {
       throw new MaasError('MAAS_VERSION_NOT_FOUND', `model '${name}' has no served version '${version}'`, {

@@ -51,8 +51,8 @@ export async function deploy(options: DeployOptions, ctx: TransferContext): Prom
     return { ...base, via: 'registry', versions: loaded.versions };
   }
   if (there) {
-    throw new MaasError('MAAS_VERSION_CONFLICT', `${options.server.url} has ${name}@${version} with other bytes (${there.digest}, here ${manifestDigest})`, {
-      hint: 'Versions are immutable: register these bytes as a new version and deploy that one.',
+    throw new MaasError('MAAS_VERSION_CONFLICT', `${options.server.url} has another ${name}@${version}: manifest ${there.digest} there, ${manifestDigest} here (its files, or what was recorded with them such as the time it was registered, differ)`, {
+      hint: 'Versions are immutable: deploy from the registry that server serves (or pull its version here), or register these bytes as a new version and deploy that one.',
     });
   }
   const remote = options.remote ?? registry.config.defaults.remote ?? undefined;

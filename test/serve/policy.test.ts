@@ -77,8 +77,9 @@ describe('version policies', () => {
     expect(await servedSet(server)).toEqual(expected);
     const meta = await grpcClient(server.grpc!.address).call('ModelMetadata', { name: 'mlp' });
     expect(meta.versions).toEqual(expected.listed);
-    // The version a request without one gets is the highest served.
+    // The version a request without one gets is the highest served, as is `latest`.
     expect((await server.post('/v2/models/mlp/infer', INFER)).json.model_version).toBe(expected.listed.at(-1));
+    expect((await server.post('/v2/models/mlp/versions/latest/infer', INFER)).json.model_version).toBe(expected.listed.at(-1));
   });
 
   it('serves the newest version and every aliased one by default', async () => {

@@ -60,7 +60,8 @@ export function fromModelInferResponse(response: ModelInferResponse): Record<str
 /** gRPC statuses as maas errors, with the exit codes DESIGN.md gives them. */
 function asMaasError(error: grpc.ServiceError, address: string): MaasError {
   const code = error.metadata?.get('maas-error-code')[0];
-  const details = error.details || error.message;
+  // grpc-js ends connection failures with an empty `Resolution note: `.
+  const details = (error.details || error.message).replace(/\s*Resolution note:\s*$/, '');
   switch (error.code) {
     case 3: return new MaasError('MAAS_BAD_INPUT', details, { hint: 'Fix the request; the message names the input.' });
     case 5: return new MaasError(code === 'MAAS_VERSION_NOT_FOUND' ? 'MAAS_VERSION_NOT_FOUND' : 'MAAS_MODEL_NOT_FOUND', details, { hint: 'GET /v2/models/NAME on the server lists what it serves.' });

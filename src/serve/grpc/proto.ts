@@ -11,8 +11,12 @@ export const PROTO_FILE = fileURLToPath(new URL('../../../proto/open_inference_g
  */
 export const PROTO_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true } as const;
 
-export function loadGrpc(): Promise<typeof grpc> {
-  return import('@grpc/grpc-js');
+export async function loadGrpc(): Promise<typeof grpc> {
+  const grpcModule = await import('@grpc/grpc-js');
+  // grpc-js logs its own errors to stderr (`E No address added...`) besides throwing them; maas
+  // reports what it throws. GRPC_VERBOSITY still turns its logging on for debugging.
+  if (process.env.GRPC_VERBOSITY === undefined) grpcModule.setLogVerbosity(grpcModule.logVerbosity.NONE);
+  return grpcModule;
 }
 
 export async function loadServiceDefinition(grpcModule: typeof grpc): Promise<grpc.ServiceDefinition & { ctor: grpc.ServiceClientConstructor }> {
