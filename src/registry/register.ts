@@ -4,6 +4,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { MaasError } from '../core/errors.js';
 import { checkLoads } from '../onnx/load-check.js';
 import { inspectModel, type ModelInfo, type Signature } from '../onnx/inspect.js';
+import { type SignatureChange, diffSignatures } from '../onnx/signature-diff.js';
 import { versionTag } from './layout.js';
 import { ANNOTATIONS, type ConversionRecord, MEDIA_TYPES, type ModelFile, type OnnxMetadata, WARMUP_FILE, buildVersion, digestOf } from './manifest.js';
 import { assertAlias, assertModelName, formatRef, suggestName } from './refs.js';
@@ -41,6 +42,8 @@ export interface RegisterResult {
   files: ModelFile[];
   signature: Signature;
   loadChecked: boolean;
+  /** what breaks for clients of the version before it (the highest registered below), if anything. */
+  breaking?: { from: string; changes: SignatureChange[] };
   commit?: string;
 }
 
@@ -171,8 +174,12 @@ export async function registerModel(options: RegisterOptions, ctx: RegistryOptio
     tx.write(`${dir}/manifest.json`, built.manifestBytes);
     tx.record({ at, action: 'register', model: name, version, digest: files[0]!.digest });
     tx.tag(versionTag(name, version));
+    // A new version replaces the old one wherever its name is served: say what clients lose.
+    const previous = existing.filter((v) => v.version < version).at(-1);
+    const changes = previous ? diffSignatures(previous.onnx.signature, info.signature).filter((c) => c.breaking) : [];
     return {
       ...base,
+      ...(previous && changes.length ? { breaking: { from: formatRef(name, previous.version), changes } } : {}),
       status: 'registered' as const,
       digest: files[0]!.digest,
       manifestDigest: digestOf(built.manifestBytes),

@@ -85,6 +85,19 @@ describe('maas register', () => {
     expect((await reg.cli('register', writeModel(reg.work, 'mlp.onnx', mlp({ seed: 8 })), '--json')).json().version).toBe(8);
   });
 
+  it('warns when a new version breaks the signature clients of the previous one use', async () => {
+    const reg = await makeRegistry();
+    await reg.cli('register', reg.fixture('mlp.onnx'));
+    const compatible = await reg.cli('register', writeModel(reg.work, 'mlp2.onnx', mlp({ seed: 9 })), '--name', 'mlp', '--json');
+    expect(compatible.json().breaking).toBeUndefined();
+    const breaking = await reg.cli('register', writeModel(reg.work, 'multi.onnx', multiIo()), '--name', 'mlp');
+    expect(breaking.exitCode).toBe(0);
+    expect(breaking.stdout).toContain('⚠ Breaking for clients of mlp@2: ');
+    expect(breaking.stdout).toContain('maas diff mlp@2 mlp@3');
+    const json = (await reg.cli('show', 'mlp@3', '--json')).json();
+    expect(json.version).toBe(3);
+  });
+
   it('never reuses a removed version number for other bytes', async () => {
     const reg = await makeRegistry();
     await reg.cli('register', reg.fixture('mlp.onnx'));

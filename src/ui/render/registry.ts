@@ -51,6 +51,12 @@ export function renderRegister(r: RegisterResult, t: Theme): string {
     `  graph        ${r.graphFingerprint}`,
     `  git tag      ${r.tag}`,
     ...(r.loadChecked ? [] : [t.warn('  not load-checked (--no-load-check)')]),
+    ...(r.breaking
+      ? [
+          t.warn(`⚠ Breaking for clients of ${r.breaking.from}: ${r.breaking.changes.map((c) => c.message).join('; ')}`),
+          `  A server that serves ${r.name} by name or by policy moves to ${r.ref}; \`maas diff ${r.breaking.from} ${r.ref}\` shows every change.`,
+        ]
+      : []),
     ...renderSignature(r.signature, t),
     `Next: ${t.code(`maas show ${r.ref}`)} · ${t.code(`maas serve ${r.ref}`)}`,
   ].join('\n');
