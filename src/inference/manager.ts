@@ -225,6 +225,13 @@ export class ModelManager {
   /** The served version `/models/NAME[/versions/V]` means, V a version number, an alias or `latest`; loaded or not. */
   resolve(name: string, version?: string): Slot {
     const route = this.routes.get(name);
+    // A model whose only versions failed to load has no route: say why, rather than that it is unknown.
+    const failed = route ? undefined : [...this.slots.values()].filter((s) => s.name === name && s.failedAt !== undefined && this.registry.versions(name).includes(s.version)).at(-1);
+    if (failed) {
+      throw new MaasError('MAAS_MODEL_NOT_READY', `${failed.name}@${failed.version} ${failed.reason ?? 'failed to load'}`, {
+        hint: `It is tried again ${RETRY_FAILED_MS / 1000} s after the failure, or at once by POST /v2/repository/models/${name}/load; the server's log has the details.`,
+      });
+    }
     if (!route) {
       throw new MaasError('MAAS_MODEL_NOT_FOUND', `model '${name}' is not served here`, { hint: `Served models: ${[...this.routes.keys()].join(', ') || 'none'}.` });
     }
@@ -612,8 +619,8 @@ export class ModelManager {
         if (initial || !isMaasError(error)) throw error;
         const label = target.selector ? formatModelRef({ name: target.name, selector: target.selector }) : target.name;
         unresolved.set(label, messageOf(error));
-        if (this.unresolved.get(label) !== messageOf(error)) this.options.log({ event: 'target-unresolved', target: label, model: target.name, error: messageOf(error), serving: this.stillRegistered(target.name) });
-        versions = this.stillRegistered(target.name);
+        if (this.unresolved.get(label) !== messageOf(error)) this.options.log({ event: 'target-unresolved', target: label, model: target.name, error: messageOf(error), serving: this.stillServable(target.name) });
+        versions = this.stillServable(target.name);
       }
       if (versions.length === 0 && initial && this.options.targets.some((t) => t.name === target.name)) {
         const { policy } = this.options.serving(target.name, config);
@@ -650,10 +657,14 @@ export class ModelManager {
     return [...byName.values()];
   }
 
-  /** The versions served under `name` now that are still in the registry. */
-  private stillRegistered(name: string): number[] {
+  /**
+   * The versions served under `name` now that can go on answering: still registered, or loaded
+   * (a model removed from the registry keeps answering rather than going dark mid-edit).
+   */
+  private stillServable(name: string): number[] {
     const registered = new Set(this.registry.versions(name));
-    return [...(this.routes.get(name)?.versions.keys() ?? [])].filter((v) => registered.has(v)).sort((a, b) => a - b);
+    const route = this.routes.get(name);
+    return [...(route?.versions ?? [])].filter(([v, slot]) => registered.has(v) || slot.runtime !== undefined).map(([v]) => v).sort((a, b) => a - b);
   }
 
   /** The versions of `name` its policy selects; none when the model is gone (a named one is an error). */

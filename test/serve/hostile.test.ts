@@ -242,7 +242,9 @@ describe('blob integrity', () => {
     const server = await serveRegistry(reg, { targets: [{ name: 'mlp', selector: { kind: 'alias', alias: 'prod' } }, { name: 'ranker', selector: { kind: 'latest' } }] as never, pollMs: 50 });
     expect(server.models.map((m) => m.name)).toEqual(['mlp']);
     expect(server.logs.join('\n')).toMatch(/could not load ranker@1: .*blob sha256:[0-9a-f]{64} is corrupt/);
-    expect((await server.get('/v2/models/ranker')).status).toBe(404);
+    const ranker = await server.get('/v2/models/ranker');
+    expect(ranker.status).toBe(503);
+    expect(ranker.json.error).toMatch(/^ranker@1 failed to load: .*is corrupt/);
     writeFileSync(join(reg.work, 'ranker.json'), JSON.stringify({ inputs: [{ name: 'features', shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] }, { name: 'ids', shape: [1], datatype: 'INT64', data: [1] }] }));
     const predicted = await reg.cli('predict', 'ranker', '--input', join(reg.work, 'ranker.json'), '--json');
     expect(predicted.exitCode).toBe(8);

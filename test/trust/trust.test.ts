@@ -278,7 +278,9 @@ describe('serve --require-signature', () => {
     expect(server.logs.join('\n')).toMatch(/signatures required: 1 trusted key/);
     expect(server.logs.join('\n')).toMatch(/could not load other@1: other@1 is not signed/);
     expect((await server.post('/v2/models/mlp/infer', INPUT)).status).toBe(200);
-    expect((await server.post('/v2/models/other/infer', INPUT)).status).toBe(404);
+    const refused = await server.post('/v2/models/other/infer', INPUT);
+    expect(refused.status).toBe(503); // not "unknown": it says why it is not served
+    expect(refused.json.error).toMatch(/^other@1 failed to load: other@1 is not signed/);
 
     // hot reload: prod moves to the tampered mlp@2
     await reg.cli('tag', 'mlp@2', 'prod');
