@@ -118,6 +118,8 @@ function flatten(data: unknown, maxDepth: number, leaf: (value: unknown) => unkn
 function describe(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object' && value !== null) return 'an object';
+  // JSON.parse turns 1e999 into Infinity, which JSON.stringify would call null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return `${value} (beyond float64)`;
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 40 ? `${text.slice(0, 40)}…` : text;
 }
@@ -162,6 +164,10 @@ export function fromJsonData(name: string, type: OrtType, dims: number[], data: 
   }
   if (type === 'int64' || type === 'uint64') {
     values.forEach((v, i) => {
+      if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) {
+        // JSON numbers are float64: 2^53 + 1 arrives as 2^53, so it is refused, not rounded.
+        throw new TensorError(`input '${name}': element ${i} is beyond ±2^53, which a JSON number cannot carry exactly; send ${kserveDatatype(type)} values that large with the binary tensor extension (parameters.binary_data_size)`);
+      }
       if (typeof v !== 'number' || !Number.isSafeInteger(v) || (type === 'uint64' && v < 0)) throw bad(i, `an integer (${type})`);
       out[i] = BigInt(v);
     });
