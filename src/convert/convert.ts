@@ -3,7 +3,7 @@
  * on the same seeded inputs and a conversion beyond tolerance is refused (exit 8) unless forced.
  */
 import { copyFileSync, existsSync, readFileSync, realpathSync, renameSync, statSync } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { MaasError } from '../core/errors.js';
 import { checkOutputFile, makeFolders, makeTempFolder, removeTempFolder, writingTo } from '../core/fs.js';
 import { type EditModel, openModel, writeModel } from '../onnx/edit.js';
@@ -281,7 +281,20 @@ function checkOutput(output: string, sourceFiles: string[]): void {
     throw new MaasError('MAAS_USAGE', `-o ${output} is the model being converted`, { hint: 'Write the converted model to a new file: maas never replaces its source.' });
   }
   checkOutputFile(output);
+  // A registry's own folders hold its immutable versions: a file written there would corrupt one.
+  const target = join(real(dirname(output)), basename(output));
+  for (let dir = dirname(target); dirname(dir) !== dir; dir = dirname(dir)) {
+    if (!existsSync(join(dir, 'maas.yaml'))) continue;
+    const top = relative(dir, target).split(sep)[0]!;
+    if (REGISTRY_OWNED.has(top)) {
+      throw new MaasError('MAAS_USAGE', `-o ${output} is inside the registry's ${top}/ folder, which only maas writes`, { hint: 'Write it elsewhere; to convert into the registry, give register the conversion flags: maas register model.onnx --int8.' });
+    }
+    return;
+  }
 }
+
+/** A registry's folders that hold what it stores (blobs, manifests, git, state): never an output. */
+const REGISTRY_OWNED = new Set(['blobs', 'models', '.git', '.maas']);
 
 function placeOutput(from: string, to: string, keepSource: boolean): void {
   writingTo(to, () => makeFolders(dirname(to)));

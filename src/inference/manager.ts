@@ -230,6 +230,7 @@ export class ModelManager {
     if (failed) {
       throw new MaasError('MAAS_MODEL_NOT_READY', `${failed.name}@${failed.version} ${failed.reason ?? 'failed to load'}`, {
         hint: `It is tried again ${RETRY_FAILED_MS / 1000} s after the failure, or at once by POST /v2/repository/models/${name}/load; the server's log has the details.`,
+        details: { retryAfterS: this.retryAfterS(failed) },
       });
     }
     if (!route) {
@@ -246,6 +247,11 @@ export class ModelManager {
     return slot;
   }
 
+  /** Seconds until a failed version is tried again: what Retry-After tells a client. */
+  private retryAfterS(slot: Slot): number {
+    return Math.max(1, Math.ceil((slot.failedAt! + RETRY_FAILED_MS - this.now()) / 1000));
+  }
+
   /** The runtime of a served version, loading it first if it is not loaded (a request waits for that). */
   acquire(slot: Slot): ModelRuntime | Promise<ModelRuntime> {
     slot.lastUsed = this.now();
@@ -256,7 +262,10 @@ export class ModelManager {
       });
     }
     if (slot.failedAt !== undefined && this.now() - slot.failedAt < RETRY_FAILED_MS) {
-      throw new MaasError('MAAS_MODEL_NOT_READY', `${slot.name}@${slot.version} ${slot.reason ?? 'failed to load'}`, { hint: `It is tried again ${RETRY_FAILED_MS / 1000} s after the failure, or at once by POST /v2/repository/models/${slot.name}/load.` });
+      throw new MaasError('MAAS_MODEL_NOT_READY', `${slot.name}@${slot.version} ${slot.reason ?? 'failed to load'}`, {
+        hint: `It is tried again ${RETRY_FAILED_MS / 1000} s after the failure, or at once by POST /v2/repository/models/${slot.name}/load.`,
+        details: { retryAfterS: this.retryAfterS(slot) },
+      });
     }
     slot.waiting++;
     // Counted until the macrotask after the load: the caller queues its job in the microtask
@@ -538,7 +547,8 @@ export class ModelManager {
       return runtime;
     } catch (error) {
       if (initial && isDeviceFailure(error)) throw error;
-      if (!(isMaasError(error) && error.code === 'MAAS_OVERLOADED')) {
+      // Room that was lacking is looked for again on the next request, not after a retry delay.
+      if (!(isMaasError(error) && (error.code === 'MAAS_OVERLOADED' || error.code === 'MAAS_BUDGET_EXCEEDED'))) {
         const reason = `failed to load: ${messageOf(error)}`;
         // A retry that fails the same way (a refused signature, every 30 s) is not news.
         if (slot.reason !== reason) this.options.log({ event: 'load-failed', model: name, version, serving: this.stillServing(name, version), error: messageOf(error) });

@@ -253,15 +253,28 @@ export function halfToNumber(bits: number): number {
   return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
 }
 
-/** Flat JSON values of a tensor. int64 beyond 2^53 loses precision, as in Triton's JSON. */
-export function toJsonData(tensor: WireTensor): (number | boolean | string | null)[] {
+/** Marks an int64 a JSON number from JSON.stringify cannot carry; `stringifyJson` writes its digits. */
+const EXACT_INT = '\u0001int64:';
+const EXACT_INT_JSON = /"\\u0001int64:(-?\d+)"/g;
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * Flat JSON values of a tensor. With `exact`, an int64 beyond ±2^53 is a marked string that
+ * `stringifyJson` turns into its exact digits (as Triton writes them); otherwise it is rounded.
+ */
+export function toJsonData(tensor: WireTensor, exact = false): (number | boolean | string | null)[] {
   const { type, data } = tensor;
   if (type === 'string') return data as string[];
   const n = data.length;
-  const out: (number | boolean | null)[] = new Array(n);
+  const out: (number | boolean | string | null)[] = new Array(n);
   if (type === 'bool') for (let i = 0; i < n; i++) out[i] = (data as Uint8Array)[i] !== 0;
   else if (type === 'float16') for (let i = 0; i < n; i++) out[i] = halfToNumber((data as Uint16Array)[i]!);
-  else if (type === 'int64' || type === 'uint64') for (let i = 0; i < n; i++) out[i] = Number((data as BigInt64Array)[i]);
+  else if (type === 'int64' || type === 'uint64') {
+    for (let i = 0; i < n; i++) {
+      const v = (data as BigInt64Array)[i]!;
+      out[i] = exact && (v > SAFE || v < -SAFE) ? `${EXACT_INT}${v}` : Number(v);
+    }
+  }
   else {
     // JSON has no NaN or Infinity: they go out as null, as JSON.stringify would write them.
     for (let i = 0; i < n; i++) {
@@ -270,6 +283,12 @@ export function toJsonData(tensor: WireTensor): (number | boolean | string | nul
     }
   }
   return out;
+}
+
+/** JSON text of a response, with the exact digits of the int64 values `toJsonData(t, true)` marked. */
+export function stringifyJson(value: unknown): string {
+  const text = JSON.stringify(value);
+  return text.includes('\\u0001int64:') ? text.replace(EXACT_INT_JSON, '$1') : text;
 }
 
 /** Nests flat values into rows of the shape, for TF Serving responses. */

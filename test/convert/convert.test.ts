@@ -111,6 +111,15 @@ describe('maas convert --int8 / --optimize', () => {
     reg.fixture('mlp_external.onnx.data');
     const data = await reg.cli('convert', reg.fixture('mlp_external.onnx'), '--fp16', '-o', reg.fixture('mlp_external.onnx.data'), '--json');
     expect(data.exitCode).toBe(2);
+    // Nor into the registry's own folders, where it would overwrite a version's blob.
+    await reg.cli('register', reg.fixture('mlp.onnx'));
+    const blob = (await reg.cli('show', 'mlp@1', '--json')).json().digest.replace('sha256:', '');
+    for (const inside of [join(reg.dir, 'blobs', 'sha256', blob), join(reg.dir, 'models', 'x.onnx')]) {
+      const r = await reg.cli('convert', source, '--int8', '-o', inside, '--json');
+      expect(r.exitCode, inside).toBe(2);
+      expect(r.json().error.message).toMatch(/is inside the registry's (blobs|models)\/ folder/);
+    }
+    expect((await reg.cli('verify', 'mlp@1')).exitCode).toBe(0);
   });
 
   it('names the output of a registered version after the model and version, and says plainly when int8 grew', async () => {

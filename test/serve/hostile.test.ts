@@ -245,6 +245,7 @@ describe('blob integrity', () => {
     const ranker = await server.get('/v2/models/ranker');
     expect(ranker.status).toBe(503);
     expect(ranker.json.error).toMatch(/^ranker@1 failed to load: .*is corrupt/);
+    expect(Number(ranker.headers.get('retry-after'))).toBeGreaterThan(20); // when it is tried again, not every second
     writeFileSync(join(reg.work, 'ranker.json'), JSON.stringify({ inputs: [{ name: 'features', shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] }, { name: 'ids', shape: [1], datatype: 'INT64', data: [1] }] }));
     const predicted = await reg.cli('predict', 'ranker', '--input', join(reg.work, 'ranker.json'), '--json');
     expect(predicted.exitCode).toBe(8);

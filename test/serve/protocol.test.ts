@@ -123,6 +123,18 @@ describe('KServe v2 and TF Serving routes', () => {
     expect(all.json.outputs.map((o: { name: string; data: unknown }) => [o.name, o.data])).toEqual([['positive', [true, false, false]], ['ids_doubled', [2]]]);
   });
 
+  it('answers INT64 beyond ±2^53 in JSON with its exact digits, as Triton does', async () => {
+    const { server } = await servedFixtures();
+    const ids = Buffer.from(new BigInt64Array([2n ** 53n + 1n, -(2n ** 60n) - 3n]).buffer);
+    const header = Buffer.from(JSON.stringify({
+      inputs: [{ name: 'features', shape: [2, 3], datatype: 'FP32', data: [1, -1, 0, 2, 0.5, -0.5] }, { name: 'ids', shape: [2], datatype: 'INT64', parameters: { binary_data_size: ids.length } }],
+      outputs: [{ name: 'ids_doubled' }],
+    }));
+    const r = await server.post('/v2/models/ranker/infer', Buffer.concat([header, ids]), { 'inference-header-content-length': String(header.length) });
+    expect(r.status, r.raw.toString()).toBe(200);
+    expect(r.raw.toString()).toContain('"data":[18014398509481986,-2305843009213693958]');
+  });
+
   it('speaks TF Serving: status, metadata, row and columnar predict', async () => {
     const { server } = await servedFixtures();
     expect((await server.get('/v1/models/mlp')).json).toEqual({ model_version_status: [{ version: '1', state: 'AVAILABLE', status: { error_code: 'OK', error_message: '' } }] });

@@ -176,6 +176,7 @@ describe('a memory budget', () => {
     expect(refused.status).toBe(507);
     expect(refused.headers.get('retry-after')).toBeNull();
     expect(refused.json.error).toBe('x@1 does not fit --max-loaded-models 1: 1 pinned version is loaded');
+    expect((await server.post('/v2/models/x/infer', INFER)).status).toBe(507); // each time, not a failed load to wait out
     expect(await states(server)).toMatchObject({ 'pinned@1': 'READY', 'x@1': 'UNAVAILABLE' });
     // Its weights (564 B) over the budget: refused before loading.
     const tiny = await serveRegistry(await models(['y']), { budget: { bytes: 100 } });

@@ -6,7 +6,7 @@ import { constants } from 'node:buffer';
 import { MaasError } from '../../core/errors.js';
 import type { Signature } from '../../onnx/inspect.js';
 import { type ParsedInfer, badInput, decodeInferRequest } from '../../inference/protocol.js';
-import { kserveDatatype, toBinary, toJsonData, type WireTensor } from '../../inference/tensors.js';
+import { kserveDatatype, stringifyJson, toBinary, toJsonData, type WireTensor } from '../../inference/tensors.js';
 
 export const HEADER_LENGTH = 'inference-header-content-length';
 
@@ -46,12 +46,12 @@ export function encodeInferResponse(args: { model: string; version: number; id: 
   const outputs = args.order.map((name) => {
     const tensor = args.outputs[name]!;
     const head = { name, datatype: kserveDatatype(tensor.type), shape: tensor.dims };
-    if (!args.binaryOutputs.has(name)) return { ...head, data: toJsonData(tensor) };
+    if (!args.binaryOutputs.has(name)) return { ...head, data: toJsonData(tensor, true) };
     const bytes = toBinary(tensor);
     chunks.push(bytes);
     return { ...head, parameters: { binary_data_size: bytes.length } };
   });
-  const json = Buffer.from(JSON.stringify({ model_name: args.model, model_version: String(args.version), ...(args.id === undefined ? {} : { id: args.id }), outputs }));
+  const json = Buffer.from(stringifyJson({ model_name: args.model, model_version: String(args.version), ...(args.id === undefined ? {} : { id: args.id }), outputs }));
   if (chunks.length === 0) return { body: json, headers: { 'content-type': 'application/json' } };
   return {
     body: Buffer.concat([json, ...chunks]),

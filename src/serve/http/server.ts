@@ -8,6 +8,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer as
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { MaasError, isMaasError, messageOf } from '../../core/errors.js';
+import { stringifyJson } from '../../inference/tensors.js';
 import { checkToken } from '../auth.js';
 import { type RequestLabels, type ServingCore, listenError } from '../serving.js';
 import type { TlsMaterial } from '../tls.js';
@@ -65,7 +66,7 @@ function errorReply(error: unknown, challenge: string): Reply {
   if (isMaasError(error)) {
     const status = STATUS_BY_CODE[error.code] ?? 500;
     const headers: Record<string, string> = {};
-    if (status === 503) headers['retry-after'] = '1';
+    if (status === 503) headers['retry-after'] = String(error.details?.retryAfterS ?? 1);
     if (status === 401) headers['www-authenticate'] = challenge;
     // The client may still be sending a body too large to read: end the connection after the answer.
     if (status === 413) headers.connection = 'close';
@@ -138,7 +139,7 @@ export async function listenHttp(core: ServingCore, options: { host: string; por
     }
     // A draining server takes no further request on this connection.
     if (core.draining()) reply.headers = { ...reply.headers, connection: 'close' };
-    const body = Buffer.isBuffer(reply.body) ? reply.body : Buffer.from(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
+    const body = Buffer.isBuffer(reply.body) ? reply.body : Buffer.from(typeof reply.body === 'string' ? reply.body : stringifyJson(reply.body));
     const headers: Record<string, string> = reply.headers ?? {};
     headers['content-type'] ??= 'application/json';
     headers['content-length'] = String(body.length);

@@ -84,12 +84,12 @@ export function parsePredictRequest(json: unknown, signature: Signature): Parsed
 
 export function encodePredictResponse(format: 'row' | 'columnar', outputs: Record<string, WireTensor>, order: string[]): object {
   if (format === 'columnar') {
-    if (order.length === 1) return { outputs: nest(toJsonData(outputs[order[0]!]!), outputs[order[0]!]!.dims) };
-    return { outputs: Object.fromEntries(order.map((n) => [n, nest(toJsonData(outputs[n]!), outputs[n]!.dims)])) };
+    if (order.length === 1) return { outputs: nest(toJsonData(outputs[order[0]!]!, true), outputs[order[0]!]!.dims) };
+    return { outputs: Object.fromEntries(order.map((n) => [n, nest(toJsonData(outputs[n]!, true), outputs[n]!.dims)])) };
   }
   const rows = (name: string) => {
     const t = outputs[name]!;
-    const values = toJsonData(t);
+    const values = toJsonData(t, true);
     const size = elementCount(t.dims.slice(1));
     return Array.from({ length: t.dims[0] ?? 1 }, (_, i) => nest(values.slice(i * size, (i + 1) * size), t.dims.slice(1)));
   };

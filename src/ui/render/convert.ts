@@ -15,7 +15,7 @@ export function renderConvert(r: ConvertResult, t: Theme): string {
   const a = r.accuracy;
   const rows = a.outputs.map((o) => [o.name, o.maxAbsError.toExponential(2), o.normalizedError.toExponential(2), o.cosine.toFixed(6) + (o.constant ? '  constant on these inputs: proves nothing' : '')]);
   return [
-    (r.forced ? t.warn('⚠ Kept beyond tolerance (--force): ') : t.success('✔ ')) + `Converted ${r.source.ref ?? t.path(r.source.path)} → ${t.path(r.output.path)}`,
+    (r.forced ? t.warn(a.outputs.every((o) => o.constant) ? '⚠ Kept unproven (--force): no output varied on these inputs: ' : '⚠ Kept beyond tolerance (--force): ') : t.success('✔ ')) + `Converted ${r.source.ref ?? t.path(r.source.path)} → ${t.path(r.output.path)}`,
     `  steps        ${r.steps.join(', ')}`,
     `  size         ${formatBytes(r.source.size)} → ${formatBytes(r.output.size)} (${sizeChange(r.source.size, r.output.size)})`,
     ...(r.quantize ? [`  quantized    ${r.quantize.quantized.length} weight(s)${r.quantize.skipped.length ? `, skipped ${r.quantize.skipped.map((s) => `${s.name} (${s.reason})`).join(', ')}` : ''}`] : []),
