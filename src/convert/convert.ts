@@ -3,7 +3,7 @@
  * on the same seeded inputs and a conversion beyond tolerance is refused (exit 8) unless forced.
  */
 import { copyFileSync, existsSync, readFileSync, realpathSync, renameSync, statSync } from 'node:fs';
-import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { MaasError } from '../core/errors.js';
 import { checkOutputFile, makeFolders, makeTempFolder, removeTempFolder, writingTo } from '../core/fs.js';
 import { type EditModel, openModel, writeModel } from '../onnx/edit.js';
@@ -17,6 +17,7 @@ import { int8Saturates } from './cpu.js';
 import type { AccuracyReport } from '../registry/manifest.js';
 import { formatRef, parseRef } from '../registry/refs.js';
 import { Registry, type RegistryOptions } from '../registry/registry.js';
+import { ownedFolderOf } from '../registry/layout.js';
 import { modelPath } from '../registry/serve-cache.js';
 import { hashFile } from '../registry/store.js';
 import { decodeInferRequest, parseRequests } from '../inference/protocol.js';
@@ -273,7 +274,6 @@ export function conversionSuffix(options: Pick<ConvertOptions, 'optimize' | 'int
   return [options.optimize, options.fp16 ? 'fp16' : undefined, int8, options.int4 ? 'int4' : undefined].filter(Boolean).join('.');
 }
 
-/** Puts the result into place atomically: rename, or copy next to the target and rename. */
 /** Refused before any work: an -o that would replace the model being converted, a folder, or a path through a file. */
 function checkOutput(output: string, sourceFiles: string[]): void {
   const real = (path: string) => (existsSync(path) ? realpathSync(path) : path);
@@ -282,20 +282,13 @@ function checkOutput(output: string, sourceFiles: string[]): void {
   }
   checkOutputFile(output);
   // A registry's own folders hold its immutable versions: a file written there would corrupt one.
-  const target = join(real(dirname(output)), basename(output));
-  for (let dir = dirname(target); dirname(dir) !== dir; dir = dirname(dir)) {
-    if (!existsSync(join(dir, 'maas.yaml'))) continue;
-    const top = relative(dir, target).split(sep)[0]!;
-    if (REGISTRY_OWNED.has(top)) {
-      throw new MaasError('MAAS_USAGE', `-o ${output} is inside the registry's ${top}/ folder, which only maas writes`, { hint: 'Write it elsewhere; to convert into the registry, give register the conversion flags: maas register model.onnx --int8.' });
-    }
-    return;
+  const owned = ownedFolderOf(join(real(dirname(output)), basename(output)));
+  if (owned !== undefined) {
+    throw new MaasError('MAAS_USAGE', `-o ${output} is inside the registry's ${basename(owned)}/ folder, which only maas writes`, { hint: 'Write it elsewhere; to convert into the registry, give register the conversion flags: maas register model.onnx --int8.' });
   }
 }
 
-/** A registry's folders that hold what it stores (blobs, manifests, git, state): never an output. */
-const REGISTRY_OWNED = new Set(['blobs', 'models', '.git', '.maas']);
-
+/** Puts the result into place atomically: rename, or copy next to the target and rename. */
 function placeOutput(from: string, to: string, keepSource: boolean): void {
   writingTo(to, () => makeFolders(dirname(to)));
   if (!keepSource) {

@@ -173,6 +173,8 @@ export class ModelManager {
   /** models loaded through the management API that the targets did not name. */
   private readonly added = new Set<string>();
   private pinned = new Set<string>();
+  /** the version each pin by alias or number last resolved to. */
+  private readonly pinVersions = new Map<ServeTarget, number>();
   /** targets that stopped resolving (an alias deleted), by label, with the reason last logged. */
   private unresolved = new Map<string, string>();
   /** why the last poll could not read the registry, logged once until a poll succeeds. */
@@ -227,12 +229,7 @@ export class ModelManager {
     const route = this.routes.get(name);
     // A model whose only versions failed to load has no route: say why, rather than that it is unknown.
     const failed = route ? undefined : [...this.slots.values()].filter((s) => s.name === name && s.failedAt !== undefined && this.registry.versions(name).includes(s.version)).at(-1);
-    if (failed) {
-      throw new MaasError('MAAS_MODEL_NOT_READY', `${failed.name}@${failed.version} ${failed.reason ?? 'failed to load'}`, {
-        hint: `It is tried again ${RETRY_FAILED_MS / 1000} s after the failure, or at once by POST /v2/repository/models/${name}/load; the server's log has the details.`,
-        details: { retryAfterS: this.retryAfterS(failed) },
-      });
-    }
+    if (failed) throw this.failedToLoad(failed);
     if (!route) {
       throw new MaasError('MAAS_MODEL_NOT_FOUND', `model '${name}' is not served here`, { hint: `Served models: ${[...this.routes.keys()].join(', ') || 'none'}.` });
     }
@@ -247,9 +244,12 @@ export class ModelManager {
     return slot;
   }
 
-  /** Seconds until a failed version is tried again: what Retry-After tells a client. */
-  private retryAfterS(slot: Slot): number {
-    return Math.max(1, Math.ceil((slot.failedAt! + RETRY_FAILED_MS - this.now()) / 1000));
+  /** Why a version that failed to load is not answering, and when it is tried again (Retry-After). */
+  private failedToLoad(slot: Slot): MaasError {
+    return new MaasError('MAAS_MODEL_NOT_READY', `${slot.name}@${slot.version} ${slot.reason ?? 'failed to load'}`, {
+      hint: `It is tried again ${RETRY_FAILED_MS / 1000} s after the failure, or at once by POST /v2/repository/models/${slot.name}/load; the server's log has the details.`,
+      details: { retryAfterS: Math.max(1, Math.ceil((slot.failedAt! + RETRY_FAILED_MS - this.now()) / 1000)) },
+    });
   }
 
   /** The runtime of a served version, loading it first if it is not loaded (a request waits for that). */
@@ -261,12 +261,7 @@ export class ModelManager {
         hint: `Load it again: POST /v2/repository/models/${slot.name}/load (or \`maas deploy ${slot.name}@${slot.version}\`).`,
       });
     }
-    if (slot.failedAt !== undefined && this.now() - slot.failedAt < RETRY_FAILED_MS) {
-      throw new MaasError('MAAS_MODEL_NOT_READY', `${slot.name}@${slot.version} ${slot.reason ?? 'failed to load'}`, {
-        hint: `It is tried again ${RETRY_FAILED_MS / 1000} s after the failure, or at once by POST /v2/repository/models/${slot.name}/load.`,
-        details: { retryAfterS: this.retryAfterS(slot) },
-      });
-    }
+    if (slot.failedAt !== undefined && this.now() - slot.failedAt < RETRY_FAILED_MS) throw this.failedToLoad(slot);
     slot.waiting++;
     // Counted until the macrotask after the load: the caller queues its job in the microtask
     // its await resumes in, before which another load's eviction must not take this one.
@@ -657,7 +652,7 @@ export class ModelManager {
       const entry = byName.get(pin.name);
       if (!entry && !initial) continue; // its model was removed while served
       if (!entry) throw new MaasError('MAAS_USAGE', `--pin ${pin.name} names a model this server does not serve`, { hint: `Served: ${[...byName.keys()].join(', ') || 'none'}. Pin one of those, or serve ${pin.name} too.` });
-      const version = pin.selector && this.pinVersion({ name: pin.name, selector: pin.selector }, initial);
+      const version = this.pinVersion(pin, initial);
       if (version !== undefined) entry.versions.add(version);
     }
     for (const entry of byName.values()) {
@@ -685,22 +680,27 @@ export class ModelManager {
     return selectVersions(policy as VersionPolicy, registered, this.registry.aliases(name));
   }
 
-  /** The version a pin by alias or number names; one that stops resolving keeps the version it pinned. */
-  private pinVersion(pin: { name: string; selector: Selector }, initial: boolean): number | undefined {
+  /**
+   * The version a pin by alias or number names, remembered: one that stops resolving (its alias
+   * deleted) keeps the version it pinned.
+   */
+  private pinVersion(pin: ServeTarget, initial: boolean): number | undefined {
+    if (!pin.selector) return undefined;
     try {
-      return this.registry.resolve({ name: pin.name, selector: pin.selector }).version;
+      const { version } = this.registry.resolve({ name: pin.name, selector: pin.selector });
+      this.pinVersions.set(pin, version);
+      return version;
     } catch (error) {
       if (initial || !isMaasError(error)) throw error;
-      const kept = [...this.pinned].find((key) => key.startsWith(`${pin.name}@`));
-      return kept === undefined ? undefined : Number(kept.slice(pin.name.length + 1));
+      return this.pinVersions.get(pin);
     }
   }
 
-  /** The pins as keys, resolved anew each poll: a pin by alias follows its moves, a pin by name the default version. */
+  /** The pins as keys, as `desired` just resolved them: a pin by alias follows its moves, a pin by name the default version. */
   private resolvePins(desired: Desired[]): Set<string> {
     const keys = new Set<string>();
     for (const pin of this.options.pins ?? []) {
-      const version = pin.selector ? this.pinVersion({ name: pin.name, selector: pin.selector }, false) : desired.find((d) => d.name === pin.name)?.defaultVersion;
+      const version = pin.selector ? this.pinVersions.get(pin) : desired.find((d) => d.name === pin.name)?.defaultVersion;
       if (version !== undefined) keys.add(keyOf(pin.name, version));
     }
     return keys;

@@ -10,12 +10,33 @@
  *   blobs/sha256/<hex>                     content-addressed weights
  *   .maas/lock, .maas/txn.json, .maas/tmp/ writer lock, write journal, staging
  */
-import { join, posix } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, posix, relative, sep } from 'node:path';
 import { MaasError } from '../core/errors.js';
 
 export const CONFIG_FILE = 'maas.yaml';
 export const HISTORY_FILE = 'history.jsonl';
 export const MODELS_DIR = 'models';
+const BLOBS_DIR = 'blobs';
+const STATE_DIR = '.maas';
+
+/** The folders of a registry that only maas writes: its blobs, manifests, git and state. */
+const OWNED_DIRS = new Set([BLOBS_DIR, MODELS_DIR, STATE_DIR, '.git']);
+
+/** The nearest registry folder (one holding maas.yaml) at or above `dir`, if any. */
+export function registryAbove(dir: string): string | undefined {
+  for (let at = dir; ; at = dirname(at)) {
+    if (existsSync(join(at, CONFIG_FILE))) return at;
+    if (dirname(at) === at) return undefined;
+  }
+}
+
+/** The registry-owned folder `path` lies in (`/r/blobs` for `/r/blobs/sha256/…`), if any: no place for a user's file. */
+export function ownedFolderOf(path: string): string | undefined {
+  const root = registryAbove(dirname(path));
+  const top = root === undefined ? undefined : relative(root, path).split(sep)[0]!;
+  return top !== undefined && OWNED_DIRS.has(top) ? join(root!, top) : undefined;
+}
 
 /** The only digest form maas stores and verifies: `sha256:` and 64 lowercase hex digits. */
 const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
@@ -47,10 +68,10 @@ export class Layout {
     return join(this.root, MODELS_DIR);
   }
   get blobs(): string {
-    return join(this.root, 'blobs', 'sha256');
+    return join(this.root, BLOBS_DIR, 'sha256');
   }
   get state(): string {
-    return join(this.root, '.maas');
+    return join(this.root, STATE_DIR);
   }
   get lock(): string {
     return join(this.state, 'lock');

@@ -4,14 +4,14 @@
  * under the lock.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Env } from '../core/context.js';
 import { MaasError, errnoCode } from '../core/errors.js';
 import type { RegistryConfig } from './config.js';
 import { readConfig } from './config-file.js';
 import { Git } from './git.js';
 import { isLockHeld } from './lock.js';
-import { CONFIG_FILE, Layout } from './layout.js';
+import { CONFIG_FILE, Layout, registryAbove } from './layout.js';
 import { type Manifest, type OnnxMetadata, digestOf, parseManifest } from './manifest.js';
 import { type ModelRef, formatRef } from './refs.js';
 import { BlobStore } from './store.js';
@@ -49,10 +49,8 @@ export function findRegistryRoot(options: RegistryOptions): string {
     }
     return root;
   }
-  for (let dir = resolve(options.cwd); ; dir = dirname(dir)) {
-    if (existsSync(join(dir, CONFIG_FILE))) return dir;
-    if (dirname(dir) === dir) break;
-  }
+  const found = registryAbove(resolve(options.cwd));
+  if (found !== undefined) return found;
   throw new MaasError('MAAS_REGISTRY_NOT_FOUND', `no maas registry in ${options.cwd} or any folder above it`, {
     hint: 'Run `maas init` to create one here, or pass --registry DIR (or set MAAS_REGISTRY).',
   });

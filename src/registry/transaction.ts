@@ -67,7 +67,7 @@ export class Transaction {
   }
 }
 
-const INDEX_LOCK_WAIT_MS = 10_000;
+const GIT_LOCK_WAIT_MS = 10_000;
 const TRAILER = 'Maas-Transaction';
 
 /** Whether a git process runs in `top` (by its working folder); undefined where /proc cannot tell. */
@@ -247,14 +247,14 @@ export class Transactions {
     const gitDir = join(top, '.git');
     const refs = [...journal.createTags, ...journal.deleteTags].map((tag) => `refs/tags/${tag}`);
     const locks = ['index', 'HEAD', 'packed-refs', ...refs].map((ref) => join(gitDir, `${ref}.lock`)).concat(branchLocks(gitDir));
-    const deadline = Date.now() + INDEX_LOCK_WAIT_MS;
+    const deadline = Date.now() + GIT_LOCK_WAIT_MS;
     for (let held = locks.filter(existsSync); held.length > 0; held = locks.filter(existsSync)) {
       if (liveGitIn(top) === false) {
         for (const lock of held) rmSync(lock, { force: true });
         return;
       }
       if (Date.now() > deadline) {
-        throw new MaasError('MAAS_GIT_FAILED', `git's ${held[0]} has been held for ${INDEX_LOCK_WAIT_MS / 1000}s`, {
+        throw new MaasError('MAAS_GIT_FAILED', `git's ${held[0]} has been held for ${GIT_LOCK_WAIT_MS / 1000}s`, {
           hint: 'If no git or maas process is running, delete that file and run `maas verify`.',
         });
       }
