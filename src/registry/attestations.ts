@@ -6,10 +6,10 @@
  * sends them as OCI referrers of the version's manifest and `pull` brings them back. They are
  * not part of the manifest: adding one never changes the version's digest.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { MaasError } from '../core/errors.js';
+import { digestOf } from './manifest.js';
 import { formatRef } from './refs.js';
 import type { Registry } from './registry.js';
 
@@ -96,7 +96,7 @@ export function attestationsDir(registry: Registry, name: string, version: numbe
 
 /** Where an attestation of these bytes is kept, and their digest. */
 export function attestationFile(registry: Registry, name: string, version: number, kind: AttestationKind, bytes: Buffer): { path: string; digest: string } {
-  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const digest = digestOf(bytes);
   return { path: `${attestationsDir(registry, name, version)}/${kind}-${digest.slice(7, 23)}.json`, digest };
 }
 
@@ -109,7 +109,7 @@ export function listAttestations(registry: Registry, name: string, version: numb
     const match = FILE.exec(file);
     if (!match || (kind && match[1] !== kind)) return [];
     const bytes = readFileSync(join(abs, file));
-    return [{ kind: match[1] as AttestationKind, path: `${dir}/${file}`, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, bytes }];
+    return [{ kind: match[1] as AttestationKind, path: `${dir}/${file}`, digest: digestOf(bytes), bytes }];
   });
 }
 

@@ -7,11 +7,10 @@
  * tagged `sha256-<hex of the subject's digest>` that lists them. An OCI image layout lists them
  * in its index.json. Everything read back is bounded and checked against its digest.
  */
-import { createHash } from 'node:crypto';
 import { MaasError } from '../core/errors.js';
 import { type Attestation, type AttestationKind, MAX_ATTESTATION_BYTES, isAttestation, kindOfReferrer, referrerType } from '../registry/attestations.js';
 import { isDigest } from '../registry/layout.js';
-import type { Descriptor } from '../registry/manifest.js';
+import { type Descriptor, digestOf } from '../registry/manifest.js';
 import { INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, collect } from './artifact.js';
 import type { RegistryClient } from './client.js';
 import type { OciLayout } from './layout.js';
@@ -21,10 +20,6 @@ const EMPTY_JSON = Buffer.from('{}');
 const EMPTY_CONFIG: Descriptor = { mediaType: 'application/vnd.oci.empty.v1+json', digest: digestOf(EMPTY_JSON), size: 2 };
 /** Referrers looked at per version: a few signatures, a provenance, an SBOM. */
 const MAX_REFERRERS = 64;
-
-function digestOf(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-}
 
 export interface ReferrerDescriptor extends Descriptor {
   artifactType: string;
