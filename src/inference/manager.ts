@@ -96,7 +96,7 @@ export interface VersionStatus {
 }
 
 export type ServeEvent =
-  /** `runUs`: the warm-up's median one-row run, where measured; `inline`: small requests run on the main thread. */
+  /** `runUs`: the warm-up's fastest one-row run, where measured; `inline`: small requests run on the main thread. */
   /** `warmupSamples`: the stored samples its warm-up ran (0: a generated request). */
   | { event: 'loaded'; model: string; version: number; provider: string; loadMs: number; warmupMs: number; warmupSamples: number; residentBytes: number; runUs?: number; inline: boolean; warmupError?: string }
   | { event: 'unloaded'; model: string; version: number; reason: UnloadReason }

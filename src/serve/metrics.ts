@@ -1,11 +1,12 @@
 /** Prometheus metrics for `/metrics` (prom-client), labelled by served model and version only. */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, type Metric, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MemoryBudget, ServeEvent } from '../inference/manager.js';
 import type { RuntimeObserver } from '../inference/runtime.js';
 
 export interface ServeMetrics {
   registry: Registry;
-  request(labels: { model: string; version: string; protocol: string; code: string }, seconds: number): void;
+  /** one answered request: `labels` as the transport filled them in, `code` its status. */
+  request(labels: { model: string; version: string; protocol: string }, code: string, seconds: number): void;
   observer(model: string, version: number): RuntimeObserver;
   /** a model's life cycle: loads, failures, unloads and evictions by reason, resident bytes. */
   lifecycle(event: ServeEvent): void;
@@ -23,8 +24,16 @@ export function createMetrics(): ServeMetrics {
   collectDefaultMetrics({ register: registry });
   // prom-client names these gauges *_total, which Prometheus reserves for counters (promtool rejects them).
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
-  const requests = new Counter({ name: 'maas_requests_total', help: 'requests (REST and gRPC) by model, version, protocol and status code', labelNames: ['model', 'version', 'protocol', 'code'], registers: [registry] });
-  const latency = new Histogram({ name: 'maas_request_duration_seconds', help: 'request latency, REST and gRPC', labelNames: ['model', 'version', 'protocol', 'code'], buckets: LATENCY_BUCKETS, registers: [registry] });
+  const requests = new RequestSeries();
+  // Both read the same series when scraped: a request's count is its latency observation's count.
+  new Counter({
+    name: 'maas_requests_total', help: 'requests (REST and gRPC) by model, version, protocol and status code', labelNames: REQUEST_LABELS, registers: [registry],
+    collect() {
+      this.reset();
+      for (const series of requests.all()) this.inc(series.labels, series.count);
+    },
+  });
+  registry.registerMetric(requests.histogram('maas_request_duration_seconds', 'request latency, REST and gRPC') as unknown as Metric);
   const inference = new Histogram({ name: 'maas_inference_duration_seconds', help: 'onnxruntime session.run time per batch', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS, registers: [registry] });
   const batches = new Histogram({ name: 'maas_batch_size', help: 'rows per executed batch', labelNames: ['model', 'version'], buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: [registry] });
   const merged = new Histogram({ name: 'maas_batch_requests', help: 'requests merged per executed batch', labelNames: ['model', 'version'], buckets: [1, 2, 4, 8, 16, 32, 64], registers: [registry] });
@@ -46,23 +55,9 @@ export function createMetrics(): ServeMetrics {
       for (const { model, version, depth } of readDepth()) this.set({ model, version: String(version) }, depth);
     },
   });
-  // Children bound to their labels, kept per series (model → version → protocol → code): prom-client
-  // checks and hashes a label object on every call otherwise, and a joined key costs a string a request.
-  type Child = { count: ReturnType<typeof requests.labels>; time: ReturnType<typeof latency.labels> };
-  const children = new Map<string, Map<string, Map<string, Map<string, Child>>>>();
-  const level = <V>(map: Map<string, V>, key: string, make: () => V): V => {
-    let value = map.get(key);
-    if (value === undefined) map.set(key, (value = make()));
-    return value;
-  };
   return {
     registry,
-    request({ model, version, protocol, code }, seconds) {
-      const byCode = level(level(level(children, model, () => new Map()), version, () => new Map()), protocol, () => new Map<string, Child>());
-      const child = level(byCode, code, () => ({ count: requests.labels(model, version, protocol, code), time: latency.labels(model, version, protocol, code) }));
-      child.count.inc();
-      child.time.observe(seconds);
-    },
+    request: (labels, code, seconds) => requests.observe(labels.model, labels.version, labels.protocol, code, seconds),
     observer: (model, version) => {
       const labels = [model, String(version)];
       const rows = batches.labels(...labels);
@@ -103,4 +98,62 @@ export function createMetrics(): ServeMetrics {
       else registry.removeSingleMetric('maas_max_loaded_models');
     },
   };
+}
+
+const REQUEST_LABELS = ['model', 'version', 'protocol', 'code'] as const;
+
+interface Series {
+  labels: Record<(typeof REQUEST_LABELS)[number], string>;
+  /** observations per bucket of LATENCY_BUCKETS (not cumulative), then one for +Inf. */
+  buckets: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/**
+ * Request latency by model, version, protocol and code, kept by hand: prom-client validates and
+ * hashes a label object on every observe, a few microseconds a request on a model that runs in
+ * ten. Here a request is four map lookups, a bucket search and three additions; the registry
+ * reads the series as a histogram (and the request counter as its counts) when scraped.
+ */
+class RequestSeries {
+  private readonly byModel = new Map<string, Map<string, Map<string, Map<string, Series>>>>();
+
+  observe(model: string, version: string, protocol: string, code: string, seconds: number): void {
+    const byCode = level(level(level(this.byModel, model), version), protocol);
+    let series = byCode.get(code);
+    if (series === undefined) byCode.set(code, (series = { labels: { model, version, protocol, code }, buckets: new Float64Array(LATENCY_BUCKETS.length + 1), sum: 0, count: 0 }));
+    let bucket = 0;
+    while (bucket < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[bucket]!) bucket++;
+    series.buckets[bucket]!++;
+    series.sum += seconds;
+    series.count++;
+  }
+
+  *all(): Generator<Series> {
+    for (const versions of this.byModel.values()) for (const protocols of versions.values()) for (const codes of protocols.values()) yield* codes.values();
+  }
+
+  /** What prom-client's registry asks of a metric: its values as a histogram's, buckets cumulative. */
+  histogram(name: string, help: string) {
+    return {
+      name, help, type: 'histogram', aggregator: 'sum',
+      reset: () => this.byModel.clear(),
+      get: async () => {
+        const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+        for (const { labels, buckets, sum, count } of this.all()) {
+          let cumulative = 0;
+          LATENCY_BUCKETS.forEach((le, i) => values.push({ labels: { le, ...labels }, value: (cumulative += buckets[i]!), metricName: `${name}_bucket` }));
+          values.push({ labels: { le: '+Inf', ...labels }, value: count, metricName: `${name}_bucket` }, { labels, value: sum, metricName: `${name}_sum` }, { labels, value: count, metricName: `${name}_count` });
+        }
+        return { name, help, type: 'histogram', values, aggregator: 'sum' };
+      },
+    };
+  }
+}
+
+function level<V>(map: Map<string, Map<string, V>>, key: string): Map<string, V> {
+  let value = map.get(key);
+  if (value === undefined) map.set(key, (value = new Map()));
+  return value;
 }

@@ -123,7 +123,7 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
       const labels: RequestLabels = { model: '', version: '', protocol: 'grpc' };
       const finish = (code: number) => {
         const seconds = (performance.now() - started) / 1000;
-        if (labels.model) core.metrics.request({ ...labels, code: grpcModule.status[code] ?? String(code) }, seconds);
+        if (labels.model) core.metrics.request(labels, grpcModule.status[code] ?? String(code), seconds);
         if (core.jsonLogs) core.logEvent({ event: 'request', method: `grpc ${method}`, status: grpcModule.status[code] ?? code, ms: Math.round(seconds * 1e4) / 10, ...(labels.model ? { model: labels.model, version: labels.version } : {}) });
       };
       (async () => {

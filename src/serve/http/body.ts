@@ -105,9 +105,10 @@ export class BodyParser {
     for (let i = 0; i < PARSE_PROCESSES; i++) this.spawn();
   }
 
-  async infer(body: Body, headerLength: string | undefined, signature: Signature): Promise<ParsedInfer> {
+  /** Parsed here, at once, when small (no promise to wait for); in a parse process otherwise. */
+  infer(body: Body, headerLength: string | undefined, signature: Signature): ParsedInfer | Promise<ParsedInfer> {
     if (body.length <= INLINE_PARSE_BYTES) return parseInferRequest(joined(body), headerLength, signature);
-    return (await this.offload({ kind: 'infer', bodyLength: body.length, headerLength, signature }, body)) as ParsedInfer;
+    return this.offload({ kind: 'infer', bodyLength: body.length, headerLength, signature }, body) as Promise<ParsedInfer>;
   }
 
   async predict(body: Body, signature: Signature): Promise<ParsedPredict> {

@@ -37,7 +37,8 @@ export function parseInferRequest(body: Buffer, headerLength: string | undefined
 }
 
 export interface EncodedResponse {
-  body: Buffer;
+  /** JSON alone as text: node:http sends a string in one write with the headers. */
+  body: Buffer | string;
   headers: Record<string, string>;
 }
 
@@ -51,8 +52,9 @@ export function encodeInferResponse(args: { model: string; version: number; id: 
     chunks.push(bytes);
     return { ...head, parameters: { binary_data_size: bytes.length } };
   });
-  const json = Buffer.from(stringifyJson({ model_name: args.model, model_version: String(args.version), ...(args.id === undefined ? {} : { id: args.id }), outputs }));
-  if (chunks.length === 0) return { body: json, headers: { 'content-type': 'application/json' } };
+  const text = stringifyJson({ model_name: args.model, model_version: String(args.version), ...(args.id === undefined ? {} : { id: args.id }), outputs });
+  if (chunks.length === 0) return { body: text, headers: { 'content-type': 'application/json' } };
+  const json = Buffer.from(text);
   return {
     body: Buffer.concat([json, ...chunks]),
     headers: { 'content-type': 'application/octet-stream', [HEADER_LENGTH]: String(json.length) },

@@ -50,8 +50,12 @@ const ok = (body: Reply['body'], headers?: Record<string, string>): Reply => ({ 
 async function kserveInfer({ req, params, labels, core, bodies }: RouteRequest): Promise<Reply> {
   const slot = resolveSlot(core, params.model!, params.version, labels);
   const body = await readBody(req, core.maxBodyBytes);
-  const parsed = await bodies.infer(body, req.headers[HEADER_LENGTH] as string | undefined, slot.signature);
-  const outputs = await infer(core, await core.manager().acquire(slot), parsed.feeds, parsed.outputs);
+  // A small body parses at once and a loaded model is at hand: no await where nothing is pending.
+  let parsed = bodies.infer(body, req.headers[HEADER_LENGTH] as string | undefined, slot.signature);
+  if (parsed instanceof Promise) parsed = await parsed;
+  let runtime = core.manager().acquire(slot);
+  if (runtime instanceof Promise) runtime = await runtime;
+  const outputs = await infer(core, runtime, parsed.feeds, parsed.outputs);
   const encoded = encodeInferResponse({ model: slot.name, version: slot.version, id: parsed.id, outputs, order: parsed.outputs, binaryOutputs: parsed.binaryOutputs });
   return ok(encoded.body, encoded.headers);
 }
@@ -236,7 +240,10 @@ export function matchRoute(target: string): { route: Route; params: Record<strin
   for (const { route, prefix, pattern, names } of TEMPLATED) {
     if (!path.startsWith(prefix)) continue;
     const match = pattern.exec(path);
-    if (match) return { route, params: Object.fromEntries(names.map((name, i) => [name, decodeSegment(match[i + 1]!)])) };
+    if (!match) continue;
+    const params: Record<string, string | undefined> = {};
+    for (let i = 0; i < names.length; i++) params[names[i]!] = decodeSegment(match[i + 1]!);
+    return { route, params };
   }
   return undefined;
 }

@@ -80,6 +80,8 @@ function errorReply(error: unknown, challenge: string): Reply {
  * absolute-form as proxies may. Anything else (`*`, `//%zz`, a broken URL) is a 400.
  */
 function splitTarget(target: string): { path: string; query: URLSearchParams } {
+  // What clients send nearly always: a plain path, nothing to split or check.
+  if (target.startsWith('/') && !PLAIN_PATH_NOT.test(target)) return { path: target, query: new URLSearchParams() };
   let pathAndQuery = target.startsWith('/') ? target : undefined;
   if (pathAndQuery === undefined && /^https?:\/\//i.test(target) && URL.canParse(target)) {
     const url = new URL(target);
@@ -91,6 +93,9 @@ function splitTarget(target: string): { path: string; query: URLSearchParams } {
   }
   return { path, query: new URLSearchParams(query) };
 }
+
+/** What makes a target more than a plain path. */
+const PLAIN_PATH_NOT = /[?#%]/;
 
 /** Every % in a path starts an escape of two hex digits. */
 const WELL_ESCAPED = /^(?:[^%]|%[0-9A-Fa-f]{2})*$/s;
@@ -116,7 +121,7 @@ export async function listenHttp(core: ServingCore, options: { host: string; por
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = performance.now();
     const labels: RequestLabels = { model: '', version: '', protocol: 'other' };
-    let path = (req.url ?? '').split('?')[0]!.slice(0, 200); // what the log shows of a target that does not parse
+    let path: string | undefined;
     let reply: Reply;
     let challenge = 'Bearer realm="maas"';
     try {
@@ -139,15 +144,17 @@ export async function listenHttp(core: ServingCore, options: { host: string; por
     }
     // A draining server takes no further request on this connection.
     if (core.draining()) reply.headers = { ...reply.headers, connection: 'close' };
-    const body = Buffer.isBuffer(reply.body) ? reply.body : Buffer.from(typeof reply.body === 'string' ? reply.body : stringifyJson(reply.body));
+    // Text, not a Buffer, where it can be: node:http then writes the headers and body as one string.
+    const body = Buffer.isBuffer(reply.body) || typeof reply.body === 'string' ? reply.body : stringifyJson(reply.body);
     const headers: Record<string, string> = reply.headers ?? {};
     headers['content-type'] ??= 'application/json';
-    headers['content-length'] = String(body.length);
+    headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.length);
     res.writeHead(reply.status, headers);
     res.end(body);
     const seconds = (performance.now() - started) / 1000;
-    if (labels.model) core.metrics.request({ ...labels, code: String(reply.status) }, seconds);
-    if (core.jsonLogs) core.logEvent({ event: 'request', method: req.method, path, status: reply.status, ms: Math.round(seconds * 1e4) / 10, ...(labels.model ? { model: labels.model, version: labels.version } : {}) });
+    if (labels.model) core.metrics.request(labels, String(reply.status), seconds);
+    // path unset: the target did not parse, and the log shows what was sent of it.
+    if (core.jsonLogs) core.logEvent({ event: 'request', method: req.method, path: path ?? (req.url ?? '').split('?')[0]!.slice(0, 200), status: reply.status, ms: Math.round(seconds * 1e4) / 10, ...(labels.model ? { model: labels.model, version: labels.version } : {}) });
   };
 
   const timeouts: ClientTimeouts = { headersMs: 10_000, requestMs: 120_000, shutdownGraceMs: core.timeoutMs + 1000, ...options.clientTimeouts };
@@ -165,13 +172,15 @@ export async function listenHttp(core: ServingCore, options: { host: string; por
       if (--inFlight === 0) idle?.();
     });
     // No request may end the process: what `handle` did not foresee costs this one request, not the server.
-    handle(req, res)
-      .catch((error: unknown) => {
+    handle(req, res).catch((error: unknown) => {
+      try {
         core.logFailure('request-error', `a request failed inside the server: ${messageOf(error)}`);
         if (res.headersSent) res.destroy();
         else res.writeHead(500, { 'content-type': 'application/json', connection: 'close' }).end(JSON.stringify({ error: 'internal error' }));
-      })
-      .catch(() => res.destroy());
+      } catch {
+        res.destroy();
+      }
+    });
   };
   const server: Server = options.tls
     ? createHttpsServer({ ...serverOptions, ...options.tls.secureContextOptions() }, onRequest)
