@@ -7,7 +7,7 @@
  * message, and what does not parse is a MAAS_BAD_INPUT (INVALID_ARGUMENT), not a crash.
  */
 import { badInput } from '../../inference/protocol.js';
-import { WIRE, varintBytes } from '../../onnx/protobuf.js';
+import { WIRE } from '../../onnx/protobuf.js';
 import type { InferInputTensor, InferTensorContents, ModelInferRequest, ModelInferResponse } from './codec.js';
 
 const { varint: VARINT, fixed64: FIXED64, bytes: BYTES, fixed32: FIXED32 } = WIRE;
@@ -173,24 +173,77 @@ export function readModelInferRequest(buf: Buffer): ModelInferRequest {
   return request;
 }
 
-/** Field `number` with wire type 2: tag, length, then the parts. */
-function delimited(number: number, parts: Buffer[]): Buffer[] {
-  const length = parts.reduce((n, p) => n + p.length, 0);
-  return [varintBytes((number << 3) | BYTES), varintBytes(length), ...parts];
+/** Bytes a varint of a non-negative safe integer takes. */
+function varintLength(value: number): number {
+  let n = 1;
+  for (let v = value; v >= 0x80; v = Math.floor(v / 128)) n++;
+  return n;
 }
 
-const text = (number: number, value: string): Buffer[] => (value === '' ? [] : delimited(number, [Buffer.from(value, 'utf8')]));
+/** A length-delimited field of `length` bytes, whole: tag, length and content. */
+const fieldLength = (number: number, length: number): number => varintLength((number << 3) | BYTES) + varintLength(length) + length;
+
+/** Writes into one buffer sized beforehand: no part is allocated on its own. */
+class Writer {
+  pos = 0;
+  constructor(readonly buf: Buffer) {}
+
+  varint(value: number): void {
+    let v = value;
+    while (v >= 0x80) {
+      this.buf[this.pos++] = (v % 128) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    this.buf[this.pos++] = v;
+  }
+
+  head(number: number, length: number): void {
+    this.varint((number << 3) | BYTES);
+    this.varint(length);
+  }
+
+  /** A string field; proto3 leaves an empty one out. */
+  text(number: number, value: string, length: number): void {
+    if (length === 0) return;
+    this.head(number, length);
+    this.pos += this.buf.write(value, this.pos, 'utf8');
+  }
+
+  bytes(number: number, value: Uint8Array): void {
+    this.head(number, value.length);
+    this.buf.set(value, this.pos);
+    this.pos += value.length;
+  }
+}
+
+const textLength = (number: number, length: number): number => (length === 0 ? 0 : fieldLength(number, length));
 
 export function writeModelInferResponse(response: ModelInferResponse): Buffer {
-  const outputs = response.outputs.flatMap((o) => {
-    const shape = o.shape.length ? delimited(3, o.shape.map((d) => varintBytes(d))) : [];
-    return delimited(5, [...text(1, o.name), ...text(2, o.datatype), ...shape]);
+  const name = Buffer.byteLength(response.model_name);
+  const version = Buffer.byteLength(response.model_version);
+  const id = Buffer.byteLength(response.id);
+  const outputs = response.outputs.map((o) => {
+    const name = Buffer.byteLength(o.name);
+    const datatype = Buffer.byteLength(o.datatype);
+    const shape = o.shape.reduce((n, d) => n + varintLength(d), 0);
+    return { o, name, datatype, shape, length: textLength(1, name) + textLength(2, datatype) + (o.shape.length ? fieldLength(3, shape) : 0) };
   });
-  return Buffer.concat([
-    ...text(1, response.model_name),
-    ...text(2, response.model_version),
-    ...text(3, response.id),
-    ...outputs,
-    ...response.raw_output_contents.flatMap((raw) => delimited(6, [raw])),
-  ]);
+  const total = textLength(1, name) + textLength(2, version) + textLength(3, id)
+    + outputs.reduce((n, o) => n + fieldLength(5, o.length), 0)
+    + response.raw_output_contents.reduce((n, raw) => n + fieldLength(6, raw.length), 0);
+  const w = new Writer(Buffer.allocUnsafe(total));
+  w.text(1, response.model_name, name);
+  w.text(2, response.model_version, version);
+  w.text(3, response.id, id);
+  for (const { o, name, datatype, shape, length } of outputs) {
+    w.head(5, length);
+    w.text(1, o.name, name);
+    w.text(2, o.datatype, datatype);
+    if (o.shape.length) {
+      w.head(3, shape);
+      for (const d of o.shape) w.varint(d);
+    }
+  }
+  for (const raw of response.raw_output_contents) w.bytes(6, raw);
+  return w.buf;
 }
