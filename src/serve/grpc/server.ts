@@ -126,10 +126,14 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
         if (labels.model) core.metrics.request(labels, grpcModule.status[code] ?? String(code), seconds);
         if (core.jsonLogs) core.logEvent({ event: 'request', method: `grpc ${method}`, status: grpcModule.status[code] ?? code, ms: Math.round(seconds * 1e4) / 10, ...(labels.model ? { model: labels.model, version: labels.version } : {}) });
       };
-      (async () => {
+      let response: Res | Promise<Res>;
+      try {
         if (needsAuth) checkToken(call.metadata.get('authorization')[0] as string | undefined, core.token);
-        return handler(call.request, labels, call);
-      })().then(
+        response = handler(call.request, labels, call);
+      } catch (error) {
+        response = Promise.reject(error);
+      }
+      Promise.resolve(response).then(
         (response) => {
           callback(null, response);
           finish(grpcModule.status.OK);
@@ -158,7 +162,9 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
       const r = readModelInferRequest(bytes);
       const slot = resolveSlot(core, r.model_name, r.model_version || undefined, labels);
       const { feeds, outputs } = decodeModelInfer(r, slot.signature);
-      const results = await infer(core, await core.manager().acquire(slot), feeds, outputs, deadlineOf(call));
+      let runtime = core.manager().acquire(slot);
+      if (runtime instanceof Promise) runtime = await runtime; // only while the version loads
+      const results = await infer(core, runtime, feeds, outputs, deadlineOf(call));
       return encodeModelInfer({ model: slot.name, version: slot.version, id: r.id, outputs: results, order: outputs });
     }),
     RepositoryIndex: unary('RepositoryIndex', true, (r: { ready: boolean }) => ({
