@@ -23,7 +23,7 @@ import { MaasError, isMaasError, messageOf } from '../core/errors.js';
 import { formatBytes, formatDuration } from '../core/units.js';
 import type { Signature } from '../onnx/inspect.js';
 import type { RegistryConfig } from '../registry/config.js';
-import { type VersionPolicy, formatVersionPolicy, selectVersions } from '../registry/policy.js';
+import { type VersionPolicy, formatVersionPolicy, missingFromPolicy, selectVersions } from '../registry/policy.js';
 import { LATEST, type Selector, formatModelRef } from '../registry/refs.js';
 import { Registry, type RegistryOptions, type VersionRecord } from '../registry/registry.js';
 import { checkBlobs, modelPath, readWarmup } from '../registry/serve-cache.js';
@@ -108,6 +108,8 @@ export type ServeEvent =
   | { event: 'refresh-failed'; error: string }
   /** a version measured above its estimate once loaded, and nothing idle left to evict: the budget is exceeded. */
   | { event: 'over-budget'; model: string; version: number; residentBytes: number; error: string }
+  /** a policy's `specific` entries that name no registered version or alias (yet): served once they do. */
+  | { event: 'policy-missing'; model: string; policy: string; missing: string[] }
   /** a served ref that no longer resolves (its alias deleted): what it served keeps answering. */
   | { event: 'target-unresolved'; target: string; model: string; error: string; serving: number[] }
   /** the signature policy versions are checked against before they load. */
@@ -177,6 +179,8 @@ export class ModelManager {
   private readonly pinVersions = new Map<ServeTarget, number>();
   /** targets that stopped resolving (an alias deleted), by label, with the reason last logged. */
   private unresolved = new Map<string, string>();
+  /** by model, the policy entries last logged as not registered. */
+  private policyMissing = new Map<string, string>();
   /** why the last poll could not read the registry, logged once until a poll succeeds. */
   private refreshError: string | undefined;
   private refreshing: Promise<void> | undefined;
@@ -612,6 +616,7 @@ export class ModelManager {
       : this.registry.modelNames().map((name) => ({ name }));
     const byName = new Map<string, Desired>();
     const unresolved = new Map<string, string>();
+    const missing = new Map<string, string>();
     for (const target of targets) {
       let versions: number[];
       try {
@@ -627,6 +632,7 @@ export class ModelManager {
         if (this.unresolved.get(label) !== messageOf(error)) this.options.log({ event: 'target-unresolved', target: label, model: target.name, error: messageOf(error), serving: this.stillServable(target.name) });
         versions = this.stillServable(target.name);
       }
+      if (!target.selector) this.notePolicyMissing(target.name, config, missing);
       if (versions.length === 0 && initial && this.options.targets.some((t) => t.name === target.name)) {
         const { policy } = this.options.serving(target.name, config);
         throw new MaasError('MAAS_VERSION_NOT_FOUND', `the version policy ${formatVersionPolicy(policy)} selects no version of ${target.name} (registered: ${this.registry.versions(target.name).join(', ')})`, {
@@ -659,7 +665,17 @@ export class ModelManager {
       for (const [alias, v] of Object.entries(this.registry.aliases(entry.name))) if (entry.versions.has(v)) entry.aliases.set(alias, v);
     }
     this.unresolved = unresolved;
+    this.policyMissing = missing;
     return [...byName.values()];
+  }
+
+  /** Logs, once until it changes, what a model's policy names that is not registered. */
+  private notePolicyMissing(name: string, config: RegistryConfig, missing: Map<string, string>): void {
+    const { policy } = this.options.serving(name, config);
+    const names = missingFromPolicy(policy as VersionPolicy, this.registry.versions(name), this.registry.aliases(name));
+    if (names.length === 0) return;
+    missing.set(name, names.join(','));
+    if (this.policyMissing.get(name) !== names.join(',')) this.options.log({ event: 'policy-missing', model: name, policy: formatVersionPolicy(policy), missing: names });
   }
 
   /**

@@ -90,3 +90,11 @@ export function selectVersions(policy: VersionPolicy, versions: number[], aliase
   }
   return [...chosen].filter((v) => existing.has(v)).sort((a, b) => a - b);
 }
+
+/** The entries of a policy's `specific` terms that name no registered version and no alias: served once they do. */
+export function missingFromPolicy(policy: VersionPolicy, versions: number[], aliases: Record<string, number>): string[] {
+  const existing = new Set(versions);
+  return policy.terms.flatMap((term) => (term.kind === 'specific'
+    ? [...term.versions.filter((v) => !existing.has(v)).map(String), ...term.aliases.filter((a) => aliases[a] === undefined)]
+    : []));
+}

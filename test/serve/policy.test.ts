@@ -112,6 +112,19 @@ describe('version policies', () => {
     });
   });
 
+  it('says once what a specific policy names that is not registered, and serves it once it is', async () => {
+    const reg = await threeVersions();
+    const server = await serveRegistry(reg, { flags: { versionPolicy: parseVersionPolicy('specific:1,4,canary') }, pollMs: 100 });
+    expect((await server.get('/v2/models/mlp')).json.versions).toEqual(['1']);
+    await sleep(500); // a few polls: still one line
+    const said = () => server.logs.filter((l) => l.includes('names'));
+    expect(said()).toEqual(['mlp: the version policy specific:1,4,canary names 4, canary, not registered; served once registered']);
+    expect((await reg.cli('register', writeModel(reg.work, 'mlp4.onnx', mlp({ seed: 4 })), '--name', 'mlp')).exitCode).toBe(0);
+    await until(async () => ((await server.get('/v2/models/mlp')).json.versions as string[]).join() === '1,4', 'version 4 to be served');
+    await until(async () => said().length === 2, 'the narrower line');
+    expect(said()[1]).toContain('names canary, not registered');
+  });
+
   it('applies the policy on hot reload as versions are registered and removed', async () => {
     const reg = await threeVersions();
     const overrides: ServeOverrides = { flags: { versionPolicy: parseVersionPolicy('latest:2') }, pollMs: 100 };
