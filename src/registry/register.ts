@@ -44,6 +44,8 @@ export interface RegisterResult {
   loadChecked: boolean;
   /** what breaks for clients of the version before it (the highest registered below), if anything. */
   breaking?: { from: string; changes: SignatureChange[] };
+  /** a conversion kept with --force although its proof failed: what `show` records of it. */
+  forcedConversion?: ConversionRecord;
   commit?: string;
 }
 
@@ -180,6 +182,7 @@ export async function registerModel(options: RegisterOptions, ctx: RegistryOptio
     return {
       ...base,
       ...(previous && changes.length ? { breaking: { from: formatRef(name, previous.version), changes } } : {}),
+      ...(conversion?.forced ? { forcedConversion: conversion } : {}),
       status: 'registered' as const,
       digest: files[0]!.digest,
       manifestDigest: digestOf(built.manifestBytes),

@@ -189,6 +189,12 @@ describe('maas register --int8', () => {
     const refused = await reg.cli('register', source, '--name', 'deep', '--int8', '--tolerance', '0');
     expect(refused.exitCode).toBe(8);
     expect((await reg.cli('list', 'deep', '--json')).json().models[0].versions).toHaveLength(1);
+    // Kept with --force: said at once, not only by `show`.
+    const forced = await reg.cli('register', source, '--name', 'deep', '--int8', '--tolerance', '0', '--force', '--no-latency');
+    expect(forced.exitCode, forced.stderr).toBe(0);
+    expect(forced.stdout).toMatch(/⚠ Kept beyond tolerance \(--force\): worst normalized error \S+ over the tolerance 0\n/);
+    const json = await reg.cli('register', source, '--name', 'deep', '--int8', 'weight-only', '--tolerance', '0', '--force', '--no-latency', '--json');
+    expect(json.json().forcedConversion).toMatchObject({ forced: true, accuracy: { passed: false } });
   });
 });
 

@@ -4,6 +4,7 @@ import type { GcResult } from '../../registry/gc.js';
 import type { InitResult } from '../../registry/init.js';
 import type { ListResult, ShowResult } from '../../registry/query.js';
 import type { RegisterResult } from '../../registry/register.js';
+import type { AccuracyReport } from '../../registry/manifest.js';
 import type { RemoveResult } from '../../registry/remove.js';
 import type { TagResult } from '../../registry/tag.js';
 import type { VerifyResult } from '../../registry/verify.js';
@@ -38,6 +39,15 @@ function renderSignature(s: Signature, t: Theme): string[] {
   return table(rows, visible).split('\n').map((l) => `  ${l}`);
 }
 
+/** Why a conversion registered with --force is not proven, as `register` says it at once. */
+function forcedLine(a: AccuracyReport): string {
+  const constant = a.outputs.filter((o) => o.constant).map((o) => o.name);
+  if (a.worst <= a.tolerance && constant.length) {
+    return `⚠ Kept unproven (--force): ${constant.join(', ')} did not vary on the ${a.samples} inputs compared; convert with --samples of real requests to prove it`;
+  }
+  return `⚠ Kept beyond tolerance (--force): worst normalized error ${a.worst.toExponential(2)} over the tolerance ${a.tolerance}`;
+}
+
 export function renderRegister(r: RegisterResult, t: Theme): string {
   if (r.status === 'unchanged') {
     return [
@@ -57,6 +67,7 @@ export function renderRegister(r: RegisterResult, t: Theme): string {
           `  A server that serves ${r.name} by name or by policy moves to ${r.ref}; \`maas diff ${r.breaking.from} ${r.ref}\` shows every change.`,
         ]
       : []),
+    ...(r.forcedConversion ? [t.warn(forcedLine(r.forcedConversion.accuracy))] : []),
     ...renderSignature(r.signature, t),
     `Next: ${t.code(`maas show ${r.ref}`)} · ${t.code(`maas serve ${r.ref}`)}`,
   ].join('\n');
