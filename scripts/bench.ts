@@ -23,7 +23,7 @@
  *   models   many models on one server: cold vs warm first answer, memory per version against
  *            its file, medium's p99 while large is loaded and unloaded beside it
  *
- * BENCH_ONLY=serve|transport|models|hash|push|convert runs one group (transport: overhead and grpc).
+ * BENCH_ONLY=serve|transport|models|hash|push|convert runs one group (transport: overhead and grpc; serve runs them too).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
