@@ -11,7 +11,9 @@
  *            and returns a fixed answer (wrk); both this and grpc alternate ROUNDS rounds of their
  *            two sides and compare medians
  *   grpc     gRPC ModelInfer with raw contents vs REST with the binary tensor extension, medium
- *            model, batch 1, 32 calls in flight, both from h2load (nghttp2's C load generator)
+ *            model, batch 1, 32 calls in flight, both from h2load (nghttp2's C load generator);
+ *            and the floor under it: CPU per answer of bare node:http and node:http2 (gRPC-framed)
+ *            servers sending fixed 4 KB answers to the same load
  *   hash     maas's streamed SHA-256 vs `openssl dgst -sha256` on a warm 1 GiB file
  *   push     `maas push` of a 1 GiB model to docker-registry on loopback vs a plain loopback
  *            copy of the same bytes (TCP into a file on the same disk); the CLI's peak RSS
@@ -28,7 +30,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus } from 'node:os';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { join, resolve } from 'node:path';
@@ -165,10 +167,53 @@ http.createServer((req, res) => {
   });
 }).listen(0, '127.0.0.1', function () { process.stdout.write('listening on http://127.0.0.1:' + this.address().port + '\\n'); });`;
 
-async function bareServer(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, ['-e', BARE_SERVER], { stdio: ['ignore', 'pipe', 'ignore'] });
+/**
+ * The transport floor under the grpc cell: bare servers that read a 4 KB binary request and send
+ * a fixed 4 KB answer, one on node:http (as REST with the binary extension), one on node:http2
+ * with gRPC's framing and trailers (as ModelInfer). Their CPU per answer is what either protocol
+ * costs before any of maas runs.
+ */
+const BARE_H1_BINARY = `
+const answer = Buffer.alloc(4096, 1);
+require('node:http').createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    Buffer.concat(chunks);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': answer.length });
+    res.end(answer);
+  });
+}).listen(0, '127.0.0.1', function () { process.stdout.write('listening on http://127.0.0.1:' + this.address().port + '\\n'); });`;
+
+const BARE_H2_GRPC = `
+const answer = Buffer.alloc(5 + 4096, 1);
+answer[0] = 0;
+answer.writeUInt32BE(4096, 1);
+const server = require('node:http2').createServer();
+server.on('stream', (stream) => {
+  const chunks = [];
+  stream.on('data', (c) => chunks.push(c));
+  stream.on('end', () => {
+    Buffer.concat(chunks);
+    if (stream.destroyed) return;
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    stream.end(answer);
+  });
+  stream.on('error', () => {});
+});
+server.listen(0, '127.0.0.1', function () { process.stdout.write('listening on http://127.0.0.1:' + this.address().port + '\\n'); });`;
+
+async function bareServer(source = BARE_SERVER): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, ['-e', source], { stdio: ['ignore', 'pipe', 'ignore'] });
   const url = await waitForUrl(child);
-  return { url, stop: () => new Promise<void>((done) => { child.once('exit', () => done()); child.kill('SIGTERM'); }) };
+  return { url, pid: child.pid!, stop: () => new Promise<void>((done) => { child.once('exit', () => done()); child.kill('SIGTERM'); }) };
+}
+
+/** CPU seconds a process has used (Linux /proc: user + system clock ticks, 100 a second). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /**
@@ -372,6 +417,20 @@ async function benchTransports(registry: string, record: (cell: Record<string, u
   await both.stop();
   const restRps = median(restRuns.map((r) => r.rps));
   const grpcRps = median(grpcRuns.map((r) => r.rps));
+  const floor = { rest: [] as number[], grpc: [] as number[] };
+  for (const [side, source, args] of [['rest', BARE_H1_BINARY, restArgs], ['grpc', BARE_H2_GRPC, grpcArgs]] as const) {
+    const bare = await bareServer(source);
+    const url = new URL(bare.url);
+    const retarget = (list: string[]) => [...list.slice(0, -1), side === 'rest' ? `${bare.url}/` : `http://${url.host}/inference.GRPCInferenceService/ModelInfer`];
+    await h2load(retarget(args(1)));
+    for (let round = 0; round < ROUNDS; round++) {
+      const before = cpuSeconds(bare.pid);
+      const run = await h2load(retarget(args(DURATION)));
+      floor[side].push(((cpuSeconds(bare.pid) - before) * 1e6) / run.done);
+    }
+    await bare.stop();
+  }
+  record({ bench: 'transport-floor', bareHttp1CpuUsPerAnswer: median(floor.rest), bareHttp2GrpcCpuUsPerAnswer: median(floor.grpc), ratio: median(floor.rest) / median(floor.grpc) });
   record({ bench: 'grpc-vs-rest', model: medium.name, rounds: ROUNDS, restRps, grpcRps, ratio: grpcRps / restRps, roundRatios: grpcRuns.map((r, i) => r.rps / restRuns[i]!.rps), restMeanMs: median(restRuns.map((r) => r.p50)), grpcMeanMs: median(grpcRuns.map((r) => r.p50)), errors });
 }
 
