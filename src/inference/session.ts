@@ -99,9 +99,8 @@ export async function warmUp(session: OpenedSession, signature: Signature, sampl
  * The fastest of PROBE_RUNS one-row runs, in µs, on a warm session: what the model costs when
  * nothing else wants the cores. (A median, taken while the server is still starting, ranged from
  * 50 to 110 µs for a model that runs in 10, and put it inline on one start and not the next.)
- * Undefined when the signature has
- * free dims other than the batch (a sample would not tell the cost of real requests) or the
- * model refuses generated values.
+ * Undefined when the signature has free dims other than the batch (a sample would not tell the
+ * cost of real requests) or the model refuses generated values.
  */
 export async function probe(session: OpenedSession, signature: Signature): Promise<number | undefined> {
   const fixed = signature.inputs.every((i) => i.shape !== null && i.shape.every((d, axis) => axis === 0 || typeof d === 'number'));
