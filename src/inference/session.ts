@@ -62,6 +62,8 @@ export async function openSession(modelPath: string, providers: string[], thread
 
 /** Runs of the generated one-row sample: enough for one of them to run undisturbed. */
 const PROBE_RUNS = 15;
+/** ...unless they take longer than this together: a model that slow is no inline candidate anyway. */
+const PROBE_BUDGET_MS = 20;
 
 /** A generated sample of one row, every free dim 1: the cheapest request the model takes. */
 function oneRow(signature: Signature): Record<string, WireTensor> {
@@ -96,7 +98,7 @@ export async function warmUp(session: OpenedSession, signature: Signature, sampl
 }
 
 /**
- * The fastest of PROBE_RUNS one-row runs, in µs, on a warm session: what the model costs when
+ * The fastest of up to PROBE_RUNS one-row runs, in µs, on a warm session: what the model costs when
  * nothing else wants the cores. (A median, taken while the server is still starting, ranged from
  * 50 to 110 µs for a model that runs in 10, and put it inline on one start and not the next.)
  * Undefined when the signature has free dims other than the batch (a sample would not tell the
@@ -109,7 +111,8 @@ export async function probe(session: OpenedSession, signature: Signature): Promi
   const fetches = signature.outputs.map((o) => o.name);
   try {
     let fastest = Number.POSITIVE_INFINITY;
-    for (let i = 0; i < PROBE_RUNS; i++) {
+    const began = performance.now();
+    for (let i = 0; i < PROBE_RUNS && performance.now() - began < PROBE_BUDGET_MS; i++) {
       const started = performance.now();
       await session.run(feeds, fetches);
       fastest = Math.min(fastest, (performance.now() - started) * 1000);

@@ -46,6 +46,23 @@ describe('serving behaviour', () => {
     expect(metricValue(after.text, 'maas_batch_size_bucket{le="1",model="mlp"')).toBeLessThan(metricValue(after.text, 'maas_batch_size_count{model="mlp"'));
   });
 
+  it('runs a tiny model inline on the HTTP thread, batched per turn, with the answers a worker gives', async () => {
+    const reg = await registry([{ name: 'tiny', file: 'tiny.onnx', model: mlp({ inputSize: 64, hiddenSize: 16, outputSize: 4, seed: 5 }) }]);
+    const inline = await serveRegistry(reg);
+    expect(inline.logs.join('\n')).toMatch(/loaded tiny@1 .*\d+ µs a row, small requests inline/);
+    const onWorker = await serveRegistry(reg, { flags: { inlineUs: 0 } });
+    expect(onWorker.logs.join('\n')).not.toContain('inline');
+    const unbatched = await serveRegistry(reg, { flags: { maxBatch: 1 } });
+    expect(unbatched.logs.join('\n')).not.toContain('inline'); // nothing to merge: a worker beside the HTTP thread is faster
+    const ask = (server: TestServer) => Promise.all(Array.from({ length: 24 }, (_, i) => server.post('/v2/models/tiny/infer', mlpRequest(i, 1 + (i % 3)))));
+    const [a, b] = [await ask(inline), await ask(onWorker)];
+    expect(a.map((r) => r.status)).toEqual(Array(24).fill(200));
+    expect(a.map((r) => r.json.outputs)).toEqual(b.map((r) => r.json.outputs));
+    const metrics = (await inline.get('/metrics')).text;
+    expect(metricValue(metrics, 'maas_batch_requests_sum{model="tiny"')).toBe(24);
+    expect(metricValue(metrics, 'maas_batch_requests_count{model="tiny"')).toBeLessThan(24);
+  });
+
   it('merges requests that queue behind a busy worker without any delay', async () => {
     const server = await servedSlow();
     const results = await Promise.all(Array.from({ length: 16 }, (_, i) => server.post('/v2/models/slow/infer', slowRequest(i))));
