@@ -100,7 +100,8 @@ export type ServeEvent =
   /** `warmupSamples`: the stored samples its warm-up ran (0: a generated request). */
   | { event: 'loaded'; model: string; version: number; provider: string; loadMs: number; warmupMs: number; warmupSamples: number; residentBytes: number; runUs?: number; inline: boolean; warmupError?: string }
   | { event: 'unloaded'; model: string; version: number; reason: UnloadReason }
-  | { event: 'swapped'; model: string; from: number | undefined; to: number }
+  /** the version a request naming none gets moved; `kept`: the one it moved from is still served (by policy or alias). */
+  | { event: 'swapped'; model: string; from: number | undefined; to: number; kept: boolean }
   /** the budget holds one of the two: requests to `model` wait while `from` unloads and `to` loads. */
   | { event: 'swap-wait'; model: string; from: number; to: number }
   /** `serving`: the version still served under the name, if any. */
@@ -179,8 +180,8 @@ export class ModelManager {
   private readonly pinVersions = new Map<ServeTarget, number>();
   /** targets that stopped resolving (an alias deleted), by label, with the reason last logged. */
   private unresolved = new Map<string, string>();
-  /** by model, the policy entries last logged as not registered. */
-  private policyMissing = new Map<string, string>();
+  /** by model, the policy entries not registered at the last poll (each is said once). */
+  private policyMissing = new Map<string, Set<string>>();
   /** why the last poll could not read the registry, logged once until a poll succeeds. */
   private refreshError: string | undefined;
   private refreshing: Promise<void> | undefined;
@@ -616,7 +617,7 @@ export class ModelManager {
       : this.registry.modelNames().map((name) => ({ name }));
     const byName = new Map<string, Desired>();
     const unresolved = new Map<string, string>();
-    const missing = new Map<string, string>();
+    const missing = new Map<string, Set<string>>();
     for (const target of targets) {
       let versions: number[];
       try {
@@ -669,13 +670,14 @@ export class ModelManager {
     return [...byName.values()];
   }
 
-  /** Logs, once until it changes, what a model's policy names that is not registered. */
-  private notePolicyMissing(name: string, config: RegistryConfig, missing: Map<string, string>): void {
+  /** Logs what a model's policy names that is not registered: each entry once, until it is registered. */
+  private notePolicyMissing(name: string, config: RegistryConfig, missing: Map<string, Set<string>>): void {
     const { policy } = this.options.serving(name, config);
     const names = missingFromPolicy(policy as VersionPolicy, this.registry.versions(name), this.registry.aliases(name));
     if (names.length === 0) return;
-    missing.set(name, names.join(','));
-    if (this.policyMissing.get(name) !== names.join(',')) this.options.log({ event: 'policy-missing', model: name, policy: formatVersionPolicy(policy), missing: names });
+    missing.set(name, new Set(names));
+    const unsaid = names.filter((n) => !this.policyMissing.get(name)?.has(n));
+    if (unsaid.length) this.options.log({ event: 'policy-missing', model: name, policy: formatVersionPolicy(policy), missing: unsaid });
   }
 
   /**
@@ -776,7 +778,7 @@ export class ModelManager {
         }
       }
       next.set(want.name, { name: want.name, defaultVersion, versions, aliases });
-      if (!initial && previous?.defaultVersion !== defaultVersion) this.options.log({ event: 'swapped', model: want.name, from: previous?.defaultVersion, to: defaultVersion });
+      if (!initial && previous?.defaultVersion !== defaultVersion) this.options.log({ event: 'swapped', model: want.name, from: previous?.defaultVersion, to: defaultVersion, kept: previous !== undefined && versions.has(previous.defaultVersion) });
     }
     // At start, a version that cannot load is left out and the others serve, unless none can.
     if (initial && next.size === 0 && firstFailure !== undefined) throw firstFailure;

@@ -79,7 +79,9 @@ function humanEvent(event: ServeEvent): string | undefined {
       + (event.warmupError === undefined ? '' : `; its generated warm-up request failed (${event.warmupError.split('\n')[0]}), so the first request pays onnxruntime's first run: register it with --warmup`);
     case 'unloaded': return `unloaded ${event.model}@${event.version} (${UNLOAD_WHY[event.reason]})`;
     case 'swap-wait': return `${event.model}: the memory budget holds one of ${event.from} and ${event.to}: requests wait while ${event.from} unloads and ${event.to} loads`;
-    case 'swapped': return `${event.model}: now serving version ${event.to}${event.from === undefined ? '' : ` (was ${event.from})`}`;
+    case 'swapped': return event.kept
+      ? `${event.model}: requests that name no version now get ${event.to} (${event.from} is still served)`
+      : `${event.model}: now serving version ${event.to}${event.from === undefined ? '' : ` (was ${event.from})`}`;
     case 'trust': return event.policy;
     case 'load-failed': return event.serving === undefined
       ? `could not load ${event.model}@${event.version}: ${event.error}`
