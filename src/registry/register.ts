@@ -44,7 +44,7 @@ export interface RegisterResult {
   loadChecked: boolean;
   /** what breaks for clients of the version before it (the highest registered below), if anything. */
   breaking?: { from: string; changes: SignatureChange[] };
-  /** a conversion kept with --force although its proof failed: what `show` records of it. */
+  /** a conversion kept with --force although its proof failed (this time: the bytes may be registered already). */
   forcedConversion?: ConversionRecord;
   commit?: string;
 }
@@ -158,7 +158,10 @@ export async function registerModel(options: RegisterOptions, ctx: RegistryOptio
         tx.record({ at, action: 'tag', model: name, version, alias: options.alias, ...(previous === undefined ? {} : { previous }) });
       }
     }
-    const base = { name, version, ref: formatRef(name, version), tag: versionTag(name, version), alias: options.alias, loadChecked, signature: info.signature, graphFingerprint: info.graphFingerprint };
+    const base = {
+      name, version, ref: formatRef(name, version), tag: versionTag(name, version), alias: options.alias, loadChecked, signature: info.signature, graphFingerprint: info.graphFingerprint,
+      ...(conversion?.forced ? { forcedConversion: conversion } : {}),
+    };
     if (reuse) {
       return {
         ...base,
@@ -182,7 +185,6 @@ export async function registerModel(options: RegisterOptions, ctx: RegistryOptio
     return {
       ...base,
       ...(previous && changes.length ? { breaking: { from: formatRef(name, previous.version), changes } } : {}),
-      ...(conversion?.forced ? { forcedConversion: conversion } : {}),
       status: 'registered' as const,
       digest: files[0]!.digest,
       manifestDigest: digestOf(built.manifestBytes),

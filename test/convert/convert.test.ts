@@ -195,6 +195,10 @@ describe('maas register --int8', () => {
     expect(forced.stdout).toMatch(/⚠ Kept beyond tolerance \(--force\): worst normalized error \S+ over the tolerance 0\n/);
     const json = await reg.cli('register', source, '--name', 'deep', '--int8', 'weight-only', '--tolerance', '0', '--force', '--no-latency', '--json');
     expect(json.json().forcedConversion).toMatchObject({ forced: true, accuracy: { passed: false } });
+    // The same bytes again: nothing registered, and still said.
+    const again = await reg.cli('register', source, '--name', 'deep', '--int8', 'weight-only', '--tolerance', '0', '--force', '--no-latency');
+    expect(again.stdout).toContain('already holds these bytes');
+    expect(again.stdout).toContain('⚠ Kept beyond tolerance (--force)');
   });
 });
 

@@ -53,6 +53,7 @@ export function renderRegister(r: RegisterResult, t: Theme): string {
     return [
       `${t.success('✔')} ${t.ref(r.ref)} already holds these bytes; nothing registered${r.alias ? ` (alias ${r.alias} → ${r.version})` : ''}.`,
       `  digest ${r.digest}`,
+      ...(r.forcedConversion ? [t.warn(forcedLine(r.forcedConversion.accuracy))] : []),
     ].join('\n');
   }
   return [
