@@ -147,8 +147,8 @@ export function fromJsonData(name: string, type: OrtType, dims: number[], data: 
   const bad = (i: number, what: string) => new TensorError(`input '${name}': element ${i} is ${describe(values[i])}, expected ${what}`);
   if (type === 'string') {
     return values.map((v, i) => {
-      if (typeof v !== 'string') throw bad(i, 'a string');
-      return v;
+      if (typeof v !== 'string' && !(v instanceof Uint8Array)) throw bad(i, 'a string');
+      return textElement(name, i, v);
     });
   }
   if (type === 'float16') {
@@ -197,6 +197,28 @@ function flatFloats(type: 'float32' | 'float64', dims: number[], data: unknown):
   return out;
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * A BYTES element as onnxruntime's string tensors hold it: text, cut at the first NUL. Bytes that
+ * are not UTF-8, or a NUL, would reach the model changed (U+FFFD, or the string cut short), so
+ * they are refused instead.
+ */
+function textElement(name: string, index: number, value: string | Uint8Array): string {
+  let text: string;
+  if (typeof value === 'string') {
+    text = value;
+  } else {
+    try {
+      text = UTF8.decode(value);
+    } catch {
+      throw new TensorError(`input '${name}': BYTES element ${index} is not valid UTF-8, and onnxruntime's string tensors hold text; send raw bytes as a UINT8 tensor`);
+    }
+  }
+  if (text.includes('\0')) throw new TensorError(`input '${name}': BYTES element ${index} holds a NUL character, where onnxruntime's string tensors end`);
+  return text;
+}
+
 /** The bytes a binary tensor of this type and shape takes; undefined for strings. */
 export function binaryByteLength(type: OrtType, dims: number[]): number | undefined {
   return type === 'string' ? undefined : elementCount(dims) * BY_ORT.get(type)!.bytes;
@@ -212,7 +234,7 @@ export function fromBinary(name: string, type: OrtType, dims: number[], bytes: B
       if (pos + 4 > bytes.length) throw new TensorError(`input '${name}': BYTES element ${out.length} has a truncated length prefix`);
       const length = bytes.readUInt32LE(pos);
       if (pos + 4 + length > bytes.length) throw new TensorError(`input '${name}': BYTES element ${out.length} runs past the tensor's data`);
-      out.push(bytes.toString('utf8', pos + 4, pos + 4 + length));
+      out.push(textElement(name, out.length, bytes.subarray(pos + 4, pos + 4 + length)));
       pos += 4 + length;
     }
     if (out.length !== count) throw new TensorError(`input '${name}': shape [${dims.join(', ')}] needs ${count} elements, binary data has ${out.length}`);

@@ -35,6 +35,16 @@ describe('tensor conversion', () => {
     expect(() => fromBinary('f', 'float32', [4], floats)).toThrow('needs 16 bytes, binary_data_size is 12');
   });
 
+  it('refuses BYTES that onnxruntime would change: not UTF-8, or holding a NUL', () => {
+    const prefixed = (...elements: Buffer[]) => Buffer.concat(elements.flatMap((e) => [Buffer.from(new Uint32Array([e.length]).buffer), e]));
+    expect(fromBinary('s', 'string', [2], prefixed(Buffer.from('\ufeffé'), Buffer.from('ok')))).toEqual(['\ufeffé', 'ok']); // a BOM is kept
+    expect(() => fromBinary('s', 'string', [1], prefixed(Buffer.from([0xff, 0xfe])))).toThrow("input 's': BYTES element 0 is not valid UTF-8");
+    expect(() => fromBinary('s', 'string', [2], prefixed(Buffer.from('x'), Buffer.from('a\0b')))).toThrow("input 's': BYTES element 1 holds a NUL character");
+    expect(() => fromJsonData('s', 'string', [1], ['é\u0000'])).toThrow('holds a NUL character');
+    expect(fromJsonData('s', 'string', [2], [Buffer.from('gRPC'), 'json'])).toEqual(['gRPC', 'json']); // bytes_contents arrive as bytes
+    expect(() => fromJsonData('s', 'string', [1], [Buffer.from([0xc3])])).toThrow('not valid UTF-8');
+  });
+
   it('writes JSON values: booleans, half floats, int64 as numbers, non-finite as null', () => {
     expect(toJsonData({ type: 'bool', dims: [2], data: Uint8Array.from([1, 0]) })).toEqual([true, false]);
     expect(toJsonData({ type: 'float16', dims: [3], data: Uint16Array.from([0x3c00, 0xc000, 0x7c00]) })).toEqual([1, -2, Infinity]);

@@ -69,8 +69,7 @@ function fromContents(name: string, type: OrtType, dims: number[], contents: Inf
   const elsewhere = (Object.keys(CONTENTS_FIELD) as OrtType[]).map((t) => CONTENTS_FIELD[t]!).find((f) => f !== field && (contents[f]?.length ?? 0) > 0);
   if (values.length === 0 && elsewhere && elementCount(dims) > 0) throw badInput(`input '${name}' is ${kserveDatatype(type)}, so its contents belong in ${field}, not ${elsewhere}`);
   if (type === 'int64' || type === 'uint64') return bigints(name, type, values as string[], dims);
-  if (type === 'string') return fromJsonData(name, type, dims, (values as Buffer[]).map((b) => b.toString('utf8')));
-  return fromJsonData(name, type, dims, values);
+  return fromJsonData(name, type, dims, values); // bytes_contents as Buffers: checked as text there
 }
 
 /** A ModelInferRequest as feeds for the model: names, datatypes and shapes checked against its signature. */

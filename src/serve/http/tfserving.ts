@@ -19,9 +19,9 @@ function dimsOf(value: unknown): number[] {
   return dims;
 }
 
-/** TF Serving sends binary strings as {"b64": "..."}. */
+/** TF Serving sends binary strings as {"b64": "..."}: their bytes, checked as text with the other elements. */
 function decodeString(value: unknown): unknown {
-  return isObject(value) && typeof value.b64 === 'string' ? Buffer.from(value.b64, 'base64').toString('utf8') : value;
+  return isObject(value) && typeof value.b64 === 'string' ? Buffer.from(value.b64, 'base64') : value;
 }
 
 /** The one signature an ONNX model has, under the name TF Serving gives its default. */
