@@ -38,8 +38,19 @@ describe('KServe v2 and TF Serving routes', () => {
     expect(unknown.json.error).toContain("model 'nope' is not served here");
     expect((await server.get('/v2/models/mlp/versions/9')).status).toBe(404);
     expect((await server.get('/v2/models/mlp/versions/staging/ready')).status).toBe(404);
-    expect((await server.post('/v2/models/mlp', {})).status).toBe(405);
+    const post = await server.post('/v2/models/mlp', {});
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET, HEAD');
     expect((await server.get('/v2/models/mlp/infer')).status).toBe(405);
+    // HEAD answers wherever GET does, with GET's headers and no body (load balancers probe with it).
+    for (const path of ['/v2/health/live', '/v2/health/ready', '/v2/models/mlp', '/metrics']) {
+      const [head, get] = [await fetch(server.url + path, { method: 'HEAD' }), await fetch(server.url + path)];
+      expect(head.status, path).toBe(200);
+      expect((await head.arrayBuffer()).byteLength, path).toBe(0);
+      // (the metrics move between two scrapes)
+      if (path !== '/metrics') expect(head.headers.get('content-length'), path).toBe(get.headers.get('content-length'));
+    }
+    expect((await fetch(`${server.url}/v2/models/mlp/infer`, { method: 'HEAD' })).headers.get('allow')).toBe('POST');
     expect((await server.get('/nothing/here')).status).toBe(404);
   });
 

@@ -130,8 +130,9 @@ export async function listenHttp(core: ServingCore, options: { host: string; por
       const matched = matchRoute(target.path);
       if (!matched) throw new NoRoute(`no route for ${req.method} ${target.path}`);
       const { route, params } = matched;
-      const handler = route.methods[req.method as 'GET' | 'POST'];
-      if (!handler) throw new MethodNotAllowed(req.method ?? '', Object.keys(route.methods).join(', '));
+      // HEAD is GET without the body (RFC 9110): node:http leaves the body out and keeps its length.
+      const handler = route.methods[(req.method === 'HEAD' ? 'GET' : req.method) as 'GET' | 'POST'];
+      if (!handler) throw new MethodNotAllowed(req.method ?? '', Object.keys(route.methods).flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m])).join(', '));
       // A browser asked for Basic logs in with the token as the password, then sends it on every call the page makes.
       if (route.browser) challenge = 'Basic realm="maas", charset="UTF-8"';
       if (route.auth) checkToken(req.headers.authorization, core.token);
