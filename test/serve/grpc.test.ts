@@ -146,12 +146,16 @@ describe('gRPC (Open Inference Protocol)', () => {
   });
 
   it('needs the token in the authorization metadata on every call but ServerLive', async () => {
-    const { client } = await served({ token: 's3cret' });
+    const { server, client } = await served({ token: 's3cret' });
     expect(await client.call('ServerLive', {})).toEqual({ live: true });
     expect(await statusOf(client.call('ServerReady', {}))).toBe('UNAUTHENTICATED');
     expect(await statusOf(client.call('ModelInfer', rawRequest('mlp')))).toBe('UNAUTHENTICATED');
     expect(await statusOf(client.call('ModelInfer', rawRequest('mlp'), { token: 'wrong' }))).toBe('UNAUTHENTICATED');
     expect(await statusOf(client.call('ModelInfer', rawRequest('mlp'), { token: 's3cret' }))).toBe('OK');
+    // Refused model calls are counted before their model resolves; ServerReady is no model's.
+    const metrics = (await server.get('/metrics', { authorization: 'Bearer s3cret' })).text;
+    expect(metrics).toContain('maas_requests_total{model="(unknown)",version="(unknown)",protocol="grpc",code="UNAUTHENTICATED"} 2');
+    expect(metrics).toContain('maas_requests_total{model="mlp",version="1",protocol="grpc",code="OK"} 1');
   });
 
   it("honours the call's deadline, queues in the same batcher as REST, and counts calls with protocol=\"grpc\"", async () => {

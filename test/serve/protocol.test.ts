@@ -173,16 +173,21 @@ describe('KServe v2 and TF Serving routes', () => {
     const { server } = await servedFixtures();
     await server.post('/v2/models/mlp/infer', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
     await server.post('/v2/models/mlp/infer', { inputs: [] });
+    await server.get('/v2/models/mlp/infer'); // 405 before the model resolves: counted all the same
+    await server.get('/v2/health/live'); // not a model's route: not counted
     const metrics = await server.get('/metrics');
     expect(metrics.headers.get('content-type')).toContain('text/plain');
     for (const line of [
       'maas_requests_total{model="mlp",version="1",protocol="v2",code="200"} 1',
       'maas_requests_total{model="mlp",version="1",protocol="v2",code="400"} 1',
+      'maas_requests_total{model="(unknown)",version="(unknown)",protocol="v2",code="405"} 1',
+      'maas_request_duration_seconds_count{model="mlp",version="1",protocol="v2",code="200"} 1',
       'maas_batch_size_count{model="mlp",version="1"} 1',
       'maas_inference_duration_seconds_count{model="mlp",version="1"} 1',
       'maas_queue_depth{model="mlp",version="1"} 0',
     ]) expect(metrics.text).toContain(line);
     expect(metrics.text).toMatch(/maas_model_load_seconds\{model="types",version="1"\} \d/);
+    expect(metrics.text).not.toContain('protocol="other"');
   });
 
   // .ci/run installs Debian's prometheus package for promtool and sets MAAS_REQUIRE_TOOLS=1.

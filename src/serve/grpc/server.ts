@@ -7,7 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { isMaasError, messageOf } from '../../core/errors.js';
 import { modelMetadata } from '../../inference/protocol.js';
 import { checkToken } from '../auth.js';
-import { EXTENSIONS, listenError, type RequestLabels, type ServingCore, infer, resolveSlot, servedVersions } from '../serving.js';
+import { EXTENSIONS, listenError, type RequestLabels, type ServingCore, UNKNOWN, infer, resolveSlot, servedVersions } from '../serving.js';
 import type { TlsMaterial } from '../tls.js';
 import { repositoryIndex, repositoryLoad, repositoryParameters, repositoryUnload } from '../repository.js';
 import { decodeModelInfer, encodeModelInfer } from './codec.js';
@@ -47,6 +47,9 @@ const STATUS_BY_CODE: Partial<Record<string, number>> = {
   MAAS_INFERENCE_FAILED: 13, // INTERNAL
 };
 const INTERNAL = 13;
+
+/** The calls about one model: counted in the request metrics, as REST's model routes are. */
+const MODEL_CALLS = new Set(['ModelInfer', 'ModelMetadata', 'ModelReady']);
 
 function statusOf(error: unknown, grpcModule: typeof grpc): Partial<grpc.StatusObject> {
   const metadata = new grpcModule.Metadata();
@@ -120,7 +123,9 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
   const unary = <Req, Res>(method: string, needsAuth: boolean, handler: (request: Req, labels: RequestLabels, call: grpc.ServerUnaryCall<Req, Res>) => Res | Promise<Res>) =>
     (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
       const started = performance.now();
-      const labels: RequestLabels = { model: '', version: '', protocol: 'grpc' };
+      // A call that names a model is counted whatever fails first (token, message): UNKNOWN until it resolves.
+      const named = MODEL_CALLS.has(method) ? UNKNOWN : '';
+      const labels: RequestLabels = { model: named, version: named, protocol: 'grpc' };
       const finish = (code: number) => {
         const seconds = (performance.now() - started) / 1000;
         if (labels.model) core.metrics.request(labels, grpcModule.status[code] ?? String(code), seconds);

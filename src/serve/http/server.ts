@@ -10,7 +10,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { MaasError, isMaasError, messageOf } from '../../core/errors.js';
 import { stringifyJson } from '../../inference/tensors.js';
 import { checkToken } from '../auth.js';
-import { type RequestLabels, type ServingCore, listenError } from '../serving.js';
+import { type RequestLabels, type ServingCore, UNKNOWN, listenError } from '../serving.js';
 import type { TlsMaterial } from '../tls.js';
 import { BodyParser } from './body.js';
 import { type Reply, type RouteRequest, matchRoute } from './routes.js';
@@ -130,6 +130,10 @@ export async function listenHttp(core: ServingCore, options: { host: string; por
       const matched = matchRoute(target.path);
       if (!matched) throw new NoRoute(`no route for ${req.method} ${target.path}`);
       const { route, params } = matched;
+      // A request to a model's route is counted whatever fails first (method, token, body):
+      // under the model's own labels once they resolve, as UNKNOWN until then.
+      labels.protocol = route.protocol;
+      if (params.model !== undefined) labels.model = labels.version = UNKNOWN;
       // HEAD is GET without the body (RFC 9110): node:http leaves the body out and keeps its length.
       const handler = route.methods[(req.method === 'HEAD' ? 'GET' : req.method) as 'GET' | 'POST'];
       if (!handler) throw new MethodNotAllowed(req.method ?? '', Object.keys(route.methods).flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m])).join(', '));
@@ -137,7 +141,6 @@ export async function listenHttp(core: ServingCore, options: { host: string; por
       if (route.browser) challenge = 'Basic realm="maas", charset="UTF-8"';
       if (route.auth) checkToken(req.headers.authorization, core.token);
       if (route.auth && core.draining()) throw new MaasError('MAAS_MODEL_NOT_READY', 'the server is shutting down', { hint: 'Retry on another replica, or once it is back.' });
-      labels.protocol = route.protocol;
       const request: RouteRequest = { req, params, query: target.query, labels, core, bodies };
       reply = await handler(request);
     } catch (error) {
