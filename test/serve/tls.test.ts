@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { makeCa, makeCert, read } from '../helpers/certs.js';
 import { grpcClient, statusOf } from '../helpers/grpc.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
-import { runCli } from '../helpers/run-cli.js';
+import { runCli, spawnCli } from '../helpers/run-cli.js';
 import { type ServeOverrides, serveRegistry } from '../helpers/serve.js';
 
 interface Answer {
@@ -83,6 +83,17 @@ describe.skipIf(!openssl && !process.env.MAAS_REQUIRE_TOOLS)('TLS', () => {
     expect(await statusOf(secure.call('ModelInfer', INFER))).toBe('OK');
     const insecure = grpcClient(served.grpc!.address);
     expect(await statusOf(insecure.call('ServerLive', {}, { deadlineMs: 3000 }))).toMatch(/UNAVAILABLE|DEADLINE_EXCEEDED/);
+  });
+
+  it('maas predict --grpc reaches a TLS server by its IP with --tls-ca, and prints no Node warning', async () => {
+    const { reg, ca, served } = await setup(false);
+    const request = join(reg.home, 'request.json');
+    writeFileSync(request, JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }));
+    const predicted = await spawnCli(['predict', 'mlp', '--input', request, '--grpc', served.grpc!.address, '--tls-ca', ca.cert, '--json'], { cwd: reg.work, env: reg.env });
+    expect(predicted.exitCode, predicted.stderr).toBe(0);
+    expect(predicted.json()).toMatchObject({ model_name: 'mlp', outputs: [{ name: 'output', shape: [1, 3] }] });
+    // grpc-js sends the IP as the TLS server name, which Node warns about (DEP0123) once a process.
+    expect(predicted.stderr).toBe('');
   });
 
   it('maas bench and ps reach a TLS server with --tls-ca; a missing CA file is exit 4, not a stack trace', async () => {

@@ -4,6 +4,7 @@
  * the same JSON form REST gives, so the output does not depend on the transport.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { MaasError, messageOf } from '../../core/errors.js';
@@ -72,6 +73,24 @@ function asMaasError(error: grpc.ServiceError, address: string): MaasError {
   }
 }
 
+/**
+ * Runs a call without Node's DEP0123 warning. grpc-js names the server for SNI by its host even
+ * when that is an IP, which RFC 6066 forbids and Node warns about; the certificate is still
+ * checked against the IP, so the warning tells the user nothing they can act on.
+ */
+async function withoutIpServernameWarning<T>(call: () => Promise<T>): Promise<T> {
+  const emit = process.emitWarning;
+  process.emitWarning = function (this: unknown, warning: string | Error, ...rest: unknown[]) {
+    if (rest[1] === 'DEP0123') return;
+    return (emit as (...args: unknown[]) => void).call(process, warning, ...rest);
+  } as typeof process.emitWarning;
+  try {
+    return await call();
+  } finally {
+    process.emitWarning = emit;
+  }
+}
+
 export async function grpcPredict(request: Buffer, model: string, version: string, target: GrpcTarget): Promise<Record<string, unknown>> {
   let json: unknown;
   try {
@@ -89,13 +108,15 @@ export async function grpcPredict(request: Buffer, model: string, version: strin
   const client = new ctor(target.address, credentials, { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 });
   const metadata = new grpcModule.Metadata();
   if (target.token) metadata.set('authorization', `Bearer ${target.token}`);
+  const call = () => new Promise<ModelInferResponse>((resolve, reject) => {
+    (client.ModelInfer as (r: ModelInferRequest, m: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: ModelInferResponse) => void) => void)(
+      message, metadata, { deadline: Date.now() + target.timeoutMs },
+      (error, answer) => (error ? reject(asMaasError(error, target.address)) : resolve(answer)),
+    );
+  });
+  const host = target.address.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
   try {
-    const response = await new Promise<ModelInferResponse>((resolve, reject) => {
-      (client.ModelInfer as (r: ModelInferRequest, m: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: ModelInferResponse) => void) => void)(
-        message, metadata, { deadline: Date.now() + target.timeoutMs },
-        (error, answer) => (error ? reject(asMaasError(error, target.address)) : resolve(answer)),
-      );
-    });
+    const response = await (target.tls && isIP(host) ? withoutIpServernameWarning(call) : call());
     return fromModelInferResponse(response);
   } finally {
     client.close();
