@@ -120,6 +120,24 @@ describe('KServe v2 and TF Serving routes', () => {
     expect(Array.from(new Float32Array(floats.buffer.slice(floats.byteOffset, floats.byteOffset + floats.length)))).toEqual(jsonOut.json.outputs[0].data);
   });
 
+  it('writes NaN and infinities as null in JSON answers, and exactly in binary ones', async () => {
+    const { server } = await servedFixtures();
+    const special = Buffer.from(Float32Array.from([Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 1.5]).buffer);
+    const chunks = ALL_TYPES.map(([t]) => (t === 'float32' ? special : binaryOf(t)));
+    const request = (binaryOutput: boolean) => {
+      const header = Buffer.from(JSON.stringify({
+        inputs: ALL_TYPES.map(([t], i) => ({ name: `x_${t}`, shape: [2, 2], datatype: DATATYPE[t], parameters: { binary_data_size: chunks[i]!.length } })),
+        outputs: [{ name: 'y_float32', parameters: { binary_data: binaryOutput } }],
+      }));
+      return server.post('/v2/models/types/infer', Buffer.concat([header, ...chunks]), { 'inference-header-content-length': String(header.length) });
+    };
+    const json = await request(false);
+    expect(json.status).toBe(200);
+    expect(json.json.outputs).toEqual([{ name: 'y_float32', datatype: 'FP32', shape: [2, 2], data: [null, null, null, 1.5] }]);
+    const binary = await request(true);
+    expect(binary.raw.subarray(Number(binary.headers.get('inference-header-content-length')))).toEqual(special);
+  });
+
   it('filters outputs, echoes ids and returns FP16 outputs as numbers in JSON', async () => {
     const { server } = await servedFixtures();
     const r = await server.post('/v2/models/ranker/infer', {
