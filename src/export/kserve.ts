@@ -24,9 +24,8 @@ import { Registry } from '../registry/registry.js';
 import { checkTritonServes } from './triton.js';
 import type { OnBytes } from '../registry/store.js';
 import { type FoundModelcar, findModelcar, modelcarTag } from '../remote/modelcar.js';
-import { withRepository } from '../remote/ref.js';
 import { MANIFEST_MEDIA_TYPE } from '../remote/artifact.js';
-import { type PushResult, type TransferContext, baseImage, clientFor, push, remoteOf } from '../remote/transfer.js';
+import { type PushResult, type TransferContext, baseImage, clientFor, push, remoteFor } from '../remote/transfer.js';
 
 export type KServeRuntime = 'triton' | 'onnx' | 'maas';
 
@@ -162,7 +161,7 @@ export async function exportKServe(options: KServeExportOptions, ctx: TransferCo
   const isvcName = options.name === undefined ? dnsLabel(name) : checkName('--name', options.name, DNS_1035, dnsLabel(name));
   const namespace = options.namespace === undefined ? undefined : checkName('--namespace', options.namespace, DNS_1123, 'models');
 
-  const remote = withRepository(remoteOf(registry, options.remote, 'Pass --remote oci://HOST/REPOSITORY, a registry the cluster pulls from, or set defaults.remote in maas.yaml.'), name);
+  const remote = remoteFor(registry, options.remote, name, 'Pass --remote oci://HOST/REPOSITORY, a registry the cluster pulls from, or set defaults.remote in maas.yaml.');
   if (remote.kind === 'layout') {
     throw new MaasError('MAAS_USAGE', `${remote.url} is a folder here, which a cluster cannot pull from`, {
       hint: `Name a registry the cluster can reach: --remote oci://HOST/REPOSITORY (or copy the layout there: skopeo copy --all oci:${remote.path}:${version}-modelcar docker://HOST/REPOSITORY:${version}-modelcar).`,

@@ -9,7 +9,7 @@
 import { open } from 'node:fs/promises';
 import { MaasError, messageOf } from '../core/errors.js';
 import { isDigest } from '../registry/layout.js';
-import { type Descriptor, MAX_MANIFEST_BYTES } from '../registry/manifest.js';
+import { type Descriptor, MAX_MANIFEST_BYTES, digestOf } from '../registry/manifest.js';
 import type { OnBytes } from '../registry/store.js';
 import { INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE } from './artifact.js';
 
@@ -408,6 +408,22 @@ export class RegistryClient {
     const { bytes, over } = await readLimited(response, MAX_MANIFEST_BYTES);
     if (over) throw await refuse(`the manifest is over ${MAX_MANIFEST_BYTES} bytes`);
     return { bytes, digest, mediaType: type };
+  }
+
+  /**
+   * The digest of the manifest a tag names now, whatever its kind (an image, an index, a docker
+   * manifest), or undefined when the repository has no such tag. One over 4 MiB is no maas
+   * manifest and reads as `oversize`.
+   */
+  async taggedDigest(tag: string): Promise<string | undefined> {
+    const accept = [MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPE, 'application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.distribution.manifest.list.v2+json'];
+    const response = await this.request('GET', `${this.repo}/manifests/${tag}`, { ok: [200, 404], headers: { accept: accept.join(', ') } });
+    if (response.status === 404) {
+      await response.body?.cancel().catch(() => undefined);
+      return undefined;
+    }
+    const { bytes, over } = await readLimited(response, MAX_MANIFEST_BYTES);
+    return over ? 'oversize' : digestOf(bytes);
   }
 
   /** Whether a manifest or tag exists (HEAD). */

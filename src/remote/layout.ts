@@ -108,6 +108,11 @@ export class OciLayout {
     return true;
   }
 
+  /** The digest a tag names now, or undefined. */
+  taggedDigest(tag: string): string | undefined {
+    return this.exists() ? this.index().manifests.find((m) => m.annotations?.[REF_NAME] === tag)?.digest : undefined;
+  }
+
   resolve(tag: string): Descriptor {
     const entry = this.index().manifests.find((m) => m.annotations?.[REF_NAME] === tag);
     if (!entry) {

@@ -82,11 +82,24 @@ export function clientFor(remote: Extract<RemoteRef, { kind: 'registry' }>, ctx:
 }
 
 /** The remote a command names, or maas.yaml's defaults.remote; named remotes resolved. */
-export function remoteOf(registry: Registry, given: string | undefined, hint = 'Name one: maas push NAME@VERSION oci://HOST/REPOSITORY (or oci-layout:PATH).'): RemoteRef {
+function remoteOf(registry: Registry, given: string | undefined, hint = 'Name one: maas push NAME@VERSION oci://HOST/REPOSITORY (or oci-layout:PATH).'): RemoteRef {
   const named = given ?? registry.config.defaults.remote ?? undefined;
   const text = named === undefined ? undefined : resolveRemoteName(named, registry.config.remotes);
   if (!text) throw new MaasError('MAAS_USAGE', 'no remote given and maas.yaml has no defaults.remote', { hint });
   return parseRemote(text);
+}
+
+/**
+ * Where model NAME goes. A remote given on the command line is that repository (a bare host takes
+ * the model's name). maas.yaml's defaults.remote serves every model of the registry, so it is a
+ * namespace: each model goes to a repository of its name under it, where a version's tag names
+ * that model's bytes and no other's.
+ */
+export function remoteFor(registry: Registry, given: string | undefined, name: string, hint?: string): RemoteRef {
+  const remote = remoteOf(registry, given, hint);
+  if (given !== undefined) return withRepository(remote, name);
+  if (remote.kind === 'layout') return { ...remote, path: `${remote.path.replace(/\/+$/, '')}/${name}` };
+  return { ...remote, repository: remote.repository ? `${remote.repository}/${name}` : name };
 }
 
 /** `--modelcar-base`: a tagged image on a registry (oci://HOST/REPO:TAG) or in a layout (oci-layout:PATH:TAG). */
@@ -99,12 +112,22 @@ export function baseImage(registry: Registry, text: string, ctx: TransferContext
   return { kind: 'registry', client: clientFor(remote, ctx, plainHttp), reference: remote.tag, name: `${remote.host}/${remote.repository}:${remote.tag}` };
 }
 
+/** The repository's tag for this version number already names other bytes (exit 6). */
+function numberTagTaken(remote: RemoteRef, tag: string, tagged: string, name: string, ours: string): MaasError {
+  const where = remote.kind === 'layout' ? `oci-layout:${remote.path}` : `oci://${remote.host}/${remote.repository}`;
+  const own = remote.kind === 'registry' ? `oci://${remote.host}/${remote.repository}/${name}` : `oci-layout:${remote.path}/${name}`;
+  return new MaasError('MAAS_VERSION_CONFLICT', `${where}:${tag} already names another manifest (${tagged.slice(0, 19)}), not ${name}@${tag}'s (${ours.slice(0, 19)}); version tags are not moved`, {
+    hint: `Another model (or another registry's ${name}@${tag}) was pushed there. Give each model its own repository, e.g. ${own}.`,
+    details: { tagged, manifestDigest: ours },
+  });
+}
+
 export async function push(options: PushOptions, ctx: TransferContext): Promise<PushResult> {
   const started = Date.now();
   const registry = await Registry.open(ctx);
   const { name, version } = registry.resolve(parseRef(options.ref));
   const artifact = readArtifact(registry, name, version);
-  const remote = withRepository(remoteOf(registry, options.remote), name);
+  const remote = remoteFor(registry, options.remote, name);
   const aliases = options.aliases ? Object.entries(registry.aliases(name)).filter(([, v]) => v === version).map(([a]) => a) : [];
   const tags = [...new Set([String(version), ...(remote.tag ? [remote.tag] : []), ...aliases])];
   const manifest: Descriptor & { artifactType: string } = {
@@ -116,13 +139,19 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
   // Signatures, provenance and SBOMs go along as referrers of the manifest.
   const attestations = listAttestations(registry, name, version);
   let referrers: PushedReferrers | undefined;
-  let target: ImageTarget;
   const base = options.modelcar && options.modelcarBase !== undefined ? baseImage(registry, options.modelcarBase, ctx, options.plainHttp) : undefined;
   if (base) await checkBase(base); // before anything is sent
 
-  if (remote.kind === 'layout') {
-    const layout = new OciLayout(remote.path);
-    target = { kind: 'layout', layout };
+  const target: ImageTarget = remote.kind === 'layout' ? { kind: 'layout', layout: new OciLayout(remote.path) } : { kind: 'registry', client: clientFor(remote, ctx, options.plainHttp) };
+  if (target.kind === 'registry') await target.client.ping();
+  // A version's number tag never moves. A remote with a repository path is used as is, so on a
+  // repository several models share, another model's version N would be replaced without a word.
+  const numberTag = String(version);
+  const tagged = target.kind === 'layout' ? target.layout.taggedDigest(numberTag) : await target.client.taggedDigest(numberTag);
+  if (tagged !== undefined && tagged !== artifact.manifestDigest) throw numberTagTaken(remote, numberTag, tagged, name, artifact.manifestDigest);
+
+  if (target.kind === 'layout') {
+    const { layout } = target;
     layout.ensure();
     for (const blob of artifact.blobs) {
       const written = blob === artifact.manifest.config
@@ -135,9 +164,7 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
     layout.tag(manifest, tags);
     if (attestations.length) referrers = await pushLayoutReferrers(layout, manifest, attestations);
   } else {
-    const client = clientFor(remote, ctx, options.plainHttp);
-    target = { kind: 'registry', client };
-    await client.ping();
+    const { client } = target;
     for (const blob of artifact.blobs) {
       if (await client.hasBlob(blob)) {
         blobsSkipped++;

@@ -55,13 +55,12 @@ export async function deploy(options: DeployOptions, ctx: TransferContext): Prom
       hint: 'Versions are immutable: deploy from the registry that server serves (or pull its version here), or register these bytes as a new version and deploy that one.',
     });
   }
-  const remote = options.remote ?? registry.config.defaults.remote ?? undefined;
-  if (remote === undefined) {
+  if ((options.remote ?? registry.config.defaults.remote ?? undefined) === undefined) {
     throw new MaasError('MAAS_USAGE', `${options.server.url} does not have ${name}@${version}, and there is no remote to push it to`, {
       hint: 'Pass --remote oci://registry/repository that the server can pull from (or set defaults.remote in maas.yaml).',
     });
   }
-  const pushed = await push({ ref: `${name}@${version}`, remote, plainHttp: options.plainHttp, onProgress: options.onProgress }, ctx);
+  const pushed = await push({ ref: `${name}@${version}`, remote: options.remote, plainHttp: options.plainHttp, onProgress: options.onProgress }, ctx);
   if (!pushed.remote.startsWith('oci://')) {
     throw new MaasError('MAAS_USAGE', `${pushed.remote} is a folder here, which the server cannot pull from`, { hint: 'Deploy through an OCI registry both can reach: --remote oci://host/repository.' });
   }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { mlp, writeModel } from '../../fixtures/models.js';
 import { VERSION } from '../../src/core/version.js';
 import { runGithubWorkflow, runGitlabJob } from '../helpers/ci-template.js';
@@ -84,7 +85,7 @@ describe('maas init', () => {
     ]);
     expect(git(repo, 'diff', '--cached', '--name-only')).toBe('staged.txt');
     const workflow = readFileSync(join(repo, '.github/workflows/maas-push.yml'), 'utf8');
-    expect(workflow).toContain('$MAAS push "${{ inputs.name }}@latest" oci://ghcr.io/acme/models --registry ml/registry --json');
+    expect(workflow).toContain('$MAAS push "$MODEL_NAME@latest" "oci://ghcr.io/acme/models/$MODEL_NAME" --registry ml/registry --json');
   });
 
   it('makes a repository of its own in a folder the enclosing repository ignores', async () => {
@@ -186,6 +187,8 @@ describe('maas init', () => {
       return { home, env, origin, app };
     }
     const remoteTags = (origin: string) => git(origin, 'tag').split('\n').filter(Boolean).sort();
+    const layoutTags = (layout: string) => (JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { annotations?: Record<string, string> }[] }).manifests
+      .map((m) => m.annotations?.['org.opencontainers.image.ref.name']).filter(Boolean).sort();
 
     it('github: every version tag and the commits reach the remote; maas is installed at the version that wrote the file', async () => {
       const { home, env, origin, app } = await project('github');
@@ -197,6 +200,9 @@ describe('maas init', () => {
         expect(run.npm).toEqual([`install --global maas@${VERSION}`]);
       }
       expect(remoteTags(origin)).toEqual(['mlp@v1', 'mlp@v2', 'mlp@v3', 'mlp@v4', 'mlp@v5']);
+      expect(layoutTags(join(home, 'layout', 'mlp'))).toEqual(['1', '2', '3', '4', '5']);
+      // Inputs go through env, never into a script's text.
+      for (const step of (parse(readFileSync(workflow, 'utf8')) as { jobs: { push: { steps: { run?: string }[] } } }).jobs.push.steps) expect(step.run ?? '').not.toContain('${{');
       expect(git(origin, 'rev-parse', 'main')).toBe(git(app, 'rev-parse', 'HEAD'));
       for (let v = 1; v <= 5; v++) expect(git(origin, 'rev-parse', `mlp@v${v}`)).toBe(git(app, 'rev-parse', `mlp@v${v}`));
     });
@@ -210,6 +216,7 @@ describe('maas init', () => {
         expect(run.npm).toEqual(['ci']);
       }
       expect(remoteTags(origin)).toEqual(['mlp@v1', 'mlp@v2']);
+      expect(layoutTags(join(home, 'layout', 'mlp'))).toEqual(['1', '2']);
       expect(git(origin, 'rev-parse', 'main')).toBe(git(app, 'rev-parse', 'HEAD'));
     });
   });

@@ -42,6 +42,34 @@ describe('push and pull through an OCI image layout', () => {
     expect(repeat.stdout).toContain('is already here');
   });
 
+  it('never moves a version tag to another model: a shared layout refuses the second model (exit 6)', async () => {
+    const reg = await registered();
+    expect((await reg.cli('register', reg.fixture('multi_io.onnx'), '--name', 'ranker')).exitCode).toBe(0);
+    const layout = join(reg.work, 'shared');
+    const first = await reg.cli('push', 'mlp@1', `oci-layout:${layout}`, '--json');
+    expect(first.exitCode).toBe(0);
+    const clash = await reg.cli('push', 'ranker@1', `oci-layout:${layout}`, '--json');
+    expect(clash.exitCode).toBe(6);
+    expect(clash.json().error).toMatchObject({ code: 'MAAS_VERSION_CONFLICT', message: expect.stringContaining('version tags are not moved'), hint: expect.stringContaining(`oci-layout:${layout}/ranker`) });
+    const other = await makeRegistry();
+    expect((await other.cli('pull', `oci-layout:${layout}:1`, '--json')).json()).toMatchObject({ name: 'mlp', manifestDigest: first.json().manifestDigest });
+    expect((await reg.cli('push', 'mlp@1', `oci-layout:${layout}`)).exitCode).toBe(0); // the same bytes again: fine
+    expect((await reg.cli('push', 'ranker@1', `oci-layout:${layout}/ranker`)).exitCode).toBe(0);
+  });
+
+  it("takes maas.yaml's defaults.remote as a namespace: each model to a repository of its name", async () => {
+    const reg = await registered();
+    expect((await reg.cli('register', reg.fixture('multi_io.onnx'), '--name', 'ranker')).exitCode).toBe(0);
+    const root = join(reg.work, 'models-layout');
+    const config = join(reg.dir, 'maas.yaml');
+    writeFileSync(config, readFileSync(config, 'utf8').replace(/remote: null/, `remote: "oci-layout:${root}"`));
+    for (const name of ['mlp', 'ranker']) {
+      const pushed = await reg.cli('push', `${name}@1`, '--json');
+      expect(pushed.exitCode, pushed.stdout).toBe(0);
+      expect(pushed.json()).toMatchObject({ remote: `oci-layout:${root}/${name}`, tags: ['1'] });
+    }
+  });
+
   it('refuses a tampered blob on pull (exit 5) and writes nothing', async () => {
     const reg = await registered();
     const layout = join(reg.work, 'export');
@@ -84,6 +112,23 @@ describe.skipIf(!HAVE_REGISTRY && !REQUIRE_TOOLS)('push and pull through a real 
     expect(pulled.json()).toMatchObject({ status: 'imported', name: 'mlp', version: 1, blobsFetched: 1 });
     expect(readFileSync(join(other.dir, 'models/mlp/1/manifest.json'), 'utf8')).toBe(manifest);
     expect((await other.cli('verify')).exitCode).toBe(0);
+  });
+
+  it('refuses to move a version tag of a repository several models share (exit 6), before sending a blob', async () => {
+    const oci = await startOciRegistry();
+    const reg = await registered();
+    expect((await reg.cli('register', reg.fixture('multi_io.onnx'), '--name', 'ranker')).exitCode).toBe(0);
+    const shared = `oci://${oci.host}/acme/models`;
+    const first = await runCli(['push', 'mlp@1', shared, '--json'], { cwd: reg.dir, env: withCreds(reg, oci) });
+    expect(first.exitCode, first.stdout).toBe(0);
+    const clash = await runCli(['push', 'ranker@1', shared, '--json'], { cwd: reg.dir, env: withCreds(reg, oci) });
+    expect(clash.exitCode, clash.stdout).toBe(6);
+    expect(clash.json().error).toMatchObject({ code: 'MAAS_VERSION_CONFLICT', hint: expect.stringContaining(`${shared}/ranker`) });
+    const creds = `${oci.username}:${oci.password}`;
+    const manifest = JSON.parse(await skopeo(['inspect', '--raw', '--tls-verify=false', '--creds', creds, `docker://${oci.host}/acme/models:1`], reg.home));
+    expect(manifest).toEqual(JSON.parse(readFileSync(join(reg.dir, 'models/mlp/1/manifest.json'), 'utf8')));
+    const again = await runCli(['push', 'mlp@1', shared, '--json'], { cwd: reg.dir, env: withCreds(reg, oci) });
+    expect(again.exitCode).toBe(0);
   });
 
   it('sends a large blob in chunks and reads it back intact', async () => {
