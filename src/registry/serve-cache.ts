@@ -75,10 +75,15 @@ export function modelPath(registry: Registry, record: VersionRecord): string {
 export async function checkBlobs(registry: Registry, record: VersionRecord): Promise<void> {
   for (const layer of record.manifest.layers) {
     if ((await registry.store.check(layer)) !== 'corrupt') continue; // a missing blob has its own error, from modelPath
-    throw new MaasError('MAAS_VERIFY_FAILED', `${record.name}@${record.version}: blob ${layer.digest} is corrupt (its bytes no longer match their digest)`, {
-      hint: `Run \`maas verify\` to see every damaged blob; register or pull ${record.name}@${record.version} again to restore it.`,
-    });
+    throw corruptBlob(record, layer.digest);
   }
+}
+
+/** A stored blob whose bytes no longer match their digest (exit 8): what restores it. */
+export function corruptBlob(record: { name: string; version: number }, digest: string): MaasError {
+  return new MaasError('MAAS_VERIFY_FAILED', `${record.name}@${record.version}: blob ${digest} is corrupt (its bytes no longer match their digest)`, {
+    hint: `Run \`maas verify\` to see every damaged blob; register or pull ${record.name}@${record.version} again to restore it.`,
+  });
 }
 
 /** The bytes of a version's warm-up samples layer, if it has one (its digest is checked by checkBlobs first). */

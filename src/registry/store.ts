@@ -71,19 +71,18 @@ export class BlobStore {
     }
   }
 
-  /** Copies a file in, hashing as it copies; an existing blob with the same digest is kept. */
+  /**
+   * Copies a file in, hashing as it copies. The copy replaces a stored blob of the same digest:
+   * its bytes are the ones just hashed, so a stored copy damaged on disk is repaired for free.
+   */
   async ingest(source: string, onBytes?: OnBytes): Promise<BlobRef> {
     makeFolders(this.layout.staging);
     makeFolders(this.layout.blobs);
     const staged = tempName(this.layout.staging, 'blob');
     try {
       const blob = await hashFile(source, onBytes, staged);
-      if (this.has(blob)) {
-        rmSync(staged, { force: true });
-      } else {
-        chmodSync(staged, 0o444); // blobs are immutable; a stray edit should fail loudly
-        renameSync(staged, this.path(blob.digest));
-      }
+      chmodSync(staged, 0o444); // blobs are immutable; a stray edit should fail loudly
+      renameSync(staged, this.path(blob.digest));
       return blob;
     } catch (error) {
       rmSync(staged, { force: true });
@@ -93,10 +92,9 @@ export class BlobStore {
 
   /**
    * Stores a blob arriving as a stream (a pull), verifying digest and size as it is written;
-   * a mismatch leaves nothing in the store.
+   * a mismatch leaves nothing in the store. It replaces a stored blob of the digest, as ingest does.
    */
   async ingestStream(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, expected: BlobRef, onBytes: OnBytes = () => {}): Promise<void> {
-    if (this.has(expected)) return;
     makeFolders(this.layout.staging);
     makeFolders(this.layout.blobs);
     const staged = tempName(this.layout.staging, 'blob');

@@ -126,7 +126,8 @@ export async function importArtifact(
   try {
     let bytesFetched = 0;
     for (const layer of manifest.layers) {
-      if (registry.store.has(layer)) continue;
+      // A blob already here is re-hashed, not trusted: one damaged on disk is fetched again.
+      if ((await registry.store.check(layer)) === 'ok') continue;
       const onBytes = options.onProgress?.(`Fetching ${layer.annotations?.[ANNOTATIONS.filepath] ?? layer.digest}`, layer.size);
       await registry.store.ingestStream(await source.blob(layer), layer, onBytes);
       fetched.push(layer.digest);

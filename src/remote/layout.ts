@@ -3,11 +3,11 @@
  * server, readable by standard tools (`skopeo copy oci:PATH:TAG ...`).
  */
 import { createReadStream, existsSync, lstatSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MaasError } from '../core/errors.js';
 import { makeFolders, tempName, writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
 import { isDigest } from '../registry/layout.js';
+import { hashFile } from '../registry/store.js';
 import { type Descriptor, MAX_MANIFEST_BYTES } from '../registry/manifest.js';
 import { INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE } from './artifact.js';
 const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -73,11 +73,15 @@ export class OciLayout {
     return Boolean(stat?.isFile() && stat.size === descriptor.size);
   }
 
+  /** Copies a file in as the descriptor's blob, hashing as it copies: bytes that do not match are refused. */
   async putBlobFile(source: string, descriptor: Descriptor): Promise<boolean> {
     if (this.hasBlob(descriptor)) return false;
     const temp = tempName(join(this.root, 'blobs', 'sha256'));
     try {
-      await copyFile(source, temp);
+      const copied = await hashFile(source, undefined, temp);
+      if (copied.digest !== descriptor.digest || copied.size !== descriptor.size) {
+        throw new MaasError('MAAS_DIGEST_MISMATCH', `${source} holds ${copied.size} bytes with digest ${copied.digest}, not the ${descriptor.digest} it should`);
+      }
       renameSync(temp, this.blobPath(descriptor.digest));
     } catch (error) {
       rmSync(temp, { force: true });

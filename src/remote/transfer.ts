@@ -7,6 +7,7 @@ import { type AttestationKind, listAttestations } from '../registry/attestations
 import { ANNOTATIONS, type Descriptor, MAX_MANIFEST_BYTES, digestOf } from '../registry/manifest.js';
 import { assertModelName, formatRef, parseRef, suggestName } from '../registry/refs.js';
 import { Registry, type RegistryOptions } from '../registry/registry.js';
+import { corruptBlob } from '../registry/serve-cache.js';
 import type { OnBytes } from '../registry/store.js';
 import { type Admission, MANIFEST_MEDIA_TYPE, type ReceivedAttestation, importArtifact, readArtifact, type ImportResult, type ImportSource } from './artifact.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, RegistryClient } from './client.js';
@@ -146,6 +147,16 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
   if (target.kind === 'registry') await target.client.ping();
   // A version's number tag never moves. A remote with a repository path is used as is, so on a
   // repository several models share, another model's version N would be replaced without a word.
+  // Stored blobs are not re-hashed before they go: the layout hashes as it copies, a registry on
+  // the final PUT. When either refuses one, a blob damaged here is said as such (exit 8).
+  const sendStored = async <T>(send: () => Promise<T>, blob: Descriptor): Promise<T> => {
+    try {
+      return await send();
+    } catch (error) {
+      if ((await registry.store.check(blob).catch(() => 'ok')) === 'corrupt') throw corruptBlob({ name, version }, blob.digest);
+      throw error;
+    }
+  };
   const numberTag = String(version);
   const tagged = target.kind === 'layout' ? target.layout.taggedDigest(numberTag) : await target.client.taggedDigest(numberTag);
   if (tagged !== undefined && tagged !== artifact.manifestDigest) throw numberTagTaken(remote, numberTag, tagged, name, artifact.manifestDigest);
@@ -156,7 +167,7 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
     for (const blob of artifact.blobs) {
       const written = blob === artifact.manifest.config
         ? layout.putBlobBytes(artifact.configBytes, blob.digest)
-        : await layout.putBlobFile(registry.store.path(blob.digest), blob);
+        : await sendStored(() => layout.putBlobFile(registry.store.path(blob.digest), blob), blob);
       if (written) bytesSent += blob.size;
       else blobsSkipped++;
     }
@@ -171,7 +182,7 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
         continue;
       }
       if (blob === artifact.manifest.config) await client.uploadBytes(artifact.configBytes, blob);
-      else await client.uploadFile(registry.store.path(blob.digest), blob, progress(blob));
+      else await sendStored(() => client.uploadFile(registry.store.path(blob.digest), blob, progress(blob)), blob);
       bytesSent += blob.size;
     }
     for (const tag of tags) await client.putManifest(tag, artifact.manifestBytes);

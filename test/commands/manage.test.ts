@@ -135,6 +135,18 @@ describe('inspecting and managing versions', () => {
     expect(json.ok).toBe(false);
     expect(json.problems.map((p: { kind: string; ref: string }) => `${p.kind} ${p.ref}`).sort()).toEqual(['corrupt-blob mlp@2', 'missing-blob ranker@1']);
     expect((await reg.cli('verify', 'mlp@1')).exitCode).toBe(0);
+
+    // What leaves the registry is checked on the way out: no corrupt blob is packed or pushed.
+    const packed = await reg.cli('pack', 'mlp@2', '-o', join(reg.work, 'mlp-2.tar'), '--json');
+    expect(packed.exitCode).toBe(8);
+    expect(packed.json().error).toMatchObject({ code: 'MAAS_VERIFY_FAILED', message: expect.stringContaining('is corrupt') });
+    expect(existsSync(join(reg.work, 'mlp-2.tar'))).toBe(false);
+    expect((await reg.cli('push', 'mlp@2', `oci-layout:${join(reg.work, 'out')}`)).exitCode).toBe(8);
+    // Registering the same file again repairs the blob, as the hint says.
+    const again = await reg.cli('register', join(reg.work, 'mlp-retrained.onnx'), '--name', 'mlp', '--json');
+    expect(again.json()).toMatchObject({ status: 'unchanged', version: 2 });
+    expect((await reg.cli('verify', 'mlp@2')).exitCode).toBe(0);
+    expect((await reg.cli('pack', 'mlp@2', '-o', join(reg.work, 'mlp-2.tar'))).exitCode).toBe(0);
   });
 
   it('verify: reports manifests edited outside maas and a missing git tag', async () => {

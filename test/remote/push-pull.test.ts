@@ -40,6 +40,16 @@ describe('push and pull through an OCI image layout', () => {
     expect((await other.cli('show', 'mlp@1', '--json')).json().files[0].present).toBe(true);
     const repeat = await other.cli('pull', `oci-layout:${layout}:prod`);
     expect(repeat.stdout).toContain('is already here');
+    // A blob damaged here is not trusted by a later pull: it is fetched again.
+    const stored = join(other.dir, 'blobs/sha256', JSON.parse(manifest.toString()).layers[0].digest.slice(7));
+    chmodSync(stored, 0o644);
+    const bytes = readFileSync(stored);
+    bytes[10] = bytes[10]! ^ 0xff;
+    writeFileSync(stored, bytes);
+    expect((await other.cli('verify')).exitCode).toBe(8);
+    const repaired = await other.cli('pull', `oci-layout:${layout}:1`, '--name', 'mlp-again', '--json');
+    expect(repaired.json()).toMatchObject({ status: 'imported', blobsFetched: 1 });
+    expect((await other.cli('verify')).exitCode).toBe(0);
   });
 
   it('never moves a version tag to another model: a shared layout refuses the second model (exit 6)', async () => {
