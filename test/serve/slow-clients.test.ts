@@ -125,6 +125,16 @@ describe('slow and heavy clients', () => {
     expect(bad.json.error).toContain('element');
   });
 
+  it('slices large binary-extension bodies on the HTTP thread: many at once never wait for a parse process', async () => {
+    const server = await servedMlp();
+    const rows = 1500; // 384 KB of binary after a small JSON header, past the inline parse limit
+    const raw = randomFloats(rows * INPUT, 11);
+    const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [rows, INPUT], datatype: 'FP32', parameters: { binary_data_size: raw.length } }] }));
+    const answers = await Promise.all(Array.from({ length: 24 }, () => server.post('/v2/models/mlp/infer', Buffer.concat([header, raw]), { 'inference-header-content-length': String(header.length) })));
+    expect(answers.map((a) => a.status)).toEqual(Array(24).fill(200));
+    expect(answers[0]!.json.outputs[0].shape).toEqual([rows, 4]);
+  });
+
   it('answers 413 to a body whose parse would need more memory than a request may use, and keeps serving', async () => {
     const server = await servedMlp({ maxBodyBytes: 16 << 20 });
     // 12 MB of one-element rows ([[0],[0],…]): 3 M small arrays, a few hundred MB as JS values.

@@ -105,9 +105,14 @@ export class BodyParser {
     for (let i = 0; i < PARSE_PROCESSES; i++) this.spawn();
   }
 
-  /** Parsed here, at once, when small (no promise to wait for); in a parse process otherwise. */
+  /**
+   * Parsed here, at once, when its JSON is small (no promise to wait for); in a parse process
+   * otherwise. Only the JSON counts: binary tensors after it are sliced, not parsed, so a large
+   * binary-extension body with a small JSON header never waits for a parse process.
+   */
   infer(body: Body, headerLength: string | undefined, signature: Signature): ParsedInfer | Promise<ParsedInfer> {
-    if (body.length <= INLINE_PARSE_BYTES) return parseInferRequest(joined(body), headerLength, signature);
+    const jsonLength = headerLength !== undefined && /^\d+$/.test(headerLength) ? Math.min(Number(headerLength), body.length) : body.length;
+    if (jsonLength <= INLINE_PARSE_BYTES) return parseInferRequest(joined(body), headerLength, signature);
     return this.offload({ kind: 'infer', bodyLength: body.length, headerLength, signature }, body) as Promise<ParsedInfer>;
   }
 
