@@ -754,6 +754,11 @@ export class ModelManager {
           await this.serialized(async () => (slot.lazy ? undefined : this.loadSlot(slot, initial)));
         } catch (error) {
           if (isDeviceFailure(error)) throw error;
+          const pinnedOver = isMaasError(error) && error.code === 'MAAS_BUDGET_EXCEEDED' && this.pinned.has(keyOf(slot.name, slot.version));
+          // A version pinned on the command line that the budget can never hold fails the start;
+          // later (a pin that moved) it is said, not dropped without a word.
+          if (pinnedOver && initial) throw error;
+          if (pinnedOver) this.options.log({ event: 'load-failed', model: slot.name, version, serving: this.stillServing(slot.name, version), error: messageOf(error) });
           const from = previous?.versions.get(previous.defaultVersion);
           if (isMaasError(error) && error.code === 'MAAS_OVERLOADED' && version === want.defaultVersion && from?.runtime && !want.versions.has(from.version)) {
             waitSwaps.push({ slot, from });

@@ -235,6 +235,11 @@ describe('a memory budget', () => {
     const reg = await models(['m']);
     await expect(serveRegistry(reg, { targets: [{ name: 'm' }], pins: [{ name: 'other' }] })).rejects.toThrow(/--pin other names a model this server does not serve/);
   });
+
+  it('refuses to start when a pinned version can never fit the budget, rather than serve without it', async () => {
+    const reg = await models(['pinned', 'x']);
+    await expect(serveRegistry(reg, { budget: { bytes: 100 }, pins: [{ name: 'pinned' }] })).rejects.toThrow(/pinned@1 needs about 564 B, and the memory budget is 100 B/);
+  });
 });
 
 describe('keep-alive', () => {
