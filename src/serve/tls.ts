@@ -4,6 +4,7 @@
  * used for the next handshakes, without a restart; a half-written or mismatched pair is not
  * used and the last good one stays.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
@@ -47,9 +48,18 @@ function read(files: TlsFiles): TlsPems {
   return { cert: one(files.cert, '--tls-cert'), key: one(files.key, '--tls-key'), ...(files.ca ? { ca: one(files.ca, '--tls-ca') } : {}) };
 }
 
-/** Throws when the PEMs do not make a usable context: not PEM, or a key that is not the certificate's. */
+/**
+ * Throws when the PEMs do not make a usable context: not PEM, or a key that is not the
+ * certificate's. A CA file is parsed here: OpenSSL takes one with no certificate in it without a
+ * word, and every client would then be refused at the handshake, with nothing logged.
+ */
 function check(pems: TlsPems): void {
   try {
+    if (pems.ca) {
+      const certificates = pems.ca.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+      if (certificates.length === 0) throw new Error('--tls-ca holds no PEM certificate');
+      for (const pem of certificates) new X509Certificate(pem);
+    }
     createSecureContext({ cert: pems.cert, key: pems.key, ...(pems.ca ? { ca: pems.ca } : {}) });
   } catch (error) {
     throw new MaasError('MAAS_CONFIG_INVALID', `the TLS files do not work together: ${messageOf(error)}`, {

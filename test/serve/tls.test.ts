@@ -162,6 +162,10 @@ describe.skipIf(!openssl && !process.env.MAAS_REQUIRE_TOOLS)('TLS', () => {
     const missing = await runCli(['serve', '--port', '0', '--tls-cert', join(certs, 'nope.pem'), '--tls-key', server.key], { cwd: reg.dir, env: reg.env });
     expect(missing.exitCode).toBe(3);
     expect(missing.stderr).toContain('does not exist');
+    // A CA file OpenSSL would take with no certificate in it: every client refused, nothing logged.
+    const junkCa = await runCli(['serve', '--port', '0', '--tls-cert', server.cert, '--tls-key', server.key, '--tls-ca', join(certs, 'junk.pem')], { cwd: reg.dir, env: reg.env });
+    expect(junkCa.exitCode).toBe(3);
+    expect(junkCa.stderr).toContain('--tls-ca holds no PEM certificate');
     const half = await runCli(['serve', '--port', '0', '--tls-cert', server.cert], { cwd: reg.dir, env: reg.env });
     expect(half.exitCode).toBe(2);
   });
