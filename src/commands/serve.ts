@@ -1,5 +1,5 @@
 import { defineCommand, option } from '../core/define-command.js';
-import { MaasError } from '../core/errors.js';
+import { MaasError, isMaasError } from '../core/errors.js';
 import { MAX_BODY_MB, SERVING_DEFAULTS } from '../inference/config.js';
 import { DEVICES } from '../registry/config.js';
 import { parseVersionPolicy } from '../registry/policy.js';
@@ -79,7 +79,13 @@ export const serveCommand = defineCommand({
     const trust = { requireSignature: opts.requireSignature, key: opts.key, trustedKeys: opts.trustedKeys, trustedCa: opts.trustedCa };
     const { registry, targets, notes } = await resolveTargets(models, opts.name, { ...registryOptions(ctx), now: ctx.now }, trust);
     for (const note of notes) ctx.out.info(note);
+    // The signal is taken from here on: one that comes while the models load stops the start
+    // cleanly (exit 0), as it stops a running server.
+    let stoppedBy: string | undefined;
+    const signalled = ctx.shutdownSignal().then((signal) => (stoppedBy = signal));
+    const say = (event: 'stopping' | 'stopped', line: string) => ctx.out.info(opts.jsonLogs ? JSON.stringify({ time: ctx.now().toISOString(), event, ...(stoppedBy ? { signal: stoppedBy } : {}) }) : line);
     const server = await startServer({
+      stop: signalled,
       registry,
       targets,
       flags: { device: opts.device, versionPolicy: opts.versionPolicy, threads: opts.threads, workers: opts.workers, maxBatch: opts.maxBatch, batchDelayMs: opts.batchDelayMs, maxQueue: opts.maxQueue, inlineUs: opts.inlineUs, keepAliveMs: opts.keepAlive },
@@ -98,14 +104,21 @@ export const serveCommand = defineCommand({
       log: (line) => ctx.out.info(line),
       version: VERSION,
       trust,
+    }).catch((error: unknown) => {
+      if (stoppedBy === undefined || !isMaasError(error) || error.code !== 'MAAS_CANCELLED') throw error;
+      return undefined;
     });
+    if (!server) {
+      say('stopped', `${stoppedBy}: stopped while the models loaded`);
+      return { stoppedBy: stoppedBy! };
+    }
     const { close, ...running } = server;
     ctx.out.result(ctx.globals.json ? JSON.stringify(running) : renderServing(running, ctx.out.theme));
-    const stoppedBy = await ctx.shutdownSignal();
-    ctx.out.info(`${stoppedBy}: finishing requests in flight…`);
+    await signalled;
+    say('stopping', `${stoppedBy}: finishing requests in flight…`);
     await close();
-    ctx.out.info('stopped');
-    return { ...running, stoppedBy };
+    say('stopped', 'stopped');
+    return { ...running, stoppedBy: stoppedBy! };
   },
   render: () => '',
 });

@@ -199,11 +199,19 @@ export class ModelManager {
     this.now = options.now ?? Date.now;
   }
 
-  static async open(options: ManagerOptions): Promise<ModelManager> {
+  /**
+   * Opens the registry and loads what is served at start. When `stop` settles first (a signal
+   * while models load), loading ends, what loaded is unloaded, and it throws MAAS_CANCELLED.
+   */
+  static async open(options: ManagerOptions, stop?: Promise<unknown>): Promise<ModelManager> {
     const manager = new ModelManager(await Registry.open(options.registry), options);
+    const loading = manager.refresh({ initial: true });
+    const stopped = Symbol('stopped');
     try {
-      await manager.refresh({ initial: true });
+      const outcome = await (stop ? Promise.race([loading, stop.then(() => stopped)]) : loading);
+      if (outcome === stopped) throw new MaasError('MAAS_CANCELLED', 'stopped while the models loaded');
     } catch (error) {
+      loading.catch(() => undefined); // a load cut short by the close below is no news
       await manager.close();
       throw error;
     }

@@ -23,6 +23,8 @@ export interface ServeOptions {
   flags: ServingFlags;
   /** versions loaded at start and never evicted. */
   pins?: ServeTarget[];
+  /** settles on a shutdown signal: while the models still load, the start ends (MAAS_CANCELLED) with everything closed. */
+  stop?: Promise<unknown>;
   /** with one, versions load on first request and the least recently used idle one makes room. */
   budget?: MemoryBudget | undefined;
   host: string;
@@ -175,7 +177,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         metrics.lifecycle(event);
         logEvent(event);
       },
-    });
+    }, options.stop);
   } catch (error) {
     await closeAll().catch(() => undefined);
     throw error;

@@ -3,7 +3,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { largeMatmul, writeModel } from '../../fixtures/models.js';
 import { makeRegistry } from '../helpers/registry.js';
+import { freePort } from '../helpers/oci-registry.js';
 import { BIN, runCli } from '../helpers/run-cli.js';
 
 const request = { id: 'one', inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 1, 1, 1] }] };
@@ -52,7 +54,30 @@ describe('serve, predict and doctor from the command line', () => {
     const events = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
     expect(events).toContainEqual(expect.objectContaining({ event: 'loaded', model: 'mlp', version: 1, provider: 'cpu' }));
     expect(events).toContainEqual(expect.objectContaining({ event: 'request', method: 'POST', path: '/v2/models/mlp/versions/prod/infer', status: 200, model: 'mlp', version: '1' }));
-    expect(stderr).toContain('SIGTERM: finishing requests in flight');
+    // --json-logs: every line is JSON, the shutdown too.
+    expect(events.length).toBe(stderr.split('\n').filter(Boolean).length);
+    expect(events.map((e) => e.event).slice(-2)).toEqual(['stopping', 'stopped']);
+    expect(events.at(-2)).toMatchObject({ signal: 'SIGTERM' });
+  });
+
+  it('serve: a signal while the models still load stops it cleanly, exit 0', async () => {
+    const reg = await makeRegistry();
+    for (const name of ['a', 'b', 'c']) expect((await reg.cli('register', writeModel(reg.work, `${name}.onnx`, largeMatmul(32 << 20)), '--name', name)).exitCode).toBe(0);
+    const port = await freePort();
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const child = spawn(process.execPath, [BIN, 'serve', '--port', String(port), '--device', 'cpu'], { cwd: reg.dir, env: reg.env });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      // Liveness answers as soon as the port is bound, readiness only once every model loaded.
+      let live = 0;
+      while (live !== 200) live = await fetch(`http://127.0.0.1:${port}/v2/health/live`).then((r) => r.status, () => 0);
+      expect((await fetch(`http://127.0.0.1:${port}/v2/health/ready`)).status).toBe(503);
+      child.kill(signal);
+      expect(await exited, stderr).toBe(0);
+      expect(stderr).toContain(`${signal}: stopped while the models loaded`);
+      expect(stderr).not.toContain('interrupted');
+    }
   });
 
   it('serve --device cuda fails at start with the reason and the fix when there is no CUDA provider', async () => {
