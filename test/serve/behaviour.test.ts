@@ -1,3 +1,4 @@
+import { Agent, request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { deepMlp, mlp, randomFloats, writeModel } from '../../fixtures/models.js';
@@ -214,5 +215,38 @@ describe('serving behaviour', () => {
     const results = await Promise.all(inFlight);
     expect(results.map((r) => r.status)).toEqual(Array(6).fill(200));
     await expect(fetch(`${server.url}/v2/health/live`)).rejects.toThrow();
+  });
+
+  it('answers or refuses, never resets, a request sent on a keep-alive connection as the server closes', async () => {
+    const reg = await makeRegistry();
+    expect((await reg.cli('register', reg.fixture('mlp.onnx'))).exitCode).toBe(0);
+    const server = await serveRegistry(reg);
+    const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+    const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
+    const outcomes: string[] = [];
+    const send = () => new Promise<string>((resolve) => {
+      const req = httpRequest(`${server.url}/v2/models/mlp/infer`, { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(String(res.statusCode)));
+      });
+      req.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+      req.end(body);
+    });
+    let stopping = false;
+    const workers = Array.from({ length: 8 }, async () => {
+      for (;;) {
+        const outcome = await send();
+        outcomes.push(outcome);
+        // A new connection refused is the server gone; only a request cut on an open one is a failure.
+        if (outcome === 'ECONNREFUSED' || (stopping && outcome !== '200' && outcome !== '503')) return;
+      }
+    });
+    while (outcomes.length < 200) await sleep(5);
+    stopping = true;
+    await server.close();
+    await Promise.all(workers);
+    agent.destroy();
+    const cut = outcomes.filter((o) => !['200', '503', 'ECONNREFUSED'].includes(o));
+    expect(cut).toEqual([]);
   });
 });

@@ -7,6 +7,7 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MaasError, isMaasError, messageOf } from '../../core/errors.js';
 import { stringifyJson } from '../../inference/tensors.js';
 import { checkToken } from '../auth.js';
@@ -107,6 +108,9 @@ class MethodNotAllowed extends Error {
 }
 
 class NoRoute extends Error {}
+
+/** How long idle keep-alive connections stay open at shutdown for a request already sent on one. */
+const IDLE_LINGER_MS = 250;
 
 /**
  * Binds the REST port. Requests that arrive before the models are loaded get 503 (readiness)
@@ -225,8 +229,15 @@ export async function listenHttp(core: ServingCore, options: { host: string; por
     async close() {
       // Stop accepting, let requests in flight finish within the grace period (a client that
       // trickles its body could hold them for ever), then cut what is left.
+      // server.close() also cuts idle keep-alive connections at once, and with them a request
+      // already on its way on one (the client reads a reset). They get a moment first: what
+      // arrives is answered (503 while draining, with Connection: close), the rest is closed.
+      const closeIdle = server.closeIdleConnections.bind(server);
+      server.closeIdleConnections = () => undefined;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+      server.closeIdleConnections = closeIdle;
+      if (sockets.size > 0) await sleep(IDLE_LINGER_MS);
+      closeIdle();
       if (inFlight > 0) {
         let grace: NodeJS.Timeout | undefined;
         await new Promise<void>((resolve) => {
