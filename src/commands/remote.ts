@@ -7,7 +7,7 @@ export const remoteCommand = defineCommand({
   name: 'remote',
   summary: 'name remotes in maas.yaml: remote add NAME URL | remote rm NAME | remote list',
   args: ['[action]', '[name]', '[url]'],
-  examples: ['maas remote add prod oci://ghcr.io/acme/models', 'maas push mlp@2 prod', 'maas remote list --json'],
+  examples: ['maas remote add prod oci://ghcr.io/acme/mlp', 'maas push mlp@2 prod', 'maas remote list --json'],
   async run([action = 'list', name, url], _opts, ctx) {
     const named = await import('../remote/named.js');
     if (action === 'list') return named.listRemotes(registryOptions(ctx));
@@ -17,7 +17,8 @@ export const remoteCommand = defineCommand({
     return named.changeRemote({ action, name, url }, registryOptions(ctx));
   },
   render: (r, t) => {
-    const head = r.changed ? t.success(`✔ ${r.changed.action === 'add' ? 'Added' : 'Removed'} remote ${r.changed.name}`) : '';
+    const verb = r.changed?.action === 'rm' ? 'Removed' : r.changed?.previous ? 'Replaced' : 'Added';
+    const head = r.changed ? t.success(`✔ ${verb} remote ${r.changed.name}${r.changed.previous ? ` (was ${r.changed.previous})` : ''}`) : '';
     const rows = Object.entries(r.remotes);
     const body = rows.length ? table(rows) : 'No named remotes. Add one with `maas remote add NAME oci://HOST/REPOSITORY`.';
     return [head, body].filter(Boolean).join('\n');

@@ -35,6 +35,10 @@ export function assertAlias(alias: string): void {
   if (alias === LATEST) {
     throw new MaasError('MAAS_USAGE', `'${LATEST}' is reserved: it always means the highest version`, { hint: 'Pick another alias, such as prod.' });
   }
+  // Version N's git tag is NAME@vN: an alias v5 would read as version 5 in git and not in maas.
+  if (/^v\d+$/.test(alias)) {
+    throw new MaasError('MAAS_USAGE', `'${alias}' would read as a version: NAME@${alias} is the git tag of version ${alias.slice(1)}`, { hint: 'Pick an alias that is not v followed by digits, such as prod or release-5.' });
+  }
 }
 
 export function parseVersion(text: string): number {

@@ -8,7 +8,8 @@ import { parseRemote } from './ref.js';
 
 export interface RemotesResult {
   remotes: Record<string, string>;
-  changed?: { action: 'add' | 'rm'; name: string };
+  /** `previous`: the URL an add replaced. */
+  changed?: { action: 'add' | 'rm'; name: string; previous?: string };
   commit?: string;
 }
 
@@ -35,7 +36,8 @@ export async function changeRemote(options: { action: 'add' | 'rm'; name: string
     const remotes = { ...registry.config.remotes };
     if (options.action === 'add') remotes[options.name] = options.url!;
     else delete remotes[options.name];
-    return { remotes, changed: { action: options.action, name: options.name } };
+    const previous = options.action === 'add' ? registry.config.remotes[options.name] : undefined;
+    return { remotes, changed: { action: options.action, name: options.name, ...(previous !== undefined && previous !== options.url ? { previous } : {}) } };
   });
 }
 

@@ -92,6 +92,9 @@ describe('inspecting and managing versions', () => {
       'tag mlp@prod 1', 'register mlp 1', 'register mlp 2', 'register ranker 1', 'tag mlp@prod 2', 'tag mlp@staging 1', 'untag mlp@staging',
     ]);
     expect((await reg.cli('tag', 'mlp@1', 'latest')).exitCode).toBe(2);
+    const versionLike = await reg.cli('tag', 'mlp@2', 'v1', '--json');
+    expect(versionLike.exitCode).toBe(2);
+    expect(versionLike.json().error.message).toContain('NAME@v1 is the git tag of version 1');
     expect((await reg.cli('tag', 'mlp@7', 'prod')).exitCode).toBe(4);
   });
 

@@ -107,9 +107,12 @@ describe('named remotes', () => {
     await other.cli('remote', 'add', 'offline', `oci-layout:${layout}`);
     expect((await other.cli('pull', 'offline:1', '--json')).json()).toMatchObject({ status: 'imported', ref: 'mlp@1' });
     expect((await reg.cli('remote', 'list', '--json')).json()).toEqual({ remotes: { offline: `oci-layout:${layout}` } });
+    // Adding a name again replaces it, and says what it was.
+    const replaced = await reg.cli('remote', 'add', 'offline', `oci-layout:${layout}-2`);
+    expect(replaced.stdout).toContain(`Replaced remote offline (was oci-layout:${layout})`);
     expect((await reg.cli('remote', 'rm', 'offline')).exitCode).toBe(0);
     expect((await reg.cli('remote', '--json')).json()).toEqual({ remotes: {} });
-    expect(execFileSync('git', ['log', '--format=%s', '-3'], { cwd: reg.dir, encoding: 'utf8' }).trim().split('\n').slice(0, 2)).toEqual(['remote rm offline', 'remote add offline']);
+    expect(execFileSync('git', ['log', '--format=%s', '-3'], { cwd: reg.dir, encoding: 'utf8' }).trim().split('\n').slice(0, 2)).toEqual(['remote rm offline', 'remote add offline']); // the add that replaced it, then the rm
     expect((await reg.cli('remote', 'add', 'bad', 'ftp://x')).exitCode).toBe(2);
     expect((await reg.cli('remote', 'rm', 'ghost')).exitCode).toBe(2);
   });
