@@ -65,9 +65,9 @@ function asMaasError(error: grpc.ServiceError, address: string): MaasError {
   const details = (error.details || error.message).replace(/\s*Resolution note:\s*$/, '');
   switch (error.code) {
     case 3: return new MaasError('MAAS_BAD_INPUT', details, { hint: 'Fix the request; the message names the input.' });
-    case 5: return new MaasError(code === 'MAAS_VERSION_NOT_FOUND' ? 'MAAS_VERSION_NOT_FOUND' : 'MAAS_MODEL_NOT_FOUND', details, { hint: 'GET /v2/models/NAME on the server lists what it serves.' });
+    case 5: return new MaasError(code === 'MAAS_VERSION_NOT_FOUND' ? 'MAAS_VERSION_NOT_FOUND' : 'MAAS_MODEL_NOT_FOUND', details, { hint: 'ModelMetadata (or GET /v2/models/NAME over REST) lists the versions the server serves.' });
     case 16: return new MaasError('MAAS_REMOTE_UNAUTHORIZED', details, { hint: 'Pass the server\'s token with --token (or MAAS_TOKEN).' });
-    case 14: return new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach ${address} over gRPC: ${details}`, { hint: 'Check the address and that the server runs with --grpc-port; with TLS, pass --tls-ca.' });
+    case 14: return new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach ${address} over gRPC: ${details}`, { hint: 'Check the address and that the server runs with --grpc-port; with TLS, pass --tls-ca, and --tls-cert with --tls-key when it asks for client certificates.' });
     case 4: return new MaasError('MAAS_TIMEOUT', details, { hint: 'Raise --timeout-ms.' });
     default: return new MaasError('MAAS_REMOTE_REJECTED', `the server answered ${error.code}: ${details}`);
   }
