@@ -34,7 +34,7 @@ export function policyProblem(text: string): string | undefined {
     if (kind === 'all' || kind === 'aliases') {
       if (arg !== undefined) return `'${kind}' takes no argument`;
     } else if (kind === 'latest') {
-      if (arg === undefined || !/^[1-9]\d{0,5}$/.test(arg)) return `'latest' needs a count ≥ 1, as in latest:2`;
+      if (arg === undefined || !/^[1-9]\d{0,5}$/.test(arg)) return `'latest' needs a count from 1 to 999999, as in latest:2`;
     } else if (kind === 'specific') {
       const entries = (arg ?? '').split(',');
       if (arg === undefined || entries.some((e) => !/^[1-9]\d*$/.test(e) && !ALIAS.test(e))) return `'specific' needs versions or aliases, as in specific:1,3 or specific:prod`;
