@@ -144,8 +144,20 @@ export function readUserFile(path: string, flag: string): Buffer {
   }
 }
 
-/** Temporary folders in use, removed by `removeTempFolders` when the process is interrupted. */
+/** Temporary folders and staged files in use, removed by `removeTempFolders` when the process is interrupted. */
 const tempFolders = new Set<string>();
+
+/**
+ * A staged file (a blob being copied or fetched into a registry) that Ctrl-C removes, as it
+ * removes temporary folders. Forget it once it is renamed into place or removed.
+ */
+export function trackStagedFile(path: string): void {
+  tempFolders.add(path);
+}
+
+export function forgetStagedFile(path: string): void {
+  tempFolders.delete(path);
+}
 
 /** A new folder under the system's temporary folder, removed on Ctrl-C as well as by `removeTempFolder`. */
 export function makeTempFolder(prefix: string): string {

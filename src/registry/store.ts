@@ -4,7 +4,7 @@ import { chmodSync, existsSync, readdirSync, renameSync, rmSync, statSync } from
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MaasError } from '../core/errors.js';
-import { makeFolders, processAlive, tempName, tempWriter } from '../core/fs.js';
+import { forgetStagedFile, makeFolders, processAlive, tempName, tempWriter, trackStagedFile } from '../core/fs.js';
 import type { Layout } from './layout.js';
 
 /** 4 MiB reads into one reused buffer: Node's SHA-256 runs at ~1.6 GB/s this way (notes/perf.md §3.3). */
@@ -79,6 +79,7 @@ export class BlobStore {
     makeFolders(this.layout.staging);
     makeFolders(this.layout.blobs);
     const staged = tempName(this.layout.staging, 'blob');
+    trackStagedFile(staged);
     try {
       const blob = await hashFile(source, onBytes, staged);
       chmodSync(staged, 0o444); // blobs are immutable; a stray edit should fail loudly
@@ -87,6 +88,8 @@ export class BlobStore {
     } catch (error) {
       rmSync(staged, { force: true });
       throw error;
+    } finally {
+      forgetStagedFile(staged);
     }
   }
 
@@ -98,8 +101,12 @@ export class BlobStore {
     makeFolders(this.layout.staging);
     makeFolders(this.layout.blobs);
     const staged = tempName(this.layout.staging, 'blob');
+    trackStagedFile(staged);
     const hash = createHash('sha256');
-    const output = await open(staged, 'wx', 0o644);
+    const output = await open(staged, 'wx', 0o644).catch((error: unknown) => {
+      forgetStagedFile(staged);
+      throw error;
+    });
     let size = 0;
     try {
       for await (const chunk of chunks) {
@@ -125,6 +132,8 @@ export class BlobStore {
       await output.close().catch(() => undefined);
       rmSync(staged, { force: true });
       throw error;
+    } finally {
+      forgetStagedFile(staged);
     }
   }
 

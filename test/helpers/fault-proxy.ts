@@ -1,11 +1,12 @@
 /**
  * A loopback HTTP proxy in front of the real registry that scripts faults the registry cannot
- * be made to produce: 5xx answers and connections cut halfway through a request body.
+ * be made to produce: 5xx answers, connections cut halfway through a request body, and answers
+ * that stall halfway through their body.
  */
 import { type IncomingMessage, type ServerResponse, createServer, request } from 'node:http';
 import { onTestFinished } from 'vitest';
 
-export type Fault = 'pass' | 'fail-500' | 'cut-body';
+export type Fault = 'pass' | 'fail-500' | 'cut-body' | 'stall-answer';
 
 export interface FaultProxy {
   host: string;
@@ -31,7 +32,17 @@ export async function startFaultProxy(target: string, decide: (req: IncomingMess
         const headers = { ...up.headers };
         if (headers.location) headers.location = headers.location.replace(`//${target}`, `//${proxyHost}`);
         res.writeHead(up.statusCode ?? 502, headers);
-        up.pipe(res);
+        if (fault !== 'stall-answer') {
+          up.pipe(res);
+          return;
+        }
+        // Half the answer, then nothing more (until the test ends and closes it).
+        const half = Number(up.headers['content-length'] ?? 0) >> 1;
+        let sent = 0;
+        up.on('data', (c: Buffer) => {
+          if (sent < half) res.write(c.subarray(0, half - sent));
+          sent += c.length;
+        });
       });
       upstream.on('error', () => res.destroy());
       if (fault === 'cut-body') {

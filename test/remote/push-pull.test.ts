@@ -1,12 +1,14 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { largeMatmul, writeModel } from '../../fixtures/models.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startTokenServer } from '../helpers/token-server.js';
 import { HAVE_REGISTRY, REQUIRE_TOOLS, skopeo, startOciRegistry, type TestOciRegistry } from '../helpers/oci-registry.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
-import { runCli } from '../helpers/run-cli.js';
+import { BIN, runCli } from '../helpers/run-cli.js';
 
 const withCreds = (reg: TestRegistry, oci: TestOciRegistry, password = oci.password) => ({ ...reg.env, MAAS_REGISTRY_USERNAME: oci.username, MAAS_REGISTRY_PASSWORD: password });
 
@@ -258,6 +260,29 @@ describe.skipIf(!HAVE_REGISTRY && !REQUIRE_TOOLS)('transient failures between ma
     expect(proxy.log.filter((l) => l.includes('PUT /v2/team/mlp/manifests/1'))).toHaveLength(3);
     const manifest = readFileSync(join(reg.dir, 'models/mlp/1/manifest.json'), 'utf8');
     expect(await skopeo(['inspect', '--raw', '--tls-verify=false', '--creds', `${oci.username}:${oci.password}`, `docker://${oci.host}/team/mlp:1`], reg.home)).toBe(manifest);
+  });
+
+  it('Ctrl-C during a pull leaves no partial blob in the registry', async () => {
+    const oci = await startOciRegistry();
+    const reg = await makeRegistry();
+    expect((await reg.cli('register', writeModel(reg.work, 'big.onnx', largeMatmul(4 << 20)), '--name', 'big')).exitCode).toBe(0);
+    expect((await runCli(['push', 'big@1', `oci://${oci.host}/team/big`], { cwd: reg.dir, env: withCreds(reg, oci) })).exitCode).toBe(0);
+    const layer = JSON.parse(readFileSync(join(reg.dir, 'models/big/1/manifest.json'), 'utf8')).layers[0].digest as string;
+    const proxy = await startFaultProxy(oci.host, (req) => (req.method === 'GET' && req.url?.includes(`/blobs/${layer}`) ? 'stall-answer' : 'pass'));
+    const other = await makeRegistry();
+    const child = spawn(process.execPath, [BIN, 'pull', `oci://${proxy.host}/team/big:1`], { cwd: other.dir, env: withCreds(other, oci) });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const closed = new Promise<string | number | null>((resolve) => child.on('close', (code, signal) => resolve(signal ?? code)));
+    const staging = join(other.dir, '.maas/tmp');
+    const staged = () => (existsSync(staging) ? readdirSync(staging).filter((f) => f.startsWith('blob-')) : []);
+    for (let waited = 0; staged().length === 0 && waited < 20_000; waited += 20) await sleep(20);
+    expect(staged()).toHaveLength(1); // half the blob arrived, the rest never will
+    child.kill('SIGINT');
+    expect(await closed).toBe('SIGINT');
+    expect(stderr).toContain('interrupted (SIGINT)');
+    expect(staged()).toEqual([]);
+    expect((await other.cli('verify', '--json')).json()).toMatchObject({ ok: true });
   });
 
   it('resumes an upload whose connection was cut halfway through a chunk', async () => {
