@@ -641,13 +641,14 @@ export class ModelManager {
         if (this.unresolved.get(label) !== messageOf(error)) this.options.log({ event: 'target-unresolved', target: label, model: target.name, error: messageOf(error), serving: this.stillServable(target.name) });
         versions = this.stillServable(target.name);
       }
-      if (!target.selector) this.notePolicyMissing(target.name, config, missing);
       if (versions.length === 0 && initial && this.options.targets.some((t) => t.name === target.name)) {
         const { policy } = this.options.serving(target.name, config);
         throw new MaasError('MAAS_VERSION_NOT_FOUND', `the version policy ${formatVersionPolicy(policy)} selects no version of ${target.name} (registered: ${this.registry.versions(target.name).join(', ')})`, {
           hint: `Change --version-policy or versionPolicy for ${target.name} in maas.yaml, or name a version: maas serve ${target.name}@${this.registry.versions(target.name).at(-1)}.`,
         });
       }
+      // (After that check: a start that fails says so, not that a missing version is served once registered.)
+      if (!target.selector) this.notePolicyMissing(target.name, config, missing);
       if (versions.length === 0) continue;
       const entry = byName.get(target.name) ?? { name: target.name, defaultVersion: versions.at(-1)!, versions: new Set<number>(), aliases: new Map<string, number>() };
       for (const v of versions) entry.versions.add(v);

@@ -92,7 +92,7 @@ function humanEvent(event: ServeEvent): string | undefined {
     case 'refresh-failed': return `could not read the registry, still serving what was loaded: ${event.error}`;
     case 'over-budget': return `${event.model}@${event.version} is loaded at ${formatBytes(event.residentBytes)} resident, over the budget: ${event.error}; raise --memory-budget or pin fewer versions`;
     case 'policy-missing': return `${event.model}: the version policy ${event.policy} names ${event.missing.join(', ')}, not registered; served once registered`;
-    case 'target-unresolved': return `${event.target} no longer resolves (${event.error}); ${event.serving.length ? `still serving ${event.serving.map((v) => `${event.model}@${v}`).join(', ')}` : `${event.model} is not served`} until it does`;
+    case 'target-unresolved': return `${event.target} no longer resolves (${event.error}); ${event.serving.length ? `still serving ${event.serving.map((v) => `${event.model}@${v}`).join(', ')}` : `${event.model} is not served`}${/@\d+$/.test(event.target) ? '' : ' until it does'}`; // a version number is never registered again
     default: return undefined;
   }
 }
