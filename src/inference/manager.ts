@@ -190,6 +190,8 @@ export class ModelManager {
   /** loads and unloads, one at a time (see the header). */
   private exclusive: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** versions whose generated warm-up failed, said once. */
+  private readonly warmupFailed = new Set<string>();
   private readonly rss: () => number;
   private readonly now: () => number;
   ready = false;
@@ -544,8 +546,10 @@ export class ModelManager {
       this.options.log({
         event: 'loaded', model: name, version, provider: runtime.provider, loadMs: Math.round(runtime.loadMs), warmupMs: Math.round(runtime.warmupMs), warmupSamples: samples?.length ?? 0, residentBytes: slot.residentBytes,
         ...(runtime.probeUs === undefined ? {} : { runUs: Math.round(runtime.probeUs) }), inline: runtime.runsInline,
-        ...(runtime.warmupError === undefined ? {} : { warmupError: runtime.warmupError }),
+        // Said on the first load of a version, not again on each on-demand reload.
+        ...(runtime.warmupError === undefined || this.warmupFailed.has(keyOf(name, version)) ? {} : { warmupError: runtime.warmupError }),
       });
+      if (runtime.warmupError !== undefined) this.warmupFailed.add(keyOf(name, version));
       // Measured above the estimate: others make room now, never the version just loaded.
       if (this.budgeted) {
         await this.makeRoom(slot, slot.residentBytes, 1, { wait: false }).catch((error: unknown) => {

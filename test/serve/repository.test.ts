@@ -10,6 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { describe, expect, it } from 'vitest';
 import { largeMatmul, mlp, writeModel } from '../../fixtures/models.js';
+import { type ModelInit, valueInfoProto } from '../../src/onnx/build.js';
+import { DataType } from '../../src/onnx/dtypes.js';
 import { ROUTES } from '../../src/serve/http/routes.js';
 import { grpcClient, statusOf } from '../helpers/grpc.js';
 import { HAVE_REGISTRY, REQUIRE_TOOLS, startOciRegistry } from '../helpers/oci-registry.js';
@@ -276,6 +278,32 @@ describe('hot swaps under a tight budget', () => {
 });
 
 describe('warm-up', () => {
+  it('says once, not on every on-demand reload, that a model refused its generated warm-up request', async () => {
+    const reg = await models(['x']);
+    // Reshape to a fixed [2, 4]: the generated one-row warm-up cannot run, two-row requests can.
+    const pairs: ModelInit = {
+      producerName: 'maas-tests',
+      graph: {
+        name: 'pairs',
+        nodes: [
+          { op: 'Constant', inputs: [], outputs: ['shape'], name: 'shape', attributes: { value: { tensor: { name: 'shape', dataType: DataType.INT64, dims: [2], raw: Buffer.from(BigInt64Array.from([2n, 4n]).buffer) } } } },
+          { op: 'Reshape', inputs: ['input', 'shape'], outputs: ['output'] },
+        ],
+        initializers: [],
+        inputs: [valueInfoProto('input', DataType.FLOAT, ['batch', 4])],
+        outputs: [valueInfoProto('output', DataType.FLOAT, [2, 4])],
+      },
+    };
+    expect((await reg.cli('register', writeModel(reg.work, 'pairs.onnx', pairs), '--name', 'pairs')).exitCode).toBe(0);
+    const server = await serveRegistry(reg, { budget: { models: 1 } });
+    const two = { inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', data: [1, 2, 3, 4, 5, 6, 7, 8] }] };
+    for (const [model, body] of [['pairs', two], ['x', INFER], ['pairs', two], ['x', INFER], ['pairs', two]] as const) {
+      expect((await server.post(`/v2/models/${model}/infer`, body)).status, model).toBe(200);
+    }
+    expect(server.logs.filter((l) => l.startsWith('loaded pairs@1'))).toHaveLength(3);
+    expect(server.logs.filter((l) => l.includes('generated warm-up request failed'))).toHaveLength(1);
+  });
+
   it('stores --warmup samples with the version and runs them on every load before it is READY; samples that do not fit are refused at register', async () => {
     const reg = await makeRegistry();
     const model = writeModel(reg.work, 'w.onnx', mlp());
