@@ -125,13 +125,24 @@ export function decodeInferRequest(json: unknown, binary: Buffer, signature: Sig
   if (listed !== undefined && !Array.isArray(listed)) throw badInput('"outputs" must be an array');
   const asked = listed?.map((o: unknown, i: number) => {
     if (!isObject(o) || typeof o.name !== 'string') throw badInput(`outputs[${i}] needs a "name"`);
-    const binaryFlag = parameters(o.parameters, `outputs[${i}]`).binary_data;
+    const asked = parameters(o.parameters, `outputs[${i}]`);
+    if (asked.classification !== undefined) throw classificationRefused(o.name);
+    const binaryFlag = asked.binary_data;
     if (binaryFlag === true || (binaryFlag === undefined && allBinary)) binaryOutputs.add(o.name);
     return o.name;
   });
   const outputs = requestedOutputs(asked, signature);
   if (asked === undefined && allBinary) for (const name of outputs) binaryOutputs.add(name);
   return { id: json.id as string | undefined, feeds, outputs, binaryOutputs };
+}
+
+/**
+ * Triton's classification extension (an output's `classification: K` parameter) turns a tensor
+ * into its top K labels. maas has no labels to give: refused, rather than answered with the raw
+ * tensor a client would read as labels.
+ */
+export function classificationRefused(output: string): MaasError {
+  return badInput(`output '${output}' asks for classification (Triton's classification extension), which maas does not serve; ask for the raw output and take its top classes`);
 }
 
 /** One tensor of the metadata document: KServe datatypes, -1 for dims that are not fixed. */

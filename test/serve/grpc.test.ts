@@ -137,6 +137,8 @@ describe('gRPC (Open Inference Protocol)', () => {
       ['INVALID_ARGUMENT', { ...rawRequest('mlp'), inputs: [{ name: 'input', datatype: 'FP32', shape: ['99999999999999999999', '4'] }] }],
       ['INVALID_ARGUMENT', { model_name: 'mlp', inputs: [] }],
       ['INVALID_ARGUMENT', { ...rawRequest('mlp'), outputs: [{ name: 'nope' }] }],
+      ['INVALID_ARGUMENT', { ...rawRequest('mlp'), outputs: [{ name: 'output', parameters: { classification: { int64_param: '2' } } }] }],
+      ['OK', { ...rawRequest('mlp'), outputs: [{ name: 'output', parameters: { other: { bool_param: true } } }] }],
       ['INVALID_ARGUMENT', { model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], contents: { int_contents: [1, 2, 3, 4] } }] }],
       ['OK', rawRequest('mlp', 'prod')],
     ];

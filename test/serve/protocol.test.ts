@@ -150,6 +150,10 @@ describe('KServe v2 and TF Serving routes', () => {
       inputs: [{ name: 'features', shape: [1, 3], datatype: 'FP32', data: [1, -1, 0] }, { name: 'ids', shape: [1], datatype: 'INT64', data: [1] }],
     });
     expect(all.json.outputs.map((o: { name: string; data: unknown }) => [o.name, o.data])).toEqual([['positive', [true, false, false]], ['ids_doubled', [2]]]);
+    // Triton's classification extension is refused, not answered with the raw tensor.
+    const classify = await server.post('/v2/models/mlp/infer', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }], outputs: [{ name: 'output', parameters: { classification: 2 } }] });
+    expect(classify.status).toBe(400);
+    expect(classify.json.error).toContain('classification');
   });
 
   it('answers INT64 beyond ±2^53 in JSON with its exact digits, as Triton does', async () => {

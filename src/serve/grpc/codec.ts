@@ -4,7 +4,7 @@
  * strings) to and from tensors checked against the model's signature. Pure.
  */
 import type { Signature } from '../../onnx/inspect.js';
-import { asBadInput, badInput, checkInputHead, requestedOutputs, requireAllInputs } from '../../inference/protocol.js';
+import { asBadInput, badInput, checkInputHead, classificationRefused, requestedOutputs, requireAllInputs } from '../../inference/protocol.js';
 import { type OrtType, type TensorData, type WireTensor, elementCount, fromBinary, fromJsonData, kserveDatatype, ortTypeOfKserve, toBinary } from '../../inference/tensors.js';
 
 export interface InferTensorContents {
@@ -30,7 +30,8 @@ export interface ModelInferRequest {
   model_version: string;
   id: string;
   inputs: InferInputTensor[];
-  outputs: { name: string }[];
+  /** `parameters`: the names of the output's parameters (only their names are read). */
+  outputs: { name: string; parameters?: string[] }[];
   raw_input_contents: Buffer[];
 }
 
@@ -94,6 +95,7 @@ export function decodeModelInfer(request: ModelInferRequest, signature: Signatur
     });
   });
   requireAllInputs(feeds, signature);
+  for (const o of request.outputs) if (o.parameters?.includes('classification')) throw classificationRefused(o.name);
   const asked = request.outputs.length ? request.outputs.map((o) => o.name) : undefined;
   return { feeds, outputs: requestedOutputs(asked, signature) };
 }

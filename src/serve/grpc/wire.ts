@@ -145,14 +145,23 @@ function readInput(r: Reader): InferInputTensor {
   return input;
 }
 
-function readOutputName(r: Reader): { name: string } {
+/** A requested output: its name, and the keys of its parameters map (entries: key 1, value 2). */
+function readOutput(r: Reader): { name: string; parameters: string[] } {
   let name = '';
+  const parameters: string[] = [];
   while (!r.done) {
     const tag = r.small();
     if (tag === (1 << 3) + BYTES) name = r.string();
-    else r.skip(tag & 7);
+    else if (tag === (2 << 3) + BYTES) {
+      const entry = r.sub();
+      while (!entry.done) {
+        const entryTag = entry.small();
+        if (entryTag === (1 << 3) + BYTES) parameters.push(entry.string());
+        else entry.skip(entryTag & 7);
+      }
+    } else r.skip(tag & 7);
   }
-  return { name };
+  return { name, parameters };
 }
 
 export function readModelInferRequest(buf: Buffer): ModelInferRequest {
@@ -166,7 +175,7 @@ export function readModelInferRequest(buf: Buffer): ModelInferRequest {
     else if (wire === BYTES && field === 2) request.model_version = r.string();
     else if (wire === BYTES && field === 3) request.id = r.string();
     else if (wire === BYTES && field === 5) request.inputs.push(readInput(r.sub()));
-    else if (wire === BYTES && field === 6) request.outputs.push(readOutputName(r.sub()));
+    else if (wire === BYTES && field === 6) request.outputs.push(readOutput(r.sub()));
     else if (wire === BYTES && field === 7) request.raw_input_contents.push(r.bytes());
     else r.skip(wire); // parameters (4)
   }
