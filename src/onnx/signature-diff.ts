@@ -32,9 +32,12 @@ function dimChange(io: Io, index: number, before: Dim, after: Dim, name: string)
 }
 
 function compareSpec(io: Io, a: TensorSpec, b: TensorSpec): SignatureChange[] {
-  if (a.dtype !== b.dtype) {
-    return [{ io, name: a.name, kind: 'dtype', before: a.dtype, after: b.dtype, breaking: true, message: `${io} '${a.name}' dtype ${a.dtype} → ${b.dtype}` }];
-  }
+  // A dtype change does not end the comparison: a client must hear of a shape change with it.
+  const dtype: SignatureChange[] = a.dtype === b.dtype ? [] : [{ io, name: a.name, kind: 'dtype', before: a.dtype, after: b.dtype, breaking: true, message: `${io} '${a.name}' dtype ${a.dtype} → ${b.dtype}` }];
+  return [...dtype, ...compareShape(io, a, b)];
+}
+
+function compareShape(io: Io, a: TensorSpec, b: TensorSpec): SignatureChange[] {
   if (a.shape === null || b.shape === null) {
     if (a.shape === b.shape) return [];
     const breaking = io === 'input' ? b.shape !== null : a.shape !== null;

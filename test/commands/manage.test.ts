@@ -3,6 +3,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mlp, multiIo, writeModel } from '../../fixtures/models.js';
+import { type ModelInit, valueInfoProto } from '../../src/onnx/build.js';
+import { DataType } from '../../src/onnx/dtypes.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
@@ -116,6 +118,23 @@ describe('inspecting and managing versions', () => {
     expect(json.exitCode).toBe(0);
     expect(json.json()).toMatchObject({ breaking: true, sameGraph: false, sameBytes: false });
     expect(json.json().signatureChanges).toHaveLength(2);
+  });
+
+  it('diff and register name a dim change that comes with a dtype change of the same tensor', async () => {
+    const reg = await makeRegistry();
+    const identity = (dtype: number, shape: number[]): ModelInit => ({
+      producerName: 'maas-tests',
+      graph: { name: 'identity', nodes: [{ op: 'Identity', inputs: ['x'], outputs: ['y'] }], initializers: [], inputs: [valueInfoProto('x', dtype, shape)], outputs: [valueInfoProto('y', dtype, shape)] },
+    });
+    const first = await reg.cli('register', writeModel(reg.work, 'seq.onnx', identity(DataType.FLOAT, [1, 24, 96])));
+    expect(first.exitCode, first.stderr).toBe(0);
+    const second = await reg.cli('register', writeModel(reg.work, 'seq16.onnx', identity(DataType.FLOAT16, [1, 25, 96])), '--name', 'seq');
+    expect(second.exitCode, second.stderr).toBe(0);
+    const changes = ["input 'x' dtype float32 → float16", "input 'x' dim 1: 24 → 25", "output 'y' dtype float32 → float16", "output 'y' dim 1: 24 → 25"];
+    expect(second.stdout).toContain(`⚠ Breaking for clients of seq@1: ${changes.join('; ')}`);
+    const diff = await reg.cli('diff', 'seq@1', 'seq@2');
+    for (const change of changes) expect(diff.stdout).toContain(`BREAKING ${change}`);
+    expect((await reg.cli('diff', 'seq@1', 'seq@2', '--json')).json().signatureChanges.map((c: { message: string }) => c.message)).toEqual(changes);
   });
 
   it('verify: passes on a healthy registry, finds corrupt and missing blobs (exit 8)', async () => {

@@ -18,6 +18,19 @@ describe('diffSignatures', () => {
     expect(diffSignatures(sig([x([1, 4])], []), sig([x([1, 8])], []))[0]).toMatchObject({ kind: 'dim', breaking: true, before: '4', after: '8' });
   });
 
+  it('names a dim change that comes with a dtype change of the same tensor, input and output', () => {
+    const changes = diffSignatures(sig([x([1, 24, 96])], [y([1, 24, 96])]), sig([x([1, 25, 96], 'float16')], [y([1, 25, 96], 'float16')]));
+    expect(changes.map((c) => c.message)).toEqual([
+      "input 'x' dtype float32 → float16",
+      "input 'x' dim 1: 24 → 25",
+      "output 'y' dtype float32 → float16",
+      "output 'y' dim 1: 24 → 25",
+    ]);
+    expect(changes.every((c) => c.breaking)).toBe(true);
+    const rank = diffSignatures(sig([x([1, 4])], []), sig([x([1, 4, 1], 'int64')], []));
+    expect(rank.map((c) => c.kind)).toEqual(['dtype', 'rank']);
+  });
+
   it('lets an input accept more (fixed → dynamic) but not less', () => {
     expect(diffSignatures(sig([x([1, 4])], []), sig([x(['batch', 4])], []))[0]!.breaking).toBe(false);
     expect(diffSignatures(sig([x(['batch', 4])], []), sig([x([1, 4])], []))[0]!.breaking).toBe(true);
