@@ -74,9 +74,18 @@ export function modelPath(registry: Registry, record: VersionRecord): string {
 /** Re-hashes a version's blobs before onnxruntime reads them: a corrupt one is refused, not served. */
 export async function checkBlobs(registry: Registry, record: VersionRecord): Promise<void> {
   for (const layer of record.manifest.layers) {
-    if ((await registry.store.check(layer)) !== 'corrupt') continue; // a missing blob has its own error, from modelPath
-    throw corruptBlob(record, layer.digest);
+    const state = await registry.store.check(layer);
+    if (state === 'corrupt') throw corruptBlob(record, layer.digest);
+    if (state === 'wrong-size') throw misstatedSize(record, layer.digest); // the manifest is at fault, not the blob
+    // a missing blob has its own error, from modelPath
   }
+}
+
+/** A manifest that gives a blob another size than its bytes, which do match the digest (exit 8). */
+function misstatedSize(record: { name: string; version: number }, digest: string): MaasError {
+  return new MaasError('MAAS_VERIFY_FAILED', `${record.name}@${record.version}: its manifest gives blob ${digest} another size than the blob has (the blob matches its digest)`, {
+    hint: `The manifest was changed after ${record.name}@${record.version} was registered: run \`maas verify\`, and restore the manifest from git.`,
+  });
 }
 
 /** A stored blob whose bytes no longer match their digest (exit 8): what restores it. */

@@ -27,6 +27,9 @@ export interface StagedFile {
 
 export type OnBytes = (doneBytes: number) => void;
 
+/** A stored blob as its bytes are: missing, or its real size and whether it hashes to its digest. */
+export type BlobState = { state: 'missing' } | { state: 'ok' | 'corrupt'; size: number };
+
 /** Streams a file through SHA-256, optionally copying it to `copyTo`; memory stays at one chunk. */
 export async function hashFile(path: string, onBytes: OnBytes = () => {}, copyTo?: string): Promise<BlobRef> {
   const hash = createHash('sha256');
@@ -137,13 +140,23 @@ export class BlobStore {
     }
   }
 
-  /** Re-hashes a stored blob: 'ok', 'missing', or 'corrupt' (size or digest differ). */
-  async check(blob: BlobRef, onBytes?: OnBytes): Promise<'ok' | 'missing' | 'corrupt'> {
-    const path = this.path(blob.digest);
-    if (!existsSync(path)) return 'missing';
-    if (statSync(path).size !== blob.size) return 'corrupt';
+  /** Re-hashes a stored blob by its digest alone, whatever size a manifest claims for it. */
+  async inspect(digest: string, onBytes?: OnBytes): Promise<BlobState> {
+    const path = this.path(digest);
+    if (!existsSync(path)) return { state: 'missing' };
     const actual = await hashFile(path, onBytes);
-    return actual.digest === blob.digest ? 'ok' : 'corrupt';
+    return { state: actual.digest === digest ? 'ok' : 'corrupt', size: actual.size };
+  }
+
+  /**
+   * Re-hashes a stored blob against a descriptor. 'corrupt' means its bytes do not hash to the
+   * digest; 'wrong-size' means they do but the descriptor claims another size: the descriptor
+   * lies, not the blob, so the blob must not be blamed (it may be shared by other versions).
+   */
+  async check(blob: BlobRef, onBytes?: OnBytes): Promise<'ok' | 'missing' | 'corrupt' | 'wrong-size'> {
+    const found = await this.inspect(blob.digest, onBytes);
+    if (found.state !== 'ok') return found.state;
+    return found.size === blob.size ? 'ok' : 'wrong-size';
   }
 
   /** Every stored blob's digest. */

@@ -5,7 +5,7 @@ import { CONFIG_FILE, HISTORY_FILE, MODELS_DIR, versionTag } from './layout.js';
 import { ANNOTATIONS, digestOf } from './manifest.js';
 import { formatRef, parseRef } from './refs.js';
 import { Registry, type RecoveryReport, type RegistryOptions } from './registry.js';
-import { STAGING_GRACE_MS, type OnBytes } from './store.js';
+import { STAGING_GRACE_MS, type BlobState, type OnBytes } from './store.js';
 
 export type ProblemKind = 'missing-blob' | 'corrupt-blob' | 'bad-config' | 'bad-manifest' | 'missing-tag' | 'tag-mismatch' | 'dangling-alias' | 'uncommitted';
 
@@ -49,7 +49,7 @@ export async function verifyRegistry(options: VerifyOptions, ctx: RegistryOption
   try {
     const problems: Problem[] = [];
     let versions = 0;
-    const checked = new Map<string, 'ok' | 'missing' | 'corrupt'>();
+    const checked = new Map<string, BlobState>();
     let bytes = 0;
     const only = options.ref ? parseRef(options.ref) : undefined;
     const names = only ? [only.name] : registry.modelNames();
@@ -73,31 +73,42 @@ export async function verifyRegistry(options: VerifyOptions, ctx: RegistryOption
           problems.push({ kind: 'bad-config', ref, path: configPath, message: `${ref}: ${configPath} ${config ? 'does not match the manifest' : 'is missing'}` });
         }
         const tag = versionTag(name, version);
+        const manifestPath = `${registry.layout.versionDir(name, version)}/manifest.json`;
         if (!tags.has(tag)) {
           problems.push({ kind: 'missing-tag', ref, message: `${ref}: git tag ${tag} is missing` });
         } else {
           // A version is immutable: its committed manifest is the one its tag recorded.
-          const manifestPath = `${registry.layout.versionDir(name, version)}/manifest.json`;
           const [atTag, atHead] = await registry.git.objectIds([`${tag}:./${manifestPath}`, `HEAD:./${manifestPath}`]);
           if (atTag !== atHead) {
             problems.push({ kind: 'tag-mismatch', ref, path: manifestPath, message: `${ref}: ${manifestPath} is not the manifest git tag ${tag} recorded: it was changed after ${ref} was registered` });
           }
         }
         for (const layer of record.manifest.layers) {
-          let state = checked.get(layer.digest);
-          if (!state) {
+          // Judged by digest alone and once: a blob is shared, and one manifest's claim about it
+          // (its size) says nothing about the blob, only about that manifest.
+          let blob = checked.get(layer.digest);
+          if (!blob) {
             const onBytes = options.onProgress?.(`Verifying ${layer.annotations?.[ANNOTATIONS.filepath] ?? layer.digest}`, layer.size);
-            state = await registry.store.check(layer, onBytes);
-            checked.set(layer.digest, state);
-            if (state === 'ok') bytes += layer.size;
+            blob = await registry.store.inspect(layer.digest, onBytes);
+            checked.set(layer.digest, blob);
+            if (blob.state === 'ok') bytes += blob.size;
           }
-          if (state === 'ok') continue;
           const file = layer.annotations?.[ANNOTATIONS.filepath] ?? '';
+          if (blob.state === 'ok') {
+            if (blob.size === layer.size) continue;
+            problems.push({
+              kind: 'bad-manifest',
+              ref,
+              path: manifestPath,
+              message: `${ref}: ${manifestPath} gives blob ${layer.digest} (${file}) as ${layer.size} bytes, but the blob holds ${blob.size} and matches its digest: the manifest is wrong, not the blob; restore the manifest from git`,
+            });
+            continue;
+          }
           problems.push({
-            kind: state === 'missing' ? 'missing-blob' : 'corrupt-blob',
+            kind: blob.state === 'missing' ? 'missing-blob' : 'corrupt-blob',
             ref,
             path: registry.store.path(layer.digest),
-            message: state === 'missing'
+            message: blob.state === 'missing'
               ? `${ref}: blob ${layer.digest} (${file}) is missing; fetch it with \`maas pull\` or register the file again`
               : `${ref}: blob ${layer.digest} (${file}) does not match its digest; delete it and register the file again`,
           });

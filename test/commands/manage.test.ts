@@ -181,6 +181,37 @@ describe('inspecting and managing versions', () => {
     expect(r.json().problems.map((p: { kind: string }) => p.kind).sort()).toEqual(['dangling-alias', 'missing-tag', 'uncommitted']);
   });
 
+  it('verify: a manifest that misstates a blob\'s size is reported against that manifest, never as a corrupt blob', async () => {
+    const reg = await makeRegistry();
+    const model = reg.fixture('mlp.onnx');
+    for (const name of ['mlp', 'twin']) expect((await reg.cli('register', model, '--name', name)).exitCode).toBe(0); // one blob, two versions
+    const path = join(reg.dir, 'models/mlp/1/manifest.json');
+    const manifest = JSON.parse(readFileSync(path, 'utf8'));
+    const layer = manifest.layers[0];
+    layer.size += 1;
+    writeFileSync(path, JSON.stringify(manifest, null, 2));
+    git(reg.dir, 'commit', '-qam', 'x');
+    const r = await reg.cli('verify');
+    expect(r.exitCode).toBe(8);
+    expect(r.stdout).toContain('mlp@1: models/mlp/1/manifest.json is not the manifest git tag mlp@v1 recorded');
+    expect(r.stdout).toContain(`mlp@1: models/mlp/1/manifest.json gives blob ${layer.digest} (mlp.onnx) as ${layer.size} bytes, but the blob holds ${layer.size - 1} and matches its digest: the manifest is wrong, not the blob`);
+    expect(r.stdout).not.toContain('does not match its digest');
+    expect(r.stdout).not.toContain('delete it');
+    expect(r.stdout).not.toContain('twin@1');
+    const json = (await reg.cli('verify', '--json')).json();
+    expect(json.problems.map((p: { kind: string; ref: string }) => `${p.kind} ${p.ref}`).sort()).toEqual(['bad-manifest mlp@1', 'tag-mismatch mlp@1']);
+    expect(json).toMatchObject({ blobs: 1, bytes: layer.size - 1 });
+    expect((await reg.cli('verify', 'twin@1')).exitCode).toBe(0);
+    // Loading it says the same: the manifest is refused, and the shared blob still serves twin@1.
+    const request = join(reg.work, 'request.json');
+    writeFileSync(request, JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }));
+    const refused = await reg.cli('predict', 'mlp@1', '--input', request, '--json');
+    expect(refused.exitCode).toBe(8);
+    expect(refused.json().error.message).toContain('its manifest gives blob');
+    expect(refused.json().error.message).not.toContain('corrupt');
+    expect((await reg.cli('predict', 'twin@1', '--input', request)).exitCode).toBe(0);
+  });
+
   it('rm refuses an aliased version without --force; gc then frees its blob', async () => {
     const reg = await populated();
     const refused = await reg.cli('rm', 'mlp@1');
