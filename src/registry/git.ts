@@ -1,4 +1,5 @@
 /** The only importer of simple-git. Every function takes the registry folder as baseDir. */
+import { resolve } from 'node:path';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import { MaasError, messageOf } from '../core/errors.js';
 import type { Env } from '../core/context.js';
@@ -62,6 +63,17 @@ export class Git {
     // check-ignore prints the path when it is ignored (its exit code alone is not reported by simple-git).
     const out = await this.git.raw(['check-ignore', path]).catch(() => '');
     return out.trim() !== '';
+  }
+
+  /**
+   * The top of the repository that commits `dir` (the folder this Git was opened on): undefined
+   * outside any repository, or where the enclosing one ignores it (its commits would fail).
+   */
+  async committingRepository(dir: string): Promise<string | undefined> {
+    const top = await this.topLevel();
+    if (top === undefined) return undefined;
+    if (resolve(top) === resolve(dir)) return top; // its own repository never ignores its root
+    return (await this.ignores(dir)) ? undefined : top;
   }
 
   async init(): Promise<void> {

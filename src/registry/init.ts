@@ -6,7 +6,8 @@ import type { Env } from '../core/context.js';
 import { MaasError } from '../core/errors.js';
 import { makeFolders, writeFileAtomic } from '../core/fs.js';
 import { VERSION } from '../core/version.js';
-import type { CiProvider, Device } from './config.js';
+import type { CiProvider, Device, RegistryConfig } from './config.js';
+import { readConfig } from './config-file.js';
 import { Git } from './git.js';
 import { CONFIG_FILE } from './layout.js';
 
@@ -72,10 +73,21 @@ export function foreignEntries(dir: string): string[] {
 
 export async function initRegistry(options: InitOptions, ctx: { cwd: string; env: Env }): Promise<InitResult> {
   const root = resolve(ctx.cwd, options.dir);
+  let kept: RegistryConfig | undefined;
   if (existsSync(join(root, CONFIG_FILE))) {
-    throw new MaasError('MAAS_REGISTRY_EXISTS', `${root} already holds a maas registry`, {
-      hint: 'Use it as it is (maas list), or choose another folder: maas init DIR.',
-    });
+    if ((await (await Git.open(root, ctx.env)).committingRepository(root)) !== undefined) {
+      throw new MaasError('MAAS_REGISTRY_EXISTS', `${root} already holds a maas registry`, {
+        hint: 'Use it as it is (maas list), or choose another folder: maas init DIR.',
+      });
+    }
+    // A maas.yaml no repository commits (a copied folder, a lost .git): --force makes it a
+    // registry and keeps the file, which may hold remotes, trust and serving settings.
+    if (!options.force) {
+      throw new MaasError('MAAS_USAGE', `${root} holds ${CONFIG_FILE} but no git repository, so it is not a registry yet`, {
+        hint: `Pass --force to make it one, keeping its ${CONFIG_FILE}: maas init ${options.dir} --force.`,
+      });
+    }
+    kept = readConfig(join(root, CONFIG_FILE));
   }
   const foreign = foreignEntries(root);
   if (foreign.length && !options.force) {
@@ -103,7 +115,8 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
     files.push(relPath);
   };
   const yamlString = (value: string | null) => (value === null ? 'null' : JSON.stringify(value));
-  write(CONFIG_FILE, renderTemplate('maas.yaml', { name: yamlString(options.name), device: options.device, remote: yamlString(options.remote) }));
+  if (kept) files.push(CONFIG_FILE);
+  else write(CONFIG_FILE, renderTemplate('maas.yaml', { name: yamlString(options.name), device: options.device, remote: yamlString(options.remote) }));
 
   const ignore = renderTemplate('gitignore', {});
   const ignorePath = join(root, '.gitignore');
@@ -129,6 +142,7 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
     write(target, renderTemplate(template, { maasVersion: VERSION }));
   }
 
-  const commit = await git.commit(files, `maas: create registry ${options.name}`);
-  return { root, name: options.name, device: options.device, remote: options.remote, createdRepository: !existingTop, gitRoot, files, commit };
+  const { name, device, remote } = kept ? { name: kept.name, ...kept.defaults } : options;
+  const commit = await git.commit(files, `maas: create registry ${name}`);
+  return { root, name, device, remote, createdRepository: !existingTop, gitRoot, files, commit };
 }

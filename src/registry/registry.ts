@@ -56,6 +56,13 @@ export function findRegistryRoot(options: RegistryOptions): string {
   });
 }
 
+/** maas.yaml alone is not a registry: versions are commits and tags, so git must hold the folder. */
+function notInGit(root: string): MaasError {
+  return new MaasError('MAAS_REGISTRY_NOT_FOUND', `${root} is not a maas registry: it holds ${CONFIG_FILE} but no git repository commits it`, {
+    hint: `Make it one with \`maas init ${root} --force\` (it keeps this ${CONFIG_FILE}), or run \`git init\` there and commit ${CONFIG_FILE}.`,
+  });
+}
+
 export class Registry {
   readonly layout: Layout;
   readonly store: BlobStore;
@@ -98,8 +105,11 @@ export class Registry {
 
   static async open(options: RegistryOptions): Promise<Registry> {
     const root = findRegistryRoot(options);
+    const git = await Git.open(root, options.env);
+    // Before anything is read or written: without git a write lands its files, then fails to commit.
+    if ((await git.committingRepository(root)) === undefined) throw notInGit(root);
     const config = readConfig(join(root, CONFIG_FILE));
-    const registry = new Registry(config, new Layout(root), await Git.open(root, options.env), options.env, options.now ?? (() => new Date()));
+    const registry = new Registry(config, new Layout(root), git, options.env, options.now ?? (() => new Date()));
     await registry.recoverAbandoned();
     return registry;
   }

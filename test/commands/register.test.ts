@@ -280,5 +280,58 @@ describe('maas register', () => {
       const viaFlag = await runCli(['register', reg.fixture('mlp.onnx'), '--registry', reg.dir, '--json'], { cwd: reg.work, env: reg.env });
       expect(viaFlag.json().version).toBe(1);
     });
+
+    it('in a folder with maas.yaml that no git repository holds (exit 3, nothing written); init --force makes it one', async () => {
+      const reg = await makeRegistry();
+      const { runCli } = await import('../helpers/run-cli.js');
+      const cli = (...args: string[]) => runCli(args, { cwd: reg.work, env: reg.env });
+      const fake = join(reg.home, 'fake');
+      mkdirSync(fake);
+      const yaml = 'schemaVersion: 1\nname: x\n';
+      writeFileSync(join(fake, 'maas.yaml'), yaml);
+      const model = reg.fixture('mlp.onnx');
+      for (const args of [['register', model], ['list'], ['verify']]) {
+        const r = await cli(...args, '--registry', fake, '--json');
+        expect(r.exitCode, args[0]).toBe(3);
+        expect(r.json().error).toMatchObject({ code: 'MAAS_REGISTRY_NOT_FOUND', message: `${fake} is not a maas registry: it holds maas.yaml but no git repository commits it` });
+      }
+      const human = await cli('register', model, '--registry', fake);
+      expect(human.stderr).toContain(`maas init ${fake} --force`);
+      expect(human.stderr).toContain('git init');
+      expect(readdirSync(fake)).toEqual(['maas.yaml']);
+
+      // The hint leads somewhere: init refuses without --force, then keeps the file and adds git.
+      expect((await cli('init', fake, '--yes')).exitCode).toBe(2);
+      const init = await cli('init', fake, '--yes', '--force', '--json');
+      expect(init.exitCode, init.stdout).toBe(0);
+      expect(init.json()).toMatchObject({ name: 'x', createdRepository: true, files: ['maas.yaml', '.gitignore'] });
+      expect(readFileSync(join(fake, 'maas.yaml'), 'utf8')).toBe(yaml);
+      expect((await cli('register', model, '--registry', fake, '--json')).json().version).toBe(1);
+      expect((await cli('verify', '--registry', fake)).exitCode).toBe(0);
+      expect(git(fake, 'status', '--porcelain')).toBe('');
+    });
+
+    it('in a folder of a larger repository: works; one that repository ignores is refused', async () => {
+      const reg = await makeRegistry();
+      const { runCli } = await import('../helpers/run-cli.js');
+      const app = join(reg.home, 'app');
+      mkdirSync(app);
+      git(app, 'init', '-q');
+      writeFileSync(join(app, '.gitignore'), 'scratch/\n');
+      const cli = (...args: string[]) => runCli(args, { cwd: app, env: reg.env });
+      expect((await cli('init', 'ml/registry', '--yes')).exitCode).toBe(0);
+      const registered = await cli('register', reg.fixture('mlp.onnx'), '--registry', 'ml/registry', '--json');
+      expect(registered.exitCode, registered.stdout).toBe(0);
+      expect(git(app, 'tag')).toBe('mlp@v1');
+      expect((await cli('list', '--registry', 'ml/registry', '--json')).exitCode).toBe(0);
+      expect((await cli('verify', '--registry', 'ml/registry')).exitCode).toBe(0);
+
+      mkdirSync(join(app, 'scratch'));
+      writeFileSync(join(app, 'scratch/maas.yaml'), 'schemaVersion: 1\nname: x\n');
+      const ignored = await cli('register', reg.fixture('mlp.onnx'), '--registry', 'scratch');
+      expect(ignored.exitCode).toBe(3);
+      expect(ignored.stderr).toContain('no git repository commits it');
+      expect(readdirSync(join(app, 'scratch'))).toEqual(['maas.yaml']);
+    });
   });
 });
