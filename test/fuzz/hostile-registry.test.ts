@@ -82,7 +82,7 @@ describe('a hostile registry on loopback', () => {
 
   it('ends a push whose upload the registry stalls with exit 5', async () => {
     const remote = await startHostileRegistry(artifact, (req, res, r) => {
-      if (r.kind === 'blob') return (res.writeHead(404).end(), true);
+      if (r.kind === 'blob' || (r.kind === 'manifest' && req.method === 'GET')) return (res.writeHead(404).end(), true); // an empty repository
       if (req.method === 'POST') return (res.writeHead(202, { location: '/v2/models/mlp/blobs/uploads/u1' }).end(), true);
       return req.method === 'PUT'; // never answered
     });
