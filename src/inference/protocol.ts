@@ -87,9 +87,10 @@ export function asBadInput<T>(build: () => T): T {
 /**
  * A KServe v2 infer request in its JSON form: `json` the parsed document, `binary` the bytes
  * that followed it (the binary tensor extension), each binary input taking its
- * `binary_data_size` in order.
+ * `binary_data_size` in order. `float16Numbers`: FP16 inputs may be JSON numbers (our own
+ * clients' request files; on the wire KServe v2 JSON has no FP16 form).
  */
-export function decodeInferRequest(json: unknown, binary: Buffer, signature: Signature): ParsedInfer {
+export function decodeInferRequest(json: unknown, binary: Buffer, signature: Signature, options: { float16Numbers?: boolean } = {}): ParsedInfer {
   if (!isObject(json)) throw badInput('the request body must be a JSON object with "inputs"');
   if (json.id !== undefined && typeof json.id !== 'string') throw badInput('"id" must be a string');
   const inputs = json.inputs;
@@ -112,7 +113,7 @@ export function decodeInferRequest(json: unknown, binary: Buffer, signature: Sig
         offset += size as number;
       } else {
         if (input.data === undefined) throw badInput(`input '${name}' has neither "data" nor parameters.binary_data_size`);
-        feeds[name] = { type, dims, data: fromJsonData(name, type, dims, input.data) };
+        feeds[name] = { type, dims, data: fromJsonData(name, type, dims, input.data, { float16Numbers: options.float16Numbers }) };
       }
     }
   });

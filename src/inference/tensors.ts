@@ -129,11 +129,22 @@ const INT_RANGES: Partial<Record<OrtType, [number, number]>> = {
   int8: [-0x80, 0x7f], int16: [-0x8000, 0x7fff], int32: [-0x80000000, 0x7fffffff],
 };
 
+export interface JsonDataOptions {
+  /** maps each element first, in row-major order (TF Serving's {"b64": ...} strings). */
+  leaf?: ((value: unknown) => unknown) | undefined;
+  /**
+   * FP16 elements as JSON numbers, rounded to float16. KServe v2 JSON has no FP16 form (Triton
+   * refuses it); TF Serving takes DT_HALF as numbers, and `maas predict` is our own client.
+   */
+  float16Numbers?: boolean | undefined;
+}
+
 /**
  * Builds tensor data from JSON values (flat, or nested no deeper than the shape), checking each
- * element's type and range. `leaf` maps each element first (TF Serving's {"b64": ...} strings).
+ * element's type and range.
  */
-export function fromJsonData(name: string, type: OrtType, dims: number[], data: unknown, leaf?: (value: unknown) => unknown): TensorData {
+export function fromJsonData(name: string, type: OrtType, dims: number[], data: unknown, options: JsonDataOptions = {}): TensorData {
+  const leaf = options.leaf;
   if (leaf === undefined && (type === 'float32' || type === 'float64')) {
     const fast = flatFloats(type, dims, data);
     if (fast) return fast;
@@ -152,7 +163,15 @@ export function fromJsonData(name: string, type: OrtType, dims: number[], data: 
     });
   }
   if (type === 'float16') {
-    throw new TensorError(`input '${name}': FP16 data cannot be sent as JSON; send it with the binary tensor extension (parameters.binary_data_size)`);
+    if (!options.float16Numbers) throw new TensorError(`input '${name}': FP16 data cannot be sent as JSON; send it with the binary tensor extension (parameters.binary_data_size)`);
+    const out = new Uint16Array(expected);
+    values.forEach((v, i) => {
+      if (typeof v !== 'number') throw bad(i, 'a number (float16)');
+      const half = numberToHalf(v);
+      if (half === undefined) throw bad(i, `a number within float16's range (±${FLOAT16_MAX})`);
+      out[i] = half;
+    });
+    return out;
   }
   const out = BY_ORT.get(type)!.make(expected);
   if (type === 'bool') {
@@ -273,6 +292,36 @@ export function halfToNumber(bits: number): number {
   if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
   if (exponent === 0x1f) return fraction ? NaN : sign * Infinity;
   return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+}
+
+/** The largest finite float16. */
+export const FLOAT16_MAX = 65504;
+
+/** Rounds a non-negative x to an integer, ties to even. */
+function roundHalfEven(x: number): number {
+  const floor = Math.floor(x);
+  const rest = x - floor;
+  return rest > 0.5 || (rest === 0.5 && floor % 2 === 1) ? floor + 1 : floor;
+}
+
+/**
+ * A number as IEEE 754 half-precision bits, rounded to nearest, ties to even, straight from
+ * float64 (through float32 it would round twice and miss by one ulp); undefined when it is not
+ * finite or rounds beyond ±65504, which float16 would hold as an infinity no one sent.
+ */
+export function numberToHalf(value: number): number | undefined {
+  const sign = value < 0 || Object.is(value, -0) ? 0x8000 : 0;
+  const a = Math.abs(value);
+  // 65520 is halfway from 65504 to the next step, 65536, and ties go to the even one: infinity.
+  if (!(a < 65520)) return undefined;
+  // Subnormals are multiples of 2^-24; rounding up to 1024 of them is the smallest normal, 0x0400.
+  if (a < 2 ** -14) return sign | roundHalfEven(a * 2 ** 24);
+  let exponent = Math.floor(Math.log2(a));
+  if (2 ** exponent > a) exponent--; // Math.log2 may round across a power of two
+  else if (2 ** (exponent + 1) <= a) exponent++;
+  // 1024..2048 steps of 2^(exponent-10); 2048 carries into the exponent, as the bits should.
+  const significand = roundHalfEven(a * 2 ** (10 - exponent));
+  return sign | (((exponent + 15) << 10) + significand - 1024);
 }
 
 /** Marks an int64 a JSON number from JSON.stringify cannot carry; `stringifyJson` writes its digits. */

@@ -18,7 +18,8 @@ export async function predict(options: PredictOptions, ctx: RegistryOptions): Pr
   const registry = await Registry.open(ctx);
   const { name, version } = registry.resolve(parseRef(options.ref));
   const record = registry.readVersion(name, version);
-  const parsed = parseInferRequest(options.request, undefined, record.onnx.signature);
+  // A request file has no binary tail to carry FP16 in: numbers are converted here, as a client would.
+  const parsed = parseInferRequest(options.request, undefined, record.onnx.signature, { float16Numbers: true });
   await checkBlobs(registry, record);
   const runtime = await ModelRuntime.load(
     { name, version, signature: record.onnx.signature, modelPath: modelPath(registry, record) },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { concatBatch, fromBinary, fromJsonData, halfToNumber, nest, shapeMismatch, splitBatch, toBinary, toJsonData } from '../../src/inference/tensors.js';
+import { concatBatch, fromBinary, fromJsonData, halfToNumber, nest, numberToHalf, shapeMismatch, splitBatch, toBinary, toJsonData } from '../../src/inference/tensors.js';
 import { isBatchable } from '../../src/inference/runtime.js';
 
 describe('tensor conversion', () => {
@@ -50,6 +50,33 @@ describe('tensor conversion', () => {
     expect(toJsonData({ type: 'float16', dims: [3], data: Uint16Array.from([0x3c00, 0xc000, 0x7c00]) })).toEqual([1, -2, Infinity]);
     expect(toJsonData({ type: 'float32', dims: [2], data: Float32Array.from([NaN, 1]) })).toEqual([null, 1]);
     expect(halfToNumber(0x0001)).toBeCloseTo(5.96e-8, 9);
+  });
+
+  it('rounds numbers to float16 bits straight from float64, to nearest even', () => {
+    // Every finite half round-trips, every midpoint goes to the even neighbour, and a hair off
+    // a midpoint goes to the nearer one (through float32 that hair is lost: a double rounding).
+    for (let bits = 0; bits < 0x7c00; bits++) {
+      const value = halfToNumber(bits);
+      expect(numberToHalf(value)).toBe(bits);
+      expect(numberToHalf(-value)).toBe(bits | 0x8000);
+      if (bits === 0x7bff) continue;
+      const step = halfToNumber(bits + 1) - value;
+      const mid = value + step / 2;
+      if (numberToHalf(mid) !== (bits % 2 === 0 ? bits : bits + 1)) expect.fail(`tie above ${bits.toString(16)}`);
+      if (numberToHalf(mid + step / 1e6) !== bits + 1 || numberToHalf(mid - step / 1e6) !== bits) expect.fail(`near tie above ${bits.toString(16)}`);
+    }
+    expect(numberToHalf(1 + 2 ** -11 + 2 ** -40)).toBe(0x3c01);
+    expect(numberToHalf(65519.99)).toBe(0x7bff);
+    for (const beyond of [65520, -65520, 1e300, Infinity, NaN]) expect(numberToHalf(beyond)).toBeUndefined();
+    expect(numberToHalf(2 ** -26)).toBe(0);
+    expect(numberToHalf(-0)).toBe(0x8000);
+  });
+
+  it('takes FP16 as JSON numbers only when asked (TF Serving, our own clients)', () => {
+    expect(Array.from(fromJsonData('h', 'float16', [1, 3], [[1, -2, 0.1]], { float16Numbers: true }) as Uint16Array)).toEqual([0x3c00, 0xc000, 0x2e66]);
+    expect(() => fromJsonData('h', 'float16', [1], [7e4], { float16Numbers: true })).toThrow("input 'h': element 0 is 70000, expected a number within float16's range (±65504)");
+    expect(() => fromJsonData('h', 'float16', [1], [true], { float16Numbers: true })).toThrow('element 0 is true, expected a number (float16)');
+    expect(() => fromJsonData('h', 'float16', [1], [1])).toThrow('FP16 data cannot be sent as JSON');
   });
 
   it('concatenates and splits along the batch dim', () => {

@@ -23,7 +23,10 @@ export interface GrpcTarget {
   cwd: string;
 }
 
-/** The JSON request's tensors as raw contents: the client needs no signature, the server checks them. */
+/**
+ * The JSON request's tensors as raw contents: the client needs no signature, the server checks
+ * them. FP16 values are JSON numbers here, sent as float16 bits: raw is FP16's only gRPC form.
+ */
 export function toModelInferRequest(json: unknown, model: string, version: string): ModelInferRequest {
   if (!isObject(json) || !Array.isArray(json.inputs) || json.inputs.length === 0) throw badInput('the request must be a JSON object with a non-empty "inputs"');
   const inputs = json.inputs.map((input: unknown, i: number) => {
@@ -33,7 +36,7 @@ export function toModelInferRequest(json: unknown, model: string, version: strin
     const problem = badShape(input.shape);
     if (problem) throw badInput(`input '${input.name}' ${problem}`);
     const dims = input.shape as number[];
-    return { name: input.name, datatype: input.datatype, shape: dims, data: toBinary({ type, dims, data: fromJsonData(input.name, type, dims, input.data) }) };
+    return { name: input.name, datatype: input.datatype, shape: dims, data: toBinary({ type, dims, data: fromJsonData(input.name, type, dims, input.data, { float16Numbers: true }) }) };
   });
   const outputs = Array.isArray(json.outputs) ? json.outputs.map((o: unknown) => ({ name: isObject(o) ? String(o.name) : String(o) })) : [];
   return {

@@ -31,9 +31,9 @@ export function splitBody(body: Buffer, headerLength: string | undefined): { jso
   }
 }
 
-export function parseInferRequest(body: Buffer, headerLength: string | undefined, signature: Signature): ParsedInfer {
+export function parseInferRequest(body: Buffer, headerLength: string | undefined, signature: Signature, options: { float16Numbers?: boolean } = {}): ParsedInfer {
   const { json, binary } = splitBody(body, headerLength);
-  return decodeInferRequest(json, binary, signature);
+  return decodeInferRequest(json, binary, signature, options);
 }
 
 export interface EncodedResponse {

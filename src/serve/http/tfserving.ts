@@ -40,7 +40,8 @@ function tensorFor(spec: TensorSpec | undefined, name: string, dims: number[], v
   if (shapeProblem) throw badInput(`input '${name}' ${shapeProblem}`);
   checkAgainstSpec(spec, name, type ? kserveDatatype(type) : 'UNSUPPORTED', dims, signature);
   try {
-    return { type: type!, dims, data: fromJsonData(name, type!, dims, value, decodeString) };
+    // FP16 as JSON numbers, as TF Serving takes DT_HALF: this API has no binary form to send it in.
+    return { type: type!, dims, data: fromJsonData(name, type!, dims, value, { leaf: decodeString, float16Numbers: true }) };
   } catch (error) {
     if (error instanceof TensorError) throw badInput(error.message);
     throw error;
