@@ -1,6 +1,6 @@
 /**
- * What a request body may carry besides plain JSON numbers: FP16 as JSON numbers where the
- * protocol has no binary form.
+ * What a request body may carry besides plain JSON numbers: TF Serving's {"b64": ...} strings,
+ * and FP16 as JSON numbers where the protocol has no binary form.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,10 +11,10 @@ import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
 import { runCli } from '../helpers/run-cli.js';
 import { type ServeOverrides, serveRegistry } from '../helpers/serve.js';
 
-/** `half`, an FP16 Identity model, and the mlp fixture. */
+/** `text` ([batch, n]) and `words` ([batch]) string Identity models, `half` (FP16), and the mlp fixture. */
 async function models(): Promise<TestRegistry> {
   const reg = await makeRegistry();
-  for (const [name, type, shape] of [['half', DataType.FLOAT16, undefined]] as const) {
+  for (const [name, type, shape] of [['text', DataType.STRING, undefined], ['words', DataType.STRING, ['batch']], ['half', DataType.FLOAT16, undefined]] as const) {
     const r = await reg.cli('register', writeModel(reg.work, `${name}.onnx`, identity(type, shape && [...shape])), '--name', name);
     expect(r.exitCode, r.stderr).toBe(0);
   }
@@ -26,6 +26,39 @@ async function served(overrides: ServeOverrides = {}) {
   const reg = await models();
   return { reg, server: await serveRegistry(reg, overrides) };
 }
+
+
+describe('TF Serving {"b64": ...} strings', () => {
+  it('decodes standard base64, padded or not, skipping whitespace as TF Serving does', async () => {
+    const { server } = await served();
+    const ok = await server.post('/v1/models/text:predict', { instances: [[{ b64: 'aGk=' }, { b64: 'aGk' }], [{ b64: 'aGVs\nbG8=' }, 'plain']] });
+    expect(ok.status, ok.raw.toString()).toBe(200);
+    expect(ok.json).toEqual({ predictions: [['hi', 'hi'], ['hello', 'plain']] });
+    // One string per instance: a {"b64": ...} instance is the value, not an object of named inputs.
+    const rows = await server.post('/v1/models/words:predict', { instances: [{ b64: 'aGk=' }, { b64: 'aGVsbG8=' }] });
+    expect(rows.status, rows.raw.toString()).toBe(200);
+    expect(rows.json).toEqual({ predictions: ['hi', 'hello'] });
+  });
+
+  it('refuses what is not base64 instead of dropping characters or the rest after padding', async () => {
+    const { server } = await served();
+    for (const [values, index] of [
+      [['@@@aGk=!!', 'aGk='], 0],
+      [['aGk=', 'aGk=aGk='], 1],
+      [['aGk=', '!!!not'], 1],
+      [['aGk=', '-_8='], 1], // URL-safe: TF Serving's decoder takes the standard alphabet only
+      [['aGk==', 'aGk='], 0],
+      [['a', 'aGk='], 0],
+    ] as const) {
+      const r = await server.post('/v1/models/text:predict', { instances: [values.map((b64) => ({ b64 }))] });
+      expect(r.status, values.join(' ')).toBe(400);
+      expect(r.json.error).toBe(`input 'x': element ${index} {"b64": ...} is not valid base64 (the standard alphabet A-Z a-z 0-9 + /, with or without = padding)`);
+    }
+    const columnar = await server.post('/v1/models/text:predict', { inputs: { x: [[{ b64: 'aGk=' }, { b64: 'a$Gk=' }]] } });
+    expect(columnar.status).toBe(400);
+    expect(columnar.json.error).toContain("input 'x': element 1 {\"b64\": ...} is not valid base64");
+  });
+});
 
 
 describe('FP16 inputs as JSON numbers', () => {

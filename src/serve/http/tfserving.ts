@@ -19,9 +19,42 @@ function dimsOf(value: unknown): number[] {
   return dims;
 }
 
+/** Base64's standard alphabet, then the padding (optional, as TF Serving's decoder has it). */
+const BASE64 = /^[A-Za-z0-9+/]*(={0,2})$/;
+/** The whitespace TF Serving's decoder (absl::Base64Unescape) skips: `base64` wraps its lines. */
+const BASE64_SPACE = /[\t\n\v\f\r ]/g;
+
+/**
+ * The bytes of one {"b64": "..."} element, or undefined when it is not base64. Node's decoder
+ * skips any character outside the alphabet and stops at the first padding, so the string is
+ * checked here first: what it would drop silently changes the data.
+ */
+function decodeBase64(text: string): Buffer | undefined {
+  const compact = text.replace(BASE64_SPACE, '');
+  const match = BASE64.exec(compact);
+  if (!match) return undefined;
+  const padding = match[1]!.length;
+  const data = compact.length - padding;
+  // 4 characters carry 3 bytes; a last group of 1 carries none, and padding fills the group exactly.
+  if (data % 4 === 1 || (padding > 0 && (data + padding) % 4 !== 0)) return undefined;
+  return Buffer.from(compact, 'base64');
+}
+
+/** A binary string as TF Serving writes one: an object of one key, "b64", holding a string. */
+function isBase64Object(value: unknown): boolean {
+  return isObject(value) && typeof value.b64 === 'string' && Object.keys(value).length === 1;
+}
+
 /** TF Serving sends binary strings as {"b64": "..."}: their bytes, checked as text with the other elements. */
-function decodeString(value: unknown): unknown {
-  return isObject(value) && typeof value.b64 === 'string' ? Buffer.from(value.b64, 'base64') : value;
+function stringLeaf(name: string): (value: unknown) => unknown {
+  let index = 0; // elements arrive in row-major order
+  return (value) => {
+    const at = index++;
+    if (!isObject(value) || typeof value.b64 !== 'string') return value;
+    const bytes = decodeBase64(value.b64);
+    if (!bytes) throw badInput(`input '${name}': element ${at} {"b64": ...} is not valid base64 (the standard alphabet A-Z a-z 0-9 + /, with or without = padding)`);
+    return bytes;
+  };
 }
 
 /** The one signature an ONNX model has, under the name TF Serving gives its default. */
@@ -41,7 +74,7 @@ function tensorFor(spec: TensorSpec | undefined, name: string, dims: number[], v
   checkAgainstSpec(spec, name, type ? kserveDatatype(type) : 'UNSUPPORTED', dims, signature);
   try {
     // FP16 as JSON numbers, as TF Serving takes DT_HALF: this API has no binary form to send it in.
-    return { type: type!, dims, data: fromJsonData(name, type!, dims, value, { leaf: decodeString, float16Numbers: true }) };
+    return { type: type!, dims, data: fromJsonData(name, type!, dims, value, { leaf: type === 'string' ? stringLeaf(name) : undefined, float16Numbers: true }) };
   } catch (error) {
     if (error instanceof TensorError) throw badInput(error.message);
     throw error;
@@ -60,7 +93,8 @@ export function parsePredictRequest(json: unknown, signature: Signature): Parsed
   if (json.instances !== undefined) {
     const instances = json.instances;
     if (!Array.isArray(instances) || instances.length === 0) throw badInput("no values in 'instances' array");
-    const named = instances.every(isObject);
+    // An instance that is one {"b64": ...} string is a value, as TF Serving reads it, not named inputs.
+    const named = instances.every((inst) => isObject(inst) && !isBase64Object(inst));
     if (!named && !single) throw badInput(`the model takes ${signature.inputs.length} inputs: each instance must be an object keyed by input name`);
     const names = named ? Object.keys(instances[0] as object) : [single!.name];
     for (const name of names) {
