@@ -44,6 +44,8 @@ const CODE_EXITS = {
   MAAS_ARCHIVE_UNSAFE: EXIT_CODES.remote,
   MAAS_BAD_INPUT: EXIT_CODES.usage,
   MAAS_PAYLOAD_TOO_LARGE: EXIT_CODES.usage,
+  /** a request body compressed in a way the server cannot undo (HTTP 415). */
+  MAAS_UNSUPPORTED_ENCODING: EXIT_CODES.usage,
   MAAS_UNAUTHORIZED: EXIT_CODES.usage,
   MAAS_FORBIDDEN: EXIT_CODES.usage,
   MAAS_OVERLOADED: EXIT_CODES.internal,

@@ -1,9 +1,10 @@
 /**
  * What a request body may carry besides plain JSON numbers: TF Serving's {"b64": ...} strings,
- * and FP16 as JSON numbers where the protocol has no binary form.
+ * FP16 as JSON numbers where the protocol has no binary form, and gzip/deflate Content-Encoding.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { identity, writeModel } from '../../fixtures/models.js';
 import { DataType } from '../../src/onnx/dtypes.js';
@@ -26,7 +27,6 @@ async function served(overrides: ServeOverrides = {}) {
   const reg = await models();
   return { reg, server: await serveRegistry(reg, overrides) };
 }
-
 
 describe('TF Serving {"b64": ...} strings', () => {
   it('decodes standard base64, padded or not, skipping whitespace as TF Serving does', async () => {
@@ -59,7 +59,6 @@ describe('TF Serving {"b64": ...} strings', () => {
     expect(columnar.json.error).toContain("input 'x': element 1 {\"b64\": ...} is not valid base64");
   });
 });
-
 
 describe('FP16 inputs as JSON numbers', () => {
   it('takes them on TF Serving routes, rounded to nearest even, and refuses values beyond float16', async () => {
@@ -101,5 +100,70 @@ describe('FP16 inputs as JSON numbers', () => {
     const beyond = await reg.cli('predict', 'half@1', '--input', request);
     expect(beyond.exitCode).toBe(2);
     expect(beyond.stderr).toContain("input 'x': element 0 is 100000, expected a number within float16's range (±65504)");
+  });
+});
+
+describe('Content-Encoding on request bodies', () => {
+  const infer = { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] };
+  const predict = { instances: [[1, 2, 3, 4]] };
+  const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+
+  it('decompresses gzip and deflate (zlib-wrapped or raw) on KServe and TF Serving routes', async () => {
+    const { server } = await served();
+    const plain = await server.post('/v2/models/mlp/infer', infer);
+    const plainPredict = await server.post('/v1/models/mlp:predict', predict);
+    for (const [encoding, compress] of [['gzip', gzipSync], ['x-gzip', gzipSync], ['deflate', deflateSync], ['Deflate', deflateRawSync], ['identity', (b: Buffer) => b]] as const) {
+      const v2 = await server.post('/v2/models/mlp/infer', compress(json(infer)), { 'content-encoding': encoding });
+      expect(v2.status, `${encoding}: ${v2.raw.toString()}`).toBe(200);
+      expect(v2.json).toEqual(plain.json);
+      const v1 = await server.post('/v1/models/mlp:predict', compress(json(predict)), { 'content-encoding': encoding });
+      expect(v1.status, encoding).toBe(200);
+      expect(v1.json).toEqual(plainPredict.json);
+    }
+    // The binary extension's header length counts the JSON as sent before compression (as Triton's client does).
+    const floats = Buffer.from(Float32Array.from([1, 2, 3, 4]).buffer);
+    const header = json({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', parameters: { binary_data_size: 16 } }] });
+    const binary = await server.post('/v2/models/mlp/infer', gzipSync(Buffer.concat([header, floats])), { 'content-encoding': 'gzip', 'inference-header-content-length': String(header.length) });
+    expect(binary.json).toEqual(plain.json);
+    // Codings listed in the order applied are undone in reverse.
+    const twice = await server.post('/v2/models/mlp/infer', gzipSync(deflateSync(json(infer))), { 'content-encoding': 'deflate, gzip' });
+    expect(twice.json).toEqual(plain.json);
+  });
+
+  it('holds the decompressed body to --max-body-mb: a zip bomb is a 413, and the server goes on', async () => {
+    const limit = 1 << 20;
+    const { server } = await served({ maxBodyBytes: limit });
+    // 64 MiB of JSON whitespace in about 64 KiB.
+    const bomb = gzipSync(Buffer.concat([Buffer.from('{"inputs":'), Buffer.alloc(64 << 20, 0x20), Buffer.from('[]}')]), { level: 9 });
+    expect(bomb.length).toBeLessThan(limit);
+    for (const path of ['/v2/models/mlp/infer', '/v1/models/mlp:predict']) {
+      const r = await server.post(path, bomb, { 'content-encoding': 'gzip' });
+      expect(r.status, path).toBe(413);
+      expect(r.json.error).toBe(`the gzip request body decompresses to more than the limit of ${limit} bytes`);
+    }
+    // Just under the limit once decompressed, and large enough to go to a parse process.
+    const rows = Array.from({ length: 40_000 }, () => [1, 2, 3, 4]);
+    const big = json({ inputs: [{ name: 'input', shape: [rows.length, 4], datatype: 'FP32', data: rows }] });
+    expect(big.length).toBeGreaterThan(256 << 10);
+    expect(big.length).toBeLessThan(limit);
+    const ok = await server.post('/v2/models/mlp/infer', gzipSync(big), { 'content-encoding': 'gzip' });
+    expect(ok.status, ok.raw.toString().slice(0, 200)).toBe(200);
+    expect(ok.json.outputs[0].shape).toEqual([rows.length, 3]);
+  });
+
+  it('answers a corrupt stream with 400 and an encoding it cannot undo with 415', async () => {
+    const { server } = await served();
+    const truncated = gzipSync(json(infer)).subarray(0, 20);
+    for (const [encoding, body] of [['gzip', json(infer)], ['gzip', truncated], ['deflate', Buffer.from('not deflate at all')]] as const) {
+      const r = await server.post('/v2/models/mlp/infer', body, { 'content-encoding': encoding });
+      expect(r.status, encoding).toBe(400);
+      expect(r.json.error).toMatch(new RegExp(`^the request body is not valid ${encoding} data \\(Content-Encoding: ${encoding}\\): `));
+    }
+    for (const [path, encoding] of [['/v2/models/mlp/infer', 'br'], ['/v1/models/mlp:predict', 'zstd'], ['/v2/models/mlp/infer', 'gzip, compress']] as const) {
+      const r = await server.post(path, json(infer), { 'content-encoding': encoding });
+      expect(r.status, encoding).toBe(415);
+      expect(r.json.error).toBe(`Content-Encoding "${encoding.split(', ').pop()}" is not supported; send the body uncompressed, or compressed with gzip or deflate`);
+    }
+    expect((await server.post('/v2/models/mlp/infer', infer)).status).toBe(200);
   });
 });

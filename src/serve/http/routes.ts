@@ -11,7 +11,8 @@ import { badInput, isObject, modelMetadata } from '../../inference/protocol.js';
 import { repositoryIndex, repositoryLoad, repositoryParameters, repositoryUnload } from '../repository.js';
 import { type DocumentedRoute, openApiDocument } from './openapi.js';
 import { EXTENSIONS, type RequestLabels, type ServingCore, infer, resolveSlot, servedVersions } from '../serving.js';
-import { type BodyParser, readBody } from './body.js';
+import type { BodyParser } from './body.js';
+import { readDecodedBody } from './encoding.js';
 import { HEADER_LENGTH, encodeInferResponse } from './kserve.js';
 import { checkSignatureName, encodePredictResponse, tfModelMetadata } from './tfserving.js';
 
@@ -49,7 +50,7 @@ const ok = (body: Reply['body'], headers?: Record<string, string>): Reply => ({ 
 
 async function kserveInfer({ req, params, labels, core, bodies }: RouteRequest): Promise<Reply> {
   const slot = resolveSlot(core, params.model!, params.version, labels);
-  const body = await readBody(req, core.maxBodyBytes);
+  const body = await readDecodedBody(req, core.maxBodyBytes);
   // A small body parses at once and a loaded model is at hand: no await where nothing is pending.
   let parsed = bodies.infer(body, req.headers[HEADER_LENGTH] as string | undefined, slot.signature);
   if (parsed instanceof Promise) parsed = await parsed;
@@ -74,7 +75,7 @@ function kserveReady({ params, labels, core }: RouteRequest): Reply {
 
 async function tfPredict({ req, params, labels, core, bodies }: RouteRequest): Promise<Reply> {
   const slot = resolveSlot(core, params.model!, params.version ?? params.label, labels);
-  const body = await readBody(req, core.maxBodyBytes);
+  const body = await readDecodedBody(req, core.maxBodyBytes);
   const parsed = await bodies.predict(body, slot.signature);
   const outputs = await infer(core, await core.manager().acquire(slot), parsed.feeds, parsed.outputs);
   return ok(encodePredictResponse(parsed.format, outputs, parsed.outputs));
@@ -109,7 +110,7 @@ function tfStatus({ params, labels, core }: RouteRequest): Reply {
 
 /** A management request's JSON body: small, an object, `{}` when empty. */
 async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const body = await readBody(req, MANAGEMENT_BODY_BYTES);
+  const body = await readDecodedBody(req, MANAGEMENT_BODY_BYTES);
   if (body.length === 0) return {};
   let json: unknown;
   try {
@@ -170,8 +171,8 @@ function page(): Reply {
 }
 
 const MODEL_ERRORS = [404, 503];
-const INFER_ERRORS = [400, 404, 413, 503, 504, 507];
-const MANAGE_ERRORS = [400, 403, 404, 409, 422, 502, 503, 507];
+const INFER_ERRORS = [400, 404, 413, 415, 503, 504, 507];
+const MANAGE_ERRORS = [400, 403, 404, 409, 415, 422, 502, 503, 507];
 
 export const ROUTES: Route[] = [
   { path: '/', methods: { GET: page }, auth: true, protocol: 'other', browser: true, summary: 'the status page: models, memory, request rates, latency, a test request', answer: { contentType: 'text/html', description: 'the page' }, errors: [] },
@@ -194,7 +195,7 @@ export const ROUTES: Route[] = [
   ...v1Model('', { GET: tfStatus }, { summary: 'TF Serving model status', answer: 'TfModelStatus', errors: MODEL_ERRORS }),
   ...v1Model('/metadata', { GET: tfMetadata }, { summary: 'TF Serving model metadata', answer: 'TfModelMetadata', errors: [400, ...MODEL_ERRORS] }),
   ...v1Model(':predict', { POST: tfPredict }, { summary: 'TF Serving predict (row or columnar)', body: 'TfPredictRequest', answer: 'TfPredictResponse', errors: INFER_ERRORS }),
-  { path: '/v2/repository/index', methods: { POST: repoIndex }, auth: true, protocol: 'other', summary: "Triton's repository index: every version this server could load, with its state", body: 'RepositoryIndexRequest', answer: 'RepositoryIndex', errors: [400, 403] },
+  { path: '/v2/repository/index', methods: { POST: repoIndex }, auth: true, protocol: 'other', summary: "Triton's repository index: every version this server could load, with its state", body: 'RepositoryIndexRequest', answer: 'RepositoryIndex', errors: [400, 403, 415] },
   { path: '/v2/repository/models/{model}/load', methods: { POST: repoLoad }, auth: true, protocol: 'other', summary: 'load a model now: the versions its policy selects, parameters.version, or parameters.source (oci://) pulled first', body: 'RepositoryModelRequest', answer: 'RepositoryModelResponse', errors: MANAGE_ERRORS },
   { path: '/v2/repository/models/{model}/unload', methods: { POST: repoUnload }, auth: true, protocol: 'other', summary: 'unload a model (or parameters.version) once its requests finish; refused until loaded again', body: 'RepositoryModelRequest', answer: 'RepositoryModelResponse', errors: MANAGE_ERRORS },
 ];

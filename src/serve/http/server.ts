@@ -54,6 +54,7 @@ const STATUS_BY_CODE: Partial<Record<string, number>> = {
   MAAS_VERSION_NOT_FOUND: 404,
   MAAS_ALIAS_NOT_FOUND: 404,
   MAAS_PAYLOAD_TOO_LARGE: 413,
+  MAAS_UNSUPPORTED_ENCODING: 415,
   MAAS_INFERENCE_FAILED: 500,
   MAAS_OVERLOADED: 503,
   MAAS_BUDGET_EXCEEDED: 507, // Insufficient Storage: no retry helps until the budget changes
