@@ -197,6 +197,8 @@ export function fromJsonData(name: string, type: OrtType, dims: number[], data: 
     if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(i, `a number (${type})`);
     if (range && (!Number.isInteger(v) || v < range[0] || v > range[1])) throw bad(i, `an integer in [${range[0]}, ${range[1]}] (${type})`);
     out[i] = v;
+    // 1e39 as float32 is Infinity: refused, as float16 beyond ±65504 is, not sent on as another number.
+    if (!Number.isFinite(out[i] as number)) throw bad(i, `a number within float32's range (±3.4028235e38)`);
   });
   return out;
 }
@@ -212,6 +214,7 @@ function flatFloats(type: 'float32' | 'float64', dims: number[], data: unknown):
     const v: unknown = data[i];
     if (typeof v !== 'number' || !Number.isFinite(v)) return undefined;
     out[i] = v;
+    if (!Number.isFinite(out[i]!)) return undefined; // beyond float32's range: the general path says so
   }
   return out;
 }

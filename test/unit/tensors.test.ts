@@ -21,6 +21,11 @@ describe('tensor conversion', () => {
     expect(() => fromJsonData('x', 'uint64', [1], [-1])).toThrow('an integer (uint64)');
     expect(() => fromJsonData('x', 'string', [1], [3])).toThrow('expected a string');
     expect(() => fromJsonData('x', 'float16', [1], [1])).toThrow('FP16 data cannot be sent as JSON');
+    // float32 beyond its range would become Infinity; float64 takes it.
+    expect(() => fromJsonData('x', 'float32', [2], [1, 1e39])).toThrow("element 1 is 1e+39, expected a number within float32's range");
+    expect(() => fromJsonData('x', 'float32', [1, 1], [[-1e39]])).toThrow("within float32's range");
+    expect(Array.from(fromJsonData('x', 'float64', [1], [1e39]) as Float64Array)).toEqual([1e39]);
+    expect(Array.from(fromJsonData('x', 'float32', [1], [3.4028235e38]) as Float32Array)).toEqual([3.4028234663852886e38]);
   });
 
   it('reads and writes binary tensors, BYTES with uint32 length prefixes', () => {
