@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { defineCommand, option } from '../core/define-command.js';
-import { MaasError } from '../core/errors.js';
+import { MaasError, isMaasError } from '../core/errors.js';
 import { SERVING_DEFAULTS } from '../inference/config.js';
 import { DEVICES } from '../registry/config.js';
 import { registryOptions } from './shared.js';
@@ -30,7 +30,13 @@ export const predictCommand = defineCommand({
     const request = opts.input === '-' ? Buffer.from(await text(ctx.io.stdin)) : await readFile(resolve(ctx.cwd, opts.input!));
     if (opts.grpc === undefined) {
       const { predict } = await import('../serve/predict.js');
-      return predict({ ref: ref!, request, device: opts.device }, registryOptions(ctx));
+      return predict({ ref: ref!, request, device: opts.device }, registryOptions(ctx)).catch((error: unknown) => {
+        // A request the model refuses: say where its inputs are listed.
+        if (isMaasError(error) && error.code === 'MAAS_BAD_INPUT' && error.hint === undefined) {
+          throw new MaasError('MAAS_BAD_INPUT', error.message, { hint: `\`maas show ${ref}\` lists the inputs it takes (name, datatype, shape); the request is KServe v2 JSON: {"inputs":[{"name","shape","datatype","data"}]}.` });
+        }
+        throw error;
+      });
     }
     if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined) || (opts.tlsCert !== undefined && opts.tlsCa === undefined)) {
       throw new MaasError('MAAS_USAGE', '--tls-cert and --tls-key go together, with --tls-ca', { hint: 'maas predict REF -i req.json --grpc HOST:PORT --tls-ca ca.pem [--tls-cert c.pem --tls-key k.pem]' });

@@ -29,6 +29,7 @@ describe('serve, predict and doctor from the command line', () => {
     const wrong = await reg.cli('predict', 'mlp', '--input', join(reg.work, 'bad.json'));
     expect(wrong.exitCode).toBe(2);
     expect(wrong.stderr).toContain("input 'input' has datatype INT8, the model expects FP32");
+    expect(wrong.stderr).toContain('`maas show mlp` lists the inputs it takes');
   });
 
   it('serve: prints its address as JSON, answers, and exits 0 on SIGTERM', async () => {
