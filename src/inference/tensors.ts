@@ -264,7 +264,7 @@ export function fromBinary(name: string, type: OrtType, dims: number[], bytes: B
   }
   const expected = binaryByteLength(type, dims)!;
   if (bytes.length !== expected) {
-    throw new TensorError(`input '${name}': ${kserveDatatype(type)} [${dims.join(', ')}] needs ${expected} bytes, binary_data_size is ${bytes.length}`);
+    throw new TensorError(`input '${name}': ${kserveDatatype(type)} [${dims.join(', ')}] needs ${expected} bytes, its binary data holds ${bytes.length}`);
   }
   // One copy into a fresh, aligned buffer: the offset inside the request body may not be.
   const copy = new ArrayBuffer(bytes.length);

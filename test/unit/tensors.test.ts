@@ -37,7 +37,7 @@ describe('tensor conversion', () => {
     expect(() => fromBinary('s', 'string', [1], bytes.subarray(0, 5))).toThrow('runs past');
     const floats = Buffer.from(new Float32Array([1, 2, 3]).buffer);
     expect(Array.from(fromBinary('f', 'float32', [3], Buffer.concat([Buffer.alloc(1), floats]).subarray(1)) as Float32Array)).toEqual([1, 2, 3]);
-    expect(() => fromBinary('f', 'float32', [4], floats)).toThrow('needs 16 bytes, binary_data_size is 12');
+    expect(() => fromBinary('f', 'float32', [4], floats)).toThrow('needs 16 bytes, its binary data holds 12');
   });
 
   it('refuses BYTES that onnxruntime would change: not UTF-8, or holding a NUL', () => {
