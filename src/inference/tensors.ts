@@ -185,7 +185,7 @@ export function fromJsonData(name: string, type: OrtType, dims: number[], data: 
     values.forEach((v, i) => {
       if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) {
         // JSON numbers are float64: 2^53 + 1 arrives as 2^53, so it is refused, not rounded.
-        throw new TensorError(`input '${name}': element ${i} is beyond ±2^53, which a JSON number cannot carry exactly; send ${kserveDatatype(type)} values that large with the binary tensor extension (parameters.binary_data_size)`);
+        throw new TensorError(`input '${name}': element ${i} is beyond ±2^53, which a JSON number cannot carry exactly; send ${kserveDatatype(type)} values that large in binary: KServe v2's binary tensor extension (parameters.binary_data_size) or gRPC raw contents`);
       }
       if (typeof v !== 'number' || !Number.isSafeInteger(v) || (type === 'uint64' && v < 0)) throw bad(i, `an integer (${type})`);
       out[i] = BigInt(v);
