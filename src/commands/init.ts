@@ -3,7 +3,6 @@ import { join, resolve } from 'node:path';
 import { defineCommand, option } from '../core/define-command.js';
 import { MaasError } from '../core/errors.js';
 import { CI_PROVIDERS, DEFAULT_DEVICE, DEVICES, type Device } from '../registry/config.js';
-import { CONFIG_FILE } from '../registry/layout.js';
 import { renderInit } from '../ui/render/registry.js';
 
 export const initCommand = defineCommand({
@@ -20,7 +19,7 @@ export const initCommand = defineCommand({
   },
   examples: ['maas init', 'maas init . --force   # a folder that already holds files', 'maas init models --yes --device cuda --remote oci://ghcr.io/acme/models', 'maas init --ci github', 'maas init --monitoring   # Prometheus and Grafana files for maas serve'],
   async run([dir = '.'], opts, ctx) {
-    const { initRegistry, defaultRegistryName, foreignEntries } = await import('../registry/init.js');
+    const [{ initRegistry, defaultRegistryName, foreignEntries }, { CONFIG_FILE }] = await Promise.all([import('../registry/init.js'), import('../registry/layout.js')]);
     let name = opts.name ?? defaultRegistryName(`${ctx.cwd}/${dir}`);
     let device: Device = opts.device ?? DEFAULT_DEVICE;
     let remote = opts.remote ?? null;
