@@ -4,7 +4,7 @@ import { formatDuration, parseDuration } from '../core/units.js';
 import { BENCH_DEFAULTS, SERVING_DEFAULTS } from '../inference/config.js';
 import { DEVICES } from '../registry/config.js';
 import { renderBench } from '../ui/render/bench.js';
-import { registryOptions, stepProgress } from './shared.js';
+import { checkClientCertificate, registryOptions, stepProgress } from './shared.js';
 
 /** `--batch 1,8,32`: distinct batch sizes, in the order given. */
 function parseBatches(text: string): number[] {
@@ -35,6 +35,8 @@ export const benchCommand = defineCommand({
     server: option.string('--server <url>', 'measure end to end through the `maas serve` at this URL (KServe v2 REST) instead of in-process'),
     token: option.string('--token <token>', "with --server: the server's bearer token", { env: 'MAAS_TOKEN' }),
     tlsCa: option.string('--tls-ca <file>', "with --server https://: a PEM CA that signed the server's certificate"),
+    tlsCert: option.string('--tls-cert <file>', 'with --server https://: a PEM client certificate, for a server that asks for one (mTLS)'),
+    tlsKey: option.string('--tls-key <file>', 'the PEM private key of --tls-cert'),
     timeoutMs: option.integer('--timeout-ms <ms>', 'the longest one request may take before the bench fails', { default: SERVING_DEFAULTS.timeoutMs }),
   },
   examples: [
@@ -44,9 +46,10 @@ export const benchCommand = defineCommand({
     'maas diff mlp@1 mlp@2 --fail-on-regression 10%   # after benching both here',
   ],
   async run([ref], opts, ctx) {
-    if (opts.tlsCa !== undefined && opts.server === undefined) {
-      throw new MaasError('MAAS_USAGE', '--tls-ca is for a server measured through --server https://...', { hint: 'Add --server, or leave --tls-ca out.' });
+    if ((opts.tlsCa ?? opts.tlsCert ?? opts.tlsKey) !== undefined && opts.server === undefined) {
+      throw new MaasError('MAAS_USAGE', '--tls-ca, --tls-cert and --tls-key are for a server measured through --server https://...', { hint: 'Add --server, or leave them out.' });
     }
+    checkClientCertificate(opts);
     if (opts.server !== undefined && opts.device !== undefined) {
       throw new MaasError('MAAS_USAGE', '--device applies in-process; through --server the server runs the model on its own --device', { hint: `Drop --device, or drop --server to measure here.` });
     }
@@ -62,7 +65,7 @@ export const benchCommand = defineCommand({
         device: opts.device,
         server: opts.server,
         token: opts.token,
-        tlsCa: opts.tlsCa,
+        tls: { ca: opts.tlsCa, cert: opts.tlsCert, key: opts.tlsKey },
         timeoutMs: opts.timeoutMs,
         onBatch: (batch, index, total) => step(`Measuring ${ref} at batch ${batch} for ${per} (${index + 1}/${total})…`),
       }, registryOptions(ctx));

@@ -44,6 +44,8 @@ export const importAsOptions = {
 export const serverOptions = {
   token: option.string('--token <token>', "the server's bearer token", { env: 'MAAS_TOKEN' }),
   tlsCa: option.string('--tls-ca <file>', "a PEM CA that signed the server's certificate (https:// with a private CA)"),
+  tlsCert: option.string('--tls-cert <file>', 'a PEM client certificate, for a server that asks for one (mTLS)'),
+  tlsKey: option.string('--tls-key <file>', 'the PEM private key of --tls-cert'),
   timeoutMs: option.integer('--timeout-ms <ms>', 'how long one call may take (a load pulls and warms up the model)', { default: 600_000 }),
 };
 
@@ -54,7 +56,15 @@ export function requiredServer(url: string | undefined): string {
 }
 
 export function serverTarget(url: string, opts: OptionValues<typeof serverOptions>, ctx: CommandContext): ServerTarget {
-  return { url, token: opts.token, ca: opts.tlsCa, timeoutMs: opts.timeoutMs, cwd: ctx.cwd };
+  checkClientCertificate(opts);
+  return { url, token: opts.token, ca: opts.tlsCa, cert: opts.tlsCert, key: opts.tlsKey, timeoutMs: opts.timeoutMs, cwd: ctx.cwd };
+}
+
+/** `--tls-cert` and `--tls-key` go together. */
+export function checkClientCertificate(opts: { tlsCert?: string | undefined; tlsKey?: string | undefined }): void {
+  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) {
+    throw new MaasError('MAAS_USAGE', '--tls-cert and --tls-key go together', { hint: 'Pass the client certificate and its private key: --tls-cert client.pem --tls-key client.key.' });
+  }
 }
 
 /** `--sign-key`: the commands that make or receive a version sign it too. */

@@ -9,6 +9,7 @@
  */
 import { Agent as HttpAgent, type IncomingMessage, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { ClientTls } from '../core/client-tls.js';
 import { MaasError, messageOf } from '../core/errors.js';
 import type { Signature } from '../onnx/inspect.js';
 import { type ModelProfile, type ProfileOptions, checkProfileOptions, measureBatches } from './bench-loop.js';
@@ -23,8 +24,8 @@ const MAX_ANSWER_BYTES = 1 << 30;
 export interface ServerBenchTarget {
   url: URL;
   token?: string | undefined;
-  /** a PEM CA that signed the server's certificate (https:// with a private CA). */
-  ca?: Buffer | undefined;
+  /** the CA that signed the server's certificate (https:// with a private CA), and a client certificate (mTLS). */
+  tls?: ClientTls | undefined;
   name: string;
   version: number;
   /** the manifest digest here; the server must serve the same. */
@@ -86,9 +87,9 @@ class Client {
   private readonly agent: HttpAgent;
   private readonly send: typeof httpRequest;
 
-  constructor(readonly base: URL, private readonly token: string | undefined, private readonly timeoutMs: number, ca: Buffer | undefined) {
+  constructor(readonly base: URL, private readonly token: string | undefined, private readonly timeoutMs: number, tls: ClientTls | undefined) {
     const https = base.protocol === 'https:';
-    this.agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 1, ...(ca ? { ca } : {}) }) : new HttpAgent({ keepAlive: true, maxSockets: 1 });
+    this.agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 1, ...tls }) : new HttpAgent({ keepAlive: true, maxSockets: 1 });
     this.send = https ? (httpsRequest as typeof httpRequest) : httpRequest;
   }
 
@@ -189,7 +190,7 @@ async function indexEntry(client: Client, target: ServerBenchTarget): Promise<In
  */
 export async function profileServer(target: ServerBenchTarget, options: ProfileOptions): Promise<ModelProfile> {
   checkProfileOptions(options);
-  const client = new Client(target.url, target.token, options.timeoutMs ?? SERVING_DEFAULTS.timeoutMs, target.ca);
+  const client = new Client(target.url, target.token, options.timeoutMs ?? SERVING_DEFAULTS.timeoutMs, target.tls);
   const origin = target.url.origin;
   const ref = `${target.name}@${target.version}`;
   try {

@@ -12,9 +12,9 @@
  */
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus } from 'node:os';
-import { basename, resolve } from 'node:path';
+import { basename } from 'node:path';
+import { type ClientTlsFiles, readClientTls } from '../core/client-tls.js';
 import { isMaasError } from '../core/errors.js';
-import { readUserFile } from '../core/fs.js';
 import type { Signature } from '../onnx/inspect.js';
 import type { Device } from '../registry/config.js';
 import {
@@ -105,7 +105,8 @@ export interface BenchOptions extends ProfileOptions {
   server?: string | undefined;
   token?: string | undefined;
   /** with server: a PEM CA file that signed its certificate. */
-  tlsCa?: string | undefined;
+  /** with `server`: the CA to trust, and a client certificate for mTLS. */
+  tls?: ClientTlsFiles | undefined;
 }
 
 export interface BenchResult {
@@ -143,8 +144,8 @@ export async function benchVersion(options: BenchOptions, ctx: RegistryOptions):
   } else {
     const { profileServer, serverUrl } = await import('./bench-server.js');
     const url = serverUrl(options.server);
-    const ca = options.tlsCa === undefined ? undefined : readUserFile(resolve(ctx.cwd, options.tlsCa), '--tls-ca');
-    profile = await profileServer({ url, token: options.token, ca, name, version, manifestDigest: record.manifestDigest, signature }, options);
+    const tls = readClientTls(options.tls ?? {}, ctx.cwd);
+    profile = await profileServer({ url, token: options.token, tls, name, version, manifestDigest: record.manifestDigest, signature }, options);
     machine = machineFingerprint(profile.provider, 'server', url.hostname);
   }
   const machineId = machineIdOf(machine);

@@ -113,6 +113,23 @@ describe.skipIf(!openssl && !process.env.MAAS_REQUIRE_TOOLS)('TLS', () => {
     expect((await reg.cli('bench', 'mlp@1', '--tls-ca', ca.cert, '--json')).exitCode).toBe(2);
   });
 
+  it('maas bench, ps and predict --grpc present a client certificate to an mTLS server with --tls-cert/--tls-key', async () => {
+    const { reg, ca, client, served } = await setup(true);
+    const trust = ['--tls-ca', ca.cert];
+    const mine = ['--tls-cert', client.cert, '--tls-key', client.key];
+    const bench = await reg.cli('bench', 'mlp@1', '--server', served.url, ...trust, ...mine, '--batch', '1', '--duration', '200ms', '--json');
+    expect(bench.exitCode, bench.stdout + bench.stderr).toBe(0);
+    expect((await reg.cli('ps', '--server', served.url, ...trust, ...mine, '--json')).exitCode).toBe(0);
+    const without = await reg.cli('ps', '--server', served.url, ...trust, '--json');
+    expect(without.exitCode).toBe(5);
+    expect(without.json().error.hint).toContain('--tls-cert with --tls-key');
+    expect((await reg.cli('ps', '--server', served.url, ...trust, '--tls-cert', client.cert, '--json')).exitCode).toBe(2);
+    const request = join(reg.home, 'request.json');
+    writeFileSync(request, JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }));
+    const predicted = await reg.cli('predict', 'mlp', '--input', request, '--grpc', served.grpc!.address, ...trust, ...mine, '--json');
+    expect(predicted.exitCode, predicted.stdout).toBe(0);
+  });
+
   it('with --tls-ca, refuses clients without a certificate that CA signed (mTLS), on both transports', async () => {
     const { ca, client, served, certs } = await setup(true);
     const trust = { ca: read(ca.cert) };

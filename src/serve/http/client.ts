@@ -5,9 +5,8 @@
  */
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { resolve } from 'node:path';
 import { MaasError, messageOf } from '../../core/errors.js';
-import { readUserFile } from '../../core/fs.js';
+import { readClientTls } from '../../core/client-tls.js';
 
 export interface ServerTarget {
   /** http(s)://host:port of the server. */
@@ -15,6 +14,9 @@ export interface ServerTarget {
   token?: string | undefined;
   /** a PEM CA that signed the server's certificate. */
   ca?: string | undefined;
+  /** a PEM client certificate and its key, for a server that asks for one (mTLS). */
+  cert?: string | undefined;
+  key?: string | undefined;
   /** how long one call may take (a load pulls and warms up a model). */
   timeoutMs: number;
   cwd: string;
@@ -58,7 +60,7 @@ function failure(target: ServerTarget, status: number, body: string): MaasError 
 export function callServer<T>(target: ServerTarget, path: string, body: unknown): Promise<T> {
   const url = serverUrl(target, path);
   const payload = Buffer.from(JSON.stringify(body));
-  const ca = target.ca === undefined ? undefined : readUserFile(resolve(target.cwd, target.ca), '--tls-ca');
+  const tls = readClientTls(target, target.cwd);
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise<T>((resolvePromise, reject) => {
     const req = send(url, {
@@ -68,7 +70,7 @@ export function callServer<T>(target: ServerTarget, path: string, body: unknown)
         'content-length': String(payload.length),
         ...(target.token ? { authorization: `Bearer ${target.token}` } : {}),
       },
-      ...(ca ? { ca } : {}),
+      ...tls,
     }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -96,7 +98,7 @@ export function callServer<T>(target: ServerTarget, path: string, body: unknown)
     req.on('error', (error) => {
       clearTimeout(timer);
       reject(error instanceof MaasError ? error : new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach ${target.url}: ${messageOf(error)}`, {
-        hint: 'Is `maas serve` running there? Check the URL (https:// needs --tls-ca for a private CA).',
+        hint: 'Is `maas serve` running there? Check the URL (https:// needs --tls-ca for a private CA, and --tls-cert with --tls-key where it asks for a client certificate).',
       }));
     });
     req.end(payload);
