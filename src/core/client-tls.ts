@@ -1,5 +1,8 @@
 /** What a client presents to a TLS server: the CA it trusts, and for mTLS its certificate and key. */
+import { X509Certificate } from 'node:crypto';
 import { resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
+import { MaasError, messageOf } from './errors.js';
 import { readUserFile } from './fs.js';
 
 /** PEM file paths, as the flags name them. */
@@ -16,10 +19,30 @@ export interface ClientTls {
   key?: Buffer;
 }
 
+/**
+ * Throws unless `pem` holds PEM certificates that parse. OpenSSL takes a CA file with none in it
+ * without a word, and the handshake then fails with a message that points elsewhere.
+ */
+export function checkPemCertificates(pem: Buffer, flag: string): void {
+  const certificates = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (certificates.length === 0) throw new Error(`${flag} holds no PEM certificate`);
+  for (const certificate of certificates) new X509Certificate(certificate);
+}
+
+/** Reads the files and checks they make a TLS context (a key that is not the certificate's, a CA that is not PEM): MAAS_CONFIG_INVALID, exit 3. */
 export function readClientTls(files: ClientTlsFiles, cwd: string): ClientTls {
   const read = (path: string | undefined, flag: string) => (path === undefined ? undefined : readUserFile(resolve(cwd, path), flag));
   const ca = read(files.ca, '--tls-ca');
   const cert = read(files.cert, '--tls-cert');
   const key = read(files.key, '--tls-key');
-  return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
+  const tls = { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
+  try {
+    if (ca) checkPemCertificates(ca, '--tls-ca');
+    createSecureContext(tls);
+  } catch (error) {
+    throw new MaasError('MAAS_CONFIG_INVALID', `the TLS files do not work together: ${messageOf(error)}`, {
+      hint: "--tls-ca must be the PEM CA that signed the server's certificate; --tls-cert a PEM client certificate and --tls-key its PEM private key.",
+    });
+  }
+  return tls;
 }

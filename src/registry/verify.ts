@@ -110,7 +110,7 @@ export async function verifyRegistry(options: VerifyOptions, ctx: RegistryOption
             path: registry.store.path(layer.digest),
             message: blob.state === 'missing'
               ? `${ref}: blob ${layer.digest} (${file}) is missing; fetch it with \`maas pull\` or register the file again`
-              : `${ref}: blob ${layer.digest} (${file}) does not match its digest; delete it and register the file again`,
+              : `${ref}: blob ${layer.digest} (${file}) does not match its digest; register the file again (or pull the version again): either replaces the damaged copy`,
           });
         }
       }

@@ -117,8 +117,11 @@ export function baseImage(registry: Registry, text: string, ctx: TransferContext
 function numberTagTaken(remote: RemoteRef, tag: string, tagged: string, name: string, ours: string): MaasError {
   const where = remote.kind === 'layout' ? `oci-layout:${remote.path}` : `oci://${remote.host}/${remote.repository}`;
   const own = remote.kind === 'registry' ? `oci://${remote.host}/${remote.repository}/${name}` : `oci-layout:${remote.path}/${name}`;
+  const ownAlready = (remote.kind === 'registry' ? remote.repository : remote.path).split('/').at(-1) === name;
   return new MaasError('MAAS_VERSION_CONFLICT', `${where}:${tag} already names another manifest (${tagged.slice(0, 19)}), not ${name}@${tag}'s (${ours.slice(0, 19)}); version tags are not moved`, {
-    hint: `Another model (or another registry's ${name}@${tag}) was pushed there. Give each model its own repository, e.g. ${own}.`,
+    hint: ownAlready
+      ? `Another registry's ${name}@${tag} was pushed there. Pull it (maas pull ${where}:${tag} --name ${name}-remote) to compare, or push this registry's versions to another repository.`
+      : `Another model (or another registry's ${name}@${tag}) was pushed there. Give each model its own repository, e.g. ${own}.`,
     details: { tagged, manifestDigest: ours },
   });
 }

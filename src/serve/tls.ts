@@ -4,10 +4,10 @@
  * used for the next handshakes, without a restart; a half-written or mismatched pair is not
  * used and the last good one stays.
  */
-import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
+import { checkPemCertificates } from '../core/client-tls.js';
 import { MaasError, errnoCode, messageOf } from '../core/errors.js';
 
 export interface TlsFiles {
@@ -55,11 +55,7 @@ function read(files: TlsFiles): TlsPems {
  */
 function check(pems: TlsPems): void {
   try {
-    if (pems.ca) {
-      const certificates = pems.ca.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-      if (certificates.length === 0) throw new Error('--tls-ca holds no PEM certificate');
-      for (const pem of certificates) new X509Certificate(pem);
-    }
+    if (pems.ca) checkPemCertificates(pems.ca, '--tls-ca');
     createSecureContext({ cert: pems.cert, key: pems.key, ...(pems.ca ? { ca: pems.ca } : {}) });
   } catch (error) {
     throw new MaasError('MAAS_CONFIG_INVALID', `the TLS files do not work together: ${messageOf(error)}`, {

@@ -162,6 +162,7 @@ describe('Content-Encoding on request bodies', () => {
     for (const [path, encoding] of [['/v2/models/mlp/infer', 'br'], ['/v1/models/mlp:predict', 'zstd'], ['/v2/models/mlp/infer', 'gzip, compress']] as const) {
       const r = await server.post(path, json(infer), { 'content-encoding': encoding });
       expect(r.status, encoding).toBe(415);
+      expect(r.headers.get('accept-encoding')).toBe('gzip, deflate');
       expect(r.json.error).toBe(`Content-Encoding "${encoding.split(', ').pop()}" is not supported; send the body uncompressed, or compressed with gzip or deflate`);
     }
     expect((await server.post('/v2/models/mlp/infer', infer)).status).toBe(200);

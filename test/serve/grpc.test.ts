@@ -202,6 +202,17 @@ describe('gRPC (Open Inference Protocol)', () => {
     expect(missing.exitCode).toBe(4);
     const closed = await runCli(['predict', 'mlp', '--input', request, '--grpc', '127.0.0.1:1', '--timeout-ms', '2000'], { cwd: reg.work, env: reg.env });
     expect(closed.exitCode).toBe(5);
+    // A value the client cannot encode, or an output parameter it would drop: exit 2 here, no stack trace.
+    for (const body of [
+      { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1e39, 1, 2, 3] }] },
+      { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3] }] },
+      { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }], outputs: [{ name: 'output', parameters: { classification: 2 } }] },
+    ]) {
+      writeFileSync(request, JSON.stringify(body));
+      const refused = await runCli(['predict', 'mlp', '--input', request, '--grpc', server.grpc!.address, '--token', 'tok', '--json'], { cwd: reg.work, env: reg.env });
+      expect(refused.exitCode, refused.stdout + refused.stderr).toBe(2);
+      expect(refused.json().error.code).toBe('MAAS_BAD_INPUT');
+    }
   });
 
   // .ci/run installs Debian's python3-grpcio and protobuf-compiler; a plain `npm test` without them skips this.

@@ -128,6 +128,17 @@ describe.skipIf(!openssl && !process.env.MAAS_REQUIRE_TOOLS)('TLS', () => {
     writeFileSync(request, JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }));
     const predicted = await reg.cli('predict', 'mlp', '--input', request, '--grpc', served.grpc!.address, ...trust, ...mine, '--json');
     expect(predicted.exitCode, predicted.stdout).toBe(0);
+    // Files that cannot work are said at once (exit 3), not as a handshake failure or a stack trace.
+    const other = makeCert(join(reg.home, 'certs'), 'other', ca, 'client');
+    writeFileSync(join(reg.home, 'not-pem.txt'), 'not a certificate');
+    for (const files of [['--tls-cert', client.cert, '--tls-key', other.key], ['--tls-ca', join(reg.home, 'not-pem.txt')]]) {
+      for (const command of [['ps', '--server', served.url], ['predict', 'mlp', '--input', request, '--grpc', served.grpc!.address]]) {
+        const args = files[0] === '--tls-ca' ? [...command, ...files, ...mine] : [...command, ...trust, ...files];
+        const refused = await reg.cli(...args, '--json');
+        expect(refused.exitCode, `${args.join(' ')}: ${refused.stdout}${refused.stderr}`).toBe(3);
+        expect(refused.json().error.message).toContain('the TLS files do not work together');
+      }
+    }
   });
 
   it('with --tls-ca, refuses clients without a certificate that CA signed (mTLS), on both transports', async () => {

@@ -3,12 +3,11 @@
  * infer request in, sent as a ModelInferRequest with raw contents, and the answer back in
  * the same JSON form REST gives, so the output does not depend on the transport.
  */
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { resolve } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
+import { readClientTls } from '../../core/client-tls.js';
 import { MaasError, messageOf } from '../../core/errors.js';
-import { badInput, isObject } from '../../inference/protocol.js';
+import { asBadInput, badInput, classificationRefused, isObject } from '../../inference/protocol.js';
 import { badShape, fromBinary, fromJsonData, ortTypeOfKserve, toBinary, toJsonData } from '../../inference/tensors.js';
 import type { ModelInferRequest, ModelInferResponse } from './codec.js';
 import { loadGrpc, loadServiceDefinition } from './proto.js';
@@ -29,7 +28,8 @@ export interface GrpcTarget {
  */
 export function toModelInferRequest(json: unknown, model: string, version: string): ModelInferRequest {
   if (!isObject(json) || !Array.isArray(json.inputs) || json.inputs.length === 0) throw badInput('the request must be a JSON object with a non-empty "inputs"');
-  const inputs = json.inputs.map((input: unknown, i: number) => {
+  const listed: unknown[] = json.inputs;
+  const inputs = asBadInput(() => listed.map((input, i) => {
     if (!isObject(input) || typeof input.name !== 'string' || typeof input.datatype !== 'string') throw badInput(`inputs[${i}] needs a "name" and a "datatype"`);
     const type = ortTypeOfKserve(input.datatype);
     if (!type) throw badInput(`input '${input.name}' has an unknown datatype ${JSON.stringify(input.datatype)}`);
@@ -37,8 +37,13 @@ export function toModelInferRequest(json: unknown, model: string, version: strin
     if (problem) throw badInput(`input '${input.name}' ${problem}`);
     const dims = input.shape as number[];
     return { name: input.name, datatype: input.datatype, shape: dims, data: toBinary({ type, dims, data: fromJsonData(input.name, type, dims, input.data, { float16Numbers: true }) }) };
-  });
-  const outputs = Array.isArray(json.outputs) ? json.outputs.map((o: unknown) => ({ name: isObject(o) ? String(o.name) : String(o) })) : [];
+  }));
+  const outputs = Array.isArray(json.outputs) ? json.outputs.map((o: unknown) => {
+    const name = isObject(o) ? String(o.name) : String(o);
+    // The server would refuse it too; here it would be lost, as only names are sent.
+    if (isObject(o) && isObject(o.parameters) && o.parameters.classification !== undefined) throw classificationRefused(name);
+    return { name };
+  }) : [];
   return {
     model_name: model,
     model_version: version,
@@ -67,7 +72,7 @@ function asMaasError(error: grpc.ServiceError, address: string): MaasError {
   // grpc-js ends connection failures with an empty `Resolution note: `.
   const details = (error.details || error.message).replace(/\s*Resolution note:\s*$/, '');
   switch (error.code) {
-    case 3: return new MaasError('MAAS_BAD_INPUT', details, { hint: 'Fix the request; the message names the input.' });
+    case 3: return new MaasError('MAAS_BAD_INPUT', details, { hint: 'Fix the request; the message says what is wrong with it.' });
     case 5: return new MaasError(code === 'MAAS_VERSION_NOT_FOUND' ? 'MAAS_VERSION_NOT_FOUND' : 'MAAS_MODEL_NOT_FOUND', details, { hint: 'ModelMetadata (or GET /v2/models/NAME over REST) lists the versions the server serves.' });
     case 16: return new MaasError('MAAS_REMOTE_UNAUTHORIZED', details, { hint: 'Pass the server\'s token with --token (or MAAS_TOKEN).' });
     case 14: return new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach ${address} over gRPC: ${details}`, { hint: 'Check the address and that the server runs with --grpc-port; with TLS, pass --tls-ca, and --tls-cert with --tls-key when it asks for client certificates.' });
@@ -104,9 +109,9 @@ export async function grpcPredict(request: Buffer, model: string, version: strin
   const message = toModelInferRequest(json, model, version);
   const grpcModule = await loadGrpc();
   const { ctor } = await loadServiceDefinition(grpcModule);
-  const read = (path: string | undefined) => (path === undefined ? null : readFileSync(resolve(target.cwd, path)));
-  const credentials = target.tls
-    ? grpcModule.credentials.createSsl(read(target.tls.ca), read(target.tls.key), read(target.tls.cert))
+  const tls = target.tls ? readClientTls(target.tls, target.cwd) : undefined;
+  const credentials = tls
+    ? grpcModule.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null)
     : grpcModule.credentials.createInsecure();
   const client = new ctor(target.address, credentials, { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 });
   const metadata = new grpcModule.Metadata();

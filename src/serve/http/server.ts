@@ -72,6 +72,8 @@ function errorReply(error: unknown, challenge: string): Reply {
     if (status === 401) headers['www-authenticate'] = challenge;
     // The client may still be sending a body too large to read: end the connection after the answer.
     if (status === 413) headers.connection = 'close';
+    // RFC 7694: a 415 for a content coding says which ones the server takes.
+    if (status === 415) headers['accept-encoding'] = 'gzip, deflate';
     return { status, body: { error: error.message }, headers };
   }
   return { status: 500, body: { error: `internal error: ${messageOf(error)}` } };
