@@ -96,7 +96,7 @@ describe('serving behaviour', () => {
     const server = await serveRegistry(reg, { maxBodyBytes: 4096 });
     const big = await server.post('/v2/models/mlp/infer', mlpRequest(1, 8));
     expect(big.status).toBe(413);
-    expect(big.json.error).toContain('larger than the limit of 4096 bytes');
+    expect(big.json.error).toContain("larger than the limit of 4096 bytes (the server's --max-body-mb)");
     const streamed = await fetch(`${server.url}/v2/models/mlp/infer`, {
       method: 'POST',
       body: new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode(' '.repeat(8192))); c.close(); } }),

@@ -139,7 +139,7 @@ describe('Content-Encoding on request bodies', () => {
     for (const path of ['/v2/models/mlp/infer', '/v1/models/mlp:predict']) {
       const r = await server.post(path, bomb, { 'content-encoding': 'gzip' });
       expect(r.status, path).toBe(413);
-      expect(r.json.error).toBe(`the gzip request body decompresses to more than the limit of ${limit} bytes`);
+      expect(r.json.error).toBe(`the gzip request body decompresses to more than the limit of ${limit} bytes (the server's --max-body-mb)`);
     }
     // Just under the limit once decompressed, and large enough to go to a parse process.
     const rows = Array.from({ length: 40_000 }, () => [1, 2, 3, 4]);

@@ -78,7 +78,7 @@ function joined(body: Body): Buffer {
 }
 
 function tooLarge(size: number, limit: number): MaasError {
-  return new MaasError('MAAS_PAYLOAD_TOO_LARGE', `the request body (${size} bytes) is larger than the limit of ${limit} bytes`, { hint: 'Raise --max-body-mb.' });
+  return new MaasError('MAAS_PAYLOAD_TOO_LARGE', `the request body (${size} bytes) is larger than the limit of ${limit} bytes (the server's --max-body-mb)`, { hint: 'Raise --max-body-mb.' });
 }
 
 interface Queued {

@@ -52,7 +52,7 @@ async function decode(data: Buffer, coding: Coding, limit: number): Promise<Buff
     return await (hasZlibHeader(data) ? inflateAsync : inflateRawAsync)(data, options);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-      throw new MaasError('MAAS_PAYLOAD_TOO_LARGE', `the ${coding} request body decompresses to more than the limit of ${limit} bytes`, { hint: 'Raise --max-body-mb.' });
+      throw new MaasError('MAAS_PAYLOAD_TOO_LARGE', `the ${coding} request body decompresses to more than the limit of ${limit} bytes (the server's --max-body-mb)`, { hint: 'Raise --max-body-mb.' });
     }
     throw badInput(`the request body is not valid ${coding} data (Content-Encoding: ${coding}): ${(error as Error).message}`);
   }
