@@ -113,10 +113,15 @@ export function baseImage(registry: Registry, text: string, ctx: TransferContext
   return { kind: 'registry', client: clientFor(remote, ctx, plainHttp), reference: remote.tag, name: `${remote.host}/${remote.repository}:${remote.tag}` };
 }
 
+/** A remote as the user writes it, without a tag. */
+function remoteText(remote: RemoteRef): string {
+  return remote.kind === 'layout' ? `oci-layout:${remote.path}` : `oci://${remote.host}/${remote.repository}`;
+}
+
 /** The repository's tag for this version number already names other bytes (exit 6). */
 function numberTagTaken(remote: RemoteRef, tag: string, tagged: string, name: string, ours: string): MaasError {
-  const where = remote.kind === 'layout' ? `oci-layout:${remote.path}` : `oci://${remote.host}/${remote.repository}`;
-  const own = remote.kind === 'registry' ? `oci://${remote.host}/${remote.repository}/${name}` : `oci-layout:${remote.path}/${name}`;
+  const where = remoteText(remote);
+  const own = `${where}/${name}`;
   const ownAlready = (remote.kind === 'registry' ? remote.repository : remote.path).split('/').at(-1) === name;
   return new MaasError('MAAS_VERSION_CONFLICT', `${where}:${tag} already names another manifest (${tagged.slice(0, 19)}), not ${name}@${tag}'s (${ours.slice(0, 19)}); version tags are not moved`, {
     hint: ownAlready
@@ -148,8 +153,6 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
 
   const target: ImageTarget = remote.kind === 'layout' ? { kind: 'layout', layout: new OciLayout(remote.path) } : { kind: 'registry', client: clientFor(remote, ctx, options.plainHttp) };
   if (target.kind === 'registry') await target.client.ping();
-  // A version's number tag never moves. A remote with a repository path is used as is, so on a
-  // repository several models share, another model's version N would be replaced without a word.
   // Stored blobs are not re-hashed before they go: the layout hashes as it copies, a registry on
   // the final PUT. When either refuses one, a blob damaged here is said as such (exit 8).
   const sendStored = async <T>(send: () => Promise<T>, blob: Descriptor): Promise<T> => {
@@ -160,6 +163,8 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
       throw error;
     }
   };
+  // A version's number tag never moves. A remote with a repository path is used as is, so on a
+  // repository several models share, another model's version N would be replaced without a word.
   const numberTag = String(version);
   const tagged = target.kind === 'layout' ? target.layout.taggedDigest(numberTag) : await target.client.taggedDigest(numberTag);
   if (tagged !== undefined && tagged !== artifact.manifestDigest) throw numberTagTaken(remote, numberTag, tagged, name, artifact.manifestDigest);
@@ -205,7 +210,7 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
     ...(gitRemote ? { gitRemote } : {}),
     ...(modelcar ? { modelcar } : {}),
     ref: formatRef(name, version),
-    remote: remote.kind === 'layout' ? `oci-layout:${remote.path}` : `oci://${remote.host}/${remote.repository}`,
+    remote: remoteText(remote),
     manifestDigest: artifact.manifestDigest,
     tags,
     blobs: artifact.blobs.length,

@@ -14,6 +14,8 @@ import { type Body, readBody } from './body.js';
 type Coding = 'gzip' | 'deflate';
 
 const SUPPORTED = 'gzip or deflate';
+/** The codings taken, as a 415's Accept-Encoding lists them (RFC 7694). */
+export const ACCEPTED_ENCODINGS = 'gzip, deflate';
 const ALIASES: Record<string, Coding | 'identity'> = { gzip: 'gzip', 'x-gzip': 'gzip', deflate: 'deflate', identity: 'identity' };
 
 /** The codings applied to the body, in the order they were applied; any we cannot undo is a 415. */

@@ -14,6 +14,7 @@ import { checkToken } from '../auth.js';
 import { type RequestLabels, type ServingCore, UNKNOWN, listenError } from '../serving.js';
 import type { TlsMaterial } from '../tls.js';
 import { BodyParser } from './body.js';
+import { ACCEPTED_ENCODINGS } from './encoding.js';
 import { type Reply, type RouteRequest, matchRoute } from './routes.js';
 
 export interface ClientTimeouts {
@@ -73,7 +74,7 @@ function errorReply(error: unknown, challenge: string): Reply {
     // The client may still be sending a body too large to read: end the connection after the answer.
     if (status === 413) headers.connection = 'close';
     // RFC 7694: a 415 for a content coding says which ones the server takes.
-    if (status === 415) headers['accept-encoding'] = 'gzip, deflate';
+    if (status === 415) headers['accept-encoding'] = ACCEPTED_ENCODINGS;
     return { status, body: { error: error.message }, headers };
   }
   return { status: 500, body: { error: `internal error: ${messageOf(error)}` } };
