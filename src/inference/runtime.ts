@@ -282,8 +282,10 @@ export class ModelRuntime {
       this.inlineScheduled = true;
       setImmediate(() => void this.runInline());
     }
-    clearTimeout(this.delayTimer);
-    this.delayTimer = undefined;
+    if (this.delayTimer !== undefined) {
+      clearTimeout(this.delayTimer);
+      this.delayTimer = undefined;
+    }
     while (this.queue.length > 0) {
       const worker = this.pool.find((w) => w.running.size < this.depth);
       if (!worker) return;
@@ -420,27 +422,32 @@ function batchKey(feeds: Record<string, WireTensor>): string {
   if (names.length > 1) names.sort();
   for (const name of names) {
     const t = feeds[name]!;
-    key += `${name}:${t.type}:${t.dims.slice(1).join('x')}|`;
+    key += `${name}:${t.type}`;
+    for (let i = 1; i < t.dims.length; i++) key += `:${t.dims[i]}`;
+    key += '|';
   }
   return key;
 }
 
-/** Removes and returns the head request and every queued one that can share its batch, up to `maxRows`. */
+/**
+ * Removes and returns the head request and every queued one that can share its batch, up to
+ * `maxRows`. One pass: the requests left behind keep their order.
+ */
 function takeGroup(queue: Pending[], maxRows: number): Pending[] {
-  const head = queue.shift()!;
+  const head = queue[0]!;
   const group = [head];
-  if (head.rows === undefined) return group;
-  let rows = head.rows;
-  for (let i = 0; i < queue.length && rows < maxRows; ) {
+  let rows = head.rows ?? maxRows;
+  let kept = 0;
+  for (let i = 1; i < queue.length; i++) {
     const p = queue[i]!;
-    if (p.rows !== undefined && p.key === head.key && rows + p.rows <= maxRows) {
+    if (rows < maxRows && p.rows !== undefined && p.key === head.key && rows + p.rows <= maxRows) {
       group.push(p);
       rows += p.rows;
-      queue.splice(i, 1);
     } else {
-      i++;
+      queue[kept++] = p;
     }
   }
+  queue.length = kept;
   return group;
 }
 

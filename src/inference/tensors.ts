@@ -359,6 +359,25 @@ export function toJsonData(tensor: WireTensor, exact = false): (number | boolean
   return out;
 }
 
+/**
+ * The JSON text of a tensor's flat values, as `stringifyJson(toJsonData(t, true))` writes them
+ * (NaN and Infinity as null, int64 as exact digits), written directly: no array of boxed values
+ * to build and walk. The hot half of every JSON answer.
+ */
+export function jsonDataText(tensor: WireTensor): string {
+  const { type, data } = tensor;
+  if (type === 'string' || type === 'bool' || type === 'float16') return JSON.stringify(toJsonData(tensor));
+  if (type === 'float32' || type === 'float64') {
+    const floats = data as Float32Array | Float64Array;
+    for (let i = 0; i < floats.length; i++) {
+      if (!Number.isFinite(floats[i]!)) return JSON.stringify(toJsonData(tensor));
+    }
+  }
+  // A typed array joins its elements as Number#toString (BigInt#toString for int64) writes them:
+  // JSON's own digits for every finite number, exact digits for every int64.
+  return `[${(data as NumericData).join(',')}]`;
+}
+
 /** JSON text of a response, with the exact digits of the int64 values `toJsonData(t, true)` marked. */
 export function stringifyJson(value: unknown): string {
   const text = JSON.stringify(value);

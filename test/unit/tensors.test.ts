@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { concatBatch, fromBinary, fromJsonData, halfToNumber, nest, numberToHalf, shapeMismatch, splitBatch, toBinary, toJsonData } from '../../src/inference/tensors.js';
+import { concatBatch, fromBinary, fromJsonData, halfToNumber, jsonDataText, nest, numberToHalf, shapeMismatch, splitBatch, stringifyJson, toBinary, toJsonData, type WireTensor } from '../../src/inference/tensors.js';
 import { isBatchable } from '../../src/inference/runtime.js';
 
 describe('tensor conversion', () => {
@@ -55,6 +55,25 @@ describe('tensor conversion', () => {
     expect(toJsonData({ type: 'float16', dims: [3], data: Uint16Array.from([0x3c00, 0xc000, 0x7c00]) })).toEqual([1, -2, Infinity]);
     expect(toJsonData({ type: 'float32', dims: [2], data: Float32Array.from([NaN, 1]) })).toEqual([null, 1]);
     expect(halfToNumber(0x0001)).toBeCloseTo(5.96e-8, 9);
+  });
+
+  it('writes the JSON text of every datatype as JSON.stringify of its values would, int64 exact', () => {
+    const tensors: WireTensor[] = [
+      { type: 'float32', dims: [5], data: Float32Array.from([0.1, -0, 1e-7, 3.4e38, -2]) },
+      { type: 'float32', dims: [3], data: Float32Array.from([1, NaN, -Infinity]) },
+      { type: 'float64', dims: [3], data: Float64Array.from([Math.PI, 5e-324, Infinity]) },
+      { type: 'int64', dims: [3], data: BigInt64Array.from([-(2n ** 63n), 0n, 2n ** 53n + 1n]) },
+      { type: 'uint64', dims: [1], data: BigUint64Array.from([2n ** 64n - 1n]) },
+      { type: 'int32', dims: [2], data: Int32Array.from([-7, 2 ** 31 - 1]) },
+      { type: 'uint8', dims: [2], data: Uint8Array.from([0, 255]) },
+      { type: 'bool', dims: [2], data: Uint8Array.from([2, 0]) },
+      { type: 'float16', dims: [2], data: Uint16Array.from([0x3c00, 0x7e00]) },
+      { type: 'string', dims: [2], data: ['a "quoted"\n', 'é'] },
+      { type: 'float32', dims: [0], data: new Float32Array(0) },
+    ];
+    for (const tensor of tensors) expect(jsonDataText(tensor)).toBe(stringifyJson(toJsonData(tensor, true)));
+    expect(jsonDataText(tensors[3]!)).toBe('[-9223372036854775808,0,9007199254740993]');
+    expect(JSON.parse(jsonDataText(tensors[1]!))).toEqual([1, null, null]);
   });
 
   it('rounds numbers to float16 bits straight from float64, to nearest even', () => {

@@ -61,11 +61,20 @@ async function decode(data: Buffer, coding: Coding, limit: number): Promise<Buff
 }
 
 /** Reads a body of at most `limit` bytes, undoing its Content-Encoding; decompressed, it is held to the same limit. */
-export async function readDecodedBody(req: IncomingMessage, limit: number): Promise<Body> {
+export function readDecodedBody(req: IncomingMessage, limit: number): Promise<Body> {
   // Checked before the body is read: a coding we cannot undo is refused without reading it.
-  const codings = contentCodings(req.headers['content-encoding']);
+  let codings: Coding[];
+  try {
+    codings = contentCodings(req.headers['content-encoding']);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  // Most bodies are not compressed: their read is the whole promise, with no async step around it.
+  return codings.length === 0 ? readBody(req, limit) : decodedBody(req, limit, codings);
+}
+
+async function decodedBody(req: IncomingMessage, limit: number, codings: Coding[]): Promise<Body> {
   const body = await readBody(req, limit);
-  if (codings.length === 0) return body;
   let data = body.chunks.length === 1 ? body.chunks[0]! : Buffer.concat(body.chunks, body.length);
   for (const coding of codings.reverse()) data = await decode(data, coding, limit);
   return { chunks: [data], length: data.length };

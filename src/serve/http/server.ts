@@ -180,7 +180,7 @@ export async function listenHttp(core: ServingCore, options: { host: string; por
     inFlight++;
     // Counted down once the answer is handed to the socket (or the socket is gone), so close()
     // never destroys a connection with a response still unsent.
-    res.once('close', () => {
+    res.on('close', () => {
       if (--inFlight === 0) idle?.();
     });
     // No request may end the process: what `handle` did not foresee costs this one request, not the server.
