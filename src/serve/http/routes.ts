@@ -25,7 +25,7 @@ export interface Reply {
 export interface RouteRequest {
   req: IncomingMessage;
   /** the template's parameters, percent-decoded. */
-  params: Record<string, string | undefined>;
+  params: Readonly<Record<string, string | undefined>>;
   query: URLSearchParams;
   labels: RequestLabels;
   core: ServingCore;
@@ -232,8 +232,20 @@ function decodeSegment(segment: string): string {
   }
 }
 
+export interface RouteMatch {
+  route: Route;
+  /** shared by every request to the same path: read, never written. */
+  params: Readonly<Record<string, string | undefined>>;
+}
+
+/** Paths matched lately: a client calls the same few over and over. Bounded, since paths are the client's to choose. */
+const MATCHED = new Map<string, RouteMatch>();
+const MATCHED_MAX = 1024;
+
 /** The route a path names and its parameters, or undefined. The path is not yet decoded. */
-export function matchRoute(target: string): { route: Route; params: Record<string, string | undefined> } | undefined {
+export function matchRoute(target: string): RouteMatch | undefined {
+  const known = MATCHED.get(target);
+  if (known) return known;
   // One trailing slash is forgiven; `//` is no path of ours, not the page at `/`.
   const path = target.length > 1 && target.endsWith('/') && !target.endsWith('//') ? target.slice(0, -1) : target;
   const exact = EXACT.get(path);
@@ -244,7 +256,10 @@ export function matchRoute(target: string): { route: Route; params: Record<strin
     if (!match) continue;
     const params: Record<string, string | undefined> = {};
     for (let i = 0; i < names.length; i++) params[names[i]!] = decodeSegment(match[i + 1]!);
-    return { route, params };
+    if (MATCHED.size >= MATCHED_MAX) MATCHED.clear();
+    const matched = { route, params: Object.freeze(params) };
+    MATCHED.set(target, matched);
+    return matched;
   }
   return undefined;
 }
