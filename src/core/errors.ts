@@ -25,6 +25,8 @@ const CODE_EXITS = {
   MAAS_MODEL_NOT_FOUND: EXIT_CODES.notFound,
   MAAS_VERSION_NOT_FOUND: EXIT_CODES.notFound,
   MAAS_ALIAS_NOT_FOUND: EXIT_CODES.notFound,
+  /** a remote name that maas.yaml does not define (`maas remote rm NAME`). */
+  MAAS_REMOTE_NAME_NOT_FOUND: EXIT_CODES.notFound,
   MAAS_VERSION_CONFLICT: EXIT_CODES.conflict,
   MAAS_VERSION_IN_USE: EXIT_CODES.conflict,
   MAAS_REGISTRY_LOCKED: EXIT_CODES.conflict,

@@ -30,7 +30,7 @@ export async function changeRemote(options: { action: 'add' | 'rm'; name: string
     const doc = parseDocument(readFileSync(registry.layout.config, 'utf8'));
     if (options.action === 'add') doc.setIn(['remotes', options.name], options.url);
     else if (!doc.hasIn(['remotes', options.name])) {
-      throw new MaasError('MAAS_USAGE', `no remote named '${options.name}'`, { hint: `Known: ${Object.keys(registry.config.remotes).join(', ') || 'none'}.` });
+      throw new MaasError('MAAS_REMOTE_NAME_NOT_FOUND', `no remote named '${options.name}'`, { hint: `Known: ${Object.keys(registry.config.remotes).join(', ') || 'none'}.` });
     } else doc.deleteIn(['remotes', options.name]);
     tx.write(CONFIG_FILE, doc.toString());
     const remotes = { ...registry.config.remotes };

@@ -114,6 +114,8 @@ describe('named remotes', () => {
     expect((await reg.cli('remote', '--json')).json()).toEqual({ remotes: {} });
     expect(execFileSync('git', ['log', '--format=%s', '-3'], { cwd: reg.dir, encoding: 'utf8' }).trim().split('\n').slice(0, 2)).toEqual(['remote rm offline', 'remote add offline']); // the add that replaced it, then the rm
     expect((await reg.cli('remote', 'add', 'bad', 'ftp://x')).exitCode).toBe(2);
-    expect((await reg.cli('remote', 'rm', 'ghost')).exitCode).toBe(2);
+    const ghost = await reg.cli('remote', 'rm', 'ghost', '--json');
+    expect(ghost.exitCode).toBe(4); // not found, as a model or alias that is not there
+    expect(ghost.json().error).toMatchObject({ code: 'MAAS_REMOTE_NAME_NOT_FOUND', message: "no remote named 'ghost'" });
   });
 });

@@ -57,6 +57,11 @@ describe('TF Serving {"b64": ...} strings', () => {
     const columnar = await server.post('/v1/models/text:predict', { inputs: { x: [[{ b64: 'aGk=' }, { b64: 'a$Gk=' }]] } });
     expect(columnar.status).toBe(400);
     expect(columnar.json.error).toContain("input 'x': element 1 {\"b64\": ...} is not valid base64");
+    for (const [b64, what] of [[5, 'number'], [null, 'null'], [['aGk='], 'a list']] as const) {
+      const wrong = await server.post('/v1/models/text:predict', { instances: [[{ b64: 'aGk=' }, { b64 }]] });
+      expect(wrong.status).toBe(400);
+      expect(wrong.json.error).toBe(`input 'x': element 1 {"b64": ...} must hold a base64 string, not ${what}`);
+    }
   });
 });
 

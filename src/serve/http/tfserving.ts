@@ -50,7 +50,8 @@ function stringLeaf(name: string): (value: unknown) => unknown {
   let index = 0; // elements arrive in row-major order
   return (value) => {
     const at = index++;
-    if (!isObject(value) || typeof value.b64 !== 'string') return value;
+    if (!isObject(value) || !('b64' in value)) return value;
+    if (typeof value.b64 !== 'string') throw badInput(`input '${name}': element ${at} {"b64": ...} must hold a base64 string, not ${value.b64 === null ? 'null' : Array.isArray(value.b64) ? 'a list' : typeof value.b64}`);
     const bytes = decodeBase64(value.b64);
     if (!bytes) throw badInput(`input '${name}': element ${at} {"b64": ...} is not valid base64 (the standard alphabet A-Z a-z 0-9 + /, with or without = padding)`);
     return bytes;
