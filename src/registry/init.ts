@@ -130,7 +130,8 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
       throw new MaasError('MAAS_REGISTRY_EXISTS', `${targetPath} already exists`, { hint: 'Move it aside, or run init without --ci.' });
     }
     const registryPath = relative(gitRoot, root) || '.';
-    const text = renderTemplate(template, { registryPath, remote: options.remote ?? 'oci://registry.example.com/team/models', maasVersion: VERSION });
+    // The job pushes to maas.yaml's defaults.remote: the remote lives in one place, not also in the job.
+    const text = renderTemplate(template, { registryPath, maasVersion: VERSION });
     makeFolders(dirname(targetPath));
     writeFileSync(targetPath, text);
     files.push(relative(root, targetPath));

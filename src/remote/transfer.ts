@@ -83,7 +83,7 @@ export function clientFor(remote: Extract<RemoteRef, { kind: 'registry' }>, ctx:
 }
 
 /** The remote a command names, or maas.yaml's defaults.remote; named remotes resolved. */
-function remoteOf(registry: Registry, given: string | undefined, hint = 'Name one: maas push NAME@VERSION oci://HOST/REPOSITORY (or oci-layout:PATH).'): RemoteRef {
+function remoteOf(registry: Registry, given: string | undefined, hint = 'Name one: maas push NAME@VERSION oci://HOST/REPOSITORY (or oci-layout:PATH), or set defaults.remote in maas.yaml (oci://HOST/NAMESPACE: each model goes to NAMESPACE/NAME).'): RemoteRef {
   const named = given ?? registry.config.defaults.remote ?? undefined;
   const text = named === undefined ? undefined : resolveRemoteName(named, registry.config.remotes);
   if (!text) throw new MaasError('MAAS_USAGE', 'no remote given and maas.yaml has no defaults.remote', { hint });

@@ -85,7 +85,19 @@ describe('maas init', () => {
     ]);
     expect(git(repo, 'diff', '--cached', '--name-only')).toBe('staged.txt');
     const workflow = readFileSync(join(repo, '.github/workflows/maas-push.yml'), 'utf8');
-    expect(workflow).toContain('$MAAS push "$MODEL_NAME@latest" "oci://ghcr.io/acme/models/$MODEL_NAME" --registry ml/registry --json');
+    expect(workflow).toContain('$MAAS push "$MODEL_NAME@latest" --registry ml/registry --json'); // to maas.yaml's defaults.remote
+    expect(readFileSync(join(repo, 'ml/registry/maas.yaml'), 'utf8')).toContain('remote: "oci://ghcr.io/acme/models"');
+    expect(r.stdout).not.toContain('⚠');
+  });
+
+  it('writes a CI job that pushes to defaults.remote, and says so when maas.yaml has none', async () => {
+    const home = useTempDir();
+    const r = await runCli(['init', 'reg', '--yes', '--ci', 'gitlab'], { cwd: home, env: testEnv(home) });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain('⚠ .gitlab/maas-push.yml pushes to defaults.remote in maas.yaml, which is empty: set it (oci://HOST/NAMESPACE) before the job runs');
+    const job = readFileSync(join(home, 'reg/.gitlab/maas-push.yml'), 'utf8');
+    expect(job).toContain('$MAAS push "$MODEL_NAME@latest" --registry . --json');
+    expect(job).not.toContain('example.com'); // no placeholder host for a job to push to
   });
 
   it('makes a repository of its own in a folder the enclosing repository ignores', async () => {
