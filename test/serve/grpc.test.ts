@@ -186,6 +186,16 @@ describe('gRPC (Open Inference Protocol)', () => {
     expect(await statusOf(client.call('ModelInfer', rawRequest('mlp'), { deadlineMs: 2000 }))).toBe('UNAVAILABLE');
   });
 
+  it('tells `maas predict --grpc` that a request is over the server\'s --max-body-mb (exit 2)', async () => {
+    const reg = await fixtures();
+    const { server } = await served({ maxBodyBytes: 4096 }, reg);
+    const request = join(reg.work, 'big.json');
+    writeFileSync(request, JSON.stringify({ inputs: [{ name: 'input', shape: [512, 4], datatype: 'FP32', data: new Array(2048).fill(0.5) }] }));
+    const refused = await runCli(['predict', 'mlp', '--input', request, '--grpc', server.grpc!.address, '--json'], { cwd: reg.work, env: reg.env });
+    expect(refused.exitCode, refused.stdout).toBe(2);
+    expect(refused.json().error).toMatchObject({ code: 'MAAS_PAYLOAD_TOO_LARGE', hint: expect.stringContaining('--max-body-mb') });
+  });
+
   it('is what `maas predict --grpc` talks to, with the same answer as predict here', async () => {
     const reg = await fixtures();
     const { server } = await served({ token: 'tok' }, reg);

@@ -77,6 +77,10 @@ function asMaasError(error: grpc.ServiceError, address: string): MaasError {
     case 16: return new MaasError('MAAS_REMOTE_UNAUTHORIZED', details, { hint: 'Pass the server\'s token with --token (or MAAS_TOKEN).' });
     case 14: return new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach ${address} over gRPC: ${details}`, { hint: 'Check the address and that the server runs with --grpc-port; with TLS, pass --tls-ca, and --tls-cert with --tls-key when it asks for client certificates.' });
     case 4: return new MaasError('MAAS_TIMEOUT', details, { hint: 'Raise --timeout-ms.' });
+    // grpc-js refuses an oversized message before maas sees it, in its own words and without maas-error-code.
+    case 8: return code === undefined && /^Received message .*larger than/.test(details)
+      ? new MaasError('MAAS_PAYLOAD_TOO_LARGE', `the server refused the request as too large: ${details}`, { hint: "The server takes messages up to its --max-body-mb: raise it there, or send fewer rows a request." })
+      : new MaasError('MAAS_REMOTE_REJECTED', `the server answered 8 (RESOURCE_EXHAUSTED): ${details}`, { hint: 'The server is busy or out of room: retry after a moment.' });
     default: return new MaasError('MAAS_REMOTE_REJECTED', `the server answered ${error.code}: ${details}`);
   }
 }
