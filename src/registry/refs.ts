@@ -10,11 +10,12 @@ export interface ModelRef {
 
 /** OCI repository path components are lowercase; maas names follow them so push needs no renaming. */
 const NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
+const MAX_NAME = 128;
 const ALIAS = /^[a-z][a-z0-9._-]{0,62}$/;
 export const LATEST = 'latest';
 
 function isModelName(name: string): boolean {
-  return NAME.test(name) && name.length <= 128;
+  return NAME.test(name) && name.length <= MAX_NAME;
 }
 
 /** For a name a command takes as a name (register, pull and import all take --name). */
@@ -48,13 +49,14 @@ export function parseVersion(text: string): number {
   return Number(text);
 }
 
-/** Turns a file name into a valid model name: `My Model_v2.onnx` → `my-model_v2`. */
+/** Turns a file name into a valid model name: `My Model_v2.onnx` → `my-model_v2`; '' when nothing is left. */
 export function suggestName(fileBase: string): string {
   return fileBase
     .replace(/\.(onnx|pt|pth|torchscript|h5|keras|tflite|pb)$/i, '')
     .toLowerCase()
     .replace(/[^a-z0-9._-]+/g, '-')
     .replace(/[._-]{2,}/g, '-')
+    .slice(0, MAX_NAME)
     .replace(/^[._-]+|[._-]+$/g, '');
 }
 

@@ -122,7 +122,8 @@ describe.skipIf(!openssl && !process.env.MAAS_REQUIRE_TOOLS)('TLS', () => {
     expect((await reg.cli('ps', '--server', served.url, ...trust, ...mine, '--json')).exitCode).toBe(0);
     const without = await reg.cli('ps', '--server', served.url, ...trust, '--json');
     expect(without.exitCode).toBe(5);
-    expect(without.json().error.hint).toContain('--tls-cert with --tls-key');
+    expect(without.json().error).toMatchObject({ code: 'MAAS_REMOTE_UNAUTHORIZED', message: `${served.url} asks for a client certificate (it runs with --tls-ca), and none was sent` });
+    expect(without.json().error.hint).toContain('Pass --tls-cert and --tls-key');
     expect((await reg.cli('ps', '--server', served.url, ...trust, '--tls-cert', client.cert, '--json')).exitCode).toBe(2);
     const request = join(reg.home, 'request.json');
     writeFileSync(request, JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }));

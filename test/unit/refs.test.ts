@@ -21,5 +21,9 @@ describe('model references', () => {
   it('suggests a valid name from a file name', () => {
     expect(suggestName('My Model_v2.onnx')).toBe('my-model_v2');
     expect(suggestName('ResNet--50.ONNX')).toBe('resnet-50');
+    // Never longer than a name may be, and never ending on a separator where the cut falls.
+    const long = suggestName(`${'a'.repeat(127)}-${'b'.repeat(80)}.onnx`);
+    expect(long).toBe('a'.repeat(127));
+    expect(() => parseRef(long)).not.toThrow();
   });
 });
