@@ -46,3 +46,18 @@ export function readClientTls(files: ClientTlsFiles, cwd: string): ClientTls {
   }
   return tls;
 }
+
+/**
+ * A connection to a maas server that failed, as the user should read it. A server started with
+ * --tls-ca that got no client certificate its CA signed ends the handshake with OpenSSL's alert
+ * ("tlsv13 alert certificate required"), which names neither the flags nor the fix; anything
+ * else is MAAS_REMOTE_UNREACHABLE with `hint`.
+ */
+export function connectionFailure(origin: string, error: unknown, sentCertificate: boolean, hint: string): MaasError {
+  if (/alert certificate required/.test(messageOf(error))) {
+    return new MaasError('MAAS_REMOTE_UNAUTHORIZED', `${origin} asks for a client certificate (it runs with --tls-ca), and ${sentCertificate ? 'refused the one sent' : 'none was sent'}`, {
+      hint: "Pass --tls-cert and --tls-key: a client certificate and key that the server's --tls-ca signed.",
+    });
+  }
+  return new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach ${origin}: ${messageOf(error)}`, { hint });
+}

@@ -9,8 +9,8 @@
  */
 import { Agent as HttpAgent, type IncomingMessage, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { ClientTls } from '../core/client-tls.js';
-import { MaasError, messageOf } from '../core/errors.js';
+import { type ClientTls, connectionFailure } from '../core/client-tls.js';
+import { MaasError } from '../core/errors.js';
 import type { Signature } from '../onnx/inspect.js';
 import { type ModelProfile, type ProfileOptions, checkProfileOptions, measureBatches } from './bench-loop.js';
 import { SERVING_DEFAULTS } from './config.js';
@@ -87,7 +87,10 @@ class Client {
   private readonly agent: HttpAgent;
   private readonly send: typeof httpRequest;
 
+  private readonly sendsCertificate: boolean;
+
   constructor(readonly base: URL, private readonly token: string | undefined, private readonly timeoutMs: number, tls: ClientTls | undefined) {
+    this.sendsCertificate = tls?.cert !== undefined;
     const https = base.protocol === 'https:';
     this.agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 1, ...tls }) : new HttpAgent({ keepAlive: true, maxSockets: 1 });
     this.send = https ? (httpsRequest as typeof httpRequest) : httpRequest;
@@ -122,7 +125,7 @@ class Client {
           chunks.push(chunk);
         });
         res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-        res.on('error', (error) => finish(unreachable(origin, error)));
+        res.on('error', (error) => finish(this.unreachable(error)));
       });
       const timer = setTimeout(() => {
         req.destroy();
@@ -130,7 +133,7 @@ class Client {
           hint: 'Is the server overloaded or stuck? Raise --timeout-ms for a model that takes longer a request.',
         }));
       }, this.timeoutMs);
-      req.on('error', (error) => finish(unreachable(origin, error)));
+      req.on('error', (error) => finish(this.unreachable(error)));
       req.end(body);
     });
   }
@@ -138,12 +141,10 @@ class Client {
   close(): void {
     this.agent.destroy();
   }
-}
 
-function unreachable(origin: string, error: unknown): MaasError {
-  return new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach ${origin}: ${messageOf(error)}`, {
-    hint: 'Is `maas serve` running there? Check the URL (as `maas serve` printed it).',
-  });
+  private unreachable(error: unknown): MaasError {
+    return connectionFailure(this.base.origin, error, this.sendsCertificate, 'Is `maas serve` running there? Check the URL (as `maas serve` printed it).');
+  }
 }
 
 /** An answer to anything but an infer request that is not 200: what it means for the user. */
@@ -166,7 +167,7 @@ async function indexEntry(client: Client, target: ServerBenchTarget): Promise<In
   try {
     answer = await client.post('/v2/repository/index', Buffer.from('{}'), { 'content-type': 'application/json' });
   } catch (error) {
-    if (error instanceof MaasError && error.code === 'MAAS_REMOTE_UNREACHABLE') throw error;
+    if (error instanceof MaasError && (error.code === 'MAAS_REMOTE_UNREACHABLE' || error.code === 'MAAS_REMOTE_UNAUTHORIZED')) throw error;
     return undefined;
   }
   if (answer.status === 401) throw failure(client.base.origin, answer, 'the repository index');

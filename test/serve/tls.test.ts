@@ -124,6 +124,9 @@ describe.skipIf(!openssl && !process.env.MAAS_REQUIRE_TOOLS)('TLS', () => {
     expect(without.exitCode).toBe(5);
     expect(without.json().error).toMatchObject({ code: 'MAAS_REMOTE_UNAUTHORIZED', message: `${served.url} asks for a client certificate (it runs with --tls-ca), and none was sent` });
     expect(without.json().error.hint).toContain('Pass --tls-cert and --tls-key');
+    const benchWithout = await reg.cli('bench', 'mlp@1', '--server', served.url, ...trust, '--batch', '1', '--duration', '200ms', '--json');
+    expect(benchWithout.exitCode).toBe(5);
+    expect(benchWithout.json().error).toMatchObject({ code: 'MAAS_REMOTE_UNAUTHORIZED', message: `${new URL(served.url).origin} asks for a client certificate (it runs with --tls-ca), and none was sent` });
     expect((await reg.cli('ps', '--server', served.url, ...trust, '--tls-cert', client.cert, '--json')).exitCode).toBe(2);
     const request = join(reg.home, 'request.json');
     writeFileSync(request, JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }));

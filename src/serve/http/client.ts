@@ -5,8 +5,8 @@
  */
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { MaasError, messageOf } from '../../core/errors.js';
-import { readClientTls } from '../../core/client-tls.js';
+import { MaasError } from '../../core/errors.js';
+import { connectionFailure, readClientTls } from '../../core/client-tls.js';
 
 export interface ServerTarget {
   /** http(s)://host:port of the server. */
@@ -97,16 +97,8 @@ export function callServer<T>(target: ServerTarget, path: string, body: unknown)
     const timer = setTimeout(() => req.destroy(new MaasError('MAAS_REMOTE_UNREACHABLE', `${target.url} did not answer ${path} within ${Math.round(target.timeoutMs / 1000)} s`, { hint: 'Raise --timeout-ms, or look at the server.' })), target.timeoutMs);
     req.on('error', (error) => {
       clearTimeout(timer);
-      if (error instanceof MaasError) return reject(error);
-      // OpenSSL's alert text ("tlsv13 alert certificate required") for a server started with --tls-ca.
-      if (/alert certificate required/.test(messageOf(error))) {
-        return reject(new MaasError('MAAS_REMOTE_UNAUTHORIZED', `${target.url} asks for a client certificate (it runs with --tls-ca), and ${target.cert ? 'refused the one sent' : 'none was sent'}`, {
-          hint: 'Pass --tls-cert and --tls-key: a client certificate and key that the server\'s --tls-ca signed.',
-        }));
-      }
-      reject(new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach ${target.url}: ${messageOf(error)}`, {
-        hint: 'Is `maas serve` running there? Check the URL (https:// needs --tls-ca for a private CA, and --tls-cert with --tls-key where it asks for a client certificate).',
-      }));
+      reject(error instanceof MaasError ? error : connectionFailure(target.url, error, target.cert !== undefined,
+        'Is `maas serve` running there? Check the URL (https:// needs --tls-ca for a private CA, and --tls-cert with --tls-key where it asks for a client certificate).'));
     });
     req.end(payload);
   });
