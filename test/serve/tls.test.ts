@@ -132,6 +132,9 @@ describe.skipIf(!openssl && !process.env.MAAS_REQUIRE_TOOLS)('TLS', () => {
     writeFileSync(request, JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }));
     const predicted = await reg.cli('predict', 'mlp', '--input', request, '--grpc', served.grpc!.address, ...trust, ...mine, '--json');
     expect(predicted.exitCode, predicted.stdout).toBe(0);
+    const predictWithout = await reg.cli('predict', 'mlp', '--input', request, '--grpc', served.grpc!.address, ...trust, '--json');
+    expect(predictWithout.exitCode).toBe(5);
+    expect(predictWithout.json().error.message).toBe(`${served.grpc!.address} over gRPC asks for a client certificate (it runs with --tls-ca), and none was sent`);
     // Files that cannot work are said at once (exit 3), not as a handshake failure or a stack trace.
     const other = makeCert(join(reg.home, 'certs'), 'other', ca, 'client');
     writeFileSync(join(reg.home, 'not-pem.txt'), 'not a certificate');

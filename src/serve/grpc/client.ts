@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
-import { readClientTls } from '../../core/client-tls.js';
+import { connectionFailure, readClientTls } from '../../core/client-tls.js';
 import { MaasError, messageOf } from '../../core/errors.js';
 import { asBadInput, badInput, classificationRefused, isObject } from '../../inference/protocol.js';
 import { badShape, fromBinary, fromJsonData, ortTypeOfKserve, toBinary, toJsonData } from '../../inference/tensors.js';
@@ -67,7 +67,7 @@ export function fromModelInferResponse(response: ModelInferResponse): Record<str
 }
 
 /** gRPC statuses as maas errors, with the exit codes DESIGN.md gives them. */
-function asMaasError(error: grpc.ServiceError, address: string): MaasError {
+function asMaasError(error: grpc.ServiceError, address: string, sentCertificate: boolean): MaasError {
   const code = error.metadata?.get('maas-error-code')[0];
   // grpc-js ends connection failures with an empty `Resolution note: `.
   const details = (error.details || error.message).replace(/\s*Resolution note:\s*$/, '');
@@ -75,7 +75,7 @@ function asMaasError(error: grpc.ServiceError, address: string): MaasError {
     case 3: return new MaasError('MAAS_BAD_INPUT', details, { hint: 'Fix the request; the message says what is wrong with it.' });
     case 5: return new MaasError(code === 'MAAS_VERSION_NOT_FOUND' ? 'MAAS_VERSION_NOT_FOUND' : 'MAAS_MODEL_NOT_FOUND', details, { hint: 'ModelMetadata (or GET /v2/models/NAME over REST) lists the versions the server serves.' });
     case 16: return new MaasError('MAAS_REMOTE_UNAUTHORIZED', details, { hint: 'Pass the server\'s token with --token (or MAAS_TOKEN).' });
-    case 14: return new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach ${address} over gRPC: ${details}`, { hint: 'Check the address and that the server runs with --grpc-port; with TLS, pass --tls-ca, and --tls-cert with --tls-key when it asks for client certificates.' });
+    case 14: return connectionFailure(`${address} over gRPC`, details, sentCertificate, 'Check the address and that the server runs with --grpc-port; with TLS, pass --tls-ca, and --tls-cert with --tls-key when it asks for client certificates.');
     case 4: return new MaasError('MAAS_TIMEOUT', details, { hint: 'Raise --timeout-ms.' });
     // grpc-js refuses an oversized message before maas sees it, in its own words and without maas-error-code.
     case 8: return code === undefined && /^Received message .*larger than/.test(details)
@@ -123,7 +123,7 @@ export async function grpcPredict(request: Buffer, model: string, version: strin
   const call = () => new Promise<ModelInferResponse>((resolve, reject) => {
     (client.ModelInfer as (r: ModelInferRequest, m: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: ModelInferResponse) => void) => void)(
       message, metadata, { deadline: Date.now() + target.timeoutMs },
-      (error, answer) => (error ? reject(asMaasError(error, target.address)) : resolve(answer)),
+      (error, answer) => (error ? reject(asMaasError(error, target.address, tls?.cert !== undefined)) : resolve(answer)),
     );
   });
   const host = target.address.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
