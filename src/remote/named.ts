@@ -36,15 +36,21 @@ export async function changeRemote(options: { action: 'add' | 'rm'; name: string
     const remotes = { ...registry.config.remotes };
     if (options.action === 'add') remotes[options.name] = options.url!;
     else delete remotes[options.name];
-    const previous = options.action === 'add' ? registry.config.remotes[options.name] : undefined;
+    const previous = options.action === 'add' ? ownRemote(registry.config.remotes, options.name) : undefined;
     return { remotes, changed: { action: options.action, name: options.name, ...(previous !== undefined && previous !== options.url ? { previous } : {}) } };
   });
 }
 
 /** A remote argument: a name from maas.yaml (optionally `name:tag`), or a reference itself. */
 export function resolveRemoteName(text: string, remotes: Record<string, string>): string {
-  if (remotes[text]) return remotes[text];
+  const named = ownRemote(remotes, text);
+  if (named) return named;
   const colon = text.lastIndexOf(':');
-  const base = colon === -1 ? undefined : remotes[text.slice(0, colon)];
+  const base = colon === -1 ? undefined : ownRemote(remotes, text.slice(0, colon));
   return base ? `${base}:${text.slice(colon + 1)}` : text;
+}
+
+/** The remote maas.yaml names `name`, never a property every object has (`constructor` is a valid remote name). */
+function ownRemote(remotes: Record<string, string>, name: string): string | undefined {
+  return Object.hasOwn(remotes, name) ? remotes[name] : undefined;
 }

@@ -117,5 +117,10 @@ describe('named remotes', () => {
     const ghost = await reg.cli('remote', 'rm', 'ghost', '--json');
     expect(ghost.exitCode).toBe(4); // not found, as a model or alias that is not there
     expect(ghost.json().error).toMatchObject({ code: 'MAAS_REMOTE_NAME_NOT_FOUND', message: "no remote named 'ghost'" });
+    // `constructor` is a valid remote name, and no remote until added: not Object's own property.
+    const unnamed = await reg.cli('push', 'mlp@1', 'constructor', '--json');
+    expect(unnamed.exitCode, unnamed.stdout).toBe(2);
+    expect(unnamed.json().error.code).toBe('MAAS_USAGE');
+    expect((await reg.cli('remote', 'add', 'constructor', `oci-layout:${layout}-c`)).stdout).toContain('Added remote constructor');
   });
 });
