@@ -196,6 +196,17 @@ describe('gRPC (Open Inference Protocol)', () => {
     expect(refused.json().error).toMatchObject({ code: 'MAAS_PAYLOAD_TOO_LARGE', hint: expect.stringContaining('--max-body-mb') });
   });
 
+  it('tells `maas predict --grpc` that a version cannot fit the memory budget as REST says it, not to retry', async () => {
+    const reg = await fixtures();
+    const { server } = await served({ budget: { bytes: 100 } }, reg);
+    const request = join(reg.work, 'one.json');
+    writeFileSync(request, JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }));
+    const refused = await runCli(['predict', 'mlp', '--input', request, '--grpc', server.grpc!.address, '--json'], { cwd: reg.work, env: reg.env });
+    expect(refused.exitCode, refused.stdout).toBe(3);
+    expect(refused.json().error).toMatchObject({ code: 'MAAS_BUDGET_EXCEEDED', hint: expect.stringContaining('--memory-budget') });
+    expect(refused.json().error.hint).not.toContain('retry');
+  });
+
   it('is what `maas predict --grpc` talks to, with the same answer as predict here', async () => {
     const reg = await fixtures();
     const { server } = await served({ token: 'tok' }, reg);

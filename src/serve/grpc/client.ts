@@ -78,9 +78,13 @@ function asMaasError(error: grpc.ServiceError, address: string, sentCertificate:
     case 14: return connectionFailure(`${address} over gRPC`, details, sentCertificate, 'Check the address and that the server runs with --grpc-port; with TLS, pass --tls-ca, and --tls-cert with --tls-key when it asks for client certificates.');
     case 4: return new MaasError('MAAS_TIMEOUT', details, { hint: 'Raise --timeout-ms.' });
     // grpc-js refuses an oversized message before maas sees it, in its own words and without maas-error-code.
-    case 8: return code === undefined && /^Received message .*larger than/.test(details)
-      ? new MaasError('MAAS_PAYLOAD_TOO_LARGE', `the server refused the request as too large: ${details}`, { hint: "The server takes messages up to its --max-body-mb: raise it there, or send fewer rows a request." })
-      : new MaasError('MAAS_REMOTE_REJECTED', `the server answered 8 (RESOURCE_EXHAUSTED): ${details}`, { hint: 'The server is busy or out of room: retry after a moment.' });
+    case 8:
+      if (code === undefined && /^Received message .*larger than/.test(details)) {
+        return new MaasError('MAAS_PAYLOAD_TOO_LARGE', `the server refused the request as too large: ${details}`, { hint: "The server takes messages up to its --max-body-mb: raise it there, or send fewer rows a request." });
+      }
+      // As REST's 507: the version cannot fit beside the pinned ones, and no retry helps.
+      if (code === 'MAAS_BUDGET_EXCEEDED') return new MaasError('MAAS_BUDGET_EXCEEDED', details, { hint: "Raise the server's --memory-budget / --max-loaded-models, or pin fewer versions there." });
+      return new MaasError('MAAS_REMOTE_REJECTED', `the server answered 8 (RESOURCE_EXHAUSTED): ${details}`, { hint: 'The server is busy: retry after a moment.' });
     default: return new MaasError('MAAS_REMOTE_REJECTED', `the server answered ${error.code}: ${details}`);
   }
 }
