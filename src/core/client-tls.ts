@@ -47,6 +47,9 @@ export function readClientTls(files: ClientTlsFiles, cwd: string): ClientTls {
   return tls;
 }
 
+/** What a client says when a server refuses a version its memory budget cannot hold (REST 507, gRPC RESOURCE_EXHAUSTED). */
+export const BUDGET_EXCEEDED_HINT = "Raise the server's --memory-budget / --max-loaded-models, or pin fewer versions there.";
+
 /**
  * A connection to a maas server that failed, as the user should read it. A server started with
  * --tls-ca that got no client certificate its CA signed ends the handshake with OpenSSL's alert
@@ -57,6 +60,12 @@ export function connectionFailure(origin: string, error: unknown, sentCertificat
   if (/alert certificate required/.test(messageOf(error))) {
     return new MaasError('MAAS_REMOTE_UNAUTHORIZED', `${origin} asks for a client certificate (it runs with --tls-ca), and ${sentCertificate ? 'refused the one sent' : 'none was sent'}`, {
       hint: "Pass --tls-cert and --tls-key: a client certificate and key that the server's --tls-ca signed.",
+    });
+  }
+  // A client certificate the server's CA did not sign ends in a reset, with no alert to name it.
+  if (sentCertificate && /socket hang up|ECONNRESET|Failed to connect/.test(messageOf(error))) {
+    return new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach ${origin}: ${messageOf(error)}`, {
+      hint: "The connection was dropped after the TLS handshake: a server with --tls-ca does that to a client certificate its CA did not sign. Check that --tls-cert was signed by the server's --tls-ca.",
     });
   }
   return new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach ${origin}: ${messageOf(error)}`, { hint });

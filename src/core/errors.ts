@@ -61,6 +61,9 @@ const CODE_EXITS = {
 
 export type ErrorCode = keyof typeof CODE_EXITS;
 
+/** Every code, for the README's table and its test. */
+export const ERROR_CODES = Object.keys(CODE_EXITS) as ErrorCode[];
+
 export interface MaasErrorOptions {
   hint?: string;
   details?: Record<string, unknown>;

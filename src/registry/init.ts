@@ -34,6 +34,8 @@ export interface InitResult {
   gitRoot: string;
   files: string[];
   commit: string | undefined;
+  /** what the user must still do for the files written to work (a CI job with no remote to push to). */
+  warnings: string[];
 }
 
 const TEMPLATES = fileURLToPath(new URL('../../templates/', import.meta.url));
@@ -145,5 +147,7 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
 
   const { name, device, remote } = kept ? { name: kept.name, ...kept.defaults } : options;
   const commit = await git.commit(files, `maas: create registry ${name}`);
-  return { root, name, device, remote, createdRepository: !existingTop, gitRoot, files, commit };
+  const job = options.ci ? relative(root, join(gitRoot, CI_FILES[options.ci].target)) : undefined;
+  const warnings = job && !remote ? [`${job} pushes to defaults.remote in maas.yaml, which is empty: set it (oci://HOST/NAMESPACE) before the job runs`] : [];
+  return { root, name, device, remote, createdRepository: !existingTop, gitRoot, files, commit, warnings };
 }

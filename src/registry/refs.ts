@@ -20,6 +20,11 @@ function isModelName(name: string): boolean {
 
 /** For a name a command takes as a name (register, pull and import all take --name). */
 export function assertModelName(name: string): void {
+  if (NAME.test(name) && name.length > MAX_NAME) {
+    throw new MaasError('MAAS_USAGE', `'${name.slice(0, 40)}…' is ${name.length} characters long; a model name has at most ${MAX_NAME}`, {
+      hint: `Pass a shorter --name (e.g. ${suggestName(name)}).`,
+    });
+  }
   if (!isModelName(name)) {
     throw new MaasError('MAAS_USAGE', `'${name}' is not a valid model name`, {
       hint: `Use lowercase letters, digits and single . _ - between them (e.g. ${suggestName(name) || 'mlp'}); pass --name.`,
@@ -49,15 +54,18 @@ export function parseVersion(text: string): number {
   return Number(text);
 }
 
-/** Turns a file name into a valid model name: `My Model_v2.onnx` → `my-model_v2`; '' when nothing is left. */
-export function suggestName(fileBase: string): string {
-  return fileBase
+/**
+ * Turns a file name into a valid model name: `My Model_v2.onnx` → `my-model_v2`; '' when nothing
+ * is left. `cut`: no longer than a name may be (for a hint; a name taken silently must not be cut,
+ * or two long file names could share one model).
+ */
+export function suggestName(fileBase: string, cut = true): string {
+  const name = fileBase
     .replace(/\.(onnx|pt|pth|torchscript|h5|keras|tflite|pb)$/i, '')
     .toLowerCase()
     .replace(/[^a-z0-9._-]+/g, '-')
-    .replace(/[._-]{2,}/g, '-')
-    .slice(0, MAX_NAME)
-    .replace(/^[._-]+|[._-]+$/g, '');
+    .replace(/[._-]{2,}/g, '-');
+  return (cut ? name.slice(0, MAX_NAME) : name).replace(/^[._-]+|[._-]+$/g, '');
 }
 
 /** A reference the user typed (show, tag, diff, serve...): its errors say how to write one, not which flag to pass. */

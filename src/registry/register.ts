@@ -94,7 +94,7 @@ function sameFiles(a: readonly { digest: string; path: string }[], b: readonly {
 
 export async function registerModel(options: RegisterOptions, ctx: RegistryOptions): Promise<RegisterResult> {
   const path = checkedFile(options.file, ctx.cwd);
-  const name = options.name ?? suggestName(basename(path));
+  const name = options.name ?? suggestName(basename(path), false);
   assertModelName(name);
   if (options.alias !== undefined) assertAlias(options.alias);
   const registry = await Registry.open(ctx);

@@ -98,6 +98,8 @@ describe('maas init', () => {
     const job = readFileSync(join(home, 'reg/.gitlab/maas-push.yml'), 'utf8');
     expect(job).toContain('$MAAS push "$MODEL_NAME@latest" --registry . --json');
     expect(job).not.toContain('example.com'); // no placeholder host for a job to push to
+    const json = await runCli(['init', 'other', '--yes', '--ci', 'github', '--json'], { cwd: home, env: testEnv(home) });
+    expect(json.json().warnings).toEqual(['.github/workflows/maas-push.yml pushes to defaults.remote in maas.yaml, which is empty: set it (oci://HOST/NAMESPACE) before the job runs']);
   });
 
   it('makes a repository of its own in a folder the enclosing repository ignores', async () => {

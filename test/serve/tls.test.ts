@@ -135,6 +135,13 @@ describe.skipIf(!openssl && !process.env.MAAS_REQUIRE_TOOLS)('TLS', () => {
     const predictWithout = await reg.cli('predict', 'mlp', '--input', request, '--grpc', served.grpc!.address, ...trust, '--json');
     expect(predictWithout.exitCode).toBe(5);
     expect(predictWithout.json().error.message).toBe(`${served.grpc!.address} over gRPC asks for a client certificate (it runs with --tls-ca), and none was sent`);
+    // A certificate another CA signed: the server drops the connection, and the hint says why it may have.
+    const stranger = makeCert(join(reg.home, 'certs'), 'stranger', makeCa(join(reg.home, 'certs'), 'other-ca'), 'client');
+    for (const command of [['ps', '--server', served.url], ['predict', 'mlp', '--input', request, '--grpc', served.grpc!.address]]) {
+      const dropped = await reg.cli(...command, ...trust, '--tls-cert', stranger.cert, '--tls-key', stranger.key, '--json');
+      expect(dropped.exitCode, command[0]).toBe(5);
+      expect(dropped.json().error.hint, command[0]).toContain("Check that --tls-cert was signed by the server's --tls-ca");
+    }
     // Files that cannot work are said at once (exit 3), not as a handshake failure or a stack trace.
     const other = makeCert(join(reg.home, 'certs'), 'other', ca, 'client');
     writeFileSync(join(reg.home, 'not-pem.txt'), 'not a certificate');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MaasError } from '../../src/core/errors.js';
-import { parseRef, parseVersionRef, suggestName } from '../../src/registry/refs.js';
+import { assertModelName, parseRef, parseVersionRef, suggestName } from '../../src/registry/refs.js';
 
 describe('model references', () => {
   it('parses name, name@version, name@alias and name@latest', () => {
@@ -25,5 +25,7 @@ describe('model references', () => {
     const long = suggestName(`${'a'.repeat(127)}-${'b'.repeat(80)}.onnx`);
     expect(long).toBe('a'.repeat(127));
     expect(() => parseRef(long)).not.toThrow();
+    // A name taken from a file is never cut silently: two long file names would share one model.
+    expect(() => assertModelName(suggestName(`${'a'.repeat(200)}.onnx`, false))).toThrow(`'${'a'.repeat(40)}…' is 200 characters long; a model name has at most 128`);
   });
 });

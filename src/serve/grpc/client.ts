@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
-import { connectionFailure, readClientTls } from '../../core/client-tls.js';
+import { BUDGET_EXCEEDED_HINT, connectionFailure, readClientTls } from '../../core/client-tls.js';
 import { MaasError, messageOf } from '../../core/errors.js';
 import { asBadInput, badInput, classificationRefused, isObject } from '../../inference/protocol.js';
 import { badShape, fromBinary, fromJsonData, ortTypeOfKserve, toBinary, toJsonData } from '../../inference/tensors.js';
@@ -83,7 +83,7 @@ function asMaasError(error: grpc.ServiceError, address: string, sentCertificate:
         return new MaasError('MAAS_PAYLOAD_TOO_LARGE', `the server refused the request as too large: ${details}`, { hint: "The server takes messages up to its --max-body-mb: raise it there, or send fewer rows a request." });
       }
       // As REST's 507: the version cannot fit beside the pinned ones, and no retry helps.
-      if (code === 'MAAS_BUDGET_EXCEEDED') return new MaasError('MAAS_BUDGET_EXCEEDED', details, { hint: "Raise the server's --memory-budget / --max-loaded-models, or pin fewer versions there." });
+      if (code === 'MAAS_BUDGET_EXCEEDED') return new MaasError('MAAS_BUDGET_EXCEEDED', details, { hint: BUDGET_EXCEEDED_HINT });
       return new MaasError('MAAS_REMOTE_REJECTED', `the server answered 8 (RESOURCE_EXHAUSTED): ${details}`, { hint: 'The server is busy: retry after a moment.' });
     default: return new MaasError('MAAS_REMOTE_REJECTED', `the server answered ${error.code}: ${details}`);
   }

@@ -6,7 +6,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { MaasError } from '../../core/errors.js';
-import { connectionFailure, readClientTls } from '../../core/client-tls.js';
+import { BUDGET_EXCEEDED_HINT, connectionFailure, readClientTls } from '../../core/client-tls.js';
 
 export interface ServerTarget {
   /** http(s)://host:port of the server. */
@@ -52,7 +52,7 @@ function failure(target: ServerTarget, status: number, body: string): MaasError 
   if (status === 401) return new MaasError('MAAS_REMOTE_UNAUTHORIZED', message, { hint: "Pass the server's token with --token (or MAAS_TOKEN)." });
   if (status === 403) return new MaasError('MAAS_REMOTE_UNAUTHORIZED', message, { hint: 'Start the server with --token to manage it from the network.' });
   if (status === 404) return new MaasError('MAAS_MODEL_NOT_FOUND', message, { hint: 'Check the name and version; POST /v2/repository/index lists what the server can load.' });
-  if (status === 507) return new MaasError('MAAS_BUDGET_EXCEEDED', message, { hint: "Raise the server's --memory-budget / --max-loaded-models, or pin fewer versions there." });
+  if (status === 507) return new MaasError('MAAS_BUDGET_EXCEEDED', message, { hint: BUDGET_EXCEEDED_HINT });
   return new MaasError('MAAS_REMOTE_REJECTED', message, { hint: status === 503 ? 'The server is busy or starting; retry in a moment.' : 'See the server\'s log for more.' });
 }
 

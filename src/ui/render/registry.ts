@@ -27,8 +27,7 @@ export function renderInit(r: InitResult, t: Theme): string {
   const grafana = r.files.find((f) => f.endsWith('grafana/maas.json'));
   if (prometheus) lines.push(`  monitoring: ${t.code(`prometheus --config.file=${prometheus}`)} scrapes maas serve on 127.0.0.1:8080 with its alert rules`);
   if (grafana) lines.push(`  dashboard: import ${t.path(grafana)} into Grafana`);
-  const job = r.files.find((f) => f.endsWith('maas-push.yml'));
-  if (job && !r.remote) lines.push(t.warn(`⚠ ${job} pushes to defaults.remote in maas.yaml, which is empty: set it (oci://HOST/NAMESPACE) before the job runs`));
+  for (const warning of r.warnings) lines.push(t.warn(`⚠ ${warning}`));
   lines.push(`Next: ${t.code('maas register model.onnx')}`);
   return lines.join('\n');
 }
