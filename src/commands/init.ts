@@ -42,6 +42,11 @@ export const initCommand = defineCommand({
     if (remote !== null && !/^(oci:\/\/|oci-layout:)/.test(remote)) {
       throw new MaasError('MAAS_USAGE', `--remote '${remote}' is not a remote`, { hint: 'Use oci://host[:port]/repository or oci-layout:PATH.' });
     }
+    // defaults.remote is a namespace: a tag there would be added to every version of every model pushed.
+    const tag = remote === null ? undefined : (await import('../remote/ref.js')).parseRemote(remote).tag;
+    if (tag !== undefined) {
+      throw new MaasError('MAAS_USAGE', `--remote '${remote}' ends in a tag (:${tag}); the default remote is a namespace, each model pushed to NAMESPACE/NAME with its version tags`, { hint: `Leave the tag off: --remote ${remote!.slice(0, -tag.length - 1)}` });
+    }
     return initRegistry({ dir, name, device, remote, ci: opts.ci, monitoring: opts.monitoring, force }, ctx);
   },
   render: renderInit,

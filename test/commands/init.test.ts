@@ -113,6 +113,14 @@ describe('maas init', () => {
     expect(existsSync(join(home, 'scratch/reg/.git'))).toBe(true);
   });
 
+  it('refuses a default remote with a tag: it is a namespace', async () => {
+    const home = useTempDir();
+    const r = await runCli(['init', '--yes', '--remote', 'oci://ghcr.io/acme/models:v1', '--json'], { cwd: home, env: testEnv(home) });
+    expect(r.exitCode).toBe(2);
+    expect(r.json().error.hint).toBe('Leave the tag off: --remote oci://ghcr.io/acme/models');
+    expect(existsSync(join(home, 'maas.yaml'))).toBe(false);
+  });
+
   it('rejects an unknown device as a usage error (exit 2)', async () => {
     const home = useTempDir();
     const r = await runCli(['init', '--device', 'tpu'], { cwd: home, env: testEnv(home) });
