@@ -47,9 +47,6 @@ export function readClientTls(files: ClientTlsFiles, cwd: string): ClientTls {
   return tls;
 }
 
-/** What a client says when a server refuses a version its memory budget cannot hold (REST 507, gRPC RESOURCE_EXHAUSTED). */
-export const BUDGET_EXCEEDED_HINT = "Raise the server's --memory-budget / --max-loaded-models, or pin fewer versions there.";
-
 /**
  * A connection to a maas server that failed, as the user should read it. A server started with
  * --tls-ca that got no client certificate its CA signed ends the handshake with OpenSSL's alert

@@ -5,10 +5,11 @@
  */
 import { isIP } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
-import { BUDGET_EXCEEDED_HINT, connectionFailure, readClientTls } from '../../core/client-tls.js';
+import { connectionFailure, readClientTls } from '../../core/client-tls.js';
 import { MaasError, messageOf } from '../../core/errors.js';
 import { asBadInput, badInput, classificationRefused, isObject } from '../../inference/protocol.js';
 import { badShape, fromBinary, fromJsonData, ortTypeOfKserve, toBinary, toJsonData } from '../../inference/tensors.js';
+import { BUDGET_EXCEEDED_HINT } from '../http/client.js';
 import type { ModelInferRequest, ModelInferResponse } from './codec.js';
 import { loadGrpc, loadServiceDefinition } from './proto.js';
 

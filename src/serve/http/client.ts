@@ -6,7 +6,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { MaasError } from '../../core/errors.js';
-import { BUDGET_EXCEEDED_HINT, connectionFailure, readClientTls } from '../../core/client-tls.js';
+import { connectionFailure, readClientTls } from '../../core/client-tls.js';
 
 export interface ServerTarget {
   /** http(s)://host:port of the server. */
@@ -21,6 +21,9 @@ export interface ServerTarget {
   timeoutMs: number;
   cwd: string;
 }
+
+/** What a client says when a server refuses a version its memory budget cannot hold (REST 507, gRPC RESOURCE_EXHAUSTED). */
+export const BUDGET_EXCEEDED_HINT = "Raise the server's --memory-budget / --max-loaded-models, or pin fewer versions there.";
 
 /** Management answers are a few KiB; an index of thousands of versions still fits. */
 const MAX_ANSWER_BYTES = 16 << 20;
