@@ -54,16 +54,17 @@ export function readClientTls(files: ClientTlsFiles, cwd: string): ClientTls {
  * else is MAAS_REMOTE_UNREACHABLE with `hint`.
  */
 export function connectionFailure(origin: string, error: unknown, sentCertificate: boolean, hint: string): MaasError {
-  if (/alert certificate required/.test(messageOf(error))) {
+  const text = messageOf(error);
+  if (/alert certificate required/.test(text)) {
     return new MaasError('MAAS_REMOTE_UNAUTHORIZED', `${origin} asks for a client certificate (it runs with --tls-ca), and ${sentCertificate ? 'refused the one sent' : 'none was sent'}`, {
       hint: "Pass --tls-cert and --tls-key: a client certificate and key that the server's --tls-ca signed.",
     });
   }
   // A client certificate the server's CA did not sign ends in a reset, with no alert to name it.
-  if (sentCertificate && /socket hang up|ECONNRESET|Failed to connect/.test(messageOf(error))) {
-    return new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach ${origin}: ${messageOf(error)}`, {
-      hint: "The connection was dropped after the TLS handshake: a server with --tls-ca does that to a client certificate its CA did not sign. Check that --tls-cert was signed by the server's --tls-ca.",
-    });
-  }
-  return new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach ${origin}: ${messageOf(error)}`, { hint });
+  const dropped = sentCertificate && /socket hang up|ECONNRESET|Failed to connect/.test(text);
+  return new MaasError('MAAS_REMOTE_UNREACHABLE', `cannot reach ${origin}: ${text}`, {
+    hint: dropped
+      ? "The connection was dropped after the TLS handshake: a server with --tls-ca does that to a client certificate its CA did not sign. Check that --tls-cert was signed by the server's --tls-ca."
+      : hint,
+  });
 }

@@ -125,6 +125,7 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
   const current = existsSync(ignorePath) ? readFileSync(ignorePath, 'utf8') : '';
   if (!current.includes('/blobs/')) write('.gitignore', current && !current.endsWith('\n') ? `${current}\n${ignore}` : current + ignore);
 
+  let job: string | undefined;
   if (options.ci) {
     const { template, target } = CI_FILES[options.ci];
     const targetPath = join(gitRoot, target);
@@ -136,7 +137,8 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
     const text = renderTemplate(template, { registryPath, maasVersion: VERSION });
     makeFolders(dirname(targetPath));
     writeFileSync(targetPath, text);
-    files.push(relative(root, targetPath));
+    job = relative(root, targetPath);
+    files.push(job);
   }
 
   // Grafana's own {{label}} legends are not template keys: only {{maasVersion}} is filled in.
@@ -147,7 +149,6 @@ export async function initRegistry(options: InitOptions, ctx: { cwd: string; env
 
   const { name, device, remote } = kept ? { name: kept.name, ...kept.defaults } : options;
   const commit = await git.commit(files, `maas: create registry ${name}`);
-  const job = options.ci ? relative(root, join(gitRoot, CI_FILES[options.ci].target)) : undefined;
   const warnings = job && !remote ? [`${job} pushes to defaults.remote in maas.yaml, which is empty: set it (oci://HOST/NAMESPACE) before the job runs`] : [];
   return { root, name, device, remote, createdRepository: !existingTop, gitRoot, files, commit, warnings };
 }
