@@ -21,9 +21,27 @@ import type { OpenedSession } from './session.js';
 import { concatBatch, splitBatch, type WireTensor } from './tensors.js';
 import type { WorkerInit, WorkerReady, WorkerReply, WorkerRequest } from './worker.js';
 
+/** One batch run, successful or not; times in ms on this thread's clock. */
+export interface BatchRun {
+  /** false when onnxruntime failed: its requests all get the error. */
+  ok: boolean;
+  rows: number;
+  requests: number;
+  /** merging the requests' inputs into the batch's. */
+  inputMs: number;
+  /** onnxruntime's run (in the worker, where one ran it). */
+  inferMs: number;
+  /** splitting the batch's outputs into each request's answer. */
+  outputMs: number;
+}
+
 export interface RuntimeObserver {
-  batch?(rows: number, requests: number): void;
-  inference?(ms: number): void;
+  batch?(run: BatchRun): void;
+  /**
+   * One request answered or failed: its rows, ms from queued to settled, and ms it waited in the
+   * queue (all of it, for a request that never left the queue).
+   */
+  settled?(ok: boolean, rows: number, totalMs: number, queueMs: number): void;
 }
 
 export interface InferJob {
@@ -38,16 +56,24 @@ interface Pending extends InferJob {
   /** rows along dim 0, or undefined when this request cannot share a batch. */
   rows: number | undefined;
   key: string;
+  /** performance.now() when queued, and when its batch started (merging its inputs). */
   enqueuedAt: number;
+  startedAt: number | undefined;
   settled: boolean;
   resolve: (outputs: Record<string, WireTensor>) => void;
   reject: (error: MaasError) => void;
 }
 
+/** A batch handed to a worker: its requests, and the ms merging their inputs took. */
+interface SentBatch {
+  group: Pending[];
+  inputMs: number;
+}
+
 interface PoolWorker {
   worker: Worker;
   /** batches sent and not yet answered, by request id, in the order the worker runs them. */
-  running: Map<number, Pending[]>;
+  running: Map<number, SentBatch>;
 }
 
 /** How long close() lets runs under way finish before it terminates their workers. */
@@ -171,18 +197,19 @@ export class ModelRuntime {
   }
 
   get inFlight(): number {
-    return this.pool.reduce((n, w) => n + [...w.running.values()].reduce((m, g) => m + g.length, 0), 0) + this.inlineRunning.length;
+    return this.pool.reduce((n, w) => n + [...w.running.values()].reduce((m, b) => m + b.group.length, 0), 0) + this.inlineRunning.length;
   }
 
   infer(job: InferJob): Promise<Record<string, WireTensor>> {
     if (this.closed) return Promise.reject(new MaasError('MAAS_MODEL_NOT_READY', `${this.name}@${this.version} is unloading`));
     if (this.queueDepth >= this.options.maxQueue) {
+      this.observer.settled?.(false, this.rowsOf(job.feeds) ?? 1, 0, 0);
       return Promise.reject(new MaasError('MAAS_OVERLOADED', `${this.name}@${this.version} has ${this.queueDepth} requests queued (--max-queue ${this.options.maxQueue})`, {
         hint: 'Retry after a moment, or raise --max-queue / --workers.',
       }));
     }
     return new Promise((resolve, reject) => {
-      const pending: Pending = { feeds: job.feeds, outputs: job.outputs, deadline: job.deadline, rows: this.rowsOf(job.feeds), key: batchKey(job.feeds), enqueuedAt: Date.now(), settled: false, resolve, reject };
+      const pending: Pending = { feeds: job.feeds, outputs: job.outputs, deadline: job.deadline, rows: this.rowsOf(job.feeds), key: batchKey(job.feeds), enqueuedAt: performance.now(), startedAt: undefined, settled: false, resolve, reject };
       this.live.add(pending);
       this.armDeadline(pending.deadline);
       if (this.inline && (pending.rows ?? 1) <= this.inlineRows) this.inlineQueue.push(pending);
@@ -211,7 +238,7 @@ export class ModelRuntime {
     const inline = this.inline;
     this.inline = undefined;
     const pool = this.pool.splice(0);
-    for (const p of pool.flatMap((w) => [...w.running.values()].flat())) this.settle(p, unloaded);
+    for (const p of pool.flatMap((w) => [...w.running.values()].flatMap((b) => b.group))) this.settle(p, unloaded);
     await Promise.all([...pool.map((w) => w.worker.terminate()), inline?.release()]);
   }
 
@@ -292,7 +319,7 @@ export class ModelRuntime {
       const head = this.queue[0]!;
       const group = takeGroup(this.queue, this.options.maxBatch);
       const rows = group.reduce((n, p) => n + (p.rows ?? 0), 0);
-      const waited = Date.now() - head.enqueuedAt;
+      const waited = performance.now() - head.enqueuedAt;
       if (this.options.batchDelayMs > 0 && head.rows !== undefined && rows < this.options.maxBatch && waited < this.options.batchDelayMs) {
         this.queue.unshift(...group); // not yet: wait for company, up to the delay
         this.delayTimer = setTimeout(() => this.schedule(), this.options.batchDelayMs - waited);
@@ -316,8 +343,7 @@ export class ModelRuntime {
   private async runInlineBatch(session: OpenedSession): Promise<void> {
     const group = takeGroup(this.inlineQueue, Math.min(this.options.maxBatch, this.inlineRows));
     this.inlineRunning = group;
-    const { feeds, fetches } = merged(group);
-    this.observer.batch?.(group.reduce((n, p) => n + (p.rows ?? 1), 0), group.length);
+    const { feeds, fetches, inputMs } = this.start(group);
     const started = performance.now();
     let outcome: Record<string, WireTensor> | MaasError;
     try {
@@ -325,34 +351,47 @@ export class ModelRuntime {
     } catch (error) {
       outcome = new MaasError('MAAS_INFERENCE_FAILED', `onnxruntime failed on ${this.name}@${this.version}: ${error instanceof Error ? error.message : String(error)}`);
     }
-    this.observer.inference?.(performance.now() - started);
+    const inferMs = performance.now() - started;
     this.inlineRunning = [];
-    this.deliver(group, outcome);
+    this.deliver(group, outcome, inputMs, inferMs);
+  }
+
+  /** A batch's first step: its requests leave the queue, and their inputs become the batch's. */
+  private start(group: Pending[]): ReturnType<typeof merged> & { inputMs: number } {
+    const startedAt = performance.now();
+    for (const p of group) p.startedAt = startedAt;
+    return { ...merged(group), inputMs: performance.now() - startedAt };
   }
 
   private dispatch(member: PoolWorker, group: Pending[]): void {
-    const { feeds, fetches } = merged(group);
+    const { feeds, fetches, inputMs } = this.start(group);
     const transfer = Object.values(feeds).flatMap((t) => (Array.isArray(t.data) ? [] : [t.data.buffer as ArrayBuffer]));
     const request: WorkerRequest = { id: this.nextId++, feeds, fetches };
-    member.running.set(request.id, group);
-    this.observer.batch?.(group.reduce((n, p) => n + (p.rows ?? 1), 0), group.length);
+    member.running.set(request.id, { group, inputMs });
     // A batch of one keeps its buffers: transferring would detach the caller's arrays.
     member.worker.postMessage(request, group.length > 1 ? transfer : []);
   }
 
   private finish(member: PoolWorker, reply: WorkerReply): void {
-    const group = member.running.get(reply.id) ?? [];
+    const sent = member.running.get(reply.id);
     member.running.delete(reply.id);
-    this.observer.inference?.(reply.inferMs);
-    this.deliver(group, reply.error !== undefined || !reply.outputs
-      ? new MaasError('MAAS_INFERENCE_FAILED', `onnxruntime failed on ${this.name}@${this.version}: ${reply.error}`)
-      : reply.outputs);
+    if (sent) {
+      this.deliver(sent.group, reply.error !== undefined || !reply.outputs
+        ? new MaasError('MAAS_INFERENCE_FAILED', `onnxruntime failed on ${this.name}@${this.version}: ${reply.error}`)
+        : reply.outputs, sent.inputMs, reply.inferMs);
+    }
     this.schedule();
     this.notifyDrained();
   }
 
-  /** Hands each request of a batch its rows of the outputs, or the batch's error. */
-  private deliver(group: Pending[], outcome: Record<string, WireTensor> | MaasError): void {
+  /** Hands each request of a batch its rows of the outputs, or the batch's error; then reports the run. */
+  private deliver(group: Pending[], outcome: Record<string, WireTensor> | MaasError, inputMs: number, inferMs: number): void {
+    const started = performance.now();
+    this.answer(group, outcome);
+    this.observer.batch?.({ ok: !(outcome instanceof MaasError), rows: group.reduce((n, p) => n + (p.rows ?? 1), 0), requests: group.length, inputMs, inferMs, outputMs: performance.now() - started });
+  }
+
+  private answer(group: Pending[], outcome: Record<string, WireTensor> | MaasError): void {
     if (outcome instanceof MaasError) {
       for (const p of group) this.settle(p, outcome);
     } else if (group.length === 1) {
@@ -365,7 +404,7 @@ export class ModelRuntime {
   }
 
   private crashed(member: PoolWorker, error: Error): void {
-    const group = [...member.running.values()].flat();
+    const group = [...member.running.values()].flatMap((b) => b.group);
     this.pool.splice(this.pool.indexOf(member), 1);
     for (const p of group) this.settle(p, new MaasError('MAAS_INFERENCE_FAILED', `the inference worker for ${this.name}@${this.version} crashed: ${error.message}`));
     if (!this.closed) void this.spawn([this.provider], undefined).catch(() => undefined);
@@ -405,6 +444,10 @@ export class ModelRuntime {
     if (p.settled) return;
     p.settled = true;
     this.live.delete(p);
+    if (this.observer.settled) {
+      const now = performance.now();
+      this.observer.settled(!(outcome instanceof MaasError), p.rows ?? 1, now - p.enqueuedAt, (p.startedAt ?? now) - p.enqueuedAt);
+    }
     if (outcome instanceof MaasError) p.reject(outcome);
     else p.resolve(outcome);
   }

@@ -2,9 +2,12 @@
 import { Counter, Gauge, Histogram, type Metric, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MemoryBudget, ServeEvent } from '../inference/manager.js';
 import type { RuntimeObserver } from '../inference/runtime.js';
+import { ServeStatistics } from './statistics.js';
 
 export interface ServeMetrics {
   registry: Registry;
+  /** the same runs again as Triton's statistics extension reports them. */
+  statistics: ServeStatistics;
   /** one answered request: `labels` as the transport filled them in, `code` its status. */
   request(labels: { model: string; version: string; protocol: string }, code: string, seconds: number): void;
   observer(model: string, version: number): RuntimeObserver;
@@ -55,20 +58,25 @@ export function createMetrics(): ServeMetrics {
       for (const { model, version, depth } of readDepth()) this.set({ model, version: String(version) }, depth);
     },
   });
+  const statistics = new ServeStatistics();
   return {
     registry,
+    statistics,
     request: (labels, code, seconds) => requests.observe(labels.model, labels.version, labels.protocol, code, seconds),
     observer: (model, version) => {
       const labels = [model, String(version)];
       const rows = batches.labels(...labels);
       const count = merged.labels(...labels);
       const run = inference.labels(...labels);
+      const triton = statistics.of(model, version).observer;
       return {
-        batch: (r, c) => {
-          rows.observe(r);
-          count.observe(c);
+        batch: (batch) => {
+          rows.observe(batch.rows);
+          count.observe(batch.requests);
+          run.observe(batch.inferMs / 1000);
+          triton.batch(batch);
         },
-        inference: (ms) => run.observe(ms / 1000),
+        settled: triton.settled,
       };
     },
     lifecycle(event) {

@@ -13,7 +13,7 @@ import type { ServeMetrics } from './metrics.js';
 export const UNKNOWN = '(unknown)';
 
 /** Extensions the server metadata names (REST `GET /v2`, gRPC ServerMetadata). */
-export const EXTENSIONS = ['binary_tensor_data'];
+export const EXTENSIONS = ['binary_tensor_data', 'model_repository', 'statistics'];
 
 export interface RequestLabels {
   model: string;

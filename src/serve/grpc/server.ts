@@ -10,6 +10,7 @@ import { checkToken } from '../auth.js';
 import { EXTENSIONS, listenError, type RequestLabels, type ServingCore, UNKNOWN, infer, resolveSlot, servedVersions } from '../serving.js';
 import type { TlsMaterial } from '../tls.js';
 import { repositoryIndex, repositoryLoad, repositoryParameters, repositoryUnload } from '../repository.js';
+import { modelStatistics } from '../statistics.js';
 import { decodeModelInfer, encodeModelInfer } from './codec.js';
 import { readModelInferRequest, writeModelInferResponse } from './wire.js';
 import { loadGrpc, loadServiceDefinition } from './proto.js';
@@ -171,6 +172,10 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
       if (runtime instanceof Promise) runtime = await runtime; // only while the version loads
       const results = await infer(core, runtime, feeds, outputs, deadlineOf(call));
       return encodeModelInfer({ model: slot.name, version: slot.version, id: r.id, outputs: results, order: outputs });
+    }),
+    ModelStatistics: unary('ModelStatistics', true, (r: { name: string; version: string }, labels) => {
+      if (r.name) resolveSlot(core, r.name, r.version || undefined, labels);
+      return modelStatistics(core.manager(), core.metrics.statistics, r.name || undefined, r.version || undefined);
     }),
     RepositoryIndex: unary('RepositoryIndex', true, (r: { ready: boolean }) => ({
       models: repositoryIndex(core, r.ready).map(({ name, version, state, reason }) => ({ name, version, state, reason })),

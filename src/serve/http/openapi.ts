@@ -139,6 +139,43 @@ export const SCHEMAS = {
       },
     },
   },
+  Duration: {
+    type: 'object', required: ['count', 'ns'],
+    properties: { count: { type: 'integer' }, ns: { type: 'integer', description: 'cumulative nanoseconds' } },
+  },
+  ModelStatistics: {
+    type: 'object', required: ['model_stats'],
+    properties: {
+      model_stats: {
+        type: 'array',
+        items: {
+          type: 'object', required: ['name', 'version', 'last_inference', 'inference_count', 'execution_count', 'inference_stats', 'batch_stats'],
+          properties: {
+            name: { type: 'string' },
+            version: { type: 'string' },
+            last_inference: { type: 'integer', description: 'ms since the epoch of the last request answered or failed; 0: none yet' },
+            inference_count: { type: 'integer', description: 'rows answered: a request of 8 rows counts 8' },
+            execution_count: { type: 'integer', description: 'onnxruntime runs: a batch of merged requests counts 1' },
+            inference_stats: {
+              type: 'object',
+              properties: Object.fromEntries(['success', 'fail', 'queue', 'compute_input', 'compute_infer', 'compute_output', 'cache_hit', 'cache_miss'].map((k) => [k, { $ref: '#/components/schemas/Duration' }])),
+            },
+            batch_stats: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: { batch_size: { type: 'integer' }, ...Object.fromEntries(['compute_input', 'compute_infer', 'compute_output'].map((k) => [k, { $ref: '#/components/schemas/Duration' }])) },
+              },
+            },
+            memory_usage: {
+              type: 'array', description: "while loaded: what its load added to the process's resident size",
+              items: { type: 'object', properties: { type: { type: 'string' }, id: { type: 'integer' }, byte_size: { type: 'integer' } } },
+            },
+          },
+        },
+      },
+    },
+  },
   RepositoryModelResponse: {
     type: 'object', required: ['name', 'versions'],
     properties: { name: { type: 'string' }, versions: { type: 'array', items: { $ref: '#/components/schemas/VersionStatus' } } },

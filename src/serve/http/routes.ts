@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { MaasError } from '../../core/errors.js';
 import { badInput, isObject, modelMetadata } from '../../inference/protocol.js';
 import { repositoryIndex, repositoryLoad, repositoryParameters, repositoryUnload } from '../repository.js';
+import { modelStatistics } from '../statistics.js';
 import { type DocumentedRoute, openApiDocument } from './openapi.js';
 import { EXTENSIONS, type RequestLabels, type ServingCore, infer, resolveSlot, servedVersions } from '../serving.js';
 import type { BodyParser } from './body.js';
@@ -64,6 +65,12 @@ async function kserveInfer({ req, params, labels, core, bodies }: RouteRequest):
 function kserveMetadata({ params, labels, core }: RouteRequest): Reply {
   const slot = resolveSlot(core, params.model!, params.version, labels);
   return ok(modelMetadata(slot.name, servedVersions(core, slot.name), slot.signature));
+}
+
+/** Triton's statistics: of every model, of a model's served versions, or of one version. */
+function kserveStatistics({ params, labels, core }: RouteRequest): Reply {
+  if (params.model !== undefined) resolveSlot(core, params.model, params.version, labels);
+  return ok(modelStatistics(core.manager(), core.metrics.statistics, params.model, params.version));
 }
 
 /** 200 when the version is loaded; 503 with its state and why not, as Triton answers for a model not loaded. */
@@ -191,6 +198,9 @@ export const ROUTES: Route[] = [
   },
   ...v2Model('', { GET: kserveMetadata }, { summary: 'model metadata', answer: 'ModelMetadata', errors: MODEL_ERRORS }),
   ...v2Model('/ready', { GET: kserveReady }, { summary: 'model readiness: 200 when loaded', answer: 'ModelReady', errors: MODEL_ERRORS }),
+  // An exact path is looked up before the templates: as in Triton, a model named `stats` has its statistics at /v2/models/stats/stats.
+  { path: '/v2/models/stats', methods: { GET: kserveStatistics }, auth: true, protocol: 'other', summary: "Triton's statistics of every served version", answer: 'ModelStatistics', errors: [] },
+  ...v2Model('/stats', { GET: kserveStatistics }, { summary: "Triton's statistics: counts and cumulative times since the server started", answer: 'ModelStatistics', errors: [404] }),
   ...v2Model('/infer', { POST: kserveInfer }, { summary: 'inference (KServe v2 JSON or the binary tensor extension)', body: 'InferRequest', rawBody: true, answer: 'InferResponse', errors: INFER_ERRORS }),
   ...v1Model('', { GET: tfStatus }, { summary: 'TF Serving model status', answer: 'TfModelStatus', errors: MODEL_ERRORS }),
   ...v1Model('/metadata', { GET: tfMetadata }, { summary: 'TF Serving model metadata', answer: 'TfModelMetadata', errors: [400, ...MODEL_ERRORS] }),
