@@ -15,11 +15,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MaasError } from '../core/errors.js';
 import { writeNewFolder } from '../core/fs.js';
-import type { Signature, TensorSpec } from '../onnx/inspect.js';
 import { modelServing } from '../inference/config.js';
 import { decodeWarmup } from '../inference/protocol.js';
-import { isBatchable } from '../inference/runtime.js';
-import { kserveDatatype, ortTypeOfOnnx, splitBatch, toBinary, type WireTensor } from '../inference/tensors.js';
+import { splitBatch, toBinary, type WireTensor } from '../inference/tensors.js';
+import {
+  Enum, type InstanceKind, type Message, TRITON_PLATFORM, type TritonVersionPolicy, tritonBatchSize, tritonScheduling, tritonSignature, tritonTensor, tritonType, tritonVersionPolicy,
+} from '../inference/triton.js';
 import { MODEL_SIGNATURE_FILE, listAttestations } from '../registry/attestations.js';
 import type { Device } from '../registry/config.js';
 import { type VersionPolicy, formatVersionPolicy, selectVersions } from '../registry/policy.js';
@@ -38,8 +39,6 @@ export interface TritonExportOptions {
   workers?: number | undefined;
 }
 
-export type InstanceKind = 'KIND_AUTO' | 'KIND_GPU' | 'KIND_CPU';
-
 export interface TritonExportResult {
   format: 'triton';
   /** the model repository, as `tritonserver --model-repository` takes it. */
@@ -54,7 +53,7 @@ export interface TritonExportResult {
   maxBatchSize: number;
   instanceGroup: { kind: InstanceKind; count: number };
   /** Triton's version_policy, as config.pbtxt has it. */
-  versionPolicy: { latest: { num_versions: number } } | { all: Record<string, never> } | { specific: { versions: number[] } };
+  versionPolicy: TritonVersionPolicy;
   warmupSamples: number;
   /** every file written, relative to the repository. */
   files: { path: string; size: number }[];
@@ -62,21 +61,10 @@ export interface TritonExportResult {
   config: string;
 }
 
-const TRITON_PLATFORM = 'onnxruntime_onnx';
 /** The file name Triton's ONNX Runtime backend loads when config.pbtxt names none. */
 const TRITON_DEFAULT_FILE = 'model.onnx';
 /** Triton reads warm-up input files from this folder of the model (model_config.proto, ModelWarmup.Input). */
 const WARMUP_DIR = 'warmup';
-
-/** An enum value: protobuf text format writes it bare, not quoted. */
-class Enum {
-  constructor(readonly name: string) {}
-}
-
-type Field = string | number | Enum | number[] | Message | Message[];
-interface Message {
-  [field: string]: Field | undefined;
-}
 
 function quote(text: string): string {
   return `"${text.replace(/[\\"]/g, '\\$&').replace(/[\x00-\x1f\x7f]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`)}"`;
@@ -99,66 +87,18 @@ function textFormat(message: Message, indent = ''): string[] {
   return lines;
 }
 
-function unsupported(ref: string, spec: TensorSpec, why: string): MaasError {
-  return new MaasError('MAAS_MODEL_INVALID', `${ref}: '${spec.name}' ${why}, which a Triton config.pbtxt cannot describe`, {
-    hint: "Triton's ONNX Runtime backend serves tensors of BOOL, (U)INT8-64, FP16, FP32, FP64 and STRING with a known rank; serve this version with `maas serve` instead.",
-  });
-}
-
-/** Triton's data types are the KServe v2 datatypes with TYPE_ before them, BYTES being TYPE_STRING. */
-function tritonType(ref: string, spec: TensorSpec): Enum {
-  const type = ortTypeOfOnnx(spec.dtype);
-  if (!type) throw unsupported(ref, spec, `is a ${spec.dtype}`);
-  const kserve = kserveDatatype(type);
-  return new Enum(`TYPE_${kserve === 'BYTES' ? 'STRING' : kserve}`);
-}
-
-/**
- * One input or output. Dynamic dims are -1; with batching the first dim is Triton's and left out.
- * Triton wants at least one dim: a scalar is [1], and with batching a [batch] tensor is [1]
- * reshaped to [] (what Triton's ONNX Runtime backend writes when it completes a config itself).
- */
-function tritonTensor(ref: string, spec: TensorSpec, batching: boolean): Message {
-  if (spec.shape === null) throw unsupported(ref, spec, 'has no shape');
-  const dims = spec.shape.map((d) => (typeof d === 'number' ? d : -1)).slice(batching ? 1 : 0);
-  if (dims.length > 0) return { name: spec.name, data_type: tritonType(ref, spec), dims };
-  return { name: spec.name, data_type: tritonType(ref, spec), dims: [1], ...(batching ? { reshape: { shape: [] } } : {}) };
-}
-
 /** Refuses a version Triton's ONNX Runtime backend cannot serve (for KServe's Triton runtime too). */
 export function checkTritonServes(record: VersionRecord): void {
   const ref = formatRef(record.name, record.version);
   for (const spec of [...record.onnx.signature.inputs, ...record.onnx.signature.outputs]) tritonTensor(ref, spec, false);
 }
 
-/** Triton's max_batch_size: maas merges requests only when maxBatch > 1; with 1 a request of any size runs alone, as 0 lets it. */
-function tritonBatchSize(signature: Signature, maxBatch: number): number {
-  return isBatchable(signature) && maxBatch > 1 ? maxBatch : 0;
-}
-
 /** What config.pbtxt says of one version: the versions exported together must all say the same. */
 function versionConfig(record: VersionRecord, maxBatch: number): Message {
-  const ref = formatRef(record.name, record.version);
-  const { signature } = record.onnx;
-  const maxBatchSize = tritonBatchSize(signature, maxBatch);
   return {
     ...(record.onnx.modelFile === TRITON_DEFAULT_FILE ? {} : { default_model_filename: record.onnx.modelFile }),
-    max_batch_size: maxBatchSize,
-    input: signature.inputs.map((spec) => tritonTensor(ref, spec, maxBatchSize > 0)),
-    output: signature.outputs.map((spec) => tritonTensor(ref, spec, maxBatchSize > 0)),
+    ...tritonSignature(formatRef(record.name, record.version), record.onnx.signature, maxBatch),
   };
-}
-
-/**
- * maas's policy in Triton's terms. The repository holds exactly the versions exported, so a
- * single `latest:N` or `all` says the same to Triton; anything else (specific versions, aliases,
- * a union) becomes the version numbers it selected.
- */
-function tritonVersionPolicy(policy: VersionPolicy, versions: number[]): TritonExportResult['versionPolicy'] {
-  const [term] = policy.terms;
-  if (policy.terms.length === 1 && term?.kind === 'latest') return { latest: { num_versions: term.count } };
-  if (policy.terms.length === 1 && term?.kind === 'all') return { all: {} };
-  return { specific: { versions } };
 }
 
 const INSTANCE_KINDS: Record<Device, InstanceKind | undefined> = { auto: 'KIND_AUTO', cuda: 'KIND_GPU', cpu: 'KIND_CPU', webgpu: undefined };
@@ -248,8 +188,7 @@ export async function exportTriton(options: TritonExportOptions, ctx: RegistryOp
     platform: TRITON_PLATFORM,
     version_policy: versionPolicy,
     ...shared,
-    // maas's batch delay and queue bound, in Triton's scheduler; without batching Triton's queue has no bound.
-    dynamic_batching: maxBatchSize > 0 ? { max_queue_delay_microseconds: runtime.batchDelayMs * 1000, default_queue_policy: { max_queue_size: runtime.maxQueue } } : undefined,
+    dynamic_batching: tritonScheduling(runtime, maxBatchSize),
     instance_group: [{ kind: new Enum(kind), count: runtime.workers }],
     model_warmup: warmup.entries.length ? warmup.entries : undefined,
   }).join('\n')}\n`;

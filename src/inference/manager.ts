@@ -357,6 +357,11 @@ export class ModelManager {
     return statuses;
   }
 
+  /** How a model is served now: its policy and the runtime options of versions it loads next. */
+  servingOf(name: string): ModelServing {
+    return this.options.serving(name, this.registry.config);
+  }
+
   /** A served version's line of the index. */
   statusOf(slot: Slot): VersionStatus {
     return this.status(slot, true, this.registry.config);

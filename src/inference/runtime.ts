@@ -151,7 +151,7 @@ export class ModelRuntime {
     readonly signature: Signature,
     private readonly modelPath: string,
     private readonly samples: Record<string, WireTensor>[] | undefined,
-    private readonly options: RuntimeOptions,
+    readonly options: RuntimeOptions,
     private readonly observer: RuntimeObserver,
   ) {
     this.batchable = isBatchable(signature) && options.maxBatch > 1;

@@ -7,13 +7,14 @@ import { MaasError, messageOf } from '../core/errors.js';
 import type { ModelManager, ServeEvent, Slot } from '../inference/manager.js';
 import type { ModelRuntime } from '../inference/runtime.js';
 import type { WireTensor } from '../inference/tensors.js';
+import { Enum, TRITON_BACKEND, TRITON_PLATFORM, tritonScheduling, tritonSignature, tritonVersionPolicy } from '../inference/triton.js';
 import type { ServeMetrics } from './metrics.js';
 
 /** The label of a model or version not served: hostile names must not each make a series. */
 export const UNKNOWN = '(unknown)';
 
 /** Extensions the server metadata names (REST `GET /v2`, gRPC ServerMetadata). */
-export const EXTENSIONS = ['binary_tensor_data', 'model_repository', 'statistics'];
+export const EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'model_repository', 'statistics'];
 
 export interface RequestLabels {
   model: string;
@@ -66,6 +67,31 @@ export function infer(core: ServingCore, runtime: ModelRuntime, feeds: Record<st
 /** The versions a model serves, as the metadata documents list them. */
 export function servedVersions(core: ServingCore, name: string): string[] {
   return [...(core.manager().route(name)?.versions.keys() ?? [])].sort((a, b) => a - b).map(String);
+}
+
+/** Triton's instance kinds for what a version runs on (its provider once loaded) or would run on (the device asked for). */
+const INSTANCE_KIND: Record<string, string> = { cpu: 'KIND_CPU', cuda: 'KIND_GPU', webgpu: 'KIND_GPU', auto: 'KIND_AUTO' };
+
+/**
+ * A served version as Triton's ModelConfig (the model configuration extension), as plain JSON:
+ * batching, inputs and outputs, queue, instances and the versions served, from the runtime it
+ * runs on once loaded, else from what it would load with. A client written for Triton
+ * (perf_analyzer, tritonclient's get_model_config) reads its batch size and tensors here.
+ */
+export function servedModelConfig(core: ServingCore, slot: Slot): Record<string, unknown> {
+  const { policy, runtime: configured } = core.manager().servingOf(slot.name);
+  const runtime = slot.runtime?.options ?? configured;
+  const described = tritonSignature(`${slot.name}@${slot.version}`, slot.signature, runtime.maxBatch);
+  const config = {
+    name: slot.name,
+    platform: TRITON_PLATFORM,
+    backend: TRITON_BACKEND,
+    version_policy: tritonVersionPolicy(policy, servedVersions(core, slot.name).map(Number)),
+    ...described,
+    dynamic_batching: tritonScheduling(runtime, described.max_batch_size as number),
+    instance_group: [{ kind: new Enum(INSTANCE_KIND[slot.runtime?.provider || runtime.device] ?? 'KIND_AUTO'), count: runtime.workers }],
+  };
+  return JSON.parse(JSON.stringify(config)) as Record<string, unknown>;
 }
 
 /** A port that cannot be bound: the flag to change, and that nothing was loaded yet. */

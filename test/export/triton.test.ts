@@ -1,8 +1,8 @@
 /**
  * `maas export --format triton`: the model repository Triton reads. Every config.pbtxt written
  * here, for the fixture models and every real model of the corpus, is parsed by protobuf's own
- * text-format parser (Debian's protoc and python3-protobuf) against model_config.proto beside
- * this file, written from Triton's specification, and its types, dims and batching are checked;
+ * text-format parser (Debian's protoc and python3-protobuf) against the ModelConfig of the
+ * package's proto/open_inference_grpc.proto, written from Triton's specification, and its types, dims and batching are checked;
  * the folder is compared file by file with Triton's layout; then version policies, warm-up
  * files, instance groups, external data, signatures and every refusal.
  */
@@ -10,13 +10,14 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORPUS_MODELS, corpusFile, corpusRequest } from '../../fixtures/corpus.js';
 import { allTypes, constantWeights, convNet, mlp, multiIo, writeModel } from '../../fixtures/models.js';
 import { valueInfoProto } from '../../src/onnx/build.js';
 import { DataType } from '../../src/onnx/dtypes.js';
 import type { Signature } from '../../src/onnx/inspect.js';
+import { PROTO_FILE } from '../../src/serve/grpc/proto.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -35,8 +36,8 @@ const PARSE = `
 import sys
 sys.path.insert(0, sys.argv[1])
 from google.protobuf import json_format, text_format
-import model_config_pb2
-configs = [text_format.Parse(open(path).read(), model_config_pb2.ModelConfig()) for path in sys.argv[2:]]
+import open_inference_grpc_pb2 as pb
+configs = [text_format.Parse(open(path).read(), pb.ModelConfig()) for path in sys.argv[2:]]
 print('[' + ','.join(json_format.MessageToJson(c, preserving_proto_field_name=True) for c in configs) + ']')
 `;
 
@@ -44,7 +45,7 @@ let protoDir: string;
 beforeAll(() => {
   if (SKIP_PROTOBUF) return;
   protoDir = realpathSync(mkdtempSync(join(tmpdir(), 'maas-triton-proto-')));
-  const compiled = spawnSync('protoc', [`--python_out=${protoDir}`, `-I${import.meta.dirname}`, 'model_config.proto'], { encoding: 'utf8' });
+  const compiled = spawnSync('protoc', [`--python_out=${protoDir}`, `-I${dirname(PROTO_FILE)}`, basename(PROTO_FILE)], { encoding: 'utf8' });
   expect(compiled.status, compiled.stderr).toBe(0);
   writeFileSync(join(protoDir, 'parse.py'), PARSE);
 });

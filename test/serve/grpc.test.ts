@@ -69,7 +69,7 @@ describe('gRPC (Open Inference Protocol)', () => {
     const { server, client } = await served();
     expect(await client.call('ServerLive', {})).toEqual({ live: true });
     expect(await client.call('ServerReady', {})).toEqual({ ready: true });
-    expect(await client.call('ServerMetadata', {})).toEqual({ name: 'maas', version: 'test', extensions: ['binary_tensor_data', 'model_repository', 'statistics'] });
+    expect(await client.call('ServerMetadata', {})).toEqual({ name: 'maas', version: 'test', extensions: ['binary_tensor_data', 'model_configuration', 'model_repository', 'statistics'] });
     expect(await client.call('ModelReady', { name: 'mlp', version: 'prod' })).toEqual({ ready: true });
     for (const [, name] of FIXTURE_MODELS) {
       const meta = await client.call('ModelMetadata', { name, version: '' });

@@ -22,7 +22,7 @@ describe('KServe v2 and TF Serving routes', () => {
     const { server } = await servedFixtures();
     expect((await server.get('/v2/health/live')).json).toEqual({ live: true });
     expect((await server.get('/v2/health/ready')).json).toEqual({ ready: true });
-    expect((await server.get('/v2')).json).toEqual({ name: 'maas', version: 'test', extensions: ['binary_tensor_data', 'model_repository', 'statistics'] });
+    expect((await server.get('/v2')).json).toEqual({ name: 'maas', version: 'test', extensions: ['binary_tensor_data', 'model_configuration', 'model_repository', 'statistics'] });
     expect((await server.get('/v2/models/mlp')).json).toEqual({
       name: 'mlp', versions: ['1'], platform: 'onnx_onnxv1',
       inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }],

@@ -34,7 +34,7 @@ function numbers(value: unknown): unknown {
 describe("Triton's statistics extension", () => {
   it('counts rows, requests, runs and batch sizes, the same over REST and gRPC', async () => {
     const { server, client } = await served({ maxBatch: 8, batchDelayMs: 150 });
-    expect((await server.get('/v2')).json.extensions).toEqual(['binary_tensor_data', 'model_repository', 'statistics']);
+    expect((await server.get('/v2')).json.extensions).toEqual(['binary_tensor_data', 'model_configuration', 'model_repository', 'statistics']);
 
     // Before any request: zeros, and the memory its load took.
     const idle = (await server.get('/v2/models/mlp/stats')).json;

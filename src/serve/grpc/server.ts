@@ -7,7 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { isMaasError, messageOf } from '../../core/errors.js';
 import { modelMetadata } from '../../inference/protocol.js';
 import { checkToken } from '../auth.js';
-import { EXTENSIONS, listenError, type RequestLabels, type ServingCore, UNKNOWN, infer, resolveSlot, servedVersions } from '../serving.js';
+import { EXTENSIONS, listenError, type RequestLabels, type ServingCore, UNKNOWN, infer, resolveSlot, servedModelConfig, servedVersions } from '../serving.js';
 import type { TlsMaterial } from '../tls.js';
 import { repositoryIndex, repositoryLoad, repositoryParameters, repositoryUnload } from '../repository.js';
 import { modelStatistics } from '../statistics.js';
@@ -50,7 +50,7 @@ const STATUS_BY_CODE: Partial<Record<string, number>> = {
 const INTERNAL = 13;
 
 /** The calls about one model: counted in the request metrics, as REST's model routes are. */
-const MODEL_CALLS = new Set(['ModelInfer', 'ModelMetadata', 'ModelReady']);
+const MODEL_CALLS = new Set(['ModelInfer', 'ModelMetadata', 'ModelReady', 'ModelConfig']);
 
 function statusOf(error: unknown, grpcModule: typeof grpc): Partial<grpc.StatusObject> {
   const metadata = new grpcModule.Metadata();
@@ -173,6 +173,9 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
       const results = await infer(core, runtime, feeds, outputs, deadlineOf(call));
       return encodeModelInfer({ model: slot.name, version: slot.version, id: r.id, outputs: results, order: outputs });
     }),
+    ModelConfig: unary('ModelConfig', true, (r: { name: string; version: string }, labels) => ({
+      config: servedModelConfig(core, resolveSlot(core, r.name, r.version || undefined, labels)),
+    })),
     ModelStatistics: unary('ModelStatistics', true, (r: { name: string; version: string }, labels) => {
       if (r.name) resolveSlot(core, r.name, r.version || undefined, labels);
       return modelStatistics(core.manager(), core.metrics.statistics, r.name || undefined, r.version || undefined);

@@ -139,6 +139,21 @@ export const SCHEMAS = {
       },
     },
   },
+  ModelConfig: {
+    type: 'object', required: ['name', 'platform', 'max_batch_size', 'input', 'output'],
+    description: "Triton's ModelConfig (model_config.proto) in JSON: enums as their names, int64 values as numbers",
+    properties: {
+      name: { type: 'string' },
+      platform: { type: 'string' },
+      backend: { type: 'string' },
+      version_policy: { type: 'object' },
+      max_batch_size: { type: 'integer', description: '0: no batching, every dim is in dims' },
+      input: { type: 'array', items: { type: 'object' } },
+      output: { type: 'array', items: { type: 'object' } },
+      dynamic_batching: { type: 'object' },
+      instance_group: { type: 'array', items: { type: 'object' } },
+    },
+  },
   Duration: {
     type: 'object', required: ['count', 'ns'],
     properties: { count: { type: 'integer' }, ns: { type: 'integer', description: 'cumulative nanoseconds' } },

@@ -11,7 +11,7 @@ import { badInput, isObject, modelMetadata } from '../../inference/protocol.js';
 import { repositoryIndex, repositoryLoad, repositoryParameters, repositoryUnload } from '../repository.js';
 import { modelStatistics } from '../statistics.js';
 import { type DocumentedRoute, openApiDocument } from './openapi.js';
-import { EXTENSIONS, type RequestLabels, type ServingCore, infer, resolveSlot, servedVersions } from '../serving.js';
+import { EXTENSIONS, type RequestLabels, type ServingCore, infer, resolveSlot, servedModelConfig, servedVersions } from '../serving.js';
 import type { BodyParser } from './body.js';
 import { readDecodedBody } from './encoding.js';
 import { HEADER_LENGTH, encodeInferResponse } from './kserve.js';
@@ -65,6 +65,11 @@ async function kserveInfer({ req, params, labels, core, bodies }: RouteRequest):
 function kserveMetadata({ params, labels, core }: RouteRequest): Reply {
   const slot = resolveSlot(core, params.model!, params.version, labels);
   return ok(modelMetadata(slot.name, servedVersions(core, slot.name), slot.signature));
+}
+
+/** Triton's model configuration: the version's batching, tensors, queue and instances. */
+function kserveConfig({ params, labels, core }: RouteRequest): Reply {
+  return ok(servedModelConfig(core, resolveSlot(core, params.model!, params.version, labels)));
 }
 
 /** Triton's statistics: of every model, of a model's served versions, or of one version. */
@@ -200,6 +205,7 @@ export const ROUTES: Route[] = [
   ...v2Model('/ready', { GET: kserveReady }, { summary: 'model readiness: 200 when loaded', answer: 'ModelReady', errors: MODEL_ERRORS }),
   // An exact path is looked up before the templates: as in Triton, a model named `stats` has its statistics at /v2/models/stats/stats.
   { path: '/v2/models/stats', methods: { GET: kserveStatistics }, auth: true, protocol: 'other', summary: "Triton's statistics of every served version", answer: 'ModelStatistics', errors: [] },
+  ...v2Model('/config', { GET: kserveConfig }, { summary: "Triton's model configuration: max_batch_size, inputs and outputs, batching queue, instances, versions", answer: 'ModelConfig', errors: [404, 422] }),
   ...v2Model('/stats', { GET: kserveStatistics }, { summary: "Triton's statistics: counts and cumulative times since the server started", answer: 'ModelStatistics', errors: [404] }),
   ...v2Model('/infer', { POST: kserveInfer }, { summary: 'inference (KServe v2 JSON or the binary tensor extension)', body: 'InferRequest', rawBody: true, answer: 'InferResponse', errors: INFER_ERRORS }),
   ...v1Model('', { GET: tfStatus }, { summary: 'TF Serving model status', answer: 'TfModelStatus', errors: MODEL_ERRORS }),
