@@ -1,4 +1,6 @@
 /** A gRPC client of `maas serve --grpc-port`, built from the package's own .proto with @grpc/grpc-js, as any KServe client would be. */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as loader from '@grpc/proto-loader';
 import { onTestFinished } from 'vitest';
@@ -15,6 +17,8 @@ export interface GrpcClient {
 
 const definition = loader.loadSync(PROTO_FILE, PROTO_OPTIONS);
 const Service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
+/** The service's methods as the .proto lists them. */
+export const SERVICE_METHODS = Object.keys(Service.service);
 
 export function grpcClient(address: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(), channelOptions: grpc.ChannelOptions = {}): GrpcClient {
   const client = new Service(address, credentials, { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1, ...channelOptions }) as unknown as Record<string, Method> & grpc.Client;
@@ -38,4 +42,29 @@ export async function statusOf(call: Promise<unknown>): Promise<string> {
   } catch (error) {
     return grpc.status[(error as grpc.ServiceError).code] ?? String((error as grpc.ServiceError).code);
   }
+}
+
+/** grpc-node's copy of the reflection .proto, as its ReflectionService loads it. */
+const REFLECTION_PROTOS = join(dirname(createRequire(import.meta.url).resolve('@grpc/reflection')), '../proto/grpc/reflection');
+
+/** One ServerReflectionInfo exchange (v1 or v1alpha): the answer to `request`, or the ServiceError. */
+export function reflect(address: string, version: 'v1' | 'v1alpha', request: object, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()): Promise<any> {
+  const reflection = grpc.loadPackageDefinition(loader.loadSync(join(REFLECTION_PROTOS, version, 'reflection.proto'), PROTO_OPTIONS)) as any;
+  const client = new reflection.grpc.reflection[version].ServerReflection(address, credentials) as grpc.Client & Record<string, (metadata: grpc.Metadata, options: grpc.CallOptions) => grpc.ClientDuplexStream<unknown, any>>;
+  onTestFinished(() => client.close());
+  return new Promise((resolve, reject) => {
+    const stream = client.ServerReflectionInfo!(new grpc.Metadata(), { deadline: Date.now() + 10_000 });
+    stream.on('data', (answer) => {
+      resolve(answer);
+      stream.end();
+    });
+    stream.on('error', reject);
+    stream.write(request);
+  });
+}
+
+/** The services a server lists over reflection. */
+export async function reflectedServices(address: string, version: 'v1' | 'v1alpha', credentials?: grpc.ChannelCredentials): Promise<string[]> {
+  const answer = await reflect(address, version, { list_services: '*' }, credentials);
+  return answer.list_services_response.service.map((s: { name: string }) => s.name);
 }

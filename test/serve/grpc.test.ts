@@ -1,16 +1,18 @@
 /**
  * The Open Inference Protocol over gRPC, next to REST on the same server: a client built from
- * the same .proto (and Python's grpcio, where Debian's is installed) gets what REST gives.
+ * the same .proto (and Python's grpcio, where Debian's is installed) gets what REST gives, and
+ * so does a client that knows only the address and asks server reflection for the rest.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import descriptor, { type IDescriptorProto, type IFileDescriptorProto } from 'protobufjs/ext/descriptor/index.js';
 import { describe, expect, it } from 'vitest';
 import { ALL_TYPES, deepMlp, randomFloats, writeModel } from '../../fixtures/models.js';
 import { decodeModelInfer } from '../../src/serve/grpc/codec.js';
 import { PROTO_FILE } from '../../src/serve/grpc/proto.js';
-import { grpcClient, statusOf } from '../helpers/grpc.js';
+import { SERVICE_METHODS, grpcClient, reflect, reflectedServices, statusOf } from '../helpers/grpc.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
 import { runCli } from '../helpers/run-cli.js';
 import { type ServeOverrides, serveRegistry } from '../helpers/serve.js';
@@ -160,6 +162,28 @@ describe('gRPC (Open Inference Protocol)', () => {
     expect(metrics).toContain('maas_requests_total{model="mlp",version="1",protocol="grpc",code="OK"} 1');
   });
 
+  it('describes over reflection (v1 and v1alpha, no token needed) the service it serves, with map entries named as protoc names them', async () => {
+    const { server, client } = await served({ token: 's3cret' });
+    const address = server.grpc!.address;
+    for (const version of ['v1', 'v1alpha'] as const) expect(await reflectedServices(address, version), version).toEqual(['inference.GRPCInferenceService']);
+    const answer = await reflect(address, 'v1', { file_containing_symbol: 'inference.GRPCInferenceService' });
+    const files: IFileDescriptorProto[] = answer.file_descriptor_response.file_descriptor_proto.map((bytes: Buffer) => descriptor.FileDescriptorProto.decode(bytes));
+    expect(files.map((f) => f.name)).toEqual(['inference.proto']);
+    const [service] = files[0]!.service!;
+    expect(service!.method!.map((m) => m.name)).toEqual(SERVICE_METHODS);
+    // grpcurl and protobuf's descriptor pools refuse a map entry not named as protoc names it: `data_map` → `DataMapEntry`.
+    const mapEntries = (message: IDescriptorProto): [string, string][] => [
+      ...(message.field ?? []).flatMap((field) => (message.nestedType ?? []).filter((nested) => nested.options?.mapEntry && nested.name === field.typeName).map((nested): [string, string] => [field.name!, nested.name!])),
+      ...(message.nestedType ?? []).flatMap(mapEntries),
+    ];
+    const entries = files[0]!.messageType!.flatMap(mapEntries);
+    expect(entries).toContainEqual(['parameters', 'ParametersEntry']);
+    for (const [field, entry] of entries) expect(entry).toBe(`${field.replace(/(?:^|_)(.)/g, (_, c: string) => c.toUpperCase())}Entry`);
+    // What reflection describes is served: each method answers (the token asked for), none is UNIMPLEMENTED.
+    const statuses = await Promise.all(SERVICE_METHODS.map(async (method) => [method, await statusOf(client.call(method, {}))]));
+    expect(Object.fromEntries(statuses)).toEqual(Object.fromEntries(SERVICE_METHODS.map((method) => [method, method === 'ServerLive' ? 'OK' : 'UNAUTHENTICATED'])));
+  });
+
   it("honours the call's deadline, queues in the same batcher as REST, and counts calls with protocol=\"grpc\"", async () => {
     const reg = await makeRegistry();
     const r = await reg.cli('register', writeModel(reg.work, 'slow.onnx', deepMlp({ input: 16, hidden: 2048, layers: 8, output: 4 })), '--name', 'slow');
@@ -258,6 +282,30 @@ describe('gRPC (Open Inference Protocol)', () => {
     answer.data.forEach((v: number, i: number) => expect(v).toBeCloseTo(rest.json.outputs[0].data[i], 6));
     expect(answer.not_found).toBe('NOT_FOUND');
   });
+
+  // .ci/run installs Debian's grpc-proto, which has the reflection .proto files; a plain `npm test` without it skips this.
+  const REFLECTION_PROTOS = '/usr/share/grpc-proto/grpc/reflection';
+  const reflectionClient = python && existsSync(join(REFLECTION_PROTOS, 'v1', 'reflection.proto'));
+  if (!reflectionClient && !process.env.MAAS_REQUIRE_TOOLS) console.warn('SKIPPED: the Python reflection client test (apt-get install grpc-proto python3-grpcio python3-protobuf protobuf-compiler to run it)');
+  it.skipIf(!reflectionClient && !process.env.MAAS_REQUIRE_TOOLS)('answers a Python grpcio client that knows only the address and learns the rest from reflection, as grpcurl does', async () => {
+    const reg = await fixtures();
+    const { server } = await served({ token: 'tok' }, reg);
+    const out = join(reg.work, 'reflection');
+    mkdirSync(out);
+    const protoc = spawnSync('protoc', [`--proto_path=${REFLECTION_PROTOS}`, `--python_out=${out}`, 'v1/reflection.proto', 'v1alpha/reflection.proto'], { encoding: 'utf8' });
+    expect(protoc.status, protoc.stderr).toBe(0);
+    writeFileSync(join(out, 'client.py'), PYTHON_REFLECTION_CLIENT);
+    // The README's grpcurl request, as JSON.
+    const request = { model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] };
+    const run = await execFileAsync('/usr/bin/python3', [join(out, 'client.py'), server.grpc!.address, 'tok', JSON.stringify(request)], { cwd: out, encoding: 'utf8', timeout: 60_000 });
+    const answer = JSON.parse(run.stdout);
+    expect(answer.services).toEqual({ v1: ['inference.GRPCInferenceService'], v1alpha: ['inference.GRPCInferenceService'] });
+    expect(answer.methods).toEqual(SERVICE_METHODS);
+    const rest = await server.post('/v2/models/mlp/infer', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }], parameters: { binary_data_output: true } }, { authorization: 'Bearer tok' });
+    expect(rest.status, JSON.stringify(rest.json)).toBe(200);
+    const { output } = restOutputs(rest);
+    expect(answer.infer).toEqual({ model_name: 'mlp', model_version: '1', outputs: [{ name: 'output', datatype: 'FP32', shape: ['1', '3'] }], raw_output_contents: [output!.bytes.toString('base64')] });
+  });
 });
 
 /** The README's Python snippet, run for real: grpcio with stubs protoc generated from proto/open_inference_grpc.proto. */
@@ -285,4 +333,53 @@ except grpc.RpcError as e:
     not_found = e.code().name
 print(json.dumps({'ready': ready, 'metadata': {'name': meta.name, 'versions': list(meta.versions), 'platform': meta.platform},
                   'outputs': [{'name': out.name, 'datatype': out.datatype, 'shape': list(out.shape)}], 'data': data, 'not_found': not_found}))
+`;
+
+/**
+ * A reflection-only client, what grpcurl does without -proto: list the services (v1, then
+ * v1alpha), fetch the file that declares GRPCInferenceService, build its messages from the
+ * descriptors, and call ModelInfer with a request given as JSON. Reflection is asked without
+ * the token; only ModelInfer carries it.
+ */
+const PYTHON_REFLECTION_CLIENT = `
+import json, sys
+import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from v1 import reflection_pb2 as v1
+from v1alpha import reflection_pb2 as v1alpha
+
+address, token, request_json = sys.argv[1:4]
+channel = grpc.insecure_channel(address)
+
+def reflect(version, **request):
+    info = channel.stream_stream('/' + version.DESCRIPTOR.services_by_name['ServerReflection'].full_name + '/ServerReflectionInfo',
+                                 request_serializer=version.ServerReflectionRequest.SerializeToString,
+                                 response_deserializer=version.ServerReflectionResponse.FromString)
+    answer = next(info(iter([version.ServerReflectionRequest(**request)]), timeout=30))
+    if answer.HasField('error_response'):
+        sys.exit('reflection: %s' % answer.error_response.error_message)
+    return answer
+
+services = {name: [s.name for s in reflect(version, list_services='*').list_services_response.service] for name, version in (('v1', v1), ('v1alpha', v1alpha))}
+files = [descriptor_pb2.FileDescriptorProto.FromString(f) for f in reflect(v1, file_containing_symbol='inference.GRPCInferenceService').file_descriptor_response.file_descriptor_proto]
+
+pool = descriptor_pool.DescriptorPool()
+added = set()
+def add(name):  # a file after the files it imports
+    if name in added: return
+    added.add(name)
+    proto = next(f for f in files if f.name == name)
+    for dependency in proto.dependency: add(dependency)
+    pool.AddSerializedFile(proto.SerializeToString())
+for f in files: add(f.name)
+
+# GetMessageClass is protobuf 4.22+; Debian 12's python3-protobuf is 4.21.
+message_class = getattr(message_factory, 'GetMessageClass', None) or message_factory.MessageFactory(pool).GetPrototype
+service = pool.FindServiceByName('inference.GRPCInferenceService')
+method = service.methods_by_name['ModelInfer']
+Request, Response = message_class(method.input_type), message_class(method.output_type)
+infer = channel.unary_unary('/%s/%s' % (service.full_name, method.name), request_serializer=Request.SerializeToString, response_deserializer=Response.FromString)
+answer = infer(json_format.Parse(request_json, Request()), metadata=[('authorization', 'Bearer ' + token)], timeout=30)
+print(json.dumps({'services': services, 'methods': [m.name for m in service.methods],
+                  'infer': json_format.MessageToDict(answer, preserving_proto_field_name=True)}))
 `;

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { makeCa, makeCert, read } from '../helpers/certs.js';
-import { grpcClient, statusOf } from '../helpers/grpc.js';
+import { grpcClient, reflectedServices, statusOf } from '../helpers/grpc.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
 import { runCli, spawnCli } from '../helpers/run-cli.js';
 import { type ServeOverrides, serveRegistry } from '../helpers/serve.js';
@@ -166,6 +166,9 @@ describe.skipIf(!openssl && !process.env.MAAS_REQUIRE_TOOLS)('TLS', () => {
     expect(await statusOf(anonymous.call('ModelInfer', INFER, { deadlineMs: 3000 }))).toMatch(/UNAVAILABLE|DEADLINE_EXCEEDED/);
     const known = grpcClient(served.grpc!.address, grpc.credentials.createSsl(read(ca.cert), read(client.key), read(client.cert)));
     expect(await statusOf(known.call('ModelInfer', INFER))).toBe('OK');
+    // Reflection is on the same server: no way round the client certificate.
+    expect(await statusOf(reflectedServices(served.grpc!.address, 'v1', grpc.credentials.createSsl(read(ca.cert))))).toMatch(/UNAVAILABLE|DEADLINE_EXCEEDED/);
+    expect(await reflectedServices(served.grpc!.address, 'v1', grpc.credentials.createSsl(read(ca.cert), read(client.key), read(client.cert)))).toEqual(['inference.GRPCInferenceService']);
   });
 
   it('picks up a rotated certificate without a restart, and keeps the old one while the new pair is broken', async () => {

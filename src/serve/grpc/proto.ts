@@ -1,6 +1,7 @@
 /** The Open Inference Protocol's service definition, loaded from the package's own .proto on first use. */
 import { fileURLToPath } from 'node:url';
 import type * as grpc from '@grpc/grpc-js';
+import type { PackageDefinition } from '@grpc/proto-loader';
 
 /** proto/ at the package root: two folders up from src/serve/grpc and from dist/serve/grpc alike. */
 export const PROTO_FILE = fileURLToPath(new URL('../../../proto/open_inference_grpc.proto', import.meta.url));
@@ -19,9 +20,10 @@ export async function loadGrpc(): Promise<typeof grpc> {
   return grpcModule;
 }
 
-export async function loadServiceDefinition(grpcModule: typeof grpc): Promise<grpc.ServiceDefinition & { ctor: grpc.ServiceClientConstructor }> {
+/** The service's methods, its client (`ctor`), and the .proto as loaded (`packageDefinition`, what reflection describes). */
+export async function loadServiceDefinition(grpcModule: typeof grpc): Promise<grpc.ServiceDefinition & { ctor: grpc.ServiceClientConstructor; packageDefinition: PackageDefinition }> {
   const loader = await import('@grpc/proto-loader');
-  const definition = loader.loadSync(PROTO_FILE, PROTO_OPTIONS);
-  const ctor = (grpcModule.loadPackageDefinition(definition).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
-  return Object.assign(ctor.service, { ctor });
+  const packageDefinition = loader.loadSync(PROTO_FILE, PROTO_OPTIONS);
+  const ctor = (grpcModule.loadPackageDefinition(packageDefinition).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
+  return Object.assign(ctor.service, { ctor, packageDefinition });
 }

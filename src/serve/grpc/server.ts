@@ -14,6 +14,7 @@ import { modelStatistics } from '../statistics.js';
 import { decodeModelInfer, encodeModelInfer } from './codec.js';
 import { readModelInferRequest, writeModelInferResponse } from './wire.js';
 import { loadGrpc, loadServiceDefinition } from './proto.js';
+import { addReflection } from './reflection.js';
 
 export interface GrpcTransport {
   /** host:port, as a gRPC client dials it. */
@@ -108,7 +109,7 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
   const grpcModule = await loadGrpc();
   const definition = await loadServiceDefinition(grpcModule);
   // ModelInfer is read and written by hand (wire.ts); a message that does not parse is the client's INVALID_ARGUMENT.
-  const { ctor: _ctor, ...methods } = definition;
+  const { ctor: _ctor, packageDefinition, ...methods } = definition;
   const service: grpc.ServiceDefinition = {
     ...methods,
     ModelInfer: { ...definition.ModelInfer!, requestDeserialize: (bytes: Buffer) => bytes, responseSerialize: writeModelInferResponse },
@@ -119,6 +120,9 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
     // channelz keeps per-call statistics for a debugging service maas does not expose.
     'grpc.enable_channelz': 0,
   });
+  // Reflection needs no token, as ServerLive: it tells only the protocol's schema, which ships in
+  // the package, and no model, version or server state.
+  await addReflection(server, packageDefinition);
 
   /** One unary call, start to end: auth, the handler, metrics, and a status for whatever goes wrong. */
   const unary = <Req, Res>(method: string, needsAuth: boolean, handler: (request: Req, labels: RequestLabels, call: grpc.ServerUnaryCall<Req, Res>) => Res | Promise<Res>) =>
