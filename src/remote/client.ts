@@ -6,6 +6,7 @@
  * Every answer is hostile until checked: a request that sees no byte for the idle timeout is
  * abandoned, manifests and error bodies are read up to a bound, digests in headers are checked.
  */
+import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { MaasError, messageOf } from '../core/errors.js';
 import { isDigest } from '../registry/layout.js';
@@ -330,11 +331,27 @@ export class RegistryClient {
     await this.upload(descriptor, async (offset, length) => bytes.subarray(offset, offset + length), () => {});
   }
 
+  /**
+   * The bytes are hashed as they are read, so a blob that does not match its digest (damaged on
+   * disk, or changed during the push) is never committed: its upload session is cancelled before
+   * the final PUT, instead of being left for the registry to refuse.
+   */
   private async upload(descriptor: Descriptor, read: (offset: number, length: number) => Promise<Buffer>, onBytes: OnBytes): Promise<void> {
     const open = async () => this.location(await this.request('POST', `${this.repo}/blobs/uploads/`, { ok: [202], headers: { 'content-length': '0' } }));
     let location = await open();
+    const hash = createHash('sha256');
+    let hashed = 0;
+    const checkRead = async (location: string) => {
+      const digest = `sha256:${hash.digest('hex')}`;
+      if (hashed === descriptor.size && digest === descriptor.digest) return;
+      await this.request('DELETE', location, { ok: [204, 404] }).catch(() => undefined);
+      throw new MaasError('MAAS_DIGEST_MISMATCH', `the ${descriptor.digest} read for upload holds ${hashed} bytes with digest ${digest}; the upload was cancelled`);
+    };
     if (descriptor.size <= this.chunkBytes) {
       const body = await read(0, descriptor.size);
+      hash.update(body);
+      hashed = body.length;
+      await checkRead(location);
       await this.request('PUT', withDigest(location, descriptor.digest), { ok: [201], body, headers: { 'content-type': 'application/octet-stream' } });
       onBytes(descriptor.size);
       return;
@@ -343,6 +360,12 @@ export class RegistryClient {
     let failures = 0;
     while (offset < descriptor.size) {
       const chunk = await read(offset, Math.min(this.chunkBytes, descriptor.size - offset));
+      if (chunk.length === 0) break; // the file ended early: the check below says so
+      // After a resume, the part of a chunk read before was hashed the first time.
+      if (offset <= hashed && hashed < offset + chunk.length) {
+        hash.update(chunk.subarray(hashed - offset));
+        hashed = offset + chunk.length;
+      }
       try {
         const response = await this.request('PATCH', location, {
           ok: [202],
@@ -372,6 +395,7 @@ export class RegistryClient {
         onBytes(offset);
       }
     }
+    await checkRead(location);
     await this.request('PUT', withDigest(location, descriptor.digest), { ok: [201], headers: { 'content-length': '0' } });
   }
 

@@ -153,8 +153,9 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
 
   const target: ImageTarget = remote.kind === 'layout' ? { kind: 'layout', layout: new OciLayout(remote.path) } : { kind: 'registry', client: clientFor(remote, ctx, options.plainHttp) };
   if (target.kind === 'registry') await target.client.ping();
-  // Stored blobs are not re-hashed before they go: the layout hashes as it copies, a registry on
-  // the final PUT. When either refuses one, a blob damaged here is said as such (exit 8).
+  // Stored blobs are not hashed in a pass of their own: the layout hashes as it copies, the
+  // registry client as it reads (cancelling the upload before its final PUT). When either refuses
+  // one, a blob damaged here is said as such (exit 8).
   const sendStored = async <T>(send: () => Promise<T>, blob: Descriptor): Promise<T> => {
     try {
       return await send();

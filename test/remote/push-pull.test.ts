@@ -143,6 +143,26 @@ describe.skipIf(!HAVE_REGISTRY && !REQUIRE_TOOLS)('push and pull through a real 
     expect(again.exitCode).toBe(0);
   });
 
+  it('refuses to push a blob damaged in the store (exit 8), leaving the registry no upload session', async () => {
+    const oci = await startOciRegistry();
+    const reg = await registered();
+    const layer = JSON.parse(readFileSync(join(reg.dir, 'models/mlp/1/manifest.json'), 'utf8')).layers[0].digest as string;
+    const stored = join(reg.dir, 'blobs/sha256', layer.slice(7));
+    chmodSync(stored, 0o644);
+    const bytes = readFileSync(stored);
+    bytes[10] = bytes[10]! ^ 0xff;
+    writeFileSync(stored, bytes);
+    const pushed = await runCli(['push', 'mlp@1', `oci://${oci.host}/team/mlp`, '--json'], { cwd: reg.dir, env: withCreds(reg, oci) });
+    expect(pushed.exitCode, pushed.stdout).toBe(8);
+    expect(pushed.json().error).toMatchObject({ code: 'MAAS_VERIFY_FAILED', message: expect.stringContaining(`blob ${layer} is corrupt`), hint: expect.stringContaining('maas verify') });
+    // A live session keeps `data` and `startedat`; a cancelled one, at most distribution's empty hash state.
+    const uploads = join(oci.dir, 'data/docker/registry/v2/repositories/team/mlp/_uploads');
+    const left = existsSync(uploads) ? readdirSync(uploads, { recursive: true }).map(String) : [];
+    expect(left.filter((f) => /(^|\/)(data|startedat)$/.test(f))).toEqual([]);
+    const creds = `${oci.username}:${oci.password}`;
+    await expect(skopeo(['inspect', '--raw', '--tls-verify=false', '--creds', creds, `docker://${oci.host}/team/mlp:1`], reg.home)).rejects.toThrow();
+  });
+
   it('sends a large blob in chunks and reads it back intact', async () => {
     const oci = await startOciRegistry();
     const reg = await makeRegistry();

@@ -60,6 +60,28 @@ describe('chunked upload resume', () => {
     ]);
   });
 
+  it('cancels the upload, and never commits it, when the bytes read do not match the digest', async () => {
+    for (const chunkBytes of [1 << 20, 4096]) {
+      const calls: string[] = [];
+      const fake: typeof fetch = async (input, init) => {
+        const method = init?.method ?? 'GET';
+        calls.push(method);
+        if (method === 'POST') return new Response(null, { status: 202, headers: { location: '/v2/m/blobs/uploads/u1' } });
+        if (method === 'PATCH') return new Response(null, { status: 202, headers: { location: '/v2/m/blobs/uploads/u1' } });
+        if (method === 'DELETE') return new Response(null, { status: 204 });
+        return new Response(null, { status: 201 });
+      };
+      const client = new RegistryClient({ host: 'registry.test', repository: 'm', plainHttp: true, credentials: {}, userAgent: 'test', fetch: fake, sleep: async () => {}, chunkBytes });
+      const expected = Buffer.alloc(10_000, 7);
+      const damaged = Buffer.from(expected);
+      damaged[9_000] = 8;
+      const digest = `sha256:${createHash('sha256').update(expected).digest('hex')}`;
+      await expect(client.uploadBytes(damaged, { mediaType: 'application/octet-stream', digest, size: expected.length })).rejects.toMatchObject({ code: 'MAAS_DIGEST_MISMATCH', message: expect.stringContaining('the upload was cancelled') });
+      expect(calls.at(-1), String(chunkBytes)).toBe('DELETE');
+      expect(calls, String(chunkBytes)).not.toContain('PUT');
+    }
+  });
+
   it('retries 503s with backoff and gives up with exit 5 after the last attempt', async () => {
     let calls = 0;
     const waits: number[] = [];
