@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as loader from '@grpc/proto-loader';
 import { onTestFinished } from 'vitest';
-import { PROTO_FILE, PROTO_OPTIONS } from '../../src/serve/grpc/proto.js';
+import { HEALTH_PROTO_FILE, PROTO_FILE, PROTO_OPTIONS } from '../../src/serve/grpc/proto.js';
 
 type Callback = (error: grpc.ServiceError | null, response: any) => void;
 type Method = (request: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, callback: Callback) => void;
@@ -31,6 +31,29 @@ export function grpcClient(address: string, credentials: grpc.ChannelCredentials
       client[method]!.call(client, request, metadata, { deadline }, (error, response) => (error ? reject(error) : resolve(response)));
     }),
     close: () => client.close(),
+  };
+}
+
+const Health = ((((grpc.loadPackageDefinition(loader.loadSync(HEALTH_PROTO_FILE, PROTO_OPTIONS)).grpc as grpc.GrpcObject).health as grpc.GrpcObject).v1 as grpc.GrpcObject).Health) as grpc.ServiceClientConstructor;
+
+export interface HealthClient {
+  check(service: string): Promise<{ status: string }>;
+  /** Each status the server sends to `onStatus`; resolves with the stream's final status ('OK' when the server ends it). */
+  watch(service: string, onStatus: (status: string) => void): Promise<string>;
+}
+
+/** A client of grpc.health.v1.Health, as Kubernetes' gRPC probes and grpc_health_probe ask: no metadata. */
+export function healthClient(address: string): HealthClient {
+  const client = new Health(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, (...args: unknown[]) => any>;
+  onTestFinished(() => client.close());
+  return {
+    check: (service) => new Promise((resolve, reject) => client.Check!({ service }, { deadline: Date.now() + 10_000 }, (error: grpc.ServiceError | null, response: { status: string }) => (error ? reject(error) : resolve(response)))),
+    watch: (service, onStatus) => new Promise((resolve) => {
+      const stream = client.Watch!({ service }) as grpc.ClientReadableStream<{ status: string }>;
+      stream.on('data', (response: { status: string }) => onStatus(response.status));
+      stream.on('status', (status: grpc.StatusObject) => resolve(grpc.status[status.code]!));
+      stream.on('error', () => {});
+    }),
   };
 }
 

@@ -8,11 +8,11 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import descriptor, { type IDescriptorProto, type IFileDescriptorProto } from 'protobufjs/ext/descriptor/index.js';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ALL_TYPES, deepMlp, randomFloats, writeModel } from '../../fixtures/models.js';
 import { decodeModelInfer } from '../../src/serve/grpc/codec.js';
 import { PROTO_FILE } from '../../src/serve/grpc/proto.js';
-import { SERVICE_METHODS, grpcClient, reflect, reflectedServices, statusOf } from '../helpers/grpc.js';
+import { SERVICE_METHODS, grpcClient, healthClient, reflect, reflectedServices, statusOf } from '../helpers/grpc.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
 import { runCli } from '../helpers/run-cli.js';
 import { type ServeOverrides, serveRegistry } from '../helpers/serve.js';
@@ -162,10 +162,29 @@ describe('gRPC (Open Inference Protocol)', () => {
     expect(metrics).toContain('maas_requests_total{model="mlp",version="1",protocol="grpc",code="OK"} 1');
   });
 
-  it('describes over reflection (v1 and v1alpha, no token needed) the service it serves, with map entries named as protoc names them', async () => {
+  it('answers the gRPC health checking protocol with no token: SERVING, then NOT_SERVING as it drains, to Check and Watch', async () => {
+    const { server } = await served({ token: 's3cret' });
+    const health = healthClient(server.grpc!.address);
+    expect(await health.check('')).toEqual({ status: 'SERVING' });
+    expect(await health.check('inference.GRPCInferenceService')).toEqual({ status: 'SERVING' });
+    expect(await statusOf(health.check('inference.Nope'))).toBe('NOT_FOUND');
+    const seen: string[] = [];
+    const unknown: string[] = [];
+    const watched = health.watch('', (status) => seen.push(status));
+    const watchedUnknown = health.watch('inference.Nope', (status) => unknown.push(status));
+    await vi.waitFor(() => expect([seen, unknown]).toEqual([['SERVING'], ['SERVICE_UNKNOWN']]));
+    // Shutdown tells each watcher, then ends its stream: the server does not wait on them.
+    await server.close();
+    expect(await watched).toBe('OK');
+    expect(await watchedUnknown).toBe('OK');
+    expect(seen).toEqual(['SERVING', 'NOT_SERVING']);
+    expect(unknown).toEqual(['SERVICE_UNKNOWN']);
+  });
+
+  it('describes over reflection (v1 and v1alpha, no token needed) the services it serves, with map entries named as protoc names them', async () => {
     const { server, client } = await served({ token: 's3cret' });
     const address = server.grpc!.address;
-    for (const version of ['v1', 'v1alpha'] as const) expect(await reflectedServices(address, version), version).toEqual(['inference.GRPCInferenceService']);
+    for (const version of ['v1', 'v1alpha'] as const) expect(await reflectedServices(address, version), version).toEqual(['inference.GRPCInferenceService', 'grpc.health.v1.Health']);
     const answer = await reflect(address, 'v1', { file_containing_symbol: 'inference.GRPCInferenceService' });
     const files: IFileDescriptorProto[] = answer.file_descriptor_response.file_descriptor_proto.map((bytes: Buffer) => descriptor.FileDescriptorProto.decode(bytes));
     expect(files.map((f) => f.name)).toEqual(['inference.proto']);
@@ -299,14 +318,45 @@ describe('gRPC (Open Inference Protocol)', () => {
     const request = { model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] };
     const run = await execFileAsync('/usr/bin/python3', [join(out, 'client.py'), server.grpc!.address, 'tok', JSON.stringify(request)], { cwd: out, encoding: 'utf8', timeout: 60_000 });
     const answer = JSON.parse(run.stdout);
-    expect(answer.services).toEqual({ v1: ['inference.GRPCInferenceService'], v1alpha: ['inference.GRPCInferenceService'] });
+    expect(answer.services).toEqual({ v1: ['inference.GRPCInferenceService', 'grpc.health.v1.Health'], v1alpha: ['inference.GRPCInferenceService', 'grpc.health.v1.Health'] });
     expect(answer.methods).toEqual(SERVICE_METHODS);
     const rest = await server.post('/v2/models/mlp/infer', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }], parameters: { binary_data_output: true } }, { authorization: 'Bearer tok' });
     expect(rest.status, JSON.stringify(rest.json)).toBe(200);
     const { output } = restOutputs(rest);
     expect(answer.infer).toEqual({ model_name: 'mlp', model_version: '1', outputs: [{ name: 'output', datatype: 'FP32', shape: ['1', '3'] }], raw_output_contents: [output!.bytes.toString('base64')] });
   });
+
+  // Debian's grpc-proto has the health checking .proto as gRPC publishes it: an independent definition of the wire.
+  const HEALTH_PROTOS = '/usr/share/grpc-proto/grpc/health/v1';
+  const healthProbe = python && existsSync(join(HEALTH_PROTOS, 'health.proto'));
+  if (!healthProbe && !process.env.MAAS_REQUIRE_TOOLS) console.warn('SKIPPED: the Python gRPC health probe test (apt-get install grpc-proto python3-grpcio python3-protobuf protobuf-compiler to run it)');
+  it.skipIf(!healthProbe && !process.env.MAAS_REQUIRE_TOOLS)("answers a health probe built from gRPC's own health.proto, as Kubernetes' gRPC probe asks", async () => {
+    const reg = await fixtures();
+    const { server } = await served({ token: 'tok' }, reg);
+    const out = join(reg.work, 'health');
+    mkdirSync(out);
+    const protoc = spawnSync('protoc', [`--proto_path=${HEALTH_PROTOS}`, `--python_out=${out}`, 'health.proto'], { encoding: 'utf8' });
+    expect(protoc.status, protoc.stderr).toBe(0);
+    writeFileSync(join(out, 'probe.py'), PYTHON_HEALTH_PROBE);
+    const run = await execFileAsync('/usr/bin/python3', [join(out, 'probe.py'), server.grpc!.address], { cwd: out, encoding: 'utf8', timeout: 60_000 });
+    expect(JSON.parse(run.stdout)).toEqual({ server: 'SERVING', inference: 'SERVING', unknown: 'NOT_FOUND' });
+  });
 });
+
+/** A health probe as grpc_health_probe makes one: Check, no metadata, messages from gRPC's health.proto. */
+const PYTHON_HEALTH_PROBE = `
+import json, sys
+import grpc
+import health_pb2 as pb
+
+check = grpc.insecure_channel(sys.argv[1]).unary_unary('/grpc.health.v1.Health/Check', request_serializer=pb.HealthCheckRequest.SerializeToString, response_deserializer=pb.HealthCheckResponse.FromString)
+def status(service):
+    try:
+        return pb.HealthCheckResponse.ServingStatus.Name(check(pb.HealthCheckRequest(service=service), timeout=10).status)
+    except grpc.RpcError as error:
+        return error.code().name
+print(json.dumps({'server': status(''), 'inference': status('inference.GRPCInferenceService'), 'unknown': status('inference.Nope')}))
+`;
 
 /** The README's Python snippet, run for real: grpcio with stubs protoc generated from proto/open_inference_grpc.proto. */
 const PYTHON_CLIENT = `

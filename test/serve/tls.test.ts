@@ -168,7 +168,7 @@ describe.skipIf(!openssl && !process.env.MAAS_REQUIRE_TOOLS)('TLS', () => {
     expect(await statusOf(known.call('ModelInfer', INFER))).toBe('OK');
     // Reflection is on the same server: no way round the client certificate.
     expect(await statusOf(reflectedServices(served.grpc!.address, 'v1', grpc.credentials.createSsl(read(ca.cert))))).toMatch(/UNAVAILABLE|DEADLINE_EXCEEDED/);
-    expect(await reflectedServices(served.grpc!.address, 'v1', grpc.credentials.createSsl(read(ca.cert), read(client.key), read(client.cert)))).toEqual(['inference.GRPCInferenceService']);
+    expect(await reflectedServices(served.grpc!.address, 'v1', grpc.credentials.createSsl(read(ca.cert), read(client.key), read(client.cert)))).toEqual(['inference.GRPCInferenceService', 'grpc.health.v1.Health']);
   });
 
   it('picks up a rotated certificate without a restart, and keeps the old one while the new pair is broken', async () => {

@@ -1,10 +1,11 @@
-/** The Open Inference Protocol's service definition, loaded from the package's own .proto on first use. */
+/** The Open Inference Protocol's and gRPC health checking's service definitions, loaded from the package's own .protos on first use. */
 import { fileURLToPath } from 'node:url';
 import type * as grpc from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
 
 /** proto/ at the package root: two folders up from src/serve/grpc and from dist/serve/grpc alike. */
 export const PROTO_FILE = fileURLToPath(new URL('../../../proto/open_inference_grpc.proto', import.meta.url));
+export const HEALTH_PROTO_FILE = fileURLToPath(new URL('../../../proto/health.proto', import.meta.url));
 
 /**
  * Field names as the .proto spells them, 64-bit integers as decimal strings (exact, unlike
@@ -20,10 +21,15 @@ export async function loadGrpc(): Promise<typeof grpc> {
   return grpcModule;
 }
 
-/** The service's methods, its client (`ctor`), and the .proto as loaded (`packageDefinition`, what reflection describes). */
-export async function loadServiceDefinition(grpcModule: typeof grpc): Promise<grpc.ServiceDefinition & { ctor: grpc.ServiceClientConstructor; packageDefinition: PackageDefinition }> {
+/**
+ * The inference service's methods, its client (`ctor`), the health service (`health`), and the
+ * .protos as loaded (`packageDefinition`, what reflection describes).
+ */
+export async function loadServiceDefinition(grpcModule: typeof grpc): Promise<grpc.ServiceDefinition & { ctor: grpc.ServiceClientConstructor; health: grpc.ServiceDefinition; packageDefinition: PackageDefinition }> {
   const loader = await import('@grpc/proto-loader');
-  const packageDefinition = loader.loadSync(PROTO_FILE, PROTO_OPTIONS);
-  const ctor = (grpcModule.loadPackageDefinition(packageDefinition).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
-  return Object.assign(ctor.service, { ctor, packageDefinition });
+  const packageDefinition = loader.loadSync([PROTO_FILE, HEALTH_PROTO_FILE], PROTO_OPTIONS);
+  const loaded = grpcModule.loadPackageDefinition(packageDefinition);
+  const ctor = (loaded.inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
+  const health = ((((loaded.grpc as grpc.GrpcObject).health as grpc.GrpcObject).v1 as grpc.GrpcObject).Health as grpc.ServiceClientConstructor).service;
+  return Object.assign(ctor.service, { ctor, health, packageDefinition });
 }

@@ -14,6 +14,7 @@ import { modelStatistics } from '../statistics.js';
 import { decodeModelInfer, encodeModelInfer } from './codec.js';
 import { readModelInferRequest, writeModelInferResponse } from './wire.js';
 import { loadGrpc, loadServiceDefinition } from './proto.js';
+import { healthService } from './health.js';
 import { addReflection } from './reflection.js';
 
 export interface GrpcTransport {
@@ -109,7 +110,7 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
   const grpcModule = await loadGrpc();
   const definition = await loadServiceDefinition(grpcModule);
   // ModelInfer is read and written by hand (wire.ts); a message that does not parse is the client's INVALID_ARGUMENT.
-  const { ctor: _ctor, packageDefinition, ...methods } = definition;
+  const { ctor: _ctor, health: healthDefinition, packageDefinition, ...methods } = definition;
   const service: grpc.ServiceDefinition = {
     ...methods,
     ModelInfer: { ...definition.ModelInfer!, requestDeserialize: (bytes: Buffer) => bytes, responseSerialize: writeModelInferResponse },
@@ -120,9 +121,11 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
     // channelz keeps per-call statistics for a debugging service maas does not expose.
     'grpc.enable_channelz': 0,
   });
-  // Reflection needs no token, as ServerLive: it tells only the protocol's schema, which ships in
-  // the package, and no model, version or server state.
+  // Reflection and health need no token, as ServerLive: one tells only the protocol's schema,
+  // which ships in the package, the other only SERVING or NOT_SERVING (probes send no metadata).
   await addReflection(server, packageDefinition);
+  const health = healthService(core, grpcModule);
+  server.addService(healthDefinition, health.handlers);
 
   /** One unary call, start to end: auth, the handler, metrics, and a status for whatever goes wrong. */
   const unary = <Req, Res>(method: string, needsAuth: boolean, handler: (request: Req, labels: RequestLabels, call: grpc.ServerUnaryCall<Req, Res>) => Res | Promise<Res>) =>
@@ -212,6 +215,7 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
     port,
     close: () => new Promise<void>((resolve) => {
       // In-flight calls finish; new ones get UNAVAILABLE. A call still running at the grace end is cut.
+      health.endWatches();
       const grace = setTimeout(() => server.forceShutdown(), core.timeoutMs + 1000);
       server.tryShutdown(() => {
         clearTimeout(grace);
