@@ -44,14 +44,32 @@ export function checkInputHead(name: unknown, datatype: unknown, shape: unknown,
   const shapeProblem = badShape(shape);
   if (shapeProblem) throw badInput(`input '${name}' ${shapeProblem}`);
   const dims = shape as number[];
-  checkAgainstSpec(signature.inputs.find((s) => s.name === name), name, datatype, dims, signature);
+  const spec = signature.inputs.find((s) => s.name === name);
+  checkAgainstSpec(spec, name, datatype, tritonReshaped(dims, spec), signature);
   return { name, dims };
 }
 
-/** Every input the model takes must be there. */
+/**
+ * The model's shape for a tensor sent in the shape `/config` gives it (Triton's dims and reshape,
+ * src/inference/triton.ts): a scalar input is `dims: [1]`, and with batching a `[batch]` input is
+ * `[1]` a row, reshaped to `[]`. Any other shape is the model's own.
+ */
+function tritonReshaped(dims: number[], spec: TensorSpec | undefined): number[] {
+  const declared = spec?.shape;
+  if (!declared) return dims;
+  if (declared.length === 0 && dims.length === 1 && dims[0] === 1) return [];
+  if (declared.length === 1 && typeof declared[0] !== 'number' && dims.length === 2 && dims[1] === 1) return [dims[0]!];
+  return dims;
+}
+
+/** Every input the model takes must be there; a tensor sent in Triton's config shape gets the model's. */
 export function requireAllInputs(feeds: Record<string, WireTensor>, signature: Signature): void {
   const missing = signature.inputs.filter((s) => !feeds[s.name]).map((s) => `'${s.name}'`);
   if (missing.length) throw badInput(`missing input ${missing.join(', ')}`);
+  for (const spec of signature.inputs) {
+    const feed = feeds[spec.name]!;
+    feed.dims = tritonReshaped(feed.dims, spec);
+  }
 }
 
 /** The outputs a request names, checked (known, not twice, not none); all of them when it names none. */

@@ -9,7 +9,8 @@
  * it while warming up) also gets a session on this thread, and small requests run there, batched
  * per turn of the event loop. For such a model a hop to a worker and back costs more than the
  * run, and blocking the loop for a few microseconds a batch is cheaper than the hop. A request
- * too large to run in INLINE_BLOCK_US still goes to a worker. (DESIGN.md keeps inference off the
+ * too large to run in INLINE_BLOCK_US still goes to a worker; with batchDelayMs > 0 nothing runs
+ * inline, as the delay asks for the queue's waiting. (DESIGN.md keeps inference off the
  * HTTP thread; this is the measured exception, see BENCHMARKS.md.)
  */
 import { Worker } from 'node:worker_threads';
@@ -27,6 +28,8 @@ export interface BatchRun {
   ok: boolean;
   rows: number;
   requests: number;
+  /** requests this run answered: those of the batch not already failed meanwhile (a timeout while it ran). */
+  answered: number;
   /** merging the requests' inputs into the batch's. */
   inputMs: number;
   /** onnxruntime's run (in the worker, where one ran it). */
@@ -177,8 +180,9 @@ export class ModelRuntime {
       const started = await Promise.allSettled(Array.from({ length: options.workers - 1 }, () => runtime.spawn([runtime.provider], undefined)));
       const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
       if (failed) throw failed.reason;
-      // Inline pays only by batching per turn: unbatched requests run faster on a worker, beside the HTTP thread.
-      if (runtime.batchable && runtime.provider === 'cpu' && runtime.probeUs !== undefined && runtime.probeUs <= options.inlineUs) await runtime.openInline();
+      // Inline pays only by batching per turn: unbatched requests run faster on a worker, beside the
+      // HTTP thread. A batch delay asks requests to wait for company, which only the queue does.
+      if (runtime.batchable && options.batchDelayMs === 0 && runtime.provider === 'cpu' && runtime.probeUs !== undefined && runtime.probeUs <= options.inlineUs) await runtime.openInline();
     } catch (error) {
       await runtime.close();
       throw error;
@@ -387,8 +391,9 @@ export class ModelRuntime {
   /** Hands each request of a batch its rows of the outputs, or the batch's error; then reports the run. */
   private deliver(group: Pending[], outcome: Record<string, WireTensor> | MaasError, inputMs: number, inferMs: number): void {
     const started = performance.now();
+    const answered = group.reduce((n, p) => n + (p.settled ? 0 : 1), 0);
     this.answer(group, outcome);
-    this.observer.batch?.({ ok: !(outcome instanceof MaasError), rows: group.reduce((n, p) => n + (p.rows ?? 1), 0), requests: group.length, inputMs, inferMs, outputMs: performance.now() - started });
+    this.observer.batch?.({ ok: !(outcome instanceof MaasError), rows: group.reduce((n, p) => n + (p.rows ?? 1), 0), requests: group.length, answered, inputMs, inferMs, outputMs: performance.now() - started });
   }
 
   private answer(group: Pending[], outcome: Record<string, WireTensor> | MaasError): void {

@@ -3,6 +3,7 @@
  * bytes, its config blob and its layer blobs. Importing goes the other way, verifying every
  * digest before anything is written to the registry.
  */
+import { existsSync } from 'node:fs';
 import { MaasError, messageOf } from '../core/errors.js';
 import { type AttestationKind, attestationFile, listAttestations } from '../registry/attestations.js';
 import { versionTag } from '../registry/layout.js';
@@ -11,6 +12,7 @@ import { ANNOTATIONS, type Descriptor, type Manifest, type OnnxMetadata, digestO
 import { assertModelName, formatRef, parseVersion } from '../registry/refs.js';
 import type { Registry } from '../registry/registry.js';
 import type { OnBytes } from '../registry/store.js';
+import { corruptBlob } from '../registry/serve-cache.js';
 
 export const MANIFEST_MEDIA_TYPE = 'application/vnd.oci.image.manifest.v1+json';
 export const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';
@@ -28,7 +30,10 @@ export interface Artifact {
 
 export function readArtifact(registry: Registry, name: string, version: number): Artifact {
   const record = registry.readVersion(name, version);
-  const missing = record.manifest.layers.filter((l) => !registry.store.has(l));
+  const missing = record.manifest.layers.filter((l) => !existsSync(registry.store.path(l.digest)));
+  // A stored file of another size than its blob is damage, not absence: the same exit 8 and hint as a changed byte.
+  const damaged = record.manifest.layers.find((l) => !missing.includes(l) && !registry.store.has(l));
+  if (damaged) throw corruptBlob(record, damaged.digest);
   if (missing.length) {
     throw new MaasError('MAAS_FILE_NOT_FOUND', `${formatRef(name, version)}: ${missing.length} blob(s) are not in this registry's store (${missing[0]!.digest})`, {
       hint: 'Pull the version first (maas pull REMOTE), or register the file again.',

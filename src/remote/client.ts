@@ -338,24 +338,26 @@ export class RegistryClient {
    */
   private async upload(descriptor: Descriptor, read: (offset: number, length: number) => Promise<Buffer>, onBytes: OnBytes): Promise<void> {
     const open = async () => this.location(await this.request('POST', `${this.repo}/blobs/uploads/`, { ok: [202], headers: { 'content-length': '0' } }));
-    let location = await open();
     const hash = createHash('sha256');
     let hashed = 0;
-    const checkRead = async (location: string) => {
+    /** Throws when the bytes read are not the blob's, cancelling the session if one is open. */
+    const checkRead = async (location: string | undefined) => {
       const digest = `sha256:${hash.digest('hex')}`;
       if (hashed === descriptor.size && digest === descriptor.digest) return;
-      await this.request('DELETE', location, { ok: [204, 404] }).catch(() => undefined);
-      throw new MaasError('MAAS_DIGEST_MISMATCH', `the ${descriptor.digest} read for upload holds ${hashed} bytes with digest ${digest}; the upload was cancelled`);
+      if (location) await this.request('DELETE', location, { ok: [204, 404] }).catch(() => undefined);
+      throw new MaasError('MAAS_DIGEST_MISMATCH', `the ${descriptor.digest} read for upload holds ${hashed} bytes with digest ${digest}${location ? '; the upload was cancelled' : ''}`);
     };
     if (descriptor.size <= this.chunkBytes) {
+      // A small blob is read and checked whole before any session is opened.
       const body = await read(0, descriptor.size);
       hash.update(body);
       hashed = body.length;
-      await checkRead(location);
-      await this.request('PUT', withDigest(location, descriptor.digest), { ok: [201], body, headers: { 'content-type': 'application/octet-stream' } });
+      await checkRead(undefined);
+      await this.request('PUT', withDigest(await open(), descriptor.digest), { ok: [201], body, headers: { 'content-type': 'application/octet-stream' } });
       onBytes(descriptor.size);
       return;
     }
+    let location = await open();
     let offset = 0;
     let failures = 0;
     while (offset < descriptor.size) {

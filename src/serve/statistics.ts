@@ -50,9 +50,11 @@ export class VersionStatistics {
     batch: (run: BatchRun) => {
       if (!run.ok) return;
       this.executionCount++;
-      add(this.compute.compute_input, run.inputMs, run.requests);
-      add(this.compute.compute_infer, run.inferMs, run.requests);
-      add(this.compute.compute_output, run.outputMs, run.requests);
+      // Per request, as Triton's are: only the requests this run answered (a request that timed out
+      // while its batch ran is a failure, and Triton counts compute times for successes only).
+      add(this.compute.compute_input, run.inputMs, run.answered);
+      add(this.compute.compute_infer, run.inferMs, run.answered);
+      add(this.compute.compute_output, run.outputMs, run.answered);
       let size = this.bySize.get(run.rows);
       if (!size) this.bySize.set(run.rows, (size = batchDurations()));
       add(size.compute_input, run.inputMs);

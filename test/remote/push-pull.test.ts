@@ -161,6 +161,11 @@ describe.skipIf(!HAVE_REGISTRY && !REQUIRE_TOOLS)('push and pull through a real 
     expect(left.filter((f) => /(^|\/)(data|startedat)$/.test(f))).toEqual([]);
     const creds = `${oci.username}:${oci.password}`;
     await expect(skopeo(['inspect', '--raw', '--tls-verify=false', '--creds', creds, `docker://${oci.host}/team/mlp:1`], reg.home)).rejects.toThrow();
+    // A blob cut short is damage too (exit 8), not a blob missing from the store (exit 4).
+    writeFileSync(stored, bytes.subarray(0, 100));
+    const truncated = await runCli(['push', 'mlp@1', `oci://${oci.host}/team/mlp`, '--json'], { cwd: reg.dir, env: withCreds(reg, oci) });
+    expect(truncated.exitCode, truncated.stdout).toBe(8);
+    expect(truncated.json().error.code).toBe('MAAS_VERIFY_FAILED');
   });
 
   it('sends a large blob in chunks and reads it back intact', async () => {

@@ -55,6 +55,8 @@ describe('serving behaviour', () => {
     expect(onWorker.logs.join('\n')).not.toContain('inline');
     const unbatched = await serveRegistry(reg, { flags: { maxBatch: 1 } });
     expect(unbatched.logs.join('\n')).not.toContain('inline'); // nothing to merge: a worker beside the HTTP thread is faster
+    const delayed = await serveRegistry(reg, { flags: { batchDelayMs: 20 } });
+    expect(delayed.logs.join('\n')).not.toContain('inline'); // the delay is the queue's to keep
     const ask = (server: TestServer) => Promise.all(Array.from({ length: 24 }, (_, i) => server.post('/v2/models/tiny/infer', mlpRequest(i, 1 + (i % 3)))));
     const [a, b] = [await ask(inline), await ask(onWorker)];
     expect(a.map((r) => r.status)).toEqual(Array(24).fill(200));

@@ -215,6 +215,12 @@ describe('gRPC (Open Inference Protocol)', () => {
     expect(flood).toContain('RESOURCE_EXHAUSTED');
     expect(flood.filter((s) => s === 'OK').length).toBeGreaterThanOrEqual(3);
     expect(flood.every((s) => s === 'OK' || s === 'RESOURCE_EXHAUSTED')).toBe(true);
+    // Triton's statistics: a full queue's call is a failure, and only successes have compute times.
+    // (A call past its deadline may not reach the server, or finish there after the client gave up.)
+    const stats = (await server.get('/v2/models/slow/stats')).json.model_stats[0];
+    expect(stats.inference_stats.success.count).toBeGreaterThanOrEqual(flood.filter((s) => s === 'OK').length);
+    expect(stats.inference_stats.fail.count).toBeGreaterThanOrEqual(flood.filter((s) => s === 'RESOURCE_EXHAUSTED').length);
+    for (const part of ['queue', 'compute_input', 'compute_infer', 'compute_output']) expect(stats.inference_stats[part].count, part).toBe(stats.inference_stats.success.count);
     const metrics = (await server.get('/metrics')).text;
     expect(metrics).toMatch(/maas_requests_total\{model="slow",version="1",protocol="grpc",code="OK"\} \d+/);
     expect(metrics).toMatch(/maas_requests_total\{model="slow",version="1",protocol="grpc",code="RESOURCE_EXHAUSTED"\} \d+/);

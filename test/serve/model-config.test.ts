@@ -116,6 +116,13 @@ describe("Triton's model configuration extension", () => {
       expect(parsedRanker.input[1]).toEqual({ name: 'ids', data_type: 'TYPE_INT64', dims: [1], reshape: {} });
     }
 
+    // A Triton client sends what the config says: ranker's [batch] ids as [N, 1] (dims [1], reshaped to []).
+    const features = [0.5, -1, 2, 1, 0, -0.5];
+    const asModel = await server.post('/v2/models/ranker/infer', { inputs: [{ name: 'features', shape: [2, 3], datatype: 'FP32', data: features }, { name: 'ids', shape: [2], datatype: 'INT64', data: [3, 7] }] });
+    const asConfig = await server.post('/v2/models/ranker/infer', { inputs: [{ name: 'features', shape: [2, 3], datatype: 'FP32', data: features }, { name: 'ids', shape: [2, 1], datatype: 'INT64', data: [3, 7] }] });
+    expect(asConfig.status, JSON.stringify(asConfig.json)).toBe(200);
+    expect(asConfig.json.outputs).toEqual(asModel.json.outputs);
+
     expect((await server.get('/v2/models/nope/config')).status).toBe(404);
     expect((await server.get('/v2/models/mlp/versions/2/config')).status).toBe(404);
     expect(await statusOf(client.call('ModelConfig', { name: 'nope' }))).toBe('NOT_FOUND');

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { grpcClient, statusOf } from '../helpers/grpc.js';
 import { makeRegistry } from '../helpers/registry.js';
 import { serveRegistry } from '../helpers/serve.js';
+import { VersionStatistics } from '../../src/serve/statistics.js';
 
 const row = (seed: number) => [seed, seed + 1, seed + 2, seed + 3];
 const inferBody = (rows: number[][]) => ({ inputs: [{ name: 'input', shape: [rows.length, 4], datatype: 'FP32', data: rows.flat() }] });
@@ -101,6 +102,17 @@ describe("Triton's statistics extension", () => {
     expect(stats.inference_count).toBe(1);
     expect(stats.execution_count).toBe(1);
     expect(stats.batch_stats).toEqual([expect.objectContaining({ batch_size: 1 })]);
+  });
+
+  it('gives compute times to the requests a run answered, not to those that failed while it ran', () => {
+    const stats = new VersionStatistics(() => 1_000);
+    // A batch of three whose run took 2 ms, two of them timed out meanwhile.
+    stats.observer.batch({ ok: true, rows: 3, requests: 3, answered: 1, inputMs: 0.1, inferMs: 2, outputMs: 0.1 });
+    stats.observer.batch({ ok: false, rows: 1, requests: 1, answered: 1, inputMs: 0.1, inferMs: 1, outputMs: 0 });
+    expect(stats.compute.compute_infer).toEqual({ count: 1, ns: 2_000_000 });
+    expect(stats.executionCount).toBe(1); // the failed run is no execution
+    expect(stats.bySize.get(3)?.compute_infer).toEqual({ count: 1, ns: 2_000_000 });
+    expect(stats.bySize.has(1)).toBe(false);
   });
 
   it('needs the token, like every route but liveness', async () => {

@@ -204,9 +204,9 @@ export const ROUTES: Route[] = [
   ...v2Model('', { GET: kserveMetadata }, { summary: 'model metadata', answer: 'ModelMetadata', errors: MODEL_ERRORS }),
   ...v2Model('/ready', { GET: kserveReady }, { summary: 'model readiness: 200 when loaded', answer: 'ModelReady', errors: MODEL_ERRORS }),
   // An exact path is looked up before the templates: as in Triton, a model named `stats` has its statistics at /v2/models/stats/stats.
-  { path: '/v2/models/stats', methods: { GET: kserveStatistics }, auth: true, protocol: 'other', summary: "Triton's statistics of every served version", answer: 'ModelStatistics', errors: [] },
-  ...v2Model('/config', { GET: kserveConfig }, { summary: "Triton's model configuration: max_batch_size, inputs and outputs, batching queue, instances, versions", answer: 'ModelConfig', errors: [404, 422] }),
-  ...v2Model('/stats', { GET: kserveStatistics }, { summary: "Triton's statistics: counts and cumulative times since the server started", answer: 'ModelStatistics', errors: [404] }),
+  { path: '/v2/models/stats', methods: { GET: kserveStatistics }, auth: true, protocol: 'other', summary: "Triton's statistics of every served version", answer: 'ModelStatistics', errors: [503] },
+  ...v2Model('/config', { GET: kserveConfig }, { summary: "Triton's model configuration: max_batch_size, inputs and outputs, batching queue, instances, versions", answer: 'ModelConfig', errors: [404, 422, 503] }),
+  ...v2Model('/stats', { GET: kserveStatistics }, { summary: "Triton's statistics: counts and cumulative times since the server started", answer: 'ModelStatistics', errors: MODEL_ERRORS }),
   ...v2Model('/infer', { POST: kserveInfer }, { summary: 'inference (KServe v2 JSON or the binary tensor extension)', body: 'InferRequest', rawBody: true, answer: 'InferResponse', errors: INFER_ERRORS }),
   ...v1Model('', { GET: tfStatus }, { summary: 'TF Serving model status', answer: 'TfModelStatus', errors: MODEL_ERRORS }),
   ...v1Model('/metadata', { GET: tfMetadata }, { summary: 'TF Serving model metadata', answer: 'TfModelMetadata', errors: [400, ...MODEL_ERRORS] }),
