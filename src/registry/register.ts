@@ -44,6 +44,8 @@ export interface RegisterResult {
   loadChecked: boolean;
   /** what breaks for clients of the version before it (the highest registered below), if anything. */
   breaking?: { from: string; changes: SignatureChange[] };
+  /** unchanged: the version's blobs this register restored, missing or damaged in the store before. */
+  repaired?: { digest: string; was: 'absent' | 'damaged' }[];
   /** a conversion kept with --force although its proof failed (this time: the bytes may be registered already). */
   forcedConversion?: ConversionRecord;
   commit?: string;
@@ -107,12 +109,16 @@ export async function registerModel(options: RegisterOptions, ctx: RegistryOptio
   const modelDir = dirname(path);
   // Real paths: the files inspect confined to the model's folder, never a symlink to them.
   const sources = [{ path: basename(path), source: path }, ...info.externalDataFiles.map((f) => ({ path: f, source: realpathSync(join(modelDir, f)) }))];
+  /** Blobs the store held damaged, or not at all, before this register copied them in again. */
+  const restored = new Map<string, 'absent' | 'damaged'>();
   const ingestModel = async () => {
     const files: ModelFile[] = [];
     for (const { path: inArtifact, source } of sources) {
       const total = statSync(source).size;
       const onBytes = options.onProgress?.(`Storing ${inArtifact}`, total);
-      files.push({ path: inArtifact, ...(await registry.store.ingest(source, onBytes)) });
+      const { blob, previous } = await registry.store.ingest(source, onBytes);
+      if (previous !== 'intact') restored.set(blob.digest, previous);
+      files.push({ path: inArtifact, ...blob });
     }
     return files;
   };
@@ -163,8 +169,11 @@ export async function registerModel(options: RegisterOptions, ctx: RegistryOptio
       ...(conversion?.forced ? { forcedConversion: conversion } : {}),
     };
     if (reuse) {
+      // The version's own blobs that were missing or damaged here are whole again: say so.
+      const repaired = reuse.manifest.layers.filter((l) => restored.has(l.digest)).map((l) => ({ digest: l.digest, was: restored.get(l.digest)! }));
       return {
         ...base,
+        ...(repaired.length ? { repaired } : {}),
         status: 'unchanged' as const,
         digest: reuse.manifest.layers[0]!.digest,
         manifestDigest: reuse.manifestDigest,

@@ -77,17 +77,20 @@ export class BlobStore {
   /**
    * Copies a file in, hashing as it copies. The copy replaces a stored blob of the same digest:
    * its bytes are the ones just hashed, so a stored copy damaged on disk is repaired for free.
+   * `previous`: what the store held under the digest before (hashed only when it held a file).
    */
-  async ingest(source: string, onBytes?: OnBytes): Promise<BlobRef> {
+  async ingest(source: string, onBytes?: OnBytes): Promise<{ blob: BlobRef; previous: 'absent' | 'intact' | 'damaged' }> {
     makeFolders(this.layout.staging);
     makeFolders(this.layout.blobs);
     const staged = tempName(this.layout.staging, 'blob');
     trackStagedFile(staged);
     try {
       const blob = await hashFile(source, onBytes, staged);
+      const stored = this.path(blob.digest);
+      const previous = !existsSync(stored) ? 'absent' : (await hashFile(stored).then((found) => found.digest === blob.digest, () => false)) ? 'intact' : 'damaged';
       chmodSync(staged, 0o444); // blobs are immutable; a stray edit should fail loudly
-      renameSync(staged, this.path(blob.digest));
-      return blob;
+      renameSync(staged, stored);
+      return { blob, previous };
     } catch (error) {
       rmSync(staged, { force: true });
       throw error;

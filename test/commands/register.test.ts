@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { modelProto, writeMessage } from '../../src/onnx/build.js';
@@ -83,6 +83,30 @@ describe('maas register', () => {
     const explicit = await reg.cli('register', third, '--version', '7', '--json');
     expect(explicit.json()).toMatchObject({ status: 'registered', version: 7 });
     expect((await reg.cli('register', writeModel(reg.work, 'mlp.onnx', mlp({ seed: 8 })), '--json')).json().version).toBe(8);
+  });
+
+  it('says so when registering the same bytes again restores a blob missing from or damaged in the store', async () => {
+    const reg = await makeRegistry();
+    const file = reg.fixture('mlp.onnx');
+    const first = await reg.cli('register', file, '--json');
+    const digest = first.json().digest as string;
+    const stored = join(reg.dir, 'blobs/sha256', digest.slice(7));
+    expect((await reg.cli('register', file, '--json')).json().repaired).toBeUndefined(); // intact: nothing to say
+
+    chmodSync(stored, 0o644);
+    const bytes = readFileSync(stored);
+    bytes[10] = bytes[10]! ^ 0xff;
+    writeFileSync(stored, bytes);
+    expect((await reg.cli('verify')).exitCode).toBe(8);
+    const damaged = await reg.cli('register', file);
+    expect(damaged.exitCode).toBe(0);
+    expect(damaged.stdout).toContain(`restored ${digest} from this file: it was damaged in the store`);
+    expect((await reg.cli('verify')).exitCode).toBe(0);
+
+    rmSync(stored, { force: true });
+    const missing = await reg.cli('register', file, '--json');
+    expect(missing.json()).toMatchObject({ status: 'unchanged', repaired: [{ digest, was: 'absent' }] });
+    expect((await reg.cli('verify')).exitCode).toBe(0);
   });
 
   it('warns when a new version breaks the signature clients of the previous one use', async () => {

@@ -54,6 +54,7 @@ export function renderRegister(r: RegisterResult, t: Theme): string {
     return [
       `${t.success('✔')} ${t.ref(r.ref)} already holds these bytes; nothing registered${r.alias ? ` (alias ${r.alias} → ${r.version})` : ''}.`,
       `  digest ${r.digest}`,
+      ...(r.repaired ?? []).map((b) => t.warn(`  restored ${b.digest} from this file: it was ${b.was === 'absent' ? 'missing from' : 'damaged in'} the store`)),
       ...(r.forcedConversion ? [t.warn(forcedLine(r.forcedConversion.accuracy))] : []),
     ].join('\n');
   }
