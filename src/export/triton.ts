@@ -19,7 +19,7 @@ import { modelServing } from '../inference/config.js';
 import { decodeWarmup } from '../inference/protocol.js';
 import { splitBatch, toBinary, type WireTensor } from '../inference/tensors.js';
 import {
-  Enum, type InstanceKind, type Message, TRITON_PLATFORM, type TritonVersionPolicy, tritonBatchSize, tritonScheduling, tritonSignature, tritonTensor, tritonType, tritonVersionPolicy,
+  Enum, INSTANCE_KINDS, type InstanceKind, type Message, TRITON_PLATFORM, type TritonVersionPolicy, tritonBatchSize, tritonScheduling, tritonSignature, tritonTensor, tritonType, tritonVersionPolicy,
 } from '../inference/triton.js';
 import { MODEL_SIGNATURE_FILE, listAttestations } from '../registry/attestations.js';
 import type { Device } from '../registry/config.js';
@@ -100,8 +100,6 @@ function versionConfig(record: VersionRecord, maxBatch: number): Message {
     ...tritonSignature(formatRef(record.name, record.version), record.onnx.signature, maxBatch),
   };
 }
-
-const INSTANCE_KINDS: Record<Device, InstanceKind | undefined> = { auto: 'KIND_AUTO', cuda: 'KIND_GPU', cpu: 'KIND_CPU', webgpu: undefined };
 
 function instanceKind(device: Device): InstanceKind {
   const kind = INSTANCE_KINDS[device];

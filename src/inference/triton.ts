@@ -6,6 +6,7 @@
  */
 import { MaasError } from '../core/errors.js';
 import type { Signature, TensorSpec } from '../onnx/inspect.js';
+import type { Device } from '../registry/config.js';
 import type { VersionPolicy } from '../registry/policy.js';
 import type { RuntimeOptions } from './config.js';
 import { isBatchable } from './runtime.js';
@@ -29,6 +30,9 @@ export interface Message {
 }
 
 export type InstanceKind = 'KIND_AUTO' | 'KIND_GPU' | 'KIND_CPU';
+
+/** Triton's instance kind for a device; Triton has none for WebGPU. */
+export const INSTANCE_KINDS: Record<Device, InstanceKind | undefined> = { auto: 'KIND_AUTO', cuda: 'KIND_GPU', cpu: 'KIND_CPU', webgpu: undefined };
 
 /** Triton's version_policy. */
 export type TritonVersionPolicy = { latest: { num_versions: number } } | { all: Record<string, never> } | { specific: { versions: number[] } };

@@ -86,10 +86,11 @@ export class BlobStore {
     trackStagedFile(staged);
     try {
       const blob = await hashFile(source, onBytes, staged);
-      const stored = this.path(blob.digest);
-      const previous = !existsSync(stored) ? 'absent' : (await hashFile(stored).then((found) => found.digest === blob.digest, () => false)) ? 'intact' : 'damaged';
+      // An unreadable stored copy is replaced like a damaged one.
+      const before = await this.inspect(blob.digest).then((found) => found.state, () => 'corrupt' as const);
+      const previous = before === 'missing' ? 'absent' : before === 'ok' ? 'intact' : 'damaged';
       chmodSync(staged, 0o444); // blobs are immutable; a stray edit should fail loudly
-      renameSync(staged, stored);
+      renameSync(staged, this.path(blob.digest));
       return { blob, previous };
     } catch (error) {
       rmSync(staged, { force: true });

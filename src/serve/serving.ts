@@ -7,7 +7,8 @@ import { MaasError, messageOf } from '../core/errors.js';
 import type { ModelManager, ServeEvent, Slot } from '../inference/manager.js';
 import type { ModelRuntime } from '../inference/runtime.js';
 import type { WireTensor } from '../inference/tensors.js';
-import { Enum, TRITON_BACKEND, TRITON_PLATFORM, tritonScheduling, tritonSignature, tritonVersionPolicy } from '../inference/triton.js';
+import { Enum, INSTANCE_KINDS, TRITON_BACKEND, TRITON_PLATFORM, tritonScheduling, tritonSignature, tritonVersionPolicy } from '../inference/triton.js';
+import type { Device } from '../registry/config.js';
 import type { ServeMetrics } from './metrics.js';
 
 /** The label of a model or version not served: hostile names must not each make a series. */
@@ -69,9 +70,6 @@ export function servedVersions(core: ServingCore, name: string): string[] {
   return [...(core.manager().route(name)?.versions.keys() ?? [])].sort((a, b) => a - b).map(String);
 }
 
-/** Triton's instance kinds for what a version runs on (its provider once loaded) or would run on (the device asked for). */
-const INSTANCE_KIND: Record<string, string> = { cpu: 'KIND_CPU', cuda: 'KIND_GPU', webgpu: 'KIND_GPU', auto: 'KIND_AUTO' };
-
 /**
  * A served version as Triton's ModelConfig (the model configuration extension), as plain JSON:
  * batching, inputs and outputs, queue, instances and the versions served, from the runtime it
@@ -89,7 +87,8 @@ export function servedModelConfig(core: ServingCore, slot: Slot): Record<string,
     version_policy: tritonVersionPolicy(policy, servedVersions(core, slot.name).map(Number)),
     ...described,
     dynamic_batching: tritonScheduling(runtime, described.max_batch_size as number),
-    instance_group: [{ kind: new Enum(INSTANCE_KIND[slot.runtime?.provider || runtime.device] ?? 'KIND_AUTO'), count: runtime.workers }],
+    // What it runs on (its provider once loaded) or would run on (the device asked for); WebGPU is a GPU.
+    instance_group: [{ kind: new Enum(INSTANCE_KINDS[(slot.runtime?.provider || runtime.device) as Device] ?? 'KIND_GPU'), count: runtime.workers }],
   };
   return JSON.parse(JSON.stringify(config)) as Record<string, unknown>;
 }
