@@ -6,66 +6,35 @@
  * the folder is compared file by file with Triton's layout; then version policies, warm-up
  * files, instance groups, external data, signatures and every refusal.
  */
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, dirname, join, relative } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORPUS_MODELS, corpusFile, corpusRequest } from '../../fixtures/corpus.js';
 import { allTypes, constantWeights, convNet, mlp, multiIo, writeModel } from '../../fixtures/models.js';
 import { valueInfoProto } from '../../src/onnx/build.js';
 import { DataType } from '../../src/onnx/dtypes.js';
 import type { Signature } from '../../src/onnx/inspect.js';
-import { PROTO_FILE } from '../../src/serve/grpc/proto.js';
+import { HAVE_PROTOBUF, type ModelConfigParser, modelConfigParser } from '../helpers/model-config.js';
 import { makeRegistry, type TestRegistry } from '../helpers/registry.js';
 
-const PYTHON = '/usr/bin/python3';
 const REQUIRE_TOOLS = Boolean(process.env.MAAS_REQUIRE_TOOLS);
-const HAVE_PROTOBUF = spawnSync('protoc', ['--version'], { stdio: 'ignore' }).status === 0
-  && spawnSync(PYTHON, ['-c', 'import google.protobuf'], { stdio: 'ignore' }).status === 0;
 if (!HAVE_PROTOBUF && !REQUIRE_TOOLS) {
-  console.warn(`SKIPPED: parsing config.pbtxt with protobuf's text format needs protoc and ${PYTHON} with google.protobuf (apt-get install protobuf-compiler python3-protobuf)`);
+  console.warn("SKIPPED: parsing config.pbtxt with protobuf's text format needs protoc and /usr/bin/python3 with google.protobuf (apt-get install protobuf-compiler python3-protobuf)");
 }
 const SKIP_PROTOBUF = !HAVE_PROTOBUF && !REQUIRE_TOOLS;
 const HAVE_CORPUS = CORPUS_MODELS.every((m) => existsSync(corpusFile(m)));
 if (!HAVE_CORPUS && !REQUIRE_TOOLS) console.warn('SKIPPED: the Triton export of the real-model corpus needs .corpus/ (run `npm run corpus`, which needs the npm registry)');
 
-/** Parses config.pbtxt files with protobuf's text format; prints each as protobuf's JSON. */
-const PARSE = `
-import sys
-sys.path.insert(0, sys.argv[1])
-from google.protobuf import json_format, text_format
-import open_inference_grpc_pb2 as pb
-configs = [text_format.Parse(open(path).read(), pb.ModelConfig()) for path in sys.argv[2:]]
-print('[' + ','.join(json_format.MessageToJson(c, preserving_proto_field_name=True) for c in configs) + ']')
-`;
-
-let protoDir: string;
+let parser: ModelConfigParser | undefined;
 beforeAll(() => {
-  if (SKIP_PROTOBUF) return;
-  protoDir = realpathSync(mkdtempSync(join(tmpdir(), 'maas-triton-proto-')));
-  const compiled = spawnSync('protoc', [`--python_out=${protoDir}`, `-I${dirname(PROTO_FILE)}`, basename(PROTO_FILE)], { encoding: 'utf8' });
-  expect(compiled.status, compiled.stderr).toBe(0);
-  writeFileSync(join(protoDir, 'parse.py'), PARSE);
+  if (!SKIP_PROTOBUF) parser = modelConfigParser();
 });
-afterAll(() => {
-  if (protoDir) rmSync(protoDir, { recursive: true, force: true });
-});
-
-/** protobuf's JSON writes 64-bit integers as strings; these fields are numbers again for readable expectations. */
-const INT64_FIELDS = new Set(['dims', 'shape', 'versions', 'max_queue_delay_microseconds']);
-function int64AsNumbers(value: unknown, key = ''): unknown {
-  if (Array.isArray(value)) return value.map((v) => int64AsNumbers(v, key));
-  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, int64AsNumbers(v, k)]));
-  return INT64_FIELDS.has(key) && typeof value === 'string' ? Number(value) : value;
-}
+afterAll(() => parser?.dispose());
 
 /** Each config.pbtxt as Triton's ModelConfig parsed it (fields at their default are absent, as in protobuf's JSON). */
 function parseConfigs(paths: string[]): any[] {
-  const run = spawnSync(PYTHON, [join(protoDir, 'parse.py'), protoDir, ...paths], { encoding: 'utf8' });
-  expect(run.status, run.stderr).toBe(0);
-  return int64AsNumbers(JSON.parse(run.stdout)) as any[];
+  return parser!.parse(paths.map((path) => readFileSync(path, 'utf8')), 'text');
 }
 
 /** Every file under `dir`, relative to it, sorted. */

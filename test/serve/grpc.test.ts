@@ -291,14 +291,7 @@ describe('gRPC (Open Inference Protocol)', () => {
   it.skipIf(!python && !process.env.MAAS_REQUIRE_TOOLS)('answers a Python grpcio client whose stubs protoc made from the same .proto', async () => {
     const reg = await fixtures();
     const { server } = await served({}, reg);
-    const out = join(reg.work, 'py');
-    mkdirSync(out);
-    const protoc = spawnSync('protoc', [`--proto_path=${join(PROTO_FILE, '..')}`, `--python_out=${out}`, PROTO_FILE], { encoding: 'utf8' });
-    expect(protoc.status, protoc.stderr).toBe(0);
-    writeFileSync(join(out, 'client.py'), PYTHON_CLIENT);
-    // Not spawnSync: the server answers on this very event loop.
-    const run = await execFileAsync('/usr/bin/python3', [join(out, 'client.py'), server.grpc!.address], { cwd: out, encoding: 'utf8', timeout: 60_000 });
-    const answer = JSON.parse(run.stdout);
+    const answer = await runPython(join(reg.work, 'py'), { protoPath: join(PROTO_FILE, '..'), protos: [PROTO_FILE] }, PYTHON_CLIENT, [server.grpc!.address]);
     const rest = await server.post('/v2/models/mlp/infer', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
     expect(answer.ready).toBe(true);
     expect(answer.metadata).toEqual({ name: 'mlp', versions: ['1'], platform: 'onnx_onnxv1' });
@@ -315,15 +308,9 @@ describe('gRPC (Open Inference Protocol)', () => {
   it.skipIf(!reflectionClient && !process.env.MAAS_REQUIRE_TOOLS)('answers a Python grpcio client that knows only the address and learns the rest from reflection, as grpcurl does', async () => {
     const reg = await fixtures();
     const { server } = await served({ token: 'tok' }, reg);
-    const out = join(reg.work, 'reflection');
-    mkdirSync(out);
-    const protoc = spawnSync('protoc', [`--proto_path=${REFLECTION_PROTOS}`, `--python_out=${out}`, 'v1/reflection.proto', 'v1alpha/reflection.proto'], { encoding: 'utf8' });
-    expect(protoc.status, protoc.stderr).toBe(0);
-    writeFileSync(join(out, 'client.py'), PYTHON_REFLECTION_CLIENT);
     // The README's grpcurl request, as JSON.
     const request = { model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] };
-    const run = await execFileAsync('/usr/bin/python3', [join(out, 'client.py'), server.grpc!.address, 'tok', JSON.stringify(request)], { cwd: out, encoding: 'utf8', timeout: 60_000 });
-    const answer = JSON.parse(run.stdout);
+    const answer = await runPython(join(reg.work, 'reflection'), { protoPath: REFLECTION_PROTOS, protos: ['v1/reflection.proto', 'v1alpha/reflection.proto'] }, PYTHON_REFLECTION_CLIENT, [server.grpc!.address, 'tok', JSON.stringify(request)]);
     expect(answer.services).toEqual({ v1: ['inference.GRPCInferenceService', 'grpc.health.v1.Health'], v1alpha: ['inference.GRPCInferenceService', 'grpc.health.v1.Health'] });
     expect(answer.methods).toEqual(SERVICE_METHODS);
     const rest = await server.post('/v2/models/mlp/infer', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }], parameters: { binary_data_output: true } }, { authorization: 'Bearer tok' });
@@ -339,15 +326,23 @@ describe('gRPC (Open Inference Protocol)', () => {
   it.skipIf(!healthProbe && !process.env.MAAS_REQUIRE_TOOLS)("answers a health probe built from gRPC's own health.proto, as Kubernetes' gRPC probe asks", async () => {
     const reg = await fixtures();
     const { server } = await served({ token: 'tok' }, reg);
-    const out = join(reg.work, 'health');
-    mkdirSync(out);
-    const protoc = spawnSync('protoc', [`--proto_path=${HEALTH_PROTOS}`, `--python_out=${out}`, 'health.proto'], { encoding: 'utf8' });
-    expect(protoc.status, protoc.stderr).toBe(0);
-    writeFileSync(join(out, 'probe.py'), PYTHON_HEALTH_PROBE);
-    const run = await execFileAsync('/usr/bin/python3', [join(out, 'probe.py'), server.grpc!.address], { cwd: out, encoding: 'utf8', timeout: 60_000 });
-    expect(JSON.parse(run.stdout)).toEqual({ server: 'SERVING', inference: 'SERVING', unknown: 'NOT_FOUND' });
+    expect(await runPython(join(reg.work, 'health'), { protoPath: HEALTH_PROTOS, protos: ['health.proto'] }, PYTHON_HEALTH_PROBE, [server.grpc!.address])).toEqual({ server: 'SERVING', inference: 'SERVING', unknown: 'NOT_FOUND' });
   });
 });
+
+/**
+ * Runs `script` with Debian's python3 in the new folder `out`, beside the modules protoc makes
+ * there of `protos` (under `protoPath`); what it prints, as JSON.
+ */
+async function runPython(out: string, { protoPath, protos }: { protoPath: string; protos: string[] }, script: string, args: string[]): Promise<any> {
+  mkdirSync(out);
+  const protoc = spawnSync('protoc', [`--proto_path=${protoPath}`, `--python_out=${out}`, ...protos], { encoding: 'utf8' });
+  expect(protoc.status, protoc.stderr).toBe(0);
+  writeFileSync(join(out, 'client.py'), script);
+  // Not spawnSync: the server answers on this very event loop.
+  const run = await execFileAsync('/usr/bin/python3', [join(out, 'client.py'), ...args], { cwd: out, encoding: 'utf8', timeout: 60_000 });
+  return JSON.parse(run.stdout);
+}
 
 /** A health probe as grpc_health_probe makes one: Check, no metadata, messages from gRPC's health.proto. */
 const PYTHON_HEALTH_PROBE = `

@@ -4,62 +4,26 @@
  * (Debian's protoc and python3-protobuf) into the ModelConfig of the package's .proto, written
  * from Triton's model_config.proto, which refuses a field or enum value Triton does not have.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTO_FILE } from '../../src/serve/grpc/proto.js';
 import { grpcClient, statusOf } from '../helpers/grpc.js';
+import { HAVE_PROTOBUF, type ModelConfigParser, int64AsNumbers, modelConfigParser } from '../helpers/model-config.js';
 import { makeRegistry } from '../helpers/registry.js';
 import { serveRegistry } from '../helpers/serve.js';
 
-const PYTHON = '/usr/bin/python3';
 const REQUIRE_TOOLS = Boolean(process.env.MAAS_REQUIRE_TOOLS);
-const HAVE_PROTOBUF = spawnSync('protoc', ['--version'], { stdio: 'ignore' }).status === 0
-  && spawnSync(PYTHON, ['-c', 'import google.protobuf'], { stdio: 'ignore' }).status === 0;
 if (!HAVE_PROTOBUF && !REQUIRE_TOOLS) {
-  console.warn(`SKIPPED: parsing served model configs with protobuf's JSON parser needs protoc and ${PYTHON} with google.protobuf (apt-get install protobuf-compiler python3-protobuf)`);
+  console.warn("SKIPPED: parsing served model configs with protobuf's JSON parser needs protoc and /usr/bin/python3 with google.protobuf (apt-get install protobuf-compiler python3-protobuf)");
 }
 
-/**
- * Parses ModelConfigs strictly (unknown fields and enum names fail), JSON ones or, with --text,
- * config.pbtxt files; prints them back as protobuf's JSON.
- */
-const PARSE = `
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from google.protobuf import json_format, text_format
-import open_inference_grpc_pb2 as pb
-parse = text_format.Parse if sys.argv[2:] == ['--text'] else json_format.Parse
-configs = [parse(text, pb.ModelConfig()) for text in json.load(sys.stdin)]
-print(json.dumps([json.loads(json_format.MessageToJson(c, preserving_proto_field_name=True)) for c in configs]))
-`;
-
-let protoDir: string | undefined;
+let parser: ModelConfigParser | undefined;
 beforeAll(() => {
-  if (!HAVE_PROTOBUF && !REQUIRE_TOOLS) return;
-  protoDir = realpathSync(mkdtempSync(join(tmpdir(), 'maas-config-proto-')));
-  const compiled = spawnSync('protoc', [`--python_out=${protoDir}`, `-I${dirname(PROTO_FILE)}`, basename(PROTO_FILE)], { encoding: 'utf8' });
-  expect(compiled.status, compiled.stderr).toBe(0);
-  writeFileSync(join(protoDir, 'parse.py'), PARSE);
+  if (HAVE_PROTOBUF || REQUIRE_TOOLS) parser = modelConfigParser();
 });
-afterAll(() => {
-  if (protoDir) rmSync(protoDir, { recursive: true, force: true });
-});
+afterAll(() => parser?.dispose());
 
-/** Each config as protobuf parsed it; throws with protobuf's message when one does not parse. */
-function parsedByProtobuf(configs: unknown[], format: 'json' | 'text' = 'json'): unknown[] {
-  const texts = format === 'json' ? configs.map((c) => JSON.stringify(c)) : configs;
-  const run = spawnSync(PYTHON, [join(protoDir!, 'parse.py'), protoDir!, ...(format === 'text' ? ['--text'] : [])], { input: JSON.stringify(texts), encoding: 'utf8' });
-  expect(run.status, run.stderr).toBe(0);
-  return JSON.parse(run.stdout) as unknown[];
-}
-
-/** gRPC's and protobuf JSON's 64-bit integers are decimal strings; numbers again to compare with REST. */
-function int64AsNumbers(value: unknown): unknown {
-  const INT64 = new Set(['dims', 'shape', 'versions', 'max_queue_delay_microseconds']);
-  return JSON.parse(JSON.stringify(value), (key, v) => (INT64.has(key) ? (Array.isArray(v) ? v.map(Number) : Number(v)) : v));
+/** Each config as protobuf parsed it, 64-bit fields as numbers; fails with protobuf's message when one does not parse. */
+function parsedByProtobuf(configs: unknown[], format: 'json' | 'text' = 'json'): any[] {
+  return parser!.parse(format === 'json' ? configs.map((c) => JSON.stringify(c)) : (configs as string[]), format);
 }
 
 /**
@@ -67,11 +31,10 @@ function int64AsNumbers(value: unknown): unknown {
  * each oneof's choice; REST leaves out what is not set.
  */
 function asRest(config: unknown): unknown {
-  const INT64 = new Set(['dims', 'shape', 'versions', 'max_queue_delay_microseconds']);
-  return JSON.parse(JSON.stringify(config), (key, v) => {
+  return int64AsNumbers(JSON.parse(JSON.stringify(config), (key, v) => {
     if (v === null || v === '' || (Array.isArray(v) && v.length === 0 && key !== 'shape') || key.endsWith('_choice')) return undefined;
-    return INT64.has(key) ? (Array.isArray(v) ? v.map(Number) : Number(v)) : v;
-  });
+    return v;
+  }));
 }
 
 async function served(flags: Record<string, number> = {}) {
@@ -108,9 +71,9 @@ describe("Triton's model configuration extension", () => {
     for (const [name, rest] of [['mlp', mlp], ['types', types], ['ranker', ranker]] as const) {
       expect(asRest((await client.call('ModelConfig', { name })).config), name).toEqual(rest);
     }
-    if (protoDir) {
+    if (parser) {
       // protobuf's JSON leaves out fields at their default (a reshape to [] is an empty reshape).
-      const [parsedMlp, parsedTypes, parsedRanker] = int64AsNumbers(parsedByProtobuf([mlp, types, ranker])) as any[];
+      const [parsedMlp, parsedTypes, parsedRanker] = parsedByProtobuf([mlp, types, ranker]);
       expect(parsedMlp).toEqual(mlp);
       expect(parsedTypes).toEqual(types);
       expect(parsedRanker.input[1]).toEqual({ name: 'ids', data_type: 'TYPE_INT64', dims: [1], reshape: {} });
@@ -134,7 +97,7 @@ describe("Triton's model configuration extension", () => {
     expect(mlp).toMatchObject({ max_batch_size: 0, input: [{ name: 'input', data_type: 'TYPE_FP32', dims: [-1, 4] }], output: [{ name: 'output', data_type: 'TYPE_FP32', dims: [-1, 3] }] });
     expect(mlp.dynamic_batching).toBeUndefined();
     expect(asRest((await client.call('ModelConfig', { name: 'mlp', version: '3' })).config)).toEqual(mlp);
-    if (protoDir) expect(int64AsNumbers(parsedByProtobuf([mlp]))).toEqual([{ ...mlp, max_batch_size: undefined }]);
+    if (parser) expect(parsedByProtobuf([mlp])).toEqual([{ ...mlp, max_batch_size: undefined }]);
   });
 
   it.skipIf(!HAVE_PROTOBUF && !REQUIRE_TOOLS)("says what `maas export --format triton` writes in config.pbtxt for the same version", async () => {
