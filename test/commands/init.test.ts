@@ -1,8 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { mlp, writeModel } from '../../fixtures/models.js';
@@ -38,15 +36,9 @@ describe('maas init', () => {
 
   it('asks for name, device and remote on a TTY', async () => {
     const home = useTempDir();
-    const stdin = Object.assign(new PassThrough(), { isTTY: true });
     const env = testEnv(home);
     delete env.CI;
-    const pending = runCli(['init', 'asked'], { cwd: home, env, stdin, tty: true });
-    for (const answer of ['my-registry\r', '\u001b[B\r', 'oci-layout:/tmp/layout\r']) {
-      await sleep(150);
-      stdin.write(answer);
-    }
-    const r = await pending;
+    const r = await runCli(['init', 'asked'], { cwd: home, env, answers: [['Registry name', 'my-registry\r'], ['Default device for maas serve', '\u001b[B\r'], ['Default remote for maas push', 'oci-layout:/tmp/layout\r']] });
     expect(r.exitCode, r.stderr).toBe(0);
     const yaml = readFileSync(join(home, 'asked', 'maas.yaml'), 'utf8');
     expect(yaml).toContain('name: "my-registry"');
@@ -178,13 +170,9 @@ describe('maas init', () => {
     for (const [answer, exitCode] of [['n\r', 130], ['y\r', 0]] as const) {
       const home = useTempDir();
       writeFileSync(join(home, 'data.csv'), 'a,b\n');
-      const stdin = Object.assign(new PassThrough(), { isTTY: true });
       const env = testEnv(home);
       delete env.CI;
-      const pending = runCli(['init', '.', '--name', 'r', '--device', 'cpu', '--remote', 'oci-layout:/tmp/x'], { cwd: home, env, stdin, tty: true });
-      await sleep(150);
-      stdin.write(answer);
-      const r = await pending;
+      const r = await runCli(['init', '.', '--name', 'r', '--device', 'cpu', '--remote', 'oci-layout:/tmp/x'], { cwd: home, env, answers: [['Make a registry here anyway?', answer]] });
       expect(r.exitCode, r.stderr).toBe(exitCode);
       expect(r.stderr).toContain('already holds 1 other entry (data.csv)');
       expect(existsSync(join(home, 'maas.yaml'))).toBe(exitCode === 0);

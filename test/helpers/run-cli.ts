@@ -15,20 +15,51 @@ class Capture extends Writable {
   isTTY = false;
   override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
     this.text += chunk.toString('utf8');
+    this.emit('text');
     done();
   }
+}
+
+/**
+ * A user at a terminal: each answer is typed once its prompt has been drawn on stderr, never
+ * earlier, and on the next turn of the loop, since inquirer listens for keys only after drawing.
+ */
+function typeAnswers(stderr: Capture, stdin: PassThrough, answers: ReadonlyArray<readonly [prompt: string, keys: string]>): void {
+  let next = 0;
+  let seenUpTo = 0;
+  const answerIfAsked = () => {
+    if (next >= answers.length) return void stderr.off('text', answerIfAsked);
+    const [prompt, keys] = answers[next]!;
+    // Prompts wrap at 80 columns: a prompt is found in the text as read, line breaks and all.
+    const at = stderr.text.replace(/\s+/g, ' ').indexOf(prompt, seenUpTo);
+    if (at < 0) return;
+    seenUpTo = at + prompt.length;
+    next += 1;
+    setImmediate(() => {
+      stdin.write(keys);
+      answerIfAsked();
+    });
+  };
+  stderr.on('text', answerIfAsked);
 }
 
 function result(exitCode: number, stdout: string, stderr: string): CliResult {
   return { exitCode, stdout, stderr, json: () => JSON.parse(stdout) };
 }
 
-/** Runs maas in-process with captured streams, as a user would type `maas ...args`. */
-export async function runCli(args: string[], options: { cwd: string; env: Record<string, string>; stdin?: PassThrough & { isTTY?: boolean }; tty?: boolean }): Promise<CliResult> {
+/**
+ * Runs maas in-process with captured streams, as a user would type `maas ...args`. `input` is
+ * piped to stdin. With `answers` stdin and stdout are a terminal instead, and each [prompt, keys]
+ * pair is typed when its prompt appears.
+ */
+export async function runCli(args: string[], options: { cwd: string; env: Record<string, string>; input?: string; answers?: ReadonlyArray<readonly [prompt: string, keys: string]> }): Promise<CliResult> {
   const stdout = new Capture();
   const stderr = new Capture();
-  stdout.isTTY = Boolean(options.tty);
-  const stdin = options.stdin ?? Object.assign(new PassThrough(), { isTTY: false });
+  const tty = options.answers !== undefined;
+  stdout.isTTY = tty;
+  const stdin = Object.assign(new PassThrough(), { isTTY: tty });
+  if (options.answers) typeAnswers(stderr, stdin, options.answers);
+  else stdin.end(options.input ?? '');
   const exitCode = await run(args, { io: { stdin, stdout, stderr }, env: options.env, cwd: options.cwd });
   return result(exitCode, stdout.text, stderr.text);
 }

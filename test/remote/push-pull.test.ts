@@ -250,14 +250,9 @@ describe.skipIf(!HAVE_REGISTRY && !REQUIRE_TOOLS)('push and pull through a real 
     const oci = await startOciRegistry();
     const reg = await registered();
     const env = { ...reg.env, DOCKER_CONFIG: join(reg.home, 'docker') };
-    const { PassThrough } = await import('node:stream');
-    const wrong = Object.assign(new PassThrough(), { isTTY: false });
-    wrong.end('nope\n');
-    expect((await runCli(['login', oci.host, '-u', oci.username, '--password-stdin'], { cwd: reg.dir, env, stdin: wrong })).exitCode).toBe(5);
+    expect((await runCli(['login', oci.host, '-u', oci.username, '--password-stdin'], { cwd: reg.dir, env, input: 'nope\n' })).exitCode).toBe(5);
     expect(existsSync(join(reg.home, 'docker/config.json'))).toBe(false);
-    const right = Object.assign(new PassThrough(), { isTTY: false });
-    right.end(`${oci.password}\n`);
-    const r = await runCli(['login', oci.host, '-u', oci.username, '--password-stdin'], { cwd: reg.dir, env, stdin: right });
+    const r = await runCli(['login', oci.host, '-u', oci.username, '--password-stdin'], { cwd: reg.dir, env, input: `${oci.password}\n` });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).not.toContain(oci.password);
     expect((await runCli(['push', 'mlp@1', `oci://${oci.host}/team/mlp`], { cwd: reg.dir, env })).exitCode).toBe(0);

@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { largeMatmul, writeModel } from '../../fixtures/models.js';
 import { makeRegistry } from '../helpers/registry.js';
@@ -19,9 +18,7 @@ describe('serve, predict and doctor from the command line', () => {
     expect(fromFile.exitCode, fromFile.stdout + fromFile.stderr).toBe(0);
     expect(fromFile.json()).toMatchObject({ model_name: 'mlp', model_version: '1', id: 'one', outputs: [{ name: 'output', shape: [1, 3], datatype: 'FP32' }] });
     expect(fromFile.json().outputs[0].data[0]).toBeCloseTo(0.3632404, 6);
-    const stdin = Object.assign(new PassThrough(), { isTTY: false });
-    stdin.end(JSON.stringify(request));
-    const fromStdin = await runCli(['predict', 'mlp', '--input', '-'], { cwd: reg.dir, env: reg.env, stdin });
+    const fromStdin = await runCli(['predict', 'mlp', '--input', '-'], { cwd: reg.dir, env: reg.env, input: JSON.stringify(request) });
     expect(JSON.parse(fromStdin.stdout)).toEqual(fromFile.json());
     const bad = await reg.cli('predict', 'mlp', '--input', join(reg.work, 'req.json').replace('req', 'nope'));
     expect(bad.exitCode).toBe(4);
