@@ -11,9 +11,9 @@ export const remoteCommand = defineCommand({
   async run([action = 'list', name, url], _opts, ctx) {
     const named = await import('../remote/named.js');
     if (action === 'list') return named.listRemotes(registryOptions(ctx));
-    if ((action !== 'add' && action !== 'rm') || !name) {
-      throw new MaasError('MAAS_USAGE', `'maas remote ${[action, name].filter(Boolean).join(' ')}' is not a remote command`, { hint: 'maas remote add NAME URL | maas remote rm NAME | maas remote list' });
-    }
+    const usage = 'maas remote add NAME URL | maas remote rm NAME | maas remote list';
+    if (action !== 'add' && action !== 'rm') throw new MaasError('MAAS_USAGE', `'${action}' is not a remote command`, { hint: usage });
+    if (!name?.trim()) throw new MaasError('MAAS_USAGE', `maas remote ${action} needs the remote's NAME${name === undefined ? '' : ', and it is empty'}`, { hint: usage });
     return named.changeRemote({ action, name, url }, registryOptions(ctx));
   },
   render: (r, t) => {

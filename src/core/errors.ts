@@ -112,3 +112,8 @@ export function errnoCode(error: unknown): string | undefined {
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** A value from a request, cut for an error message: a client's 1 MB name is not sent back whole. */
+export function clipped(value: string, max = 100): string {
+  return value.length <= max ? value : `${value.slice(0, max)}… (${value.length} characters)`;
+}

@@ -19,7 +19,7 @@
  * requests wait for the new one (a `swap-wait` event). No request is dropped.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MaasError, isMaasError, messageOf } from '../core/errors.js';
+import { MaasError, clipped, isMaasError, messageOf } from '../core/errors.js';
 import { formatBytes, formatDuration } from '../core/units.js';
 import type { Signature } from '../onnx/inspect.js';
 import type { RegistryConfig } from '../registry/config.js';
@@ -246,13 +246,13 @@ export class ModelManager {
     const failed = route ? undefined : [...this.slots.values()].filter((s) => s.name === name && s.failedAt !== undefined && this.registry.versions(name).includes(s.version)).at(-1);
     if (failed) throw this.failedToLoad(failed);
     if (!route) {
-      throw new MaasError('MAAS_MODEL_NOT_FOUND', `model '${name}' is not served here`, { hint: `Served models: ${[...this.routes.keys()].join(', ') || 'none'}.` });
+      throw new MaasError('MAAS_MODEL_NOT_FOUND', `model '${clipped(name)}' is not served here`, { hint: `Served models: ${[...this.routes.keys()].join(', ') || 'none'}.` });
     }
     // `latest` as in NAME@latest: the newest version served under the name.
     const wanted = version === undefined ? route.defaultVersion : /^\d+$/.test(version) ? Number(version) : version === LATEST ? Math.max(...route.versions.keys()) : route.aliases.get(version);
     const slot = wanted === undefined ? undefined : route.versions.get(wanted);
     if (!slot) {
-      throw new MaasError('MAAS_VERSION_NOT_FOUND', `model '${name}' has no served version '${version}'`, {
+      throw new MaasError('MAAS_VERSION_NOT_FOUND', `model '${clipped(name)}' has no served version '${clipped(String(version))}'`, {
         hint: `Served: ${[...route.versions.keys(), ...route.aliases.keys()].join(', ')}.`,
       });
     }
@@ -433,7 +433,7 @@ export class ModelManager {
   /** Unloads a model (or one version) after its queued and running requests finish; it stays refused until loaded again. */
   async unload(name: string, version?: string): Promise<VersionStatus[]> {
     const route = this.routes.get(name);
-    if (!route) throw new MaasError('MAAS_MODEL_NOT_FOUND', `model '${name}' is not served here`, { hint: `Served models: ${[...this.routes.keys()].join(', ') || 'none'}.` });
+    if (!route) throw new MaasError('MAAS_MODEL_NOT_FOUND', `model '${clipped(name)}' is not served here`, { hint: `Served models: ${[...this.routes.keys()].join(', ') || 'none'}.` });
     const slots = version === undefined ? [...route.versions.values()] : [this.resolve(name, version)];
     for (const slot of slots) slot.held = true;
     await this.serialized(() => Promise.all(slots.filter((s) => s.runtime).map((s) => this.unloadSlot(s, 'request'))));

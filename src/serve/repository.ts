@@ -3,7 +3,7 @@
  * the server could load, a load (a version, or the policy's versions, or an oci:// reference
  * pulled into the server's registry first) and an unload that lets requests in flight finish.
  */
-import { MaasError } from '../core/errors.js';
+import { MaasError, clipped } from '../core/errors.js';
 import type { VersionStatus } from '../inference/manager.js';
 import { isObject } from '../inference/protocol.js';
 import type { ServingCore } from './serving.js';
@@ -48,7 +48,7 @@ export async function repositoryLoad(core: ServingCore, name: string, parameters
   let version = parameters.version;
   if (parameters.source !== undefined) {
     // A path on the server's disk is not the client's to name: only registry references.
-    if (!parameters.source.startsWith('oci://')) throw usage(`"source" must be an oci:// reference, not '${parameters.source.slice(0, 100)}'`);
+    if (!parameters.source.startsWith('oci://')) throw usage(`"source" must be an oci:// reference, not '${clipped(parameters.source)}'`);
     const pulled = await core.pull(parameters.source, name);
     version = String(pulled.version);
   }

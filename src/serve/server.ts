@@ -10,6 +10,7 @@ import { type MemoryBudget, ModelManager, type ServeEvent, type ServeTarget } fr
 import type { RegistryOptions } from '../registry/registry.js';
 import { type GrpcTransport, listenGrpc } from './grpc/server.js';
 import { type ClientTimeouts, type HttpTransport, listenHttp } from './http/server.js';
+import { type ProbeTransport, listenProbes } from './http/probes.js';
 import { createMetrics } from './metrics.js';
 import type { ServingCore } from './serving.js';
 import { type TlsFiles, type TlsMaterial, loadTls } from './tls.js';
@@ -31,6 +32,8 @@ export interface ServeOptions {
   port: number;
   /** the gRPC port; undefined: no gRPC. */
   grpcPort?: number | undefined;
+  /** a plain-HTTP port for liveness and readiness probes, with no TLS and no token; undefined: none. */
+  healthPort?: number | undefined;
   token: string | undefined;
   insecure: boolean;
   tls?: TlsFiles | undefined;
@@ -63,6 +66,8 @@ export interface RunningServer {
   port: number;
   /** host:port of the gRPC service, when --grpc-port was given. */
   grpc?: { address: string; port: number } | undefined;
+  /** the probes' plain-HTTP URL, when --health-port was given. */
+  health?: { url: string; port: number } | undefined;
   tls: { mutual: boolean } | undefined;
   models: ServedModel[];
   close(): Promise<void>;
@@ -150,8 +155,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 
   const tls: TlsMaterial | undefined = options.tls ? loadTls(options.tls, options.registry.cwd, { pollMs: options.tlsPollMs, log: (line) => core.logFailure('tls', line) }) : undefined;
   const opened: { close(): Promise<void> }[] = [];
+  let probes: ProbeTransport | undefined;
+  // The probes' port closes last: while the others drain, readiness says 503 there too.
   const closeAll = async () => {
     await Promise.all(opened.splice(0).map((t) => t.close()));
+    await probes?.close();
     tls?.close();
   };
   let http: HttpTransport;
@@ -163,6 +171,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       grpc = await listenGrpc(core, { host: options.host, port: options.grpcPort, tls });
       opened.push(grpc);
     }
+    if (options.healthPort !== undefined) probes = await listenProbes(core, { host: options.host, port: options.healthPort });
     metrics.setBudget(options.budget);
     manager = await ModelManager.open({
       registry: options.registry,
@@ -191,6 +200,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     host: http.host,
     port: http.port,
     grpc: grpc ? { address: grpc.address, port: grpc.port } : undefined,
+    health: probes ? { url: probes.url, port: probes.port } : undefined,
     tls: tls ? { mutual: tls.mutual } : undefined,
     models: served.allRoutes().map((r) => ({
       name: r.name,

@@ -117,6 +117,11 @@ describe('named remotes', () => {
     const ghost = await reg.cli('remote', 'rm', 'ghost', '--json');
     expect(ghost.exitCode).toBe(4); // not found, as a model or alias that is not there
     expect(ghost.json().error).toMatchObject({ code: 'MAAS_REMOTE_NAME_NOT_FOUND', message: "no remote named 'ghost'" });
+    for (const [args, message] of [[['rm', ''], "maas remote rm needs the remote's NAME, and it is empty"], [['add'], "maas remote add needs the remote's NAME"], [['drop', 'x'], "'drop' is not a remote command"]] as const) {
+      const refused = await reg.cli('remote', ...args, '--json');
+      expect(refused.exitCode, message).toBe(2);
+      expect(refused.json().error).toMatchObject({ code: 'MAAS_USAGE', message, hint: 'maas remote add NAME URL | maas remote rm NAME | maas remote list' });
+    }
     // `constructor` is a valid remote name, and no remote until added: not Object's own property.
     const unnamed = await reg.cli('push', 'mlp@1', 'constructor', '--json');
     expect(unnamed.exitCode, unnamed.stdout).toBe(2);

@@ -36,7 +36,12 @@ describe('KServe v2 and TF Serving routes', () => {
     const unknown = await server.get('/v2/models/nope');
     expect(unknown.status).toBe(404);
     expect(unknown.json.error).toContain("model 'nope' is not served here");
+    // A long name is not echoed back whole.
+    const long = await server.get(`/v2/models/${'x'.repeat(5000)}/versions/${'9'.repeat(5000)}`);
+    expect(long.status).toBe(404);
+    expect(long.json.error).toBe(`model '${'x'.repeat(100)}… (5000 characters)' is not served here`);
     expect((await server.get('/v2/models/mlp/versions/9')).status).toBe(404);
+    expect((await server.get(`/v2/models/mlp/versions/${'9'.repeat(5000)}`)).json.error).toBe(`model 'mlp' has no served version '${'9'.repeat(100)}… (5000 characters)'`);
     expect((await server.get('/v2/models/mlp/versions/staging/ready')).status).toBe(404);
     const post = await server.post('/v2/models/mlp', {});
     expect(post.status).toBe(405);

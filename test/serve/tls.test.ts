@@ -171,6 +171,31 @@ describe.skipIf(!openssl && !process.env.MAAS_REQUIRE_TOOLS)('TLS', () => {
     expect(await reflectedServices(served.grpc!.address, 'v1', grpc.credentials.createSsl(read(ca.cert), read(client.key), read(client.cert)))).toEqual(['inference.GRPCInferenceService', 'grpc.health.v1.Health']);
   });
 
+  it('answers probes on --health-port over plain HTTP with no token, while the main ports need a client certificate', async () => {
+    // What a kubelet's httpGet probe can do under mTLS: no certificate, no token, plain HTTP.
+    const { ca, served } = await setup(true, { healthPort: 0, token: 'sekrit' });
+    expect(served.health!.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(served.health!.port).not.toBe(served.port);
+    const live = await fetch(`${served.health!.url}/v2/health/live`);
+    expect([live.status, await live.json()]).toEqual([200, { live: true }]);
+    const ready = await fetch(`${served.health!.url}/v2/health/ready?probe=1`);
+    expect([ready.status, await ready.json(), ready.headers.get('cache-control')]).toEqual([200, { ready: true }, 'no-store']);
+    const head = await fetch(`${served.health!.url}/v2/health/ready`, { method: 'HEAD' });
+    expect([head.status, (await head.arrayBuffer()).byteLength]).toEqual([200, 0]);
+    // Nothing else is reachable this way: not the API, not metadata, not a POST.
+    for (const path of ['/v2', '/v2/models/mlp', '/metrics', '/', '/v2/health/live/../../models/mlp']) {
+      const other = await fetch(served.health!.url + path);
+      expect(other.status, path).toBe(404);
+      expect(((await other.json()) as { error: string }).error).toContain('this port answers only /v2/health/live and /v2/health/ready');
+    }
+    const post = await fetch(`${served.health!.url}/v2/health/ready`, { method: 'POST', body: 'x'.repeat(1 << 20) });
+    expect([post.status, post.headers.get('allow')]).toEqual([405, 'GET, HEAD']);
+    // The main port still refuses a client with no certificate.
+    expect((await httpsGet(`${served.url}/v2/health/live`, { ca: read(ca.cert) })).status).toBeUndefined();
+    await served.close();
+    expect((await plainGet(`${served.health!.url}/v2/health/live`)).error).toMatch(/ECONNREFUSED/);
+  });
+
   it('picks up a rotated certificate without a restart, and keeps the old one while the new pair is broken', async () => {
     const { certs, ca, server, served } = await setup(false);
     const next = makeCa(certs, 'ca-two');

@@ -5,6 +5,7 @@
  * load at start are loaded, until shutdown begins.
  */
 import type * as grpc from '@grpc/grpc-js';
+import { clipped } from '../../core/errors.js';
 import type { ServingCore } from '../serving.js';
 
 /** What a client may ask about: the whole server ('') and the inference service. */
@@ -32,7 +33,7 @@ export function healthService(core: ServingCore, grpcModule: typeof grpc): Healt
       if (status !== 'SERVICE_UNKNOWN') return callback(null, { status });
       callback({
         code: grpcModule.status.NOT_FOUND,
-        details: `no service ${JSON.stringify(call.request.service.slice(0, 100))} here: ask about "" (the server) or "inference.GRPCInferenceService"`,
+        details: `no service ${JSON.stringify(clipped(call.request.service))} here: ask about "" (the server) or "inference.GRPCInferenceService"`,
       });
     },
     // As the protocol says: the status at once, then each change; an unknown service stays open as SERVICE_UNKNOWN.

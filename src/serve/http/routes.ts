@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { MaasError } from '../../core/errors.js';
+import { MaasError, clipped } from '../../core/errors.js';
 import { badInput, isObject, modelMetadata } from '../../inference/protocol.js';
 import { repositoryIndex, repositoryLoad, repositoryParameters, repositoryUnload } from '../repository.js';
 import { modelStatistics } from '../statistics.js';
@@ -244,7 +244,7 @@ function decodeSegment(segment: string): string {
   try {
     return segment.includes('%') ? decodeURIComponent(segment) : segment;
   } catch {
-    throw new MaasError('MAAS_BAD_INPUT', `${JSON.stringify(segment.slice(0, 100))} in the request path is not valid percent-encoding`);
+    throw new MaasError('MAAS_BAD_INPUT', `${JSON.stringify(clipped(segment))} in the request path is not valid percent-encoding`);
   }
 }
 

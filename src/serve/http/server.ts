@@ -8,7 +8,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer as
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MaasError, isMaasError, messageOf } from '../../core/errors.js';
+import { MaasError, clipped, isMaasError, messageOf } from '../../core/errors.js';
 import { stringifyJson } from '../../inference/tensors.js';
 import { checkToken } from '../auth.js';
 import { type RequestLabels, type ServingCore, UNKNOWN, listenError } from '../serving.js';
@@ -94,7 +94,7 @@ function splitTarget(target: string): { path: string; query: URLSearchParams } {
   }
   const [path = '', query = ''] = pathAndQuery?.split('#')[0]!.split(/\?(.*)/s) ?? [];
   if (pathAndQuery === undefined || (path.includes('%') && !WELL_ESCAPED.test(path))) {
-    throw new MaasError('MAAS_BAD_INPUT', `${JSON.stringify(target.slice(0, 100))} is not a request target this server answers`);
+    throw new MaasError('MAAS_BAD_INPUT', `${JSON.stringify(clipped(target))} is not a request target this server answers`);
   }
   return { path, query: new URLSearchParams(query) };
 }

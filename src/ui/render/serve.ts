@@ -15,6 +15,7 @@ export function renderServing(r: Omit<RunningServer, 'close'>, t: Theme): string
     ...lines,
     `  KServe v2: ${r.url}/v2/models/<name>/infer · TF Serving: ${r.url}/v1/models/<name>:predict · ${r.url}/metrics`,
     ...(r.grpc ? [`  gRPC: inference.GRPCInferenceService/ModelInfer on ${r.grpc.address}`] : []),
+    ...(r.health ? [`  Probes (plain HTTP, no token): ${r.health.url}/v2/health/live and /v2/health/ready`] : []),
   ].join('\n');
 }
 

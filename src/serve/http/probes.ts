@@ -1,0 +1,65 @@
+/**
+ * `--health-port`: liveness and readiness on plain HTTP, with no token, for probes that cannot
+ * speak to the main ports. Kubernetes' httpGet probes present no client certificate, so under
+ * mTLS they fail the handshake, and its gRPC probes speak no TLS at all. This port tells nothing
+ * but live and ready, as ServerLive and the gRPC health service do without a token.
+ */
+import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { messageOf } from '../../core/errors.js';
+import { type ServingCore, listenError } from '../serving.js';
+
+export interface ProbeTransport {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A probe has this long to send its headers; its answer is immediate. */
+const PROBE_HEADERS_MS = 5_000;
+const PATHS = ['/v2/health/live', '/v2/health/ready'];
+
+function answer(core: ServingCore, req: IncomingMessage): { status: number; body: object; allow?: string } {
+  const path = (req.url ?? '').split('?')[0];
+  if (!PATHS.includes(path!)) return { status: 404, body: { error: `this port answers only ${PATHS.join(' and ')}; the API is on the main port` } };
+  if (req.method !== 'GET' && req.method !== 'HEAD') return { status: 405, body: { error: `${req.method} is not allowed here` }, allow: 'GET, HEAD' };
+  if (path === '/v2/health/live') return { status: 200, body: { live: true } };
+  const ready = core.ready() && !core.draining();
+  return { status: ready ? 200 : 503, body: { ready } };
+}
+
+export async function listenProbes(core: ServingCore, options: { host: string; port: number }): Promise<ProbeTransport> {
+  const server = createServer({ headersTimeout: PROBE_HEADERS_MS, requestTimeout: PROBE_HEADERS_MS }, (req: IncomingMessage, res: ServerResponse) => {
+    const { status, body, allow } = answer(core, req);
+    const text = JSON.stringify(body);
+    // A request body is never read: the connection closes after an answer to anything but a probe.
+    const close = status !== 200 && status !== 503;
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...(allow ? { allow } : {}), ...(close ? { connection: 'close' } : {}) });
+    res.end(req.method === 'HEAD' ? undefined : text);
+  });
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host, () => resolve());
+    });
+  } catch (error) {
+    throw listenError(error, options.host, options.port, '--health-port');
+  }
+  server.on('error', (error) => core.logFailure('server-error', `the health port's socket failed, still listening: ${messageOf(error)}`));
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${host}:${address.port}`,
+    port: address.port,
+    // Every answer is immediate, so nothing is in flight to wait for.
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const socket of sockets) socket.destroy();
+    }),
+  };
+}
