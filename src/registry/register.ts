@@ -90,8 +90,13 @@ function inspect(path: string): ModelInfo {
   }
 }
 
+/**
+ * The same version: the same bytes, whatever the model file is called today (an export step that
+ * names its output by date still registers one version). External data keeps its paths: the
+ * model's bytes name them, so the same model bytes with other paths could not load.
+ */
 function sameFiles(a: readonly { digest: string; path: string }[], b: readonly { digest: string; path: string }[]): boolean {
-  return a.length === b.length && a.every((f, i) => f.digest === b[i]?.digest && f.path === b[i]?.path);
+  return a.length === b.length && a.every((f, i) => f.digest === b[i]?.digest && (i === 0 || f.path === b[i]?.path));
 }
 
 export async function registerModel(options: RegisterOptions, ctx: RegistryOptions): Promise<RegisterResult> {
@@ -178,7 +183,8 @@ export async function registerModel(options: RegisterOptions, ctx: RegistryOptio
         digest: reuse.manifest.layers[0]!.digest,
         manifestDigest: reuse.manifestDigest,
         size: reuse.manifest.layers.reduce((n, l) => n + l.size, 0),
-        files,
+        // The version's files as it holds them: the model file under the name it was registered with.
+        files: files.map((f, i) => ({ ...f, path: reuse.manifest.layers[i]!.annotations?.[ANNOTATIONS.filepath] ?? f.path })),
         loadChecked: reuse.onnx.loadChecked,
       };
     }

@@ -65,6 +65,11 @@ describe('maas register', () => {
     expect(again.json()).toMatchObject({ status: 'unchanged', version: 1 });
     expect((await reg.cli('register', file)).stdout).toContain('mlp@1 already holds these bytes; nothing registered');
     expect((await reg.cli('register', file, '--version', '1')).exitCode).toBe(0);
+    // The same bytes under another file name (an export named by date) are the same version.
+    const renamed = join(reg.work, 'mlp-2026-12-07.onnx');
+    copyFileSync(file, renamed);
+    const copy = await reg.cli('register', renamed, '--name', 'mlp', '--json');
+    expect(copy.json()).toMatchObject({ status: 'unchanged', version: 1, files: [{ path: 'mlp.onnx' }] });
 
     const other = writeModel(reg.work, 'mlp.onnx', mlp({ seed: 5 }));
     const next = await reg.cli('register', other, '--json');
