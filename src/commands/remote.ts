@@ -9,11 +9,13 @@ export const remoteCommand = defineCommand({
   args: ['[action]', '[name]', '[url]'],
   examples: ['maas remote add prod oci://ghcr.io/acme/mlp', 'maas push mlp@2 prod', 'maas remote list --json'],
   async run([action = 'list', name, url], _opts, ctx) {
+    const usage = 'maas remote add NAME URL | maas remote rm NAME | maas remote list';
+    if (action !== 'add' && action !== 'rm' && action !== 'list') throw new MaasError('MAAS_USAGE', `'${action}' is not a remote command`, { hint: usage });
+    const extra = action === 'list' ? name : action === 'rm' ? url : undefined;
+    if (extra !== undefined) throw new MaasError('MAAS_USAGE', `maas remote ${action} takes ${action === 'list' ? 'no arguments' : 'only the NAME'}; '${extra}' is one too many`, { hint: usage });
     const named = await import('../remote/named.js');
     if (action === 'list') return named.listRemotes(registryOptions(ctx));
-    const usage = 'maas remote add NAME URL | maas remote rm NAME | maas remote list';
-    if (action !== 'add' && action !== 'rm') throw new MaasError('MAAS_USAGE', `'${action}' is not a remote command`, { hint: usage });
-    if (!name?.trim()) throw new MaasError('MAAS_USAGE', `maas remote ${action} needs the remote's NAME${name === undefined ? '' : ', and it is empty'}`, { hint: usage });
+    if (!name?.trim()) throw new MaasError('MAAS_USAGE', `maas remote ${action} needs the remote's NAME${name === undefined ? '' : `, and '${name}' is blank`}`, { hint: usage });
     return named.changeRemote({ action, name, url }, registryOptions(ctx));
   },
   render: (r, t) => {

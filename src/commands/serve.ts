@@ -36,7 +36,7 @@ export const serveCommand = defineCommand({
     host: option.string('--host <host>', 'address to bind (others than loopback need --token or --insecure)', { default: SERVING_DEFAULTS.host }),
     port: option.integer('--port <port>', 'REST port; 0 picks a free one', { min: 0, max: 65535, default: SERVING_DEFAULTS.port }),
     grpcPort: option.integer('--grpc-port <port>', 'also serve the Open Inference Protocol over gRPC here; 0 picks a free one', { min: 0, max: 65535, defaultText: 'off' }),
-    healthPort: option.integer('--health-port <port>', 'also answer /v2/health/live and /ready here on plain HTTP, no TLS or token: for probes that cannot present a client certificate; 0 picks a free one', { min: 0, max: 65535, defaultText: 'off' }),
+    healthPort: option.integer('--health-port <port>', 'also answer /v2/health/live and /v2/health/ready here on plain HTTP, no TLS or token: for probes that cannot present a client certificate; 0 picks a free one', { min: 0, max: 65535, defaultText: 'off' }),
     device: option.choice('--device <device>', DEVICES, 'auto tries cuda, webgpu, then cpu; cuda/webgpu fail rather than fall back', { defaultText: yamlOr(SERVING_DEFAULTS.device) }),
     versionPolicy: option.custom('--version-policy <policy>', 'versions of each model named without @: latest:N, all, specific:1,3 (or aliases), aliases; join with +', parseVersionPolicy, {
       defaultText: yamlOr(SERVING_DEFAULTS.versionPolicy),

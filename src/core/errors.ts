@@ -113,7 +113,12 @@ export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** A value from a request, cut for an error message: a client's 1 MB name is not sent back whole. */
+/**
+ * A value from a request, cut for an error message: a client's 1 MB name is not sent back whole.
+ * The cut never splits a character: half a surrogate pair is not text (grpc-js throws on it).
+ */
 export function clipped(value: string, max = 100): string {
-  return value.length <= max ? value : `${value.slice(0, max)}… (${value.length} characters)`;
+  if (value.length <= max) return value;
+  const end = /[\uD800-\uDBFF]/.test(value.charAt(max - 1)) ? max - 1 : max;
+  return `${value.slice(0, end)}…`;
 }

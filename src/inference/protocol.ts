@@ -4,7 +4,7 @@
  * which outputs to return, and the model metadata document.
  */
 import type { Signature, TensorSpec } from '../onnx/inspect.js';
-import { MaasError } from '../core/errors.js';
+import { MaasError, clipped } from '../core/errors.js';
 import { TensorError, badShape, fromBinary, fromJsonData, kserveDatatype, kserveShape, ortTypeOfKserve, ortTypeOfOnnx, shapeMismatch, type WireTensor } from './tensors.js';
 
 export const PLATFORM = 'onnx_onnxv1';
@@ -25,9 +25,13 @@ export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+function unknownInput(name: string, signature: Signature): MaasError {
+  return badInput(`unknown input '${clipped(name)}'; the model takes ${signature.inputs.map((i) => `'${i.name}'`).join(', ')}`);
+}
+
 /** Checks a request tensor's name, dtype and shape against the model's signature. */
 export function checkAgainstSpec(spec: TensorSpec | undefined, name: string, datatype: string, dims: number[], signature: Signature): void {
-  if (!spec) throw badInput(`unknown input '${name}'; the model takes ${signature.inputs.map((i) => `'${i.name}'`).join(', ')}`);
+  if (!spec) throw unknownInput(name, signature);
   const expected = ortTypeOfOnnx(spec.dtype);
   if (ortTypeOfKserve(datatype) !== expected) {
     throw badInput(`input '${name}' has datatype ${datatype}, the model expects ${expected ? kserveDatatype(expected) : spec.dtype}`);
@@ -39,12 +43,14 @@ export function checkAgainstSpec(spec: TensorSpec | undefined, name: string, dat
 /** Checks an input's name, datatype and shape; returns its dims. Names must not repeat. */
 export function checkInputHead(name: unknown, datatype: unknown, shape: unknown, seen: Record<string, unknown>, signature: Signature, where: string): { name: string; dims: number[] } {
   if (typeof name !== 'string' || name === '') throw badInput(`${where} needs a "name"`);
+  // An unknown name first: the messages below name only the model's own inputs.
+  const spec = signature.inputs.find((s) => s.name === name);
+  if (!spec) throw unknownInput(name, signature);
   if (seen[name]) throw badInput(`input '${name}' is given twice`);
   if (typeof datatype !== 'string' || datatype === '') throw badInput(`input '${name}' needs a "datatype"`);
   const shapeProblem = badShape(shape);
   if (shapeProblem) throw badInput(`input '${name}' ${shapeProblem}`);
   const dims = shape as number[];
-  const spec = signature.inputs.find((s) => s.name === name);
   checkAgainstSpec(spec, name, datatype, tritonReshaped(dims, spec), signature);
   return { name, dims };
 }
@@ -79,7 +85,7 @@ export function requestedOutputs(names: string[] | undefined, signature: Signatu
   if (names.length === 0) throw badInput('"outputs" names no output; leave it out to get every output');
   const asked = new Set<string>();
   for (const name of names) {
-    if (!known.has(name)) throw badInput(`unknown output '${name}'; the model returns ${[...known].map((n) => `'${n}'`).join(', ')}`);
+    if (!known.has(name)) throw badInput(`unknown output '${clipped(name)}'; the model returns ${[...known].map((n) => `'${n}'`).join(', ')}`);
     if (asked.has(name)) throw badInput(`output '${name}' is asked for twice`);
     asked.add(name);
   }

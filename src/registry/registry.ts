@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Env } from '../core/context.js';
-import { MaasError, errnoCode } from '../core/errors.js';
+import { MaasError, clipped, errnoCode } from '../core/errors.js';
 import type { RegistryConfig } from './config.js';
 import { readConfig } from './config-file.js';
 import { Git } from './git.js';
@@ -198,7 +198,7 @@ export class Registry {
     const versions = this.versions(ref.name);
     if (versions.length === 0) {
       const known = this.modelNames();
-      return new MaasError('MAAS_MODEL_NOT_FOUND', `no model named '${ref.name}' in this registry`, {
+      return new MaasError('MAAS_MODEL_NOT_FOUND', `no model named '${clipped(ref.name)}' in this registry`, {
         hint: known.length ? `Known models: ${known.join(', ')}. See \`maas list\`.` : 'The registry is empty; add a model with `maas register model.onnx`.',
       });
     }

@@ -22,7 +22,7 @@ export async function listRemotes(ctx: RegistryOptions): Promise<RemotesResult> 
 export async function changeRemote(options: { action: 'add' | 'rm'; name: string; url?: string | undefined }, ctx: RegistryOptions): Promise<RemotesResult> {
   if (!NAME.test(options.name)) throw new MaasError('MAAS_USAGE', `'${options.name}' is not a remote name`, { hint: 'Use lowercase letters, digits, - and _, starting with a letter.' });
   if (options.action === 'add') {
-    if (!options.url) throw new MaasError('MAAS_USAGE', 'remote add needs a URL', { hint: `maas remote add ${options.name} oci://HOST/REPOSITORY` });
+    if (!options.url) throw new MaasError('MAAS_USAGE', 'maas remote add needs a URL', { hint: `maas remote add ${options.name} oci://HOST/REPOSITORY` });
     parseRemote(options.url);
   }
   const registry = await Registry.open(ctx);

@@ -102,6 +102,15 @@ function humanEvent(event: ServeEvent): string | undefined {
   }
 }
 
+/** Two transports on one port: the second would fail to bind with a message that names neither flag. */
+function checkPorts(options: ServeOptions): void {
+  const ports = [['--port', options.port], ['--grpc-port', options.grpcPort], ['--health-port', options.healthPort]] as const;
+  for (const [i, [flag, port]] of ports.entries()) {
+    const clash = ports.slice(0, i).find(([, other]) => port !== undefined && port !== 0 && port === other);
+    if (clash) throw new MaasError('MAAS_USAGE', `${flag} ${port} is also the ${clash[0]}`, { hint: `Give ${flag} a port of its own (0 picks a free one).` });
+  }
+}
+
 function checkExposure(options: ServeOptions): void {
   if (!LOOPBACK.test(options.host) && !options.token && !options.insecure) {
     throw new MaasError('MAAS_USAGE', `refusing to serve on ${options.host} without a token`, {
@@ -116,6 +125,7 @@ function checkExposure(options: ServeOptions): void {
 }
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  checkPorts(options);
   checkExposure(options);
   const metrics = createMetrics();
   const logEvent = (event: ServeEvent | Record<string, unknown>) => {

@@ -117,7 +117,7 @@ describe('named remotes', () => {
     const ghost = await reg.cli('remote', 'rm', 'ghost', '--json');
     expect(ghost.exitCode).toBe(4); // not found, as a model or alias that is not there
     expect(ghost.json().error).toMatchObject({ code: 'MAAS_REMOTE_NAME_NOT_FOUND', message: "no remote named 'ghost'" });
-    for (const [args, message] of [[['rm', ''], "maas remote rm needs the remote's NAME, and it is empty"], [['add'], "maas remote add needs the remote's NAME"], [['drop', 'x'], "'drop' is not a remote command"]] as const) {
+    for (const [args, message] of [[['rm', ''], "maas remote rm needs the remote's NAME, and '' is blank"], [['add'], "maas remote add needs the remote's NAME"], [['drop', 'x'], "'drop' is not a remote command"], [['rm', 'x', 'y'], "maas remote rm takes only the NAME; 'y' is one too many"], [['list', 'x'], "maas remote list takes no arguments; 'x' is one too many"]] as const) {
       const refused = await reg.cli('remote', ...args, '--json');
       expect(refused.exitCode, message).toBe(2);
       expect(refused.json().error).toMatchObject({ code: 'MAAS_USAGE', message, hint: 'maas remote add NAME URL | maas remote rm NAME | maas remote list' });

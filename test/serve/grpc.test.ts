@@ -7,6 +7,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
 import descriptor, { type IDescriptorProto, type IFileDescriptorProto } from 'protobufjs/ext/descriptor/index.js';
 import { describe, expect, it, vi } from 'vitest';
 import { ALL_TYPES, deepMlp, randomFloats, writeModel } from '../../fixtures/models.js';
@@ -147,6 +148,16 @@ describe('gRPC (Open Inference Protocol)', () => {
     for (const [status, request] of cases) expect(await statusOf(client.call('ModelInfer', request)), JSON.stringify(request).slice(0, 120)).toBe(status);
     expect(await statusOf(client.call('ModelMetadata', { name: 'nope' }))).toBe('NOT_FOUND');
     expect(await statusOf(client.call('ModelReady', { name: 'mlp', version: '7' }))).toBe('NOT_FOUND');
+    // A long name is quoted in part, never cut inside a character: half an emoji made grpc-js throw and ended the process.
+    const emoji = `a${'😀'.repeat(60)}`;
+    for (const request of [{ name: emoji }, { name: 'mlp', version: emoji }]) {
+      const refused = await client.call('ModelReady', request).catch((error: grpc.ServiceError) => error);
+      expect((refused as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
+      expect((refused as grpc.ServiceError).details).toContain(`'a${'😀'.repeat(49)}…'`);
+    }
+    const input = await client.call('ModelInfer', { ...rawRequest('mlp'), inputs: [{ name: 'x'.repeat(6000), datatype: 'FP32', shape: [1, 4] }] }).catch((error: grpc.ServiceError) => error);
+    expect((input as grpc.ServiceError).details).toBe(`unknown input '${'x'.repeat(100)}…'; the model takes 'input'`);
+    expect(await client.call('ServerLive', {})).toEqual({ live: true });
   });
 
   it('needs the token in the authorization metadata on every call but ServerLive', async () => {

@@ -4,7 +4,7 @@
  * Each maas error becomes the status a Triton or KServe client expects.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { isMaasError, messageOf } from '../../core/errors.js';
+import { clipped, isMaasError, messageOf } from '../../core/errors.js';
 import { modelMetadata } from '../../inference/protocol.js';
 import { checkToken } from '../auth.js';
 import { EXTENSIONS, listenError, type RequestLabels, type ServingCore, UNKNOWN, infer, resolveSlot, servedModelConfig, servedVersions } from '../serving.js';
@@ -54,11 +54,16 @@ const INTERNAL = 13;
 /** The calls about one model: counted in the request metrics, as REST's model routes are. */
 const MODEL_CALLS = new Set(['ModelInfer', 'ModelMetadata', 'ModelReady', 'ModelConfig']);
 
+/** The longest status message sent: it travels as a header, which clients bound (grpc-js: 8 KB of metadata). */
+const MAX_DETAILS = 2000;
+
 function statusOf(error: unknown, grpcModule: typeof grpc): Partial<grpc.StatusObject> {
   const metadata = new grpcModule.Metadata();
-  if (!isMaasError(error)) return { code: INTERNAL, details: `internal error: ${messageOf(error)}`, metadata };
+  // Well-formed text: grpc-js percent-encodes it with encodeURI, which throws on half a surrogate pair.
+  const details = (message: string) => clipped(message, MAX_DETAILS).replace(/\p{Cs}/gu, '\uFFFD'); // a lone surrogate, in unicode mode
+  if (!isMaasError(error)) return { code: INTERNAL, details: details(`internal error: ${messageOf(error)}`), metadata };
   metadata.set('maas-error-code', error.code);
-  return { code: STATUS_BY_CODE[error.code] ?? INTERNAL, details: error.message, metadata };
+  return { code: STATUS_BY_CODE[error.code] ?? INTERNAL, details: details(error.message), metadata };
 }
 
 interface RepositoryRequest {
@@ -156,7 +161,10 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
           callback(status as grpc.ServiceError);
           finish(status.code!);
         },
-      );
+      ).catch((error: unknown) => {
+        // No call may end the process: what grpc-js throws while answering costs this call only.
+        core.logFailure('request-error', `a gRPC ${method} call failed inside the server: ${messageOf(error)}`);
+      });
     };
 
   server.addService(service, {

@@ -29,14 +29,18 @@ function answer(core: ServingCore, req: IncomingMessage): { status: number; body
 }
 
 export async function listenProbes(core: ServingCore, options: { host: string; port: number }): Promise<ProbeTransport> {
-  const server = createServer({ headersTimeout: PROBE_HEADERS_MS, requestTimeout: PROBE_HEADERS_MS }, (req: IncomingMessage, res: ServerResponse) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const { status, body, allow } = answer(core, req);
     const text = JSON.stringify(body);
     // A request body is never read: the connection closes after an answer to anything but a probe.
     const close = status !== 200 && status !== 503;
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...(allow ? { allow } : {}), ...(close ? { connection: 'close' } : {}) });
     res.end(req.method === 'HEAD' ? undefined : text);
-  });
+  };
+  // Timeouts are checked every second (node's default is 30 s), so a slow client goes at 5 s.
+  const server = createServer({ headersTimeout: PROBE_HEADERS_MS, requestTimeout: PROBE_HEADERS_MS, connectionsCheckingInterval: 1000 }, onRequest);
+  // `Expect: 100-continue` gets its answer with no 100 Continue: a body is never invited.
+  server.on('checkContinue', onRequest);
   const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);

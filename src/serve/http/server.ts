@@ -136,7 +136,7 @@ export async function listenHttp(core: ServingCore, options: { host: string; por
       const target = splitTarget(req.url ?? '');
       path = target.path;
       const matched = matchRoute(target.path);
-      if (!matched) throw new NoRoute(`no route for ${req.method} ${target.path}`);
+      if (!matched) throw new NoRoute(`no route for ${req.method} ${clipped(target.path)}`);
       const { route, params } = matched;
       // A request to a model's route is counted whatever fails first (method, token, body):
       // under the model's own labels once they resolve, as UNKNOWN until then.
