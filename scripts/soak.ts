@@ -33,7 +33,7 @@ try {
   console.log(`requests    ${load.requests} in ${load.seconds.toFixed(1)} s: ${(load.requests / load.seconds).toFixed(0)} req/s (${((load.statuses[200] ?? 0) / load.seconds).toFixed(0)} answered 200/s)`);
   console.log(`latency     p50 ${load.p50.toFixed(2)} ms, p99 ${load.p99.toFixed(2)} ms`);
   console.log(`statuses    ${JSON.stringify(load.statuses)}, connection errors ${load.connectionErrors}`);
-  console.log(`RSS         ${mib(result.rssAfterWarmup)} after ${result.warmupSeconds} s warm-up → ${mib(result.rssAtEnd)} at the end (${(result.rssGrowth * 100).toFixed(1)} %; medians of the first and last third of one reading a second)`);
+  console.log(`RSS         ${mib(result.rssAfterWarmup)} after ${result.warmupSeconds} s warm-up → ${mib(result.rssAtEnd)} at the end (${(result.rssGrowth * 100).toFixed(1)} %; medians of the middle and last third of one reading a second)`);
   console.log(JSON.stringify({ soak: { seconds: SECONDS, connections, rps: load.requests / load.seconds, p50: load.p50, p99: load.p99, statuses: load.statuses, connectionErrors: load.connectionErrors, rssAfterWarmup: result.rssAfterWarmup, rssAtEnd: result.rssAtEnd } }));
   if (unexpected.length > 0 || load.connectionErrors > 0 || result.rssGrowth >= 0.1) {
     console.error('soak FAILED: ' + [unexpected.length ? `statuses ${unexpected.join(', ')}` : '', load.connectionErrors ? `${load.connectionErrors} connection errors` : '', result.rssGrowth >= 0.1 ? 'RSS grew 10 % or more' : ''].filter(Boolean).join('; '));

@@ -66,6 +66,20 @@ describe('push --git and serving from a remote', () => {
     expect(execFileSync('git', ['--git-dir', origin, 'log', '--format=%s', 'main'], { encoding: 'utf8' })).toContain('register mlp@1');
   });
 
+  it('a push to a layout drops the half-copied blobs of a push that was killed, not those of one still running', async () => {
+    const reg = await makeRegistry();
+    await reg.cli('register', reg.fixture('mlp.onnx'));
+    const layout = join(reg.work, 'layout');
+    expect((await reg.cli('push', 'mlp@1', `oci-layout:${layout}`)).exitCode).toBe(0);
+    const blobs = join(layout, 'blobs/sha256');
+    // A pid no process has (above Linux's pid_max), and this test's own, still running.
+    const [killed, running] = [`.tmp-4194999-${'a'.repeat(12)}`, `.tmp-${process.pid}-${'b'.repeat(12)}`];
+    for (const name of [killed, running]) writeFileSync(join(blobs, name), 'half a blob');
+    expect((await reg.cli('push', 'mlp@1', `oci-layout:${layout}`)).exitCode).toBe(0);
+    expect(existsSync(join(blobs, killed))).toBe(false);
+    expect(existsSync(join(blobs, running))).toBe(true);
+  });
+
   it('maas serve oci-layout:PATH:TAG pulls into the cache registry, then serves it', async () => {
     const reg = await makeRegistry();
     await reg.cli('register', reg.fixture('mlp.onnx'));

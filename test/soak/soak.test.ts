@@ -20,7 +20,7 @@ describe('soak', () => {
     // More connections than the queue holds: admission control has to turn some away.
     const result = await soak({ cwd: reg.dir, env: reg.env, model: 'mlp', body, seconds: SECONDS, connections: 64, maxQueue: 16 });
     const { load } = result;
-    console.log(`soak ${SECONDS} s: ${load.requests} requests, ${(load.requests / load.seconds).toFixed(0)} req/s, p50 ${load.p50.toFixed(1)} ms, p99 ${load.p99.toFixed(1)} ms, statuses ${JSON.stringify(load.statuses)}, RSS ${(result.rssAfterWarmup / 2 ** 20).toFixed(1)} → ${(result.rssAtEnd / 2 ** 20).toFixed(1)} MiB (medians of the first and last third; readings ${result.rssSamples.map((r) => (r / 2 ** 20).toFixed(0)).join(' ')})`);
+    console.log(`soak ${SECONDS} s: ${load.requests} requests, ${(load.requests / load.seconds).toFixed(0)} req/s, p50 ${load.p50.toFixed(1)} ms, p99 ${load.p99.toFixed(1)} ms, statuses ${JSON.stringify(load.statuses)}, RSS ${(result.rssAfterWarmup / 2 ** 20).toFixed(1)} → ${(result.rssAtEnd / 2 ** 20).toFixed(1)} MiB (medians of the middle and last third; readings ${result.rssSamples.map((r) => (r / 2 ** 20).toFixed(0)).join(' ')})`);
     expect(load.connectionErrors).toBe(0);
     expect(Object.keys(load.statuses).filter((s) => s !== '200' && s !== '503')).toEqual([]);
     expect(load.statuses[200]).toBeGreaterThan(0);
