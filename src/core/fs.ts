@@ -25,6 +25,20 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/** Removes the temporary files of atomic writes (`tempName`) in `dir` whose writer is dead: kill -9 between write and rename. */
+export function removeDeadTemps(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const writer = name.startsWith('.tmp-') ? tempWriter(name) : undefined;
+    if (writer !== undefined && !processAlive(writer)) rmSync(join(dir, name), { force: true });
+  }
+}
+
 /** Writes through a temporary file and a rename, so readers see the old bytes or the new, never half. `mode` for secrets (0o600). */
 export function writeFileAtomic(path: string, data: string | Buffer, options: { mode?: number } = {}): void {
   makeFolders(dirname(path));

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Env } from '../core/context.js';
 import { MaasError } from '../core/errors.js';
-import { processAlive, tempWriter, writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
+import { removeDeadTemps, writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
 import type { Git } from './git.js';
 import { HISTORY_FILE, type Layout } from './layout.js';
 import { acquireLock } from './lock.js';
@@ -99,20 +99,6 @@ function branchLocks(gitDir: string): string[] {
       .map((name) => join(heads, name));
   } catch {
     return [];
-  }
-}
-
-/** Removes the temporary files of atomic writes whose writer is dead (kill -9 between write and rename). */
-function removeDeadTemps(dir: string): void {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    const writer = name.startsWith('.tmp-') ? tempWriter(name) : undefined;
-    if (writer !== undefined && !processAlive(writer)) rmSync(join(dir, name), { force: true });
   }
 }
 

@@ -2,10 +2,10 @@
  * An OCI image layout directory (image-spec "oci-layout"): the embedded remote that needs no
  * server, readable by standard tools (`skopeo copy oci:PATH:TAG ...`).
  */
-import { createReadStream, existsSync, lstatSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, lstatSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { MaasError } from '../core/errors.js';
-import { makeFolders, processAlive, tempName, tempWriter, writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
+import { makeFolders, removeDeadTemps, tempName, writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
 import { isDigest } from '../registry/layout.js';
 import { hashFile } from '../registry/store.js';
 import { type Descriptor, MAX_MANIFEST_BYTES } from '../registry/manifest.js';
@@ -41,19 +41,11 @@ export class OciLayout {
 
   /** Creates the layout if needed, and drops the half-copied blobs of a push that was killed. */
   ensure(): void {
-    if (this.exists()) return this.dropAbandonedCopies();
+    // A blob's name is its digest: a half-copied one a killed push left is no blob, and goes.
+    if (this.exists()) return removeDeadTemps(join(this.root, 'blobs', 'sha256'));
     makeFolders(join(this.root, 'blobs', 'sha256'));
     writeJsonAtomic(join(this.root, 'oci-layout'), { imageLayoutVersion: '1.0.0' });
     if (!existsSync(this.indexPath)) writeJsonAtomic(this.indexPath, { schemaVersion: 2, mediaType: INDEX_MEDIA_TYPE, manifests: [] });
-  }
-
-  /** Temporary blob files whose writer no longer runs: a blob's name is its digest, so these are no blob. */
-  private dropAbandonedCopies(): void {
-    const blobs = join(this.root, 'blobs', 'sha256');
-    for (const name of existsSync(blobs) ? readdirSync(blobs) : []) {
-      const writer = name.startsWith('.tmp-') ? tempWriter(name) : undefined;
-      if (writer !== undefined && !processAlive(writer)) rmSync(join(blobs, name), { force: true });
-    }
   }
 
   index(): Index {
