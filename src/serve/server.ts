@@ -144,7 +144,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       if (manager) return manager;
       throw new MaasError('MAAS_MODEL_NOT_READY', 'the models are still loading', { hint: 'Retry when /v2/health/ready answers 200.' });
     },
-    ready: () => manager?.ready ?? false,
+    ready: () => !draining && (manager?.ready ?? false),
     draining: () => draining,
     metrics,
     token: options.token,

@@ -26,6 +26,7 @@ export interface RequestLabels {
 export interface ServingCore {
   /** the manager once every model is loaded; MAAS_MODEL_NOT_READY before. */
   manager(): ModelManager;
+  /** readiness on every transport: the models to load at start are loaded, and shutdown has not begun. */
   ready(): boolean;
   /** set once shutdown starts: requests that arrive after it are turned away (503 / UNAVAILABLE). */
   draining(): boolean;

@@ -24,7 +24,8 @@ function rawExchange(url: string, text: string, waitMs = 20_000): Promise<{ answ
 }
 
 function scriptedCore(state: { ready: boolean; draining: boolean }): ServingCore {
-  return { ready: () => state.ready, draining: () => state.draining, logFailure: () => undefined } as unknown as ServingCore;
+  // As the server's own core: not ready once draining.
+  return { ready: () => state.ready && !state.draining, draining: () => state.draining, logFailure: () => undefined } as unknown as ServingCore;
 }
 
 describe('--health-port', () => {

@@ -26,7 +26,7 @@ export interface HealthService {
 
 export function healthService(core: ServingCore, grpcModule: typeof grpc): HealthService {
   const watches = new Set<() => void>();
-  const statusOf = (service: string): Status => (!SERVICES.has(service) ? 'SERVICE_UNKNOWN' : core.ready() && !core.draining() ? 'SERVING' : 'NOT_SERVING');
+  const statusOf = (service: string): Status => (!SERVICES.has(service) ? 'SERVICE_UNKNOWN' : core.ready() ? 'SERVING' : 'NOT_SERVING');
   const handlers = {
     Check(call: grpc.ServerUnaryCall<HealthRequest, unknown>, callback: grpc.sendUnaryData<{ status: Status }>) {
       const status = statusOf(call.request.service);

@@ -169,7 +169,7 @@ export async function listenGrpc(core: ServingCore, options: { host: string; por
 
   server.addService(service, {
     ServerLive: unary('ServerLive', false, () => ({ live: true })),
-    ServerReady: unary('ServerReady', true, () => ({ ready: core.ready() && !core.draining() })),
+    ServerReady: unary('ServerReady', true, () => ({ ready: core.ready() })),
     ServerMetadata: unary('ServerMetadata', true, () => ({ name: 'maas', version: core.version, extensions: EXTENSIONS })),
     ModelReady: unary('ModelReady', true, (r: { name: string; version: string }, labels) => {
       const slot = resolveSlot(core, r.name, r.version || undefined, labels);

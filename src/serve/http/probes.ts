@@ -5,9 +5,9 @@
  * but live and ready, as ServerLive and the gRPC health service do without a token.
  */
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { messageOf } from '../../core/errors.js';
-import { type ServingCore, listenError } from '../serving.js';
+import type { ServingCore } from '../serving.js';
+import { bindServer, trackSockets } from './listen.js';
 
 export interface ProbeTransport {
   url: string;
@@ -24,7 +24,7 @@ function answer(core: ServingCore, req: IncomingMessage): { status: number; body
   if (!PATHS.includes(path!)) return { status: 404, body: { error: `this port answers only ${PATHS.join(' and ')}; the API is on the main port` } };
   if (req.method !== 'GET' && req.method !== 'HEAD') return { status: 405, body: { error: `${req.method} is not allowed here` }, allow: 'GET, HEAD' };
   if (path === '/v2/health/live') return { status: 200, body: { live: true } };
-  const ready = core.ready() && !core.draining();
+  const ready = core.ready();
   return { status: ready ? 200 : 503, body: { ready } };
 }
 
@@ -41,25 +41,12 @@ export async function listenProbes(core: ServingCore, options: { host: string; p
   const server = createServer({ headersTimeout: PROBE_HEADERS_MS, requestTimeout: PROBE_HEADERS_MS, connectionsCheckingInterval: 1000 }, onRequest);
   // `Expect: 100-continue` gets its answer with no 100 Continue: a body is never invited.
   server.on('checkContinue', onRequest);
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port, options.host, () => resolve());
-    });
-  } catch (error) {
-    throw listenError(error, options.host, options.port, '--health-port');
-  }
+  const sockets = trackSockets(server);
+  const bound = await bindServer(server, options.host, options.port, '--health-port');
   server.on('error', (error) => core.logFailure('server-error', `the health port's socket failed, still listening: ${messageOf(error)}`));
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
-    url: `http://${host}:${address.port}`,
-    port: address.port,
+    url: `http://${bound.urlHost}:${bound.port}`,
+    port: bound.port,
     // Every answer is immediate, so nothing is in flight to wait for.
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());

@@ -192,7 +192,7 @@ export const ROUTES: Route[] = [
   { path: '/v2/health/live', methods: { GET: () => ok({ live: true }) }, auth: false, protocol: 'other', summary: 'liveness: the process answers', answer: 'Live', errors: [] },
   {
     path: '/v2/health/ready',
-    methods: { GET: ({ core }) => (core.ready() && !core.draining() ? ok({ ready: true }) : { status: 503, body: { ready: false } }) },
+    methods: { GET: ({ core }) => (core.ready() ? ok({ ready: true }) : { status: 503, body: { ready: false } }) },
     auth: true, protocol: 'other', summary: 'readiness: the models to load at start are loaded', answer: 'Ready', errors: [503],
   },
   { path: '/v2', methods: { GET: ({ core }) => ok({ name: 'maas', version: core.version, extensions: EXTENSIONS }) }, auth: true, protocol: 'other', summary: 'server metadata', answer: 'ServerMetadata', errors: [] },

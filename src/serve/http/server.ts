@@ -6,14 +6,15 @@
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MaasError, clipped, isMaasError, messageOf } from '../../core/errors.js';
 import { stringifyJson } from '../../inference/tensors.js';
 import { checkToken } from '../auth.js';
-import { type RequestLabels, type ServingCore, UNKNOWN, listenError } from '../serving.js';
+import { type RequestLabels, type ServingCore, UNKNOWN } from '../serving.js';
 import type { TlsMaterial } from '../tls.js';
 import { BodyParser } from './body.js';
+import { bindServer, trackSockets } from './listen.js';
 import { ACCEPTED_ENCODINGS } from './encoding.js';
 import { type Reply, type RouteRequest, matchRoute } from './routes.js';
 
@@ -200,36 +201,23 @@ export async function listenHttp(core: ServingCore, options: { host: string; por
   // A rotated certificate applies to the next handshake; connections already open keep theirs.
   options.tls?.onChange((material) => (server as ReturnType<typeof createHttpsServer>).setSecureContext(material));
   server.keepAliveTimeout = 65_000; // above common load balancer idle timeouts
-  // Every socket, from its accept on: closeAllConnections() misses one whose first request has
-  // not been parsed yet, and server.close() would wait for it until a timeout.
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
+  const sockets = trackSockets(server);
   // A client that fails the TLS handshake (plain HTTP on the TLS port, no client certificate) is dropped, not fatal.
   server.on('tlsClientError', (error: Error, socket: Socket) => {
     core.logEvent({ event: 'tls-refused', error: messageOf(error) });
     socket.destroy();
   });
 
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port, options.host, () => resolve());
-    });
-  } catch (error) {
+  const bound = await bindServer(server, options.host, options.port, '--port').catch((error: unknown) => {
     bodies.close();
-    throw listenError(error, options.host, options.port, '--port');
-  }
+    throw error;
+  });
   // Once listening, an error of the listening socket (EMFILE when clients hold every descriptor) is logged, not fatal.
   server.on('error', (error) => core.logFailure('server-error', `the server socket failed, still listening: ${messageOf(error)}`));
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
-    url: `${options.tls ? 'https' : 'http'}://${host}:${address.port}`,
-    host: address.address,
-    port: address.port,
+    url: `${options.tls ? 'https' : 'http'}://${bound.urlHost}:${bound.port}`,
+    host: bound.address,
+    port: bound.port,
     async close() {
       // Stop accepting, let requests in flight finish within the grace period (a client that
       // trickles its body could hold them for ever), then cut what is left.
