@@ -39,13 +39,18 @@ export class OciLayout {
     return existsSync(join(this.root, 'oci-layout'));
   }
 
-  /** Creates the layout if needed, and drops the half-copied blobs of a push that was killed. */
+  /**
+   * Creates the layout if needed, and mends what a killed push left: half-copied blobs (a blob's
+   * name is its digest, so they are no blobs) and a layout whose index was never written.
+   * The `oci-layout` marker is written last, so a layout that has it has its index too.
+   */
   ensure(): void {
-    // A blob's name is its digest: a half-copied one a killed push left is no blob, and goes.
-    if (this.exists()) return removeDeadTemps(join(this.root, 'blobs', 'sha256'));
-    makeFolders(join(this.root, 'blobs', 'sha256'));
-    writeJsonAtomic(join(this.root, 'oci-layout'), { imageLayoutVersion: '1.0.0' });
-    if (!existsSync(this.indexPath)) writeJsonAtomic(this.indexPath, { schemaVersion: 2, mediaType: INDEX_MEDIA_TYPE, manifests: [] });
+    const blobs = join(this.root, 'blobs', 'sha256');
+    makeFolders(blobs);
+    removeDeadTemps(blobs);
+    removeDeadTemps(this.root);
+    if (!lstatSync(this.indexPath, { throwIfNoEntry: false })) writeJsonAtomic(this.indexPath, { schemaVersion: 2, mediaType: INDEX_MEDIA_TYPE, manifests: [] });
+    if (!this.exists()) writeJsonAtomic(join(this.root, 'oci-layout'), { imageLayoutVersion: '1.0.0' });
   }
 
   index(): Index {

@@ -152,7 +152,9 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
   if (base) await checkBase(base); // before anything is sent
 
   const target: ImageTarget = remote.kind === 'layout' ? { kind: 'layout', layout: new OciLayout(remote.path) } : { kind: 'registry', client: clientFor(remote, ctx, options.plainHttp) };
+  // A registry answers its ping; a layout is made, or mended after a killed push, before its tags are read.
   if (target.kind === 'registry') await target.client.ping();
+  else target.layout.ensure();
   // Stored blobs are not hashed in a pass of their own: the layout hashes as it copies, the
   // registry client as it reads (cancelling the upload before its final PUT). When either refuses
   // one, a blob damaged here is said as such (exit 8).
@@ -172,7 +174,6 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
 
   if (target.kind === 'layout') {
     const { layout } = target;
-    layout.ensure();
     for (const blob of artifact.blobs) {
       const written = blob === artifact.manifest.config
         ? layout.putBlobBytes(artifact.configBytes, blob.digest)

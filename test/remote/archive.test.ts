@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { rawTar } from '../helpers/hostile-registry.js';
@@ -78,6 +78,21 @@ describe('push --git and serving from a remote', () => {
     expect((await reg.cli('push', 'mlp@1', `oci-layout:${layout}`)).exitCode).toBe(0);
     expect(existsSync(join(blobs, killed))).toBe(false);
     expect(existsSync(join(blobs, running))).toBe(true);
+  });
+
+  it('a push mends a layout that a kill left with its oci-layout marker but no index.json (as an older maas wrote them)', async () => {
+    const reg = await makeRegistry();
+    await reg.cli('register', reg.fixture('mlp.onnx'));
+    const layout = join(reg.work, 'layout');
+    mkdirSync(join(layout, 'blobs/sha256'), { recursive: true });
+    writeFileSync(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    const halfIndex = join(layout, `.tmp-4194999-${'c'.repeat(12)}`);
+    writeFileSync(halfIndex, '{"schemaVersion":');
+    const r = await reg.cli('push', 'mlp@1', `oci-layout:${layout}`);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(existsSync(halfIndex)).toBe(false);
+    const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8'));
+    expect(index.manifests.map((m: { annotations?: Record<string, string> }) => m.annotations?.['org.opencontainers.image.ref.name'])).toEqual(['1']);
   });
 
   it('maas serve oci-layout:PATH:TAG pulls into the cache registry, then serves it', async () => {
