@@ -123,13 +123,15 @@ export class OciLayout {
     return this.exists() ? this.index().manifests.find((m) => m.annotations?.[REF_NAME] === tag)?.digest : undefined;
   }
 
-  resolve(tag: string): Descriptor {
-    const entry = this.index().manifests.find((m) => m.annotations?.[REF_NAME] === tag);
+  /** The manifest a tag names, or one the index lists by its digest. */
+  resolve(reference: string): Descriptor {
+    const byDigest = isDigest(reference);
+    const entry = this.index().manifests.find((m) => (byDigest ? m.digest : m.annotations?.[REF_NAME]) === reference);
     if (!entry) {
       const tags = this.index().manifests.map((m) => m.annotations?.[REF_NAME]).filter(Boolean);
-      throw new MaasError('MAAS_REMOTE_NOT_FOUND', `${this.root} has no tag '${tag}'`, { hint: tags.length ? `Its tags: ${tags.join(', ')}.` : 'The layout is empty.' });
+      throw new MaasError('MAAS_REMOTE_NOT_FOUND', `${this.root} has no ${byDigest ? 'manifest' : 'tag'} '${reference}'`, { hint: tags.length ? `Its tags: ${tags.join(', ')}.` : 'The layout is empty.' });
     }
-    if (entry.mediaType !== MANIFEST_MEDIA_TYPE) throw new MaasError('MAAS_REMOTE_REJECTED', `tag '${tag}' names a ${entry.mediaType}, not an image manifest`);
+    if (entry.mediaType !== MANIFEST_MEDIA_TYPE) throw new MaasError('MAAS_REMOTE_REJECTED', `'${reference}' names a ${entry.mediaType}, not an image manifest`);
     return entry;
   }
 

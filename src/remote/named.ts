@@ -41,8 +41,10 @@ export async function changeRemote(options: { action: 'add' | 'rm'; name: string
   });
 }
 
-/** A remote argument: a name from maas.yaml (optionally `name:tag`), or a reference itself. */
+/** A remote argument: a name from maas.yaml (optionally `name:tag` or `name@sha256:…`), or a reference itself. */
 export function resolveRemoteName(text: string, remotes: Record<string, string>): string {
+  const at = text.indexOf('@sha256:');
+  if (at !== -1) return `${resolveRemoteName(text.slice(0, at), remotes)}${text.slice(at)}`;
   const named = ownRemote(remotes, text);
   if (named) return named;
   const colon = text.lastIndexOf(':');

@@ -1,9 +1,14 @@
-/** Remote references: `oci://host[:port]/repository[:tag]` and `oci-layout:PATH[:tag]`. */
+/**
+ * Remote references: `oci://host[:port]/repository[:tag][@sha256:…]` and
+ * `oci-layout:PATH[:tag][@sha256:…]`. A digest pins the manifest; with a tag beside it, as in
+ * docker, the digest decides and the tag is only a reminder.
+ */
 import { MaasError } from '../core/errors.js';
+import { isDigest } from '../registry/layout.js';
 
 export type RemoteRef =
-  | { kind: 'registry'; host: string; repository: string; tag: string | undefined; url: string }
-  | { kind: 'layout'; path: string; tag: string | undefined; url: string };
+  | { kind: 'registry'; host: string; repository: string; tag: string | undefined; digest: string | undefined; url: string }
+  | { kind: 'layout'; path: string; tag: string | undefined; digest: string | undefined; url: string };
 
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const REPOSITORY = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
@@ -14,7 +19,7 @@ export function isTag(text: string): boolean {
 
 function invalid(text: string, why: string): MaasError {
   return new MaasError('MAAS_USAGE', `'${text}' is not a remote: ${why}`, {
-    hint: 'Write oci://HOST[:PORT]/REPOSITORY[:TAG] (e.g. oci://ghcr.io/acme/mlp:2) or oci-layout:PATH[:TAG].',
+    hint: 'Write oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:DIGEST] (e.g. oci://ghcr.io/acme/mlp:2) or oci-layout:PATH[:TAG][@sha256:DIGEST].',
   });
 }
 
@@ -27,20 +32,36 @@ function splitTag(rest: string): [string, string | undefined] {
   return TAG.test(tag) ? [rest.slice(0, colon), tag] : [rest, undefined];
 }
 
+/** Splits a trailing `@sha256:…` off; `@` followed by anything else belongs to the path. */
+export function splitDigest(text: string): [string, string | undefined] {
+  const at = text.lastIndexOf('@sha256:');
+  if (at === -1) return [text, undefined];
+  const digest = text.slice(at + 1);
+  if (!isDigest(digest)) throw invalid(text, `'${digest.slice(0, 80)}' is not a digest (sha256: and 64 lowercase hex digits)`);
+  return [text.slice(0, at), digest];
+}
+
 export function parseRemote(text: string): RemoteRef {
-  if (text.startsWith('oci-layout:')) {
-    const [path, tag] = splitTag(text.slice('oci-layout:'.length));
+  const [named, digest] = splitDigest(text);
+  if (named.startsWith('oci-layout:')) {
+    const [path, tag] = splitTag(named.slice('oci-layout:'.length));
     if (!path) throw invalid(text, 'no path');
-    return { kind: 'layout', path, tag, url: text };
+    return { kind: 'layout', path, tag, digest, url: text };
   }
-  if (!text.startsWith('oci://')) throw invalid(text, 'unknown scheme');
-  const rest = text.slice('oci://'.length);
+  if (!named.startsWith('oci://')) throw invalid(text, 'unknown scheme');
+  const rest = named.slice('oci://'.length);
   const slash = rest.indexOf('/');
   const host = slash === -1 ? rest : rest.slice(0, slash);
   if (!host) throw invalid(text, 'no host');
   const [repository, tag] = slash === -1 ? ['', undefined] : splitTag(rest.slice(slash + 1));
   if (repository && !REPOSITORY.test(repository)) throw invalid(text, `'${repository}' is not a repository name (lowercase, / separated)`);
-  return { kind: 'registry', host, repository, tag, url: text };
+  if (digest && !repository) throw invalid(text, 'a digest needs a repository');
+  return { kind: 'registry', host, repository, tag, digest, url: text };
+}
+
+/** What to fetch: the digest when one is pinned, else the tag. */
+export function referenceOf(remote: RemoteRef): string | undefined {
+  return remote.digest ?? remote.tag;
 }
 
 /** A remote without a repository takes the model's name: `oci://host` + mlp → host/mlp. */

@@ -16,7 +16,7 @@ import { type ImageSource, type ImageTarget, type ModelcarResult, checkBase, pus
 import { OciLayout } from './layout.js';
 import { resolveRemoteName } from './named.js';
 import { type PushedReferrers, fetchLayoutReferrers, fetchReferrers, pushLayoutReferrers, pushReferrers } from './referrers.js';
-import { type RemoteRef, isLoopback, parseRemote, withRepository } from './ref.js';
+import { type RemoteRef, isLoopback, parseRemote, referenceOf, withRepository } from './ref.js';
 
 export interface TransferContext extends RegistryOptions {
   fetch?: typeof fetch;
@@ -106,11 +106,12 @@ export function remoteFor(registry: Registry, given: string | undefined, name: s
 /** `--modelcar-base`: a tagged image on a registry (oci://HOST/REPO:TAG) or in a layout (oci-layout:PATH:TAG). */
 export function baseImage(registry: Registry, text: string, ctx: TransferContext, plainHttp: boolean | undefined): ImageSource {
   const remote = parseRemote(resolveRemoteName(text, registry.config.remotes));
-  if (!remote.tag || (remote.kind === 'registry' && !remote.repository)) {
+  const reference = referenceOf(remote);
+  if (!reference || (remote.kind === 'registry' && !remote.repository)) {
     throw new MaasError('MAAS_USAGE', `--modelcar-base '${text}' names no image tag`, { hint: 'Name a fixed tag of an image with a shell, e.g. oci://registry.example.com/base/busybox:1.37.' });
   }
-  if (remote.kind === 'layout') return { kind: 'layout', layout: new OciLayout(remote.path), reference: remote.tag, name: text };
-  return { kind: 'registry', client: clientFor(remote, ctx, plainHttp), reference: remote.tag, name: `${remote.host}/${remote.repository}:${remote.tag}` };
+  if (remote.kind === 'layout') return { kind: 'layout', layout: new OciLayout(remote.path), reference, name: text };
+  return { kind: 'registry', client: clientFor(remote, ctx, plainHttp), reference, name: `${remote.host}/${remote.repository}${remote.digest ? `@${remote.digest}` : `:${remote.tag}`}` };
 }
 
 /** A remote as the user writes it, without a tag. */
@@ -137,6 +138,13 @@ export async function push(options: PushOptions, ctx: TransferContext): Promise<
   const { name, version } = registry.resolve(parseRef(options.ref));
   const artifact = readArtifact(registry, name, version);
   const remote = remoteFor(registry, options.remote, name);
+  if (remote.digest) throw new MaasError('MAAS_USAGE', `a push names tags, not a digest: '${remote.url}'`, { hint: `Push to ${remoteText(remote)}; the manifest's digest is what it is (maas show ${name}@${version} prints it).` });
+  // A number tag is a version's own (pull reads it as that version): NAME@1 as :2 would say otherwise.
+  if (remote.tag !== undefined && /^\d+$/.test(remote.tag) && remote.tag !== String(version)) {
+    throw new MaasError('MAAS_USAGE', `${remoteText(remote)}:${remote.tag} is version ${remote.tag}'s tag, not ${name}@${version}'s`, {
+      hint: `Push ${name}@${remote.tag} there, or give ${name}@${version} a name tag (${remoteText(remote)}:stable); every push also tags the version's own number, :${version}.`,
+    });
+  }
   const aliases = options.aliases ? Object.entries(registry.aliases(name)).filter(([, v]) => v === version).map(([a]) => a) : [];
   const tags = [...new Set([String(version), ...(remote.tag ? [remote.tag] : []), ...aliases])];
   const manifest: Descriptor & { artifactType: string } = {
@@ -244,14 +252,15 @@ export async function pull(options: PullOptions, ctx: TransferContext): Promise<
   const started = Date.now();
   const registry = await Registry.open(ctx);
   const remote = parseRemote(resolveRemoteName(options.remote, registry.config.remotes));
-  if (!remote.tag) throw new MaasError('MAAS_USAGE', `'${options.remote}' names no tag`, { hint: `Add the version: ${options.remote}:1.` });
+  const reference = referenceOf(remote);
+  if (!reference) throw new MaasError('MAAS_USAGE', `'${options.remote}' names no tag`, { hint: `Add the version, ${options.remote}:1, or pin a manifest, ${options.remote}@sha256:DIGEST.` });
   let source: ImportSource & { expectedDigest: string | undefined };
   let defaultName: string;
   let attestations: ReceivedAttestation[];
   if (remote.kind === 'layout') {
     const layout = new OciLayout(remote.path);
-    const descriptor = layout.resolve(remote.tag);
-    if (descriptor.size > MAX_MANIFEST_BYTES) throw new MaasError('MAAS_REMOTE_REJECTED', `the manifest for tag '${remote.tag}' claims ${descriptor.size} bytes (at most ${MAX_MANIFEST_BYTES})`, { hint: 'A maas manifest is a few KiB; this layout was not written by maas push.' });
+    const descriptor = layout.resolve(reference);
+    if (descriptor.size > MAX_MANIFEST_BYTES) throw new MaasError('MAAS_REMOTE_REJECTED', `the manifest for '${reference}' claims ${descriptor.size} bytes (at most ${MAX_MANIFEST_BYTES})`, { hint: 'A maas manifest is a few KiB; this layout was not written by maas push.' });
     const chunks: Buffer[] = [];
     for await (const chunk of layout.readBlob(descriptor)) chunks.push(Buffer.from(chunk));
     source = { manifestBytes: Buffer.concat(chunks), blob: async (d: Descriptor) => layout.readBlob(d), expectedDigest: descriptor.digest };
@@ -260,8 +269,9 @@ export async function pull(options: PullOptions, ctx: TransferContext): Promise<
   } else {
     if (!remote.repository) throw new MaasError('MAAS_USAGE', `'${options.remote}' names no repository`, { hint: 'Write oci://HOST/REPOSITORY:TAG.' });
     const client = clientFor(remote, ctx, options.plainHttp);
-    const manifest = await client.getManifest(remote.tag);
-    source = { manifestBytes: manifest.bytes, blob: (d: Descriptor) => client.getBlob(d), expectedDigest: manifest.digest };
+    const manifest = await client.getManifest(reference);
+    // A pinned digest is checked against the bytes, whatever digest the registry's header claims.
+    source = { manifestBytes: manifest.bytes, blob: (d: Descriptor) => client.getBlob(d), expectedDigest: remote.digest ?? manifest.digest };
     attestations = await fetchReferrers(client, manifest.digest ?? digestOf(manifest.bytes));
     defaultName = remote.repository.split('/').pop()!;
   }

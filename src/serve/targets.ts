@@ -8,6 +8,7 @@ import type { ServeTarget } from '../inference/manager.js';
 import { parseRef } from '../registry/refs.js';
 import type { RegistryOptions } from '../registry/registry.js';
 import { isRemoteTarget, pullForServing } from '../remote/cache.js';
+import { splitDigest } from '../remote/ref.js';
 import { type TrustFlags, loadTrustPolicy, pullAdmission } from '../trust/policy.js';
 
 export interface ServeTargets {
@@ -20,7 +21,7 @@ export interface ServeTargets {
 /** Which name a pulled reference is served under, and why: it need not be the repository's. */
 function servedNameLine(remote: string, served: string, byFlag: boolean): string {
   if (byFlag) return `serving it as '${served}' (--name)`;
-  const repository = /([^/:]+)(?::[^/:]*)?$/.exec(remote)?.[1];
+  const repository = /([^/:]+)(?::[^/:]*)?$/.exec(splitDigest(remote)[0])?.[1];
   const why = repository === served ? "the repository's name" : 'the name it was pushed under';
   return `serving it as '${served}', ${why} (--name picks another)`;
 }

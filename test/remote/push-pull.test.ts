@@ -69,6 +69,21 @@ describe('push and pull through an OCI image layout', () => {
     expect((await reg.cli('push', 'ranker@1', `oci-layout:${layout}/ranker`)).exitCode).toBe(0);
   });
 
+  it("refuses a number tag that is not the version's own: mlp@1 as :2 would make :2 name version 1 (exit 2)", async () => {
+    const reg = await registered();
+    expect((await reg.cli('register', reg.fixture('multi_io.onnx'), '--name', 'mlp')).exitCode).toBe(0);
+    const layout = join(reg.work, 'numbers');
+    expect((await reg.cli('push', 'mlp@2', `oci-layout:${layout}`)).exitCode).toBe(0);
+    const moved = await reg.cli('push', 'mlp@1', `oci-layout:${layout}:2`, '--json');
+    expect(moved.exitCode).toBe(2);
+    expect(moved.json().error).toMatchObject({ code: 'MAAS_USAGE', message: expect.stringContaining("is version 2's tag, not mlp@1's"), hint: expect.stringContaining('Push mlp@2 there') });
+    const fresh = await reg.cli('push', 'mlp@1', `oci-layout:${layout}:7`);
+    expect(fresh.exitCode).toBe(2);
+    expect(JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')).manifests).toHaveLength(1);
+    expect((await reg.cli('push', 'mlp@1', `oci-layout:${layout}:1`)).exitCode).toBe(0);
+    expect((await reg.cli('push', 'mlp@1', `oci-layout:${layout}:stable`)).exitCode).toBe(0);
+  });
+
   it("takes maas.yaml's defaults.remote as a namespace: each model to a repository of its name", async () => {
     const reg = await registered();
     expect((await reg.cli('register', reg.fixture('multi_io.onnx'), '--name', 'ranker')).exitCode).toBe(0);
@@ -265,6 +280,33 @@ describe.skipIf(!HAVE_REGISTRY && !REQUIRE_TOOLS)('push and pull through a real 
     const r = await runCli(['pull', `oci://${oci.host}/team/mlp:9`], { cwd: reg.dir, env: withCreds(reg, oci) });
     expect(r.exitCode).toBe(5);
     expect(r.stderr).toContain('MANIFEST_UNKNOWN');
+  });
+
+  it('pulls a manifest pinned by digest (REPO@sha256:…, REPO:TAG@sha256:…), from a registry and from a layout', async () => {
+    const oci = await startOciRegistry();
+    const reg = await registered();
+    const pushed = await runCli(['push', 'mlp@1', `oci://${oci.host}/team/mlp`, '--json'], { cwd: reg.dir, env: withCreds(reg, oci) });
+    const digest: string = pushed.json().manifestDigest;
+    const layout = join(reg.work, 'pinned');
+    expect((await reg.cli('push', 'mlp@1', `oci-layout:${layout}`)).exitCode).toBe(0);
+    for (const remote of [`oci://${oci.host}/team/mlp@${digest}`, `oci://${oci.host}/team/mlp:1@${digest}`, `oci-layout:${layout}@${digest}`]) {
+      const other = await makeRegistry();
+      const pulled = await runCli(['pull', remote, '--name', 'mlp', '--json'], { cwd: other.dir, env: withCreds(other, oci) });
+      expect(pulled.exitCode, `${remote}: ${pulled.stdout}`).toBe(0);
+      expect(pulled.json()).toMatchObject({ name: 'mlp', version: 1, manifestDigest: digest });
+    }
+    const absent = `sha256:${'0'.repeat(64)}`;
+    const missing = await runCli(['pull', `oci://${oci.host}/team/mlp@${absent}`], { cwd: reg.dir, env: withCreds(reg, oci) });
+    expect(missing.exitCode).toBe(5);
+    expect(missing.stderr).toContain('MANIFEST_UNKNOWN');
+    const notInLayout = await reg.cli('pull', `oci-layout:${layout}@${absent}`, '--json');
+    expect(notInLayout.json().error).toMatchObject({ code: 'MAAS_REMOTE_NOT_FOUND', message: expect.stringContaining(`no manifest '${absent}'`) });
+    const malformed = await reg.cli('pull', `oci://${oci.host}/team/mlp@sha256:abc`, '--json');
+    expect(malformed.exitCode).toBe(2);
+    expect(malformed.json().error.message).toContain('is not a digest');
+    const pushToDigest = await reg.cli('push', 'mlp@1', `oci-layout:${layout}@${digest}`, '--json');
+    expect(pushToDigest.exitCode).toBe(2);
+    expect(pushToDigest.json().error.message).toContain('a push names tags, not a digest');
   });
 });
 
