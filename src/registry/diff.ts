@@ -2,6 +2,7 @@
 import { MaasError } from '../core/errors.js';
 import { diffSignatures, type SignatureChange } from '../onnx/signature-diff.js';
 import { type MachineFingerprint, type VersionProfile, readProfiles } from './profiles.js';
+import { ANNOTATIONS } from './manifest.js';
 import { formatRef, parseRef } from './refs.js';
 import { Registry, type RegistryOptions, type VersionRecord } from './registry.js';
 
@@ -96,6 +97,15 @@ export function checkRegression(latency: LatencyComparison[], thresholdPct: numb
   return worst && { thresholdPct, regressed: worst.changePct > thresholdPct, worst };
 }
 
+/** Each stored file of a version by its path in the version, to its digest. */
+function filesOf(record: VersionRecord): Map<string, string> {
+  return new Map(record.manifest.layers.map((l) => [l.annotations?.[ANNOTATIONS.filepath] ?? '', l.digest]));
+}
+
+function graphPath(record: VersionRecord): string {
+  return record.manifest.layers[0]!.annotations?.[ANNOTATIONS.filepath] ?? '';
+}
+
 function side(record: VersionRecord): DiffSide {
   const { onnx } = record;
   return {
@@ -118,9 +128,18 @@ export async function diffVersions(options: DiffOptions, ctx: RegistryOptions): 
   const [a, b] = [side(ra), side(rb)];
   const signatureChanges = diffSignatures(ra.onnx.signature, rb.onnx.signature);
   const otherChanges: string[] = [];
-  if (a.opsets !== b.opsets) otherChanges.push(`opsets ${a.opsets} → ${b.opsets}`);
-  if (a.parameterCount !== b.parameterCount) otherChanges.push(`parameters ${a.parameterCount} → ${b.parameterCount}`);
-  if (ra.onnx.irVersion !== rb.onnx.irVersion) otherChanges.push(`IR version ${ra.onnx.irVersion} → ${rb.onnx.irVersion}`);
+  const change = (label: string, from: string, to: string) => otherChanges.push(`${label.padEnd(12)} ${from} → ${to}`);
+  const short = (digest: string | undefined) => (digest ? digest.slice('sha256:'.length, 'sha256:'.length + 12) : 'absent');
+  if (a.opsets !== b.opsets) change('opsets', a.opsets, b.opsets);
+  if (a.parameterCount !== b.parameterCount) change('parameters', a.parameterCount.toLocaleString('en-US'), b.parameterCount.toLocaleString('en-US'));
+  if (ra.onnx.irVersion !== rb.onnx.irVersion) change('IR version', String(ra.onnx.irVersion), String(rb.onnx.irVersion));
+  // The graph file's digest is the version's digest: external data files are compared one by one.
+  const [filesA, filesB] = [filesOf(ra), filesOf(rb)];
+  const dataFiles = [...new Set([...filesA.keys(), ...filesB.keys()])].filter((path) => path !== graphPath(ra) && path !== graphPath(rb));
+  for (const path of dataFiles) {
+    const [from, to] = [filesA.get(path), filesB.get(path)];
+    if (from !== to) change('data file', `${path} ${short(from)}`, short(to));
+  }
   const [profilesA, profilesB] = [readProfiles(registry, ra), readProfiles(registry, rb)];
   const latency = compareProfiles(profilesA, profilesB);
   let regression: RegressionCheck | undefined;
@@ -137,7 +156,7 @@ export async function diffVersions(options: DiffOptions, ctx: RegistryOptions): 
   return {
     a,
     b,
-    sameBytes: a.digest === b.digest,
+    sameBytes: a.digest === b.digest && dataFiles.every((path) => filesA.get(path) === filesB.get(path)),
     sameGraph: a.graphFingerprint === b.graphFingerprint,
     signatureChanges,
     otherChanges,

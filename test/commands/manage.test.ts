@@ -137,6 +137,21 @@ describe('inspecting and managing versions', () => {
     expect((await reg.cli('diff', 'seq@1', 'seq@2', '--json')).json().signatureChanges.map((c: { message: string }) => c.message)).toEqual(changes);
   });
 
+  it('diff: versions whose graph file is the same but whose external data differs are not identical bytes', async () => {
+    const reg = await makeRegistry();
+    const [graph, data] = [reg.fixture('mlp_external.onnx'), reg.fixture('mlp_external.onnx.data')];
+    expect((await reg.cli('register', graph)).exitCode).toBe(0);
+    const bytes = readFileSync(data);
+    bytes[10] = bytes[10]! ^ 0x01;
+    writeFileSync(data, bytes);
+    expect((await reg.cli('register', graph)).exitCode).toBe(0);
+    const diff = await reg.cli('diff', 'mlp_external@1', 'mlp_external@2');
+    expect(diff.stdout).not.toContain('identical bytes');
+    expect(diff.stdout).toMatch(/data file {4}mlp_external\.onnx\.data [0-9a-f]{12} → [0-9a-f]{12}/);
+    expect((await reg.cli('diff', 'mlp_external@1', 'mlp_external@2', '--json')).json()).toMatchObject({ sameBytes: false, sameGraph: false });
+    expect((await reg.cli('diff', 'mlp_external@1', 'mlp_external@1', '--json')).json()).toMatchObject({ sameBytes: true });
+  });
+
   it('verify: passes on a healthy registry, finds corrupt and missing blobs (exit 8)', async () => {
     const reg = await populated();
     const ok = await reg.cli('verify');
