@@ -378,6 +378,29 @@ export function jsonDataText(tensor: WireTensor): string {
   return `[${(data as NumericData).join(',')}]`;
 }
 
+/** Elements of one slice of a large JSON answer: a few milliseconds of writing each. */
+export const JSON_SLICE_ELEMENTS = 1 << 16;
+
+/**
+ * `jsonDataText` for a tensor of any size, as UTF-8 pieces. One of millions of values is written
+ * a slice at a time, each turned into bytes at once, and the event loop runs between slices, so
+ * that one large answer does not hold up every other request (a liveness probe waited seconds
+ * behind a 44 MB answer).
+ */
+export async function jsonDataInSlices(tensor: WireTensor): Promise<Buffer[]> {
+  const { data } = tensor;
+  const pieces: Buffer[] = [];
+  for (let start = 0; start < data.length || start === 0; start += JSON_SLICE_ELEMENTS) {
+    if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    const end = Math.min(start + JSON_SLICE_ELEMENTS, data.length);
+    const slice = Array.isArray(data) ? data.slice(start, end) : data.subarray(start, end);
+    const text = jsonDataText({ type: tensor.type, dims: [end - start], data: slice }).slice(1, -1);
+    pieces.push(Buffer.from(`${start === 0 ? '[' : ','}${text}`));
+  }
+  pieces.push(Buffer.from(']'));
+  return pieces;
+}
+
 /** JSON text of a response, with the exact digits of the int64 values `toJsonData(t, true)` marked. */
 export function stringifyJson(value: unknown): string {
   const text = JSON.stringify(value);

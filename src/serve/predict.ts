@@ -27,7 +27,7 @@ export async function predict(options: PredictOptions, ctx: RegistryOptions): Pr
   );
   try {
     const outputs = await runtime.infer({ feeds: parsed.feeds, outputs: parsed.outputs });
-    const encoded = encodeInferResponse({ model: name, version, id: parsed.id, outputs, order: parsed.outputs, binaryOutputs: new Set() });
+    const encoded = await encodeInferResponse({ model: name, version, id: parsed.id, outputs, order: parsed.outputs, binaryOutputs: new Set() });
     return JSON.parse(encoded.body.toString()) as Record<string, unknown>;
   } finally {
     await runtime.close();

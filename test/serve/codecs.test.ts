@@ -173,3 +173,22 @@ describe('Content-Encoding on request bodies', () => {
     expect((await server.post('/v2/models/mlp/infer', infer)).status).toBe(200);
   });
 });
+
+describe('large JSON answers', () => {
+  it('writes an answer of 200,003 values in slices, value for value, NaN and Infinity as null', async () => {
+    const reg = await makeRegistry();
+    expect((await reg.cli('register', writeModel(reg.work, 'wide.onnx', identity(DataType.FLOAT, ['n'])), '--name', 'wide')).exitCode).toBe(0);
+    const server = await serveRegistry(reg);
+    const values = Float32Array.from({ length: 200_003 }, (_, i) => (i - 100_000) / 3);
+    values[70_000] = NaN;
+    values[150_000] = -Infinity;
+    const header = JSON.stringify({ id: 'wide-1', inputs: [{ name: 'x', shape: [values.length], datatype: 'FP32', parameters: { binary_data_size: values.byteLength } }] });
+    const r = await server.post('/v2/models/wide/infer', Buffer.concat([Buffer.from(header), Buffer.from(values.buffer)]), { 'inference-header-content-length': String(header.length) });
+    expect(r.status, r.raw.toString().slice(0, 200)).toBe(200);
+    expect(r.headers.get('content-type')).toBe('application/json');
+    const [output] = r.json.outputs;
+    expect(r.json.id).toBe('wide-1');
+    expect(output).toMatchObject({ name: 'y', datatype: 'FP32', shape: [values.length] });
+    expect(output.data).toEqual(Array.from(values, (v) => (Number.isFinite(v) ? v : null)));
+  });
+});

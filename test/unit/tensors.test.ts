@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { concatBatch, fromBinary, fromJsonData, halfToNumber, jsonDataText, nest, numberToHalf, shapeMismatch, splitBatch, stringifyJson, toBinary, toJsonData, type WireTensor } from '../../src/inference/tensors.js';
+import { JSON_SLICE_ELEMENTS, concatBatch, fromBinary, fromJsonData, halfToNumber, jsonDataInSlices, jsonDataText, nest, numberToHalf, shapeMismatch, splitBatch, stringifyJson, toBinary, toJsonData, type WireTensor } from '../../src/inference/tensors.js';
 import { isBatchable } from '../../src/inference/runtime.js';
 
 describe('tensor conversion', () => {
@@ -74,6 +74,26 @@ describe('tensor conversion', () => {
     for (const tensor of tensors) expect(jsonDataText(tensor)).toBe(stringifyJson(toJsonData(tensor, true)));
     expect(jsonDataText(tensors[3]!)).toBe('[-9223372036854775808,0,9007199254740993]');
     expect(JSON.parse(jsonDataText(tensors[1]!))).toEqual([1, null, null]);
+  });
+
+  it('writes a large JSON answer in slices, the same text, letting the event loop run between them', async () => {
+    const n = JSON_SLICE_ELEMENTS * 3 + 5;
+    const floats = Float32Array.from({ length: n }, (_, i) => i / 7);
+    floats[JSON_SLICE_ELEMENTS + 1] = NaN; // a slice with non-finite values, beside ones without
+    const tensors: WireTensor[] = [
+      { type: 'float32', dims: [n], data: floats },
+      { type: 'int64', dims: [n], data: BigInt64Array.from({ length: n }, (_, i) => BigInt(i) * 9007199254740993n) },
+      { type: 'float16', dims: [n], data: Uint16Array.from({ length: n }, (_, i) => i % 0x7c00) },
+      { type: 'bool', dims: [n], data: Uint8Array.from({ length: n }, (_, i) => i % 2) },
+      { type: 'string', dims: [n], data: Array.from({ length: n }, (_, i) => `s"${i}`) },
+    ];
+    for (const tensor of tensors) {
+      let otherWorkRan = false;
+      const writing = jsonDataInSlices(tensor);
+      setImmediate(() => (otherWorkRan = true));
+      expect(Buffer.concat(await writing).toString()).toBe(jsonDataText(tensor));
+      expect(otherWorkRan, tensor.type).toBe(true);
+    }
   });
 
   it('rounds numbers to float16 bits straight from float64, to nearest even', () => {

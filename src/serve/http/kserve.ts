@@ -6,7 +6,7 @@ import { constants } from 'node:buffer';
 import { MaasError } from '../../core/errors.js';
 import type { Signature } from '../../onnx/inspect.js';
 import { type ParsedInfer, badInput, decodeInferRequest } from '../../inference/protocol.js';
-import { jsonDataText, kserveDatatype, toBinary, type WireTensor } from '../../inference/tensors.js';
+import { JSON_SLICE_ELEMENTS, jsonDataInSlices, jsonDataText, kserveDatatype, toBinary, type WireTensor } from '../../inference/tensors.js';
 
 export const HEADER_LENGTH = 'inference-header-content-length';
 
@@ -42,16 +42,50 @@ export interface EncodedResponse {
   headers: Record<string, string>;
 }
 
-export function encodeInferResponse(args: { model: string; version: number; id: string | undefined; outputs: Record<string, WireTensor>; order: string[]; binaryOutputs: Set<string> }): EncodedResponse {
+interface InferAnswer {
+  model: string;
+  version: number;
+  id: string | undefined;
+  outputs: Record<string, WireTensor>;
+  order: string[];
+  binaryOutputs: Set<string>;
+}
+
+/**
+ * The answer at once when every JSON output is small (no await on a tiny model's path); a
+ * promise when one is large, written in slices so that other requests are answered meanwhile.
+ */
+export function encodeInferResponse(args: InferAnswer): EncodedResponse | Promise<EncodedResponse> {
+  const isLarge = (name: string) => !args.binaryOutputs.has(name) && args.outputs[name]!.data.length > JSON_SLICE_ELEMENTS;
+  if (!args.order.some(isLarge)) return encodeWith(args, NONE_WRITTEN);
+  const large = args.order.filter(isLarge);
+  return (async () => {
+    const written = new Map<string, Buffer[]>();
+    for (const name of large) written.set(name, await jsonDataInSlices(args.outputs[name]!));
+    return encodeWith(args, written);
+  })();
+}
+
+const NONE_WRITTEN = new Map<string, Buffer[]>();
+
+/** `written`: the JSON data of the outputs already written in slices, as bytes. */
+function encodeWith(args: InferAnswer, written: Map<string, Buffer[]>): EncodedResponse {
   // Written as text piece by piece, not built as objects for JSON.stringify: on a tiny model this
   // is a fifth of the server's own time per request (BENCHMARKS.md).
+  const jsonPieces: Buffer[] = [];
   const chunks: Buffer[] = [];
   let text = `{"model_name":${JSON.stringify(args.model)},"model_version":"${args.version}",${args.id === undefined ? '' : `"id":${JSON.stringify(args.id)},`}"outputs":[`;
   args.order.forEach((name, i) => {
     const tensor = args.outputs[name]!;
     text += `${i === 0 ? '' : ','}{"name":${JSON.stringify(name)},"datatype":"${kserveDatatype(tensor.type)}","shape":[${tensor.dims.join(',')}],`;
     if (!args.binaryOutputs.has(name)) {
-      text += `"data":${jsonDataText(tensor)}}`;
+      const slices = written.get(name);
+      if (!slices) {
+        text += `"data":${jsonDataText(tensor)}}`;
+        return;
+      }
+      jsonPieces.push(Buffer.from(`${text}"data":`), ...slices);
+      text = '}';
       return;
     }
     const bytes = toBinary(tensor);
@@ -59,8 +93,9 @@ export function encodeInferResponse(args: { model: string; version: number; id: 
     text += `"parameters":{"binary_data_size":${bytes.length}}}`;
   });
   text += ']}';
-  if (chunks.length === 0) return { body: text, headers: { 'content-type': 'application/json' } };
-  const json = Buffer.from(text);
+  if (jsonPieces.length === 0 && chunks.length === 0) return { body: text, headers: { 'content-type': 'application/json' } };
+  const json = Buffer.concat([...jsonPieces, Buffer.from(text)]);
+  if (chunks.length === 0) return { body: json, headers: { 'content-type': 'application/json' } };
   return {
     body: Buffer.concat([json, ...chunks]),
     headers: { 'content-type': 'application/octet-stream', [HEADER_LENGTH]: String(json.length) },

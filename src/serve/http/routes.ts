@@ -58,7 +58,8 @@ async function kserveInfer({ req, params, labels, core, bodies }: RouteRequest):
   let runtime = core.manager().acquire(slot);
   if (runtime instanceof Promise) runtime = await runtime;
   const outputs = await infer(core, runtime, parsed.feeds, parsed.outputs);
-  const encoded = encodeInferResponse({ model: slot.name, version: slot.version, id: parsed.id, outputs, order: parsed.outputs, binaryOutputs: parsed.binaryOutputs });
+  let encoded = encodeInferResponse({ model: slot.name, version: slot.version, id: parsed.id, outputs, order: parsed.outputs, binaryOutputs: parsed.binaryOutputs });
+  if (encoded instanceof Promise) encoded = await encoded;
   return ok(encoded.body, encoded.headers);
 }
 
