@@ -45,7 +45,7 @@ export const serveCommand = defineCommand({
     workers: option.integer('--workers <n>', 'inference workers (sessions) per model version', { defaultText: yamlOr(SERVING_DEFAULTS.workers) }),
     maxBatch: option.integer('--max-batch <n>', 'rows merged into one run by dynamic batching; 1 turns it off', { defaultText: yamlOr(SERVING_DEFAULTS.maxBatch) }),
     batchDelayMs: option.integer('--batch-delay-ms <ms>', 'how long an under-full batch waits for more requests', { min: 0, defaultText: yamlOr(SERVING_DEFAULTS.batchDelayMs) }),
-    maxQueue: option.integer('--max-queue <n>', 'queued requests per version before 503 / RESOURCE_EXHAUSTED', { defaultText: yamlOr(SERVING_DEFAULTS.maxQueue) }),
+    maxQueue: option.integer('--max-queue <n>', 'queued requests per version before 503 / UNAVAILABLE', { defaultText: yamlOr(SERVING_DEFAULTS.maxQueue) }),
     memoryBudget: option.custom('--memory-budget <size>', 'load versions on first request and unload the least recently used idle one to stay under this much measured memory (8GB, 512MiB)', parseSize('--memory-budget'), { defaultText: 'none: load every version at start' }),
     maxLoadedModels: option.integer('--max-loaded-models <n>', 'likewise, at most this many versions loaded at once', { defaultText: 'no limit' }),
     keepAlive: option.custom('--keep-alive <duration>', 'unload a version idle this long (5m, 1h); it loads again on its next request', parseKeepAlive, { defaultText: 'maas.yaml keepAlive, else never' }),

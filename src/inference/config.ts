@@ -19,7 +19,7 @@ export interface RuntimeOptions {
   maxBatch: number;
   /** how long an under-full batch waits for company (Triton's max_queue_delay). */
   batchDelayMs: number;
-  /** queued requests per version before MAAS_OVERLOADED (503 / RESOURCE_EXHAUSTED). */
+  /** queued requests per version before MAAS_OVERLOADED (503 / UNAVAILABLE). */
   maxQueue: number;
   /** a CPU model whose one-row run takes at most this many µs also runs small requests on the main thread (runtime.ts); 0: never. */
   inlineUs: number;

@@ -126,6 +126,14 @@ describe('gRPC (Open Inference Protocol)', () => {
     }
     const fp16 = await statusOf(client.call('ModelInfer', { model_name: 'types', inputs: ALL_TYPES.map(([t]) => ({ name: `x_${t}`, datatype: DATATYPE[t], shape: [2, 2], contents: {} })) }));
     expect(fp16).toBe('INVALID_ARGUMENT');
+    // Protobuf floats carry NaN and ±Infinity (JSON cannot): typed contents take them as raw contents do.
+    for (const [t, field] of [['float32', 'fp32_contents'], ['float64', 'fp64_contents']] as const) {
+      const special = [NaN, Infinity, -Infinity, 1.5];
+      const typed = decodeModelInfer({ model_name: 'types', model_version: '', id: '', inputs: [{ name: `x_${t}`, datatype: DATATYPE[t]!, shape: ['2', '2'], contents: { [field]: special } }], outputs: [], raw_input_contents: [] }, { ...signature, inputs: signature.inputs.filter((i) => i.name === `x_${t}`) } as never);
+      expect(Array.from(typed.feeds[`x_${t}`]!.data as Float32Array), t).toEqual(special);
+    }
+    const inf = await client.call('ModelInfer', { model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: [1, 2, 3, Infinity] } }] });
+    expect(inf.outputs[0].shape).toEqual(['1', '3']);
   });
 
   it('maps errors to the statuses a Triton client expects', async () => {
@@ -223,18 +231,19 @@ describe('gRPC (Open Inference Protocol)', () => {
     const deadlines = await Promise.all(Array.from({ length: 3 }, (_, i) => statusOf(client.call('ModelInfer', request(i), { deadlineMs: 1 }))));
     expect(deadlines).toContain('DEADLINE_EXCEEDED');
     const flood = await Promise.all(Array.from({ length: 12 }, (_, i) => statusOf(client.call('ModelInfer', request(i)))));
-    expect(flood).toContain('RESOURCE_EXHAUSTED');
+    // A full queue is UNAVAILABLE, as Triton answers it ("Exceeds maximum queue size"): clients retry it.
+    expect(flood).toContain('UNAVAILABLE');
     expect(flood.filter((s) => s === 'OK').length).toBeGreaterThanOrEqual(3);
-    expect(flood.every((s) => s === 'OK' || s === 'RESOURCE_EXHAUSTED')).toBe(true);
+    expect(flood.every((s) => s === 'OK' || s === 'UNAVAILABLE')).toBe(true);
     // Triton's statistics: a full queue's call is a failure, and only successes have compute times.
     // (A call past its deadline may not reach the server, or finish there after the client gave up.)
     const stats = (await server.get('/v2/models/slow/stats')).json.model_stats[0];
     expect(stats.inference_stats.success.count).toBeGreaterThanOrEqual(flood.filter((s) => s === 'OK').length);
-    expect(stats.inference_stats.fail.count).toBeGreaterThanOrEqual(flood.filter((s) => s === 'RESOURCE_EXHAUSTED').length);
+    expect(stats.inference_stats.fail.count).toBeGreaterThanOrEqual(flood.filter((s) => s === 'UNAVAILABLE').length);
     for (const part of ['queue', 'compute_input', 'compute_infer', 'compute_output']) expect(stats.inference_stats[part].count, part).toBe(stats.inference_stats.success.count);
     const metrics = (await server.get('/metrics')).text;
     expect(metrics).toMatch(/maas_requests_total\{model="slow",version="1",protocol="grpc",code="OK"\} \d+/);
-    expect(metrics).toMatch(/maas_requests_total\{model="slow",version="1",protocol="grpc",code="RESOURCE_EXHAUSTED"\} \d+/);
+    expect(metrics).toMatch(/maas_requests_total\{model="slow",version="1",protocol="grpc",code="UNAVAILABLE"\} \d+/);
   });
 
   it('refuses a message over --max-body-mb with RESOURCE_EXHAUSTED, and turns calls away with UNAVAILABLE once it drains', async () => {

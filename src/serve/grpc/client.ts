@@ -76,7 +76,10 @@ function asMaasError(error: grpc.ServiceError, address: string, sentCertificate:
     case 3: return new MaasError('MAAS_BAD_INPUT', details, { hint: 'Fix the request; the message says what is wrong with it.' });
     case 5: return new MaasError(code === 'MAAS_VERSION_NOT_FOUND' ? 'MAAS_VERSION_NOT_FOUND' : 'MAAS_MODEL_NOT_FOUND', details, { hint: 'ModelMetadata (or GET /v2/models/NAME over REST) lists the versions the server serves.' });
     case 16: return new MaasError('MAAS_REMOTE_UNAUTHORIZED', details, { hint: 'Pass the server\'s token with --token (or MAAS_TOKEN).' });
-    case 14: return connectionFailure(`${address} over gRPC`, details, sentCertificate, 'Check the address and that the server runs with --grpc-port; with TLS, pass --tls-ca, and --tls-cert with --tls-key when it asks for client certificates.');
+    // UNAVAILABLE with a maas code is the server's answer (queue full, loading, draining), not a failed connection.
+    case 14:
+      if (code !== undefined) return new MaasError('MAAS_REMOTE_REJECTED', `the server answered 14 (UNAVAILABLE): ${details}`, { hint: 'The server is busy, loading the model or stopping: retry after a moment.' });
+      return connectionFailure(`${address} over gRPC`, details, sentCertificate, 'Check the address and that the server runs with --grpc-port; with TLS, pass --tls-ca, and --tls-cert with --tls-key when it asks for client certificates.');
     case 4: return new MaasError('MAAS_TIMEOUT', details, { hint: 'Raise --timeout-ms.' });
     // grpc-js refuses an oversized message before maas sees it, in its own words and without maas-error-code.
     case 8:
@@ -85,7 +88,7 @@ function asMaasError(error: grpc.ServiceError, address: string, sentCertificate:
       }
       // As REST's 507: the version cannot fit beside the pinned ones, and no retry helps.
       if (code === 'MAAS_BUDGET_EXCEEDED') return new MaasError('MAAS_BUDGET_EXCEEDED', details, { hint: BUDGET_EXCEEDED_HINT });
-      return new MaasError('MAAS_REMOTE_REJECTED', `the server answered 8 (RESOURCE_EXHAUSTED): ${details}`, { hint: 'The server is busy: retry after a moment.' });
+      return new MaasError('MAAS_REMOTE_REJECTED', `the server answered 8 (RESOURCE_EXHAUSTED): ${details}`, { hint: 'The server lacks the resources for it now: retry after a moment.' });
     default: return new MaasError('MAAS_REMOTE_REJECTED', `the server answered ${error.code}: ${details}`);
   }
 }

@@ -58,9 +58,8 @@ function dimsOf(shape: (string | number)[]): unknown[] {
   return shape.map((d) => (typeof d === 'number' ? d : /^\d{1,16}$/.test(d) ? Number(d) : Number.NaN));
 }
 
-function bigints(name: string, type: 'int64' | 'uint64', values: string[], dims: number[]): TensorData {
+function checkCount(name: string, values: unknown[], dims: number[]): void {
   if (values.length !== elementCount(dims)) throw badInput(`input '${name}': shape [${dims.join(', ')}] needs ${elementCount(dims)} elements, ${values.length} given`);
-  return type === 'int64' ? BigInt64Array.from(values, BigInt) : BigUint64Array.from(values, BigInt);
 }
 
 function fromContents(name: string, type: OrtType, dims: number[], contents: InferTensorContents): TensorData {
@@ -69,7 +68,15 @@ function fromContents(name: string, type: OrtType, dims: number[], contents: Inf
   const values = contents[field] ?? [];
   const elsewhere = (Object.keys(CONTENTS_FIELD) as OrtType[]).map((t) => CONTENTS_FIELD[t]!).find((f) => f !== field && (contents[f]?.length ?? 0) > 0);
   if (values.length === 0 && elsewhere && elementCount(dims) > 0) throw badInput(`input '${name}' is ${kserveDatatype(type)}, so its contents belong in ${field}, not ${elsewhere}`);
-  if (type === 'int64' || type === 'uint64') return bigints(name, type, values as string[], dims);
+  if (type === 'int64' || type === 'uint64') {
+    checkCount(name, values, dims);
+    return type === 'int64' ? BigInt64Array.from(values as string[], BigInt) : BigUint64Array.from(values as string[], BigInt);
+  }
+  // Protobuf floats carry NaN and ±Infinity, which JSON cannot: taken as they are, as raw contents are.
+  if (type === 'float32' || type === 'float64') {
+    checkCount(name, values, dims);
+    return type === 'float32' ? Float32Array.from(values as number[]) : Float64Array.from(values as number[]);
+  }
   return fromJsonData(name, type, dims, values); // bytes_contents as Buffers: checked as text there
 }
 
