@@ -5,9 +5,8 @@
  */
 import type { Signature, TensorSpec } from '../onnx/inspect.js';
 import { MaasError, clipped } from '../core/errors.js';
+import { TRITON_PLATFORM } from './triton.js';
 import { TensorError, badShape, fromBinary, fromJsonData, kserveDatatype, kserveShape, ortTypeOfKserve, ortTypeOfOnnx, shapeMismatch, type WireTensor } from './tensors.js';
-
-export const PLATFORM = 'onnx_onnxv1';
 
 export interface ParsedInfer {
   id: string | undefined;
@@ -178,7 +177,8 @@ export function tensorMetadata(t: TensorSpec): { name: string; datatype: string;
 
 /** The model metadata document (REST `GET /v2/models/M`, gRPC ModelMetadata): `versions` as served. */
 export function modelMetadata(name: string, versions: string[], signature: Signature): { name: string; versions: string[]; platform: string; inputs: ReturnType<typeof tensorMetadata>[]; outputs: ReturnType<typeof tensorMetadata>[] } {
-  return { name, versions, platform: PLATFORM, inputs: signature.inputs.map(tensorMetadata), outputs: signature.outputs.map(tensorMetadata) };
+  // Triton's name for what runs the model: the same in the metadata as in the model configuration.
+  return { name, versions, platform: TRITON_PLATFORM, inputs: signature.inputs.map(tensorMetadata), outputs: signature.outputs.map(tensorMetadata) };
 }
 
 /** Infer requests as people keep them in files: one JSON document, a JSON array of them, or JSON Lines. */

@@ -314,7 +314,7 @@ describe('gRPC (Open Inference Protocol)', () => {
     const answer = await runPython(join(reg.work, 'py'), { protoPath: join(PROTO_FILE, '..'), protos: [PROTO_FILE] }, PYTHON_CLIENT, [server.grpc!.address]);
     const rest = await server.post('/v2/models/mlp/infer', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
     expect(answer.ready).toBe(true);
-    expect(answer.metadata).toEqual({ name: 'mlp', versions: ['1'], platform: 'onnx_onnxv1' });
+    expect(answer.metadata).toEqual({ name: 'mlp', versions: ['1'], platform: 'onnxruntime_onnx' });
     expect(answer.outputs).toEqual([{ name: 'output', datatype: 'FP32', shape: [1, 3] }]);
     expect(answer.data).toHaveLength(3);
     answer.data.forEach((v: number, i: number) => expect(v).toBeCloseTo(rest.json.outputs[0].data[i], 6));

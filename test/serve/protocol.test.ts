@@ -24,7 +24,7 @@ describe('KServe v2 and TF Serving routes', () => {
     expect((await server.get('/v2/health/ready')).json).toEqual({ ready: true });
     expect((await server.get('/v2')).json).toEqual({ name: 'maas', version: 'test', extensions: ['binary_tensor_data', 'model_configuration', 'model_repository', 'statistics'] });
     expect((await server.get('/v2/models/mlp')).json).toEqual({
-      name: 'mlp', versions: ['1'], platform: 'onnx_onnxv1',
+      name: 'mlp', versions: ['1'], platform: 'onnxruntime_onnx',
       inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }],
       outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 3] }],
     });
