@@ -1,5 +1,6 @@
 /** Named remotes in maas.yaml (`remotes:`), each change a commit like every other registry change. */
 import { readFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { MaasError } from '../core/errors.js';
 import { CONFIG_FILE } from '../registry/layout.js';
@@ -41,15 +42,38 @@ export async function changeRemote(options: { action: 'add' | 'rm'; name: string
   });
 }
 
-/** A remote argument: a name from maas.yaml (optionally `name:tag` or `name@sha256:…`), or a reference itself. */
-export function resolveRemoteName(text: string, remotes: Record<string, string>): string {
+/**
+ * A URL written in maas.yaml: an `oci-layout:` path in it is relative to the registry, not to
+ * the folder a command runs in.
+ */
+export function configuredRemote(url: string, registryRoot: string): string {
+  if (!url.startsWith('oci-layout:')) return url;
+  const path = url.slice('oci-layout:'.length);
+  return isAbsolute(path) ? url : `oci-layout:${join(registryRoot, path)}`;
+}
+
+/**
+ * A remote argument: a name from maas.yaml (optionally `name:tag` or `name@sha256:…`), or a
+ * reference itself. `registryRoot` anchors a named layout's relative path.
+ */
+export function resolveRemoteName(text: string, remotes: Record<string, string>, registryRoot?: string): string {
   const at = text.indexOf('@sha256:');
-  if (at !== -1) return `${resolveRemoteName(text.slice(0, at), remotes)}${text.slice(at)}`;
+  if (at !== -1) return `${resolveRemoteName(text.slice(0, at), remotes, registryRoot)}${text.slice(at)}`;
+  const fromConfig = (url: string) => (registryRoot === undefined ? url : configuredRemote(url, registryRoot));
   const named = ownRemote(remotes, text);
-  if (named) return named;
+  if (named) return fromConfig(named);
   const colon = text.lastIndexOf(':');
   const base = colon === -1 ? undefined : ownRemote(remotes, text.slice(0, colon));
-  return base ? `${base}:${text.slice(colon + 1)}` : text;
+  if (base) return fromConfig(`${base}:${text.slice(colon + 1)}`);
+  // A word that is no reference is a remote's name, mistyped or never added.
+  const word = colon === -1 ? text : text.slice(0, colon);
+  if (!text.includes('/') && NAME.test(word) && word !== 'oci-layout') {
+    const known = Object.keys(remotes);
+    throw new MaasError('MAAS_REMOTE_NAME_NOT_FOUND', `no remote named '${word}'`, {
+      hint: `${known.length ? `Known: ${known.join(', ')}. ` : ''}Add it with \`maas remote add ${word} oci://HOST/REPOSITORY\`, or give a reference: oci://HOST/REPOSITORY or oci-layout:PATH.`,
+    });
+  }
+  return text;
 }
 
 /** The remote maas.yaml names `name`, never a property every object has (`constructor` is a valid remote name). */

@@ -14,7 +14,7 @@ import { DEFAULT_IDLE_TIMEOUT_MS, RegistryClient } from './client.js';
 import { credentialsFor } from './credentials.js';
 import { type ImageSource, type ImageTarget, type ModelcarResult, checkBase, pushModelcar } from './modelcar.js';
 import { OciLayout } from './layout.js';
-import { resolveRemoteName } from './named.js';
+import { configuredRemote, resolveRemoteName } from './named.js';
 import { type PushedReferrers, fetchLayoutReferrers, fetchReferrers, pushLayoutReferrers, pushReferrers } from './referrers.js';
 import { type RemoteRef, isLoopback, parseRemote, referenceOf, withRepository } from './ref.js';
 
@@ -84,8 +84,10 @@ export function clientFor(remote: Extract<RemoteRef, { kind: 'registry' }>, ctx:
 
 /** The remote a command names, or maas.yaml's defaults.remote; named remotes resolved. */
 function remoteOf(registry: Registry, given: string | undefined, hint = 'Name one: maas push NAME@VERSION oci://HOST/REPOSITORY (or oci-layout:PATH), or set defaults.remote in maas.yaml (oci://HOST/NAMESPACE: each model goes to NAMESPACE/NAME).'): RemoteRef {
-  const named = given ?? registry.config.defaults.remote ?? undefined;
-  const text = named === undefined ? undefined : resolveRemoteName(named, registry.config.remotes);
+  const configured = registry.config.defaults.remote ?? undefined;
+  const text = given !== undefined
+    ? resolveRemoteName(given, registry.config.remotes, registry.layout.root)
+    : configured === undefined ? undefined : configuredRemote(resolveRemoteName(configured, registry.config.remotes), registry.layout.root);
   if (!text) throw new MaasError('MAAS_USAGE', 'no remote given and maas.yaml has no defaults.remote', { hint });
   return parseRemote(text);
 }
@@ -105,7 +107,7 @@ export function remoteFor(registry: Registry, given: string | undefined, name: s
 
 /** `--modelcar-base`: a tagged image on a registry (oci://HOST/REPO:TAG) or in a layout (oci-layout:PATH:TAG). */
 export function baseImage(registry: Registry, text: string, ctx: TransferContext, plainHttp: boolean | undefined): ImageSource {
-  const remote = parseRemote(resolveRemoteName(text, registry.config.remotes));
+  const remote = parseRemote(resolveRemoteName(text, registry.config.remotes, registry.layout.root));
   const reference = referenceOf(remote);
   if (!reference || (remote.kind === 'registry' && !remote.repository)) {
     throw new MaasError('MAAS_USAGE', `--modelcar-base '${text}' names no image tag`, { hint: 'Name a fixed tag of an image with a shell, e.g. oci://registry.example.com/base/busybox:1.37.' });
@@ -251,7 +253,7 @@ export interface PullResult extends ImportResult {
 export async function pull(options: PullOptions, ctx: TransferContext): Promise<PullResult> {
   const started = Date.now();
   const registry = await Registry.open(ctx);
-  const remote = parseRemote(resolveRemoteName(options.remote, registry.config.remotes));
+  const remote = parseRemote(resolveRemoteName(options.remote, registry.config.remotes, registry.layout.root));
   const reference = referenceOf(remote);
   if (!reference) throw new MaasError('MAAS_USAGE', `'${options.remote}' names no tag`, { hint: `Add the version, ${options.remote}:1, or pin a manifest, ${options.remote}@sha256:DIGEST.` });
   let source: ImportSource & { expectedDigest: string | undefined };

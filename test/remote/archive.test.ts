@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { rawTar } from '../helpers/hostile-registry.js';
 import { makeRegistry } from '../helpers/registry.js';
-import { BIN } from '../helpers/run-cli.js';
+import { BIN, runCli } from '../helpers/run-cli.js';
 
 describe('maas pack / maas import', () => {
   it('packs a version into a reproducible OCI layout tarball that imports elsewhere', async () => {
@@ -153,8 +153,15 @@ describe('named remotes', () => {
     }
     // `constructor` is a valid remote name, and no remote until added: not Object's own property.
     const unnamed = await reg.cli('push', 'mlp@1', 'constructor', '--json');
-    expect(unnamed.exitCode, unnamed.stdout).toBe(2);
-    expect(unnamed.json().error.code).toBe('MAAS_USAGE');
+    expect(unnamed.exitCode, unnamed.stdout).toBe(4);
+    expect(unnamed.json().error).toMatchObject({ code: 'MAAS_REMOTE_NAME_NOT_FOUND', message: "no remote named 'constructor'" });
     expect((await reg.cli('remote', 'add', 'constructor', `oci-layout:${layout}-c`)).stdout).toContain('Added remote constructor');
+    // A layout path in maas.yaml is the registry's, wherever the command runs.
+    expect((await reg.cli('remote', 'add', 'near', 'oci-layout:exports/near')).exitCode).toBe(0);
+    const sub = join(reg.dir, 'models');
+    const pushed = await runCli(['push', 'mlp@1', 'near', '--json'], { cwd: sub, env: reg.env });
+    expect(pushed.exitCode, pushed.stdout).toBe(0);
+    expect(existsSync(join(reg.dir, 'exports/near/index.json'))).toBe(true);
+    expect(existsSync(join(sub, 'exports'))).toBe(false);
   });
 });
