@@ -1,4 +1,4 @@
-/** Model references: `name`, `name@3`, `name@prod`, `name@latest`. */
+/** Model references: `name`, `name@3` (or `name@v3`, its git tag), `name@prod`, `name@latest`. */
 import { MaasError } from '../core/errors.js';
 
 export type Selector = { kind: 'version'; version: number } | { kind: 'alias'; alias: string } | { kind: 'latest' };
@@ -79,6 +79,8 @@ export function parseRef(text: string, defaultSelector: Selector = { kind: 'late
   if (at === -1) return { name, selector: defaultSelector };
   const selector = text.slice(at + 1);
   if (/^[0-9]+$/.test(selector)) return { name, selector: { kind: 'version', version: parseVersion(selector) } };
+  // NAME@vN is version N's git tag, so it names that version here too (no alias is v and digits).
+  if (/^v[0-9]+$/.test(selector)) return { name, selector: { kind: 'version', version: parseVersion(selector.slice(1)) } };
   if (selector === LATEST) return { name, selector: { kind: 'latest' } };
   if (!ALIAS.test(selector)) throw notARef(`'${selector}' is neither a version nor an alias`);
   return { name, selector: { kind: 'alias', alias: selector } };

@@ -8,10 +8,13 @@ describe('model references', () => {
     expect(parseRef('mlp@2')).toEqual({ name: 'mlp', selector: { kind: 'version', version: 2 } });
     expect(parseRef('mlp@prod')).toEqual({ name: 'mlp', selector: { kind: 'alias', alias: 'prod' } });
     expect(parseRef('resnet-50.v2@latest')).toEqual({ name: 'resnet-50.v2', selector: { kind: 'latest' } });
+    // A version's git tag names it too.
+    expect(parseRef('mlp@v12')).toEqual({ name: 'mlp', selector: { kind: 'version', version: 12 } });
+    expect(parseVersionRef('mlp@v2')).toEqual({ name: 'mlp', version: 2 });
   });
 
   it('rejects bad names, versions and aliases with a usage error', () => {
-    for (const bad of ['Mlp', 'a b', '-x', 'mlp@0', 'mlp@-1', 'mlp@Prod', '']) {
+    for (const bad of ['Mlp', 'a b', '-x', 'mlp@0', 'mlp@-1', 'mlp@Prod', 'mlp@v0', '']) {
       expect(() => parseRef(bad), bad).toThrow(MaasError);
       try { parseRef(bad); } catch (e) { expect((e as MaasError).exitCode).toBe(2); }
     }
