@@ -80,7 +80,13 @@ function normalizeError(error: unknown): MaasError | undefined {
     return new MaasError('MAAS_CONFIG_INVALID', `permission denied: ${path}`, { cause: error, hint: 'Check the file permissions, or run as the registry owner.' });
   }
   if (errno === 'ENOSPC' || errno === 'EDQUOT') return new MaasError('MAAS_INTERNAL', `the disk is full${path ? ` (writing ${path})` : ''}`, { cause: error, hint: 'Free some space and run `maas verify`.' });
-  if (errno === 'EIO' || errno === 'EROFS') {
+  if (errno === 'EROFS') {
+    return new MaasError('MAAS_CONFIG_INVALID', `the file system is read-only${path ? ` (writing ${path})` : ''}`, {
+      cause: error,
+      hint: 'Run commands that write where the registry is writable; list, show, verify, gc --dry-run, pack and push read a read-only registry as it is.',
+    });
+  }
+  if (errno === 'EIO') {
     return new MaasError('MAAS_INTERNAL', `the disk failed a write${path ? ` to ${path}` : ''} (${errno})`, { cause: error, hint: 'Check the disk (dmesg, mount options), then run `maas verify`.' });
   }
   if ((error as Error | undefined)?.name === 'ExitPromptError' || (error as Error | undefined)?.name === 'AbortPromptError') {

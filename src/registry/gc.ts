@@ -2,7 +2,6 @@
 import { Registry, type RegistryOptions } from './registry.js';
 import { STAGING_GRACE_MS } from './store.js';
 
-
 export interface GcResult {
   dryRun: boolean;
   removed: { digest: string; size: number }[];
@@ -11,11 +10,13 @@ export interface GcResult {
   /** partial files of interrupted writes in .maas/tmp: removed, or with --dry-run those that would be. */
   staging: { path: string; size: number }[];
   stagingBytes: number;
+  /** --dry-run on a registry this process cannot write to: counted without the write lock. */
+  readOnly?: true;
 }
 
 export async function collectGarbage(options: { dryRun?: boolean }, ctx: RegistryOptions): Promise<GcResult> {
   const registry = await Registry.open(ctx);
-  const lock = await registry.lock();
+  const lock = options.dryRun ? await registry.readLock() : await registry.lock();
   try {
     const referenced = new Set<string>();
     for (const name of registry.modelNames()) {
@@ -38,6 +39,7 @@ export async function collectGarbage(options: { dryRun?: boolean }, ctx: Registr
       kept: referenced.size,
       staging,
       stagingBytes: staging.reduce((n, f) => n + f.size, 0),
+      ...('readOnly' in lock && lock.readOnly ? { readOnly: true as const } : {}),
     };
   } finally {
     lock.release();

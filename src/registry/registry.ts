@@ -98,6 +98,21 @@ export class Registry {
     return this.writes.lock();
   }
 
+  /**
+   * The lock for a command that only reads but wants no write half-done under it (verify, gc
+   * --dry-run). A registry this process cannot write to (a read-only mount, another user's
+   * files) is read without it: `readOnly` says so, and nothing interrupted can be finished.
+   */
+  async readLock(): Promise<{ release(): void; recovered: RecoveryReport | undefined; readOnly?: true }> {
+    try {
+      return await this.lock();
+    } catch (error) {
+      const errno = errnoCode(error);
+      if (errno !== 'EROFS' && errno !== 'EACCES' && errno !== 'EPERM') throw error;
+      return { release: () => undefined, recovered: undefined, readOnly: true };
+    }
+  }
+
   /** Runs `plan` under the lock; applies what it staged as one commit, or nothing. */
   transact<T extends object>(message: string | ((result: T) => string), plan: (tx: Transaction) => Promise<T>): Promise<T & { commit?: string }> {
     return this.writes.transact(message, plan);

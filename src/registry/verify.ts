@@ -35,6 +35,8 @@ export interface VerifyResult {
   recovered: RecoveryReport | undefined;
   problems: Problem[];
   warnings: StagingWarning[];
+  /** the registry could not be written (a read-only mount, another user's files): checked without the write lock. */
+  readOnly?: true;
 }
 
 export interface VerifyOptions {
@@ -45,7 +47,7 @@ export interface VerifyOptions {
 export async function verifyRegistry(options: VerifyOptions, ctx: RegistryOptions): Promise<VerifyResult> {
   const registry = await Registry.open(ctx);
   // Under the lock, so an interrupted write is finished or undone before anything is judged.
-  const lock = await registry.lock();
+  const lock = await registry.readLock();
   try {
     const problems: Problem[] = [];
     let versions = 0;
@@ -131,7 +133,7 @@ export async function verifyRegistry(options: VerifyOptions, ctx: RegistryOption
       const bytes = leftovers.reduce((n, f) => n + f.size, 0);
       warnings.push({ kind: 'staging-leftovers', path: relative(registry.root, registry.layout.staging), files: leftovers.length, bytes, fix: 'maas gc' });
     }
-    return { ok: problems.length === 0, warnings, registry: registry.root, versions, blobs: checked.size, bytes, recovered: lock.recovered ?? registry.recoveredAtOpen, problems };
+    return { ok: problems.length === 0, warnings, registry: registry.root, versions, blobs: checked.size, bytes, recovered: lock.recovered ?? registry.recoveredAtOpen, problems, ...(lock.readOnly ? { readOnly: true as const } : {}) };
   } finally {
     lock.release();
   }

@@ -73,3 +73,25 @@ describe('ENOSPC / EIO at every write', { timeout: 240_000 }, () => {
     });
   });
 });
+
+describe('a read-only file system (EROFS at every write)', () => {
+  it('reads the registry as it is (list, show, verify, gc --dry-run); a write is a config error (exit 3)', async () => {
+    const reg = await makeRegistry();
+    expect((await reg.cli('register', writeModel(reg.work, 'ro.onnx', mlp({ seed: 3 })), '--name', 'ro')).exitCode).toBe(0);
+    const readOnly = (...args: string[]) => spawnCli(args, { cwd: reg.dir, env: { ...reg.env, MAAS_FAULT_AT: 'all', MAAS_FAULT_ERRNO: 'EROFS' }, nodeArgs: ['--import', PRELOAD] });
+    for (const args of [['list'], ['show', 'ro@1'], ['verify'], ['gc', '--dry-run']]) {
+      const r = await readOnly(...args);
+      expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+    }
+    const verify = await readOnly('verify', '--json');
+    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, readOnly: true, versions: 1 });
+    expect((await readOnly('verify')).stdout).toContain('the registry is not writable here');
+    expect(JSON.parse((await readOnly('gc', '--dry-run', '--json')).stdout)).toMatchObject({ dryRun: true, readOnly: true, removed: [] });
+    for (const args of [['tag', 'ro@1', 'prod'], ['gc']]) {
+      const r = await readOnly(...args, '--json');
+      expect(r.exitCode, args.join(' ')).toBe(3);
+      expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'MAAS_CONFIG_INVALID', message: expect.stringContaining('the file system is read-only'), hint: expect.stringContaining('verify, gc --dry-run') });
+    }
+    expect((await reg.cli('verify')).exitCode).toBe(0);
+  });
+});

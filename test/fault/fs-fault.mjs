@@ -9,14 +9,16 @@ import fsp from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { constants as os } from 'node:os';
 
-const failAt = Number(process.env.MAAS_FAULT_AT ?? 0);
+//   MAAS_FAULT_AT=all        every operation fails: a read-only file system (with EROFS)
+const failAll = process.env.MAAS_FAULT_AT === 'all';
+const failAt = failAll ? 0 : Number(process.env.MAAS_FAULT_AT ?? 0);
 const code = process.env.MAAS_FAULT_ERRNO ?? 'ENOSPC';
 let seen = 0;
 const writeUncounted = fs.writeFileSync.bind(fs);
 
 function count(syscall, path) {
   seen++;
-  if (seen !== failAt) return;
+  if (!failAll && seen !== failAt) return;
   const error = new Error(`${code}: injected fault, ${syscall} '${path}'`);
   throw Object.assign(error, { code, errno: -os.errno[code], syscall, path: String(path) });
 }

@@ -147,6 +147,8 @@ export function renderDiff(r: DiffResult, t: Theme): string {
   return lines.join('\n');
 }
 
+const READ_ONLY_LINE = '  (the registry is not writable here: read without the write lock, so a write another process has under way may show half-done)';
+
 export function renderVerify(r: VerifyResult, t: Theme): string {
   const lines: string[] = [];
   if (r.recovered) {
@@ -158,6 +160,7 @@ export function renderVerify(r: VerifyResult, t: Theme): string {
   }
   const summary = `${r.versions} version${r.versions === 1 ? '' : 's'}, ${r.blobs} blob${r.blobs === 1 ? '' : 's'} (${formatBytes(r.bytes)}) checked`;
   lines.push(r.ok ? t.success(`✔ Registry is consistent: ${summary}.`) : t.error(`✖ ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}; ${summary}.`));
+  if (r.readOnly) lines.push(t.dim(READ_ONLY_LINE));
   return lines.join('\n');
 }
 
@@ -176,5 +179,6 @@ export function renderGc(r: GcResult, t: Theme): string {
     lines.push(t.success(`✔ ${verb} ${r.staging.length} partial file${r.staging.length === 1 ? '' : 's'} of interrupted writes (${formatBytes(r.stagingBytes)}):`));
     for (const f of r.staging) lines.push(`  ${f.path}  ${formatBytes(f.size)}`);
   }
+  if (r.readOnly) lines.push(t.dim(READ_ONLY_LINE));
   return lines.join('\n');
 }
