@@ -28,11 +28,10 @@ function wrap(error: unknown, action: string): MaasError {
 }
 
 export class Git {
-  private readonly git: SimpleGit;
-
-  private constructor(git: SimpleGit) {
-    this.git = git;
-  }
+  private constructor(
+    private readonly git: SimpleGit,
+    private readonly baseDir: string,
+  ) {}
 
   static async open(baseDir: string, env: Env): Promise<Git> {
     const childEnv: Record<string, string> = {};
@@ -46,14 +45,22 @@ export class Git {
     if (!childEnv.GIT_AUTHOR_EMAIL && !(await hasIdentity('user.email'))) {
       Object.assign(childEnv, { GIT_AUTHOR_EMAIL: FALLBACK_IDENTITY.email, GIT_COMMITTER_EMAIL: FALLBACK_IDENTITY.email });
     }
-    return new Git(git.env(childEnv));
+    return new Git(git.env(childEnv), baseDir);
   }
 
   /** The top of the git work tree containing baseDir, or undefined outside any repository. */
   async topLevel(): Promise<string | undefined> {
     try {
       return (await this.git.revparse(['--show-toplevel'])).trim();
-    } catch {
+    } catch (error) {
+      // Git refuses a repository another user owns (CVE-2022-24765): a shared volume, a container.
+      const message = messageOf(error);
+      if (message.includes('dubious ownership')) {
+        const dir = /repository at '([^']+)'/.exec(message)?.[1] ?? this.baseDir;
+        throw new MaasError('MAAS_GIT_FAILED', `git refuses the repository at ${dir}: another user owns it ("dubious ownership")`, {
+          hint: `If you trust it, tell git so: git config --global --add safe.directory ${dir}. Or run maas as the user who owns it.`,
+        });
+      }
       return undefined;
     }
   }

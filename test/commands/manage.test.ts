@@ -152,6 +152,14 @@ describe('inspecting and managing versions', () => {
     expect((await reg.cli('diff', 'mlp_external@1', 'mlp_external@1', '--json')).json()).toMatchObject({ sameBytes: true });
   });
 
+  it.skipIf(process.getuid?.() !== 0)("says git refuses a registry another user owns, with git's safe.directory fix (exit 3)", async () => {
+    const reg = await makeRegistry();
+    execFileSync('chown', ['-R', '65534:65534', reg.dir]);
+    const r = await reg.cli('list', '--json');
+    expect(r.exitCode, r.stdout).toBe(3);
+    expect(r.json().error).toMatchObject({ code: 'MAAS_GIT_FAILED', message: expect.stringContaining('another user owns it'), hint: expect.stringContaining(`git config --global --add safe.directory ${reg.dir}`) });
+  });
+
   it('verify: passes on a healthy registry, finds corrupt and missing blobs (exit 8)', async () => {
     const reg = await populated();
     const ok = await reg.cli('verify');
