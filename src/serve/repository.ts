@@ -19,10 +19,20 @@ function usage(message: string): MaasError {
   return new MaasError('MAAS_BAD_INPUT', message, { hint: 'Parameters: "version" (a number or an alias) and, for a load, "source" (oci://host/repository:tag).' });
 }
 
-/** The parameters maas reads from a load or unload request's `parameters`, each checked; others are ignored, as Triton ignores what it does not know. */
+/**
+ * The parameters maas reads from a load or unload request's `parameters`, each checked; Triton's
+ * `config` and `file:` overrides are refused, others ignored, as Triton ignores what it does not know.
+ */
 export function repositoryParameters(raw: unknown): RepositoryParameters {
   if (raw === undefined || raw === null) return {};
   if (!isObject(raw)) throw usage('"parameters" must be an object');
+  // Triton's own load parameters would change the model; ignored, the load would look as if it had.
+  const override = Object.keys(raw).find((key) => key === 'config' || key.startsWith('file:'));
+  if (override !== undefined) {
+    throw new MaasError('MAAS_BAD_INPUT', `"${clipped(override)}" overrides Triton's model configuration or files, which maas does not take in a load`, {
+      hint: 'A version\'s batching and instances come from `maas serve` flags and maas.yaml; register new files as a new version (maas register), then load it with "version".',
+    });
+  }
   const version = raw.version;
   if (version !== undefined && !(typeof version === 'string' && /^[a-z0-9][a-z0-9._-]{0,99}$/.test(version)) && !(Number.isSafeInteger(version) && (version as number) > 0)) {
     throw usage('"version" must be a version number or an alias');

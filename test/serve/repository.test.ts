@@ -113,6 +113,12 @@ describe("Triton's repository extension", () => {
     expect((await server.post('/v2/repository/models/nope/load', {})).status).toBe(404);
     expect((await server.post('/v2/repository/models/m/load', { parameters: { version: 7 } })).status).toBe(404);
     expect((await server.post('/v2/repository/models/m/load', { parameters: { version: [1] } })).status).toBe(400);
+    // Triton's configuration and file overrides would change the model: refused, not ignored.
+    for (const parameters of [{ config: '{"max_batch_size":4}' }, { 'file:1/model.onnx': 'AAAA' }]) {
+      const refused = await server.post('/v2/repository/models/m/load', { parameters });
+      expect(refused.status, JSON.stringify(parameters)).toBe(400);
+      expect(refused.json.error).toContain("overrides Triton's model configuration or files");
+    }
     expect((await server.post('/v2/repository/models/m/load', '{"parameters":')).status).toBe(400);
     expect((await server.post('/v2/repository/index', { ready: 'yes' })).status).toBe(400);
     const layout = await server.post('/v2/repository/models/m/load', { parameters: { source: 'oci-layout:/tmp' } });
