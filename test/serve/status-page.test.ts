@@ -73,6 +73,15 @@ describe.skipIf(SKIP_BROWSER)('the status page in a real browser', () => {
     expect((await wrongPage.goto(`${url}/`))?.status()).toBe(401);
     await stranger.close();
     await wrong.close();
+    // The token in the page's address (http://maas:TOKEN@host/): its calls still reach the server.
+    const inUrl = await browser.newContext();
+    const inUrlPage = await inUrl.newPage();
+    const address = new URL(url);
+    address.username = 'maas';
+    address.password = TOKEN;
+    await inUrlPage.goto(address.href);
+    await expect.poll(() => row(inUrlPage, 'mlp@1').getAttribute('data-state'), WAIT).toBe('READY');
+    await inUrl.close();
 
     const desktop = await openPage(browser, url, { viewport: { width: 1280, height: 800 } });
     const { page } = desktop;
