@@ -162,12 +162,12 @@ export async function run(argv: string[], options: RunOptions = {}): Promise<num
       .version(VERSION, '-V, --version')
       .enablePositionalOptions(),
   )
-    .showHelpAfterError('(run maas <command> --help for usage)')
+    .showHelpAfterError('(run maas --help for the commands)')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
 
   for (const spec of commands as CommandSpec<unknown, OptionTable>[]) {
-    const command = addGlobalOptions(program.command(spec.name).description(spec.summary));
+    const command = addGlobalOptions(program.command(spec.name).description(spec.summary)).showHelpAfterError(`(run maas ${spec.name} --help for usage)`);
     for (const arg of spec.args ?? []) command.argument(arg);
     const table = Object.entries(spec.options ?? {});
     for (const [key, o] of table) command.addOption(commanderOption(spec.name, key, o));

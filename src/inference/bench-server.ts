@@ -130,7 +130,7 @@ class Client {
       const timer = setTimeout(() => {
         req.destroy();
         finish(new MaasError('MAAS_REMOTE_UNREACHABLE', `${origin} did not answer ${url.pathname} within ${this.timeoutMs} ms`, {
-          hint: 'Is the server overloaded or stuck? Raise --timeout-ms for a model that takes longer a request.',
+          hint: 'Is the server overloaded or stuck? Raise --timeout-ms for a model whose requests take longer.',
         }));
       }, this.timeoutMs);
       req.on('error', (error) => finish(this.unreachable(error)));

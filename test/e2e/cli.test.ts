@@ -44,6 +44,7 @@ describe('the built CLI', () => {
     const r = await spawnCli(['register'], { cwd: home, env: testEnv(home) });
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain("missing required argument 'file'");
+    expect(r.stderr).toContain('(run maas register --help for usage)');
     const unknown = await spawnCli(['frobnicate', '--json'], { cwd: home, env: testEnv(home) });
     expect(unknown.exitCode).toBe(2);
     expect(unknown.json().error.code).toBe('MAAS_USAGE');
