@@ -180,6 +180,19 @@ export function makeTempFolder(prefix: string): string {
   return dir;
 }
 
+/**
+ * A new folder under `parent` named for this process (`PREFIX-PID-HEX`), removed on Ctrl-C as
+ * well as by `removeTempFolder`. Under a registry's staging folder, one a killed process left is
+ * found by `maas verify` and removed by `maas gc`, as its staged files are.
+ */
+export function makeStagingFolder(parent: string, prefix: string): string {
+  makeFolders(parent);
+  const dir = tempName(parent, prefix);
+  mkdirSync(dir);
+  tempFolders.add(dir);
+  return dir;
+}
+
 export function removeTempFolder(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
   tempFolders.delete(dir);

@@ -1,6 +1,6 @@
 /** Content-addressed blob store: blobs/sha256/<hex>, written via staging + rename. */
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MaasError } from '../core/errors.js';
@@ -195,7 +195,7 @@ export class BlobStore {
       }
       const writer = tempWriter(name);
       const abandoned = (writer !== undefined && !processAlive(writer)) || Date.now() - stat.mtimeMs >= graceMs;
-      files.push({ path, size: stat.isFile() ? stat.size : 0, abandoned });
+      files.push({ path, size: stat.isDirectory() ? folderBytes(path) : stat.size, abandoned });
     }
     return files;
   }
@@ -206,4 +206,18 @@ export class BlobStore {
     for (const f of abandoned) rmSync(f.path, { force: true, recursive: true });
     return abandoned;
   }
+}
+
+/** The bytes of the files under a staging folder (an import's extracted archive). */
+function folderBytes(dir: string): number {
+  let bytes = 0;
+  for (const name of readdirSync(dir, { recursive: true })) {
+    try {
+      const stat = lstatSync(join(dir, String(name)));
+      if (stat.isFile()) bytes += stat.size;
+    } catch {
+      // removed meanwhile
+    }
+  }
+  return bytes;
 }

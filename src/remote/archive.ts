@@ -9,7 +9,7 @@ import { closeSync, openSync, readSync, statSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path';
 import * as tar from 'tar';
 import { MaasError } from '../core/errors.js';
-import { makeTempFolder, removeTempFolder } from '../core/fs.js';
+import { makeStagingFolder, makeTempFolder, removeTempFolder } from '../core/fs.js';
 import { MODEL_SIGNATURE_FILE, listAttestations } from '../registry/attestations.js';
 import { parseRef } from '../registry/refs.js';
 import { Registry } from '../registry/registry.js';
@@ -108,7 +108,9 @@ export async function importArchive(
     if (error instanceof MaasError) throw error;
     throw new MaasError('MAAS_ARCHIVE_UNSAFE', `${options.file} is not a readable tar archive: ${(error as Error).message}`, { hint: 'Make the archive again with `maas pack`.' });
   }
-  const staging = makeTempFolder('maas-import-');
+  // Extracted in the registry's staging folder, not the system's: on the registry's disk, and
+  // left to `maas gc` when the import is killed.
+  const staging = makeStagingFolder((await Registry.open(ctx)).layout.staging, 'import');
   try {
     await tar.x({ file, cwd: staging, strict: true, preservePaths: false, noChmod: true });
     const layout = new OciLayout(staging);

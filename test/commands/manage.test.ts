@@ -283,5 +283,13 @@ describe('inspecting and managing versions', () => {
     expect(existsSync(dead)).toBe(false);
     expect(existsSync(live)).toBe(true);
     expect((await reg.cli('verify', '--json')).json().warnings).toEqual([]);
+    // A killed import's extracted archive: a folder in the same place, counted by its files.
+    const importDir = join(staging, `import-${deadPid}-0123456789ab`);
+    mkdirSync(join(importDir, 'blobs/sha256'), { recursive: true });
+    writeFileSync(join(importDir, 'blobs/sha256', 'a'.repeat(64)), Buffer.alloc(2000));
+    writeFileSync(join(importDir, 'index.json'), '{}');
+    expect((await reg.cli('verify', '--json')).json().warnings).toEqual([{ kind: 'staging-leftovers', path: '.maas/tmp', files: 1, bytes: 2002, fix: 'maas gc' }]);
+    expect((await reg.cli('gc', '--json')).json()).toMatchObject({ staging: [{ path: importDir, size: 2002 }] });
+    expect(existsSync(importDir)).toBe(false);
   });
 });
