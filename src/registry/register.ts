@@ -194,8 +194,9 @@ export async function registerModel(options: RegisterOptions, ctx: RegistryOptio
     tx.write(`${dir}/manifest.json`, built.manifestBytes);
     tx.record({ at, action: 'register', model: name, version, digest: files[0]!.digest });
     tx.tag(versionTag(name, version));
-    // A new version replaces the old one wherever its name is served: say what clients lose.
-    const previous = existing.filter((v) => v.version < version).at(-1);
+    // A new latest version replaces the old one wherever its name is served: say what clients
+    // lose. One filled in below a higher version replaces nothing.
+    const previous = existing.some((v) => v.version > version) ? undefined : existing.filter((v) => v.version < version).at(-1);
     const changes = previous ? diffSignatures(previous.onnx.signature, info.signature).filter((c) => c.breaking) : [];
     return {
       ...base,

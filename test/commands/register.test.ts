@@ -125,6 +125,12 @@ describe('maas register', () => {
     expect(breaking.stdout).toContain('maas diff mlp@2 mlp@3');
     const json = (await reg.cli('show', 'mlp@3', '--json')).json();
     expect(json.version).toBe(3);
+    // A version filled in below the latest replaces nothing that is served by name: no warning.
+    const later = await reg.cli('register', writeModel(reg.work, 'multi-b.onnx', { ...multiIo(), producerName: 'another' }), '--name', 'mlp', '--version', '9', '--json');
+    expect(later.json()).toMatchObject({ version: 9 });
+    const below = await reg.cli('register', writeModel(reg.work, 'mlp-old.onnx', mlp({ seed: 11 })), '--name', 'mlp', '--version', '5', '--json');
+    expect(below.exitCode, below.stdout).toBe(0);
+    expect(below.json().breaking).toBeUndefined();
   });
 
   it('never reuses a removed version number for other bytes', async () => {
