@@ -24,7 +24,7 @@ function renderModelcar(m: ModelcarResult): string {
 
 export function renderPull(r: PullResult, t: Theme, verb: 'Pulled' | 'Imported' = 'Pulled'): string {
   const head = r.status === 'unchanged'
-    ? `${t.success('✔')} ${t.ref(r.ref)} is already here with manifest ${shortDigest(r.manifestDigest)}; nothing changed.`
+    ? `${t.success('✔')} ${t.ref(r.ref)} is already here with manifest ${shortDigest(r.manifestDigest)}; ${r.blobsFetched ? 'its missing blobs were fetched' : 'nothing changed'}.`
     : t.success(`✔ ${verb} ${r.remote} as ${t.ref(r.ref)}`);
   const came = Object.entries(r.attestations).map(([kind, n]) => `${n} ${kind}${n === 1 ? '' : 's'}`);
   return [
