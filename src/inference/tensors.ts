@@ -114,6 +114,28 @@ function flatten(data: unknown, maxDepth: number, leaf: (value: unknown) => unkn
   return out;
 }
 
+/**
+ * Nested data must have the shape's structure: its outer lists the shape's leading dims, its
+ * innermost lists the rest of the elements, flat. A ragged [[1, 2, 3], [4, 5, 6, 7, 8]] for
+ * [2, 4] holds 8 elements, but not in rows of 4.
+ */
+function checkNesting(name: string, data: unknown[], dims: number[]): void {
+  let level: unknown[][] = [data];
+  for (let depth = 0; depth < dims.length - 1 && level.some((list) => list.some(Array.isArray)); depth++) {
+    for (const list of level) {
+      if (list.length !== dims[depth] || !list.every(Array.isArray)) {
+        throw new TensorError(`input '${name}': nested data does not follow shape [${dims.join(', ')}]: a list at depth ${depth} holds ${list.length} ${list.every(Array.isArray) ? 'lists' : list.some(Array.isArray) ? 'values and lists' : 'values'}, not ${dims[depth]} lists`);
+      }
+    }
+    level = level.flat() as unknown[][];
+    const rest = elementCount(dims.slice(depth + 1));
+    if (!level.some((list) => list.some(Array.isArray))) {
+      const wrong = level.find((list) => list.length !== rest);
+      if (wrong) throw new TensorError(`input '${name}': nested data does not follow shape [${dims.join(', ')}]: a list at depth ${depth + 1} holds ${wrong.length} values, not ${rest}`);
+    }
+  }
+}
+
 /** A short description of a JSON value for messages: objects and lists can be huge or deep. */
 function describe(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
@@ -149,6 +171,7 @@ export function fromJsonData(name: string, type: OrtType, dims: number[], data: 
     const fast = flatFloats(type, dims, data);
     if (fast) return fast;
   }
+  if (Array.isArray(data) && data.some(Array.isArray)) checkNesting(name, data, dims);
   const values = flatten(data, Math.max(1, dims.length), leaf ?? ((v) => v));
   if (!values) throw new TensorError(`input '${name}': data is nested deeper than its ${dims.length}-dim shape [${dims.join(', ')}]`);
   const expected = elementCount(dims);

@@ -7,6 +7,13 @@ describe('tensor conversion', () => {
     expect(Array.from(fromJsonData('x', 'float32', [2, 2], [[1, 2], [3, 4]]) as Float32Array)).toEqual([1, 2, 3, 4]);
     expect(Array.from(fromJsonData('x', 'int64', [2], [-5, 7]) as BigInt64Array)).toEqual([-5n, 7n]);
     expect(() => fromJsonData('x', 'float32', [2, 2], [1, 2, 3])).toThrow("input 'x': shape [2, 2] needs 4 elements, data has 3");
+    // Nested data follows the shape: outer lists its leading dims, the innermost the rest, flat.
+    expect(Array.from(fromJsonData('x', 'float32', [2, 2, 2], [[1, 2, 3, 4], [5, 6, 7, 8]]) as Float32Array)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(Array.from(fromJsonData('x', 'float32', [2, 2, 2], [[[1, 2], [3, 4]], [[5, 6], [7, 8]]]) as Float32Array)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(() => fromJsonData('x', 'float32', [2, 4], [[1, 2, 3], [5, 6, 7, 8, 9]])).toThrow("input 'x': nested data does not follow shape [2, 4]: a list at depth 1 holds 3 values, not 4");
+    expect(() => fromJsonData('x', 'float32', [2, 4], [[1, 2], [3, 4], [5, 6], [7, 8]])).toThrow('a list at depth 0 holds 4 lists, not 2 lists');
+    expect(() => fromJsonData('x', 'float32', [2, 2, 2], [[[1, 2], [3, 4]], [5, 6, 7, 8]])).toThrow('a list at depth 1 holds 4 values, not 2 lists');
+    expect(() => fromJsonData('x', 'int32', [2, 2], [[1, 2], 3, 4])).toThrow('a list at depth 0 holds 3 values and lists, not 2 lists');
   });
 
   it('rejects elements of the wrong kind or out of range', () => {
