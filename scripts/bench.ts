@@ -25,7 +25,7 @@
  *   models   many models on one server: cold vs warm first answer, memory per version against
  *            its file, medium's p99 while large is loaded and unloaded beside it
  *
- * BENCH_ONLY=serve|transport|models|hash|push|convert runs one group (transport: overhead and grpc; serve runs them too).
+ * BENCH_ONLY=serve|transport|models|answers|hash|push|convert runs one group (transport: overhead and grpc; serve runs them too).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -39,7 +39,8 @@ import * as ort from 'onnxruntime-node';
 import { modelProto, writeMessage } from '../src/onnx/build.js';
 import { hashFile } from '../src/registry/store.js';
 import { CORPUS_MODELS, corpusFile, corpusRequest } from '../fixtures/corpus.js';
-import { type DeepMlp, deepMlp, largeMatmul, randomFloats } from '../fixtures/models.js';
+import { type DeepMlp, deepMlp, identity, largeMatmul, randomFloats } from '../fixtures/models.js';
+import { DataType } from '../src/onnx/dtypes.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const WORK = join(ROOT, '.bench');
@@ -446,6 +447,44 @@ async function postJson(url: string, body: unknown): Promise<any> {
  * warm-up included) against a warm one, memory per loaded version against its file, and the p99
  * of the medium model under load while the large one is loaded and unloaded beside it.
  */
+/**
+ * Large JSON answers: three concurrent requests whose answers are 4M float32 values as JSON
+ * (about 40 MB each) against an Identity model, and a liveness probe every 20 ms meanwhile.
+ * The worst probe is what a Kubernetes liveness probe would see.
+ */
+async function benchAnswers(registry: string, record: (cell: Record<string, unknown>) => void): Promise<void> {
+  const path = join(WORK, 'wide.onnx');
+  writeMessage(path, modelProto(identity(DataType.FLOAT, ['n'])));
+  execFileSync(process.execPath, [BIN, 'register', path, '--name', 'wide', '--registry', registry], { stdio: 'ignore' });
+  const server = await serve(registry, 'wide');
+  const values = Float32Array.from({ length: 4 << 20 }, (_, i) => (i % 1000) / 7);
+  const header = JSON.stringify({ inputs: [{ name: 'x', shape: [values.length], datatype: 'FP32', parameters: { binary_data_size: values.byteLength } }] });
+  const body = Buffer.concat([Buffer.from(header), Buffer.from(values.buffer)]);
+  const infer = async () => {
+    const res = await fetch(`${server.url}/v2/models/wide/infer`, { method: 'POST', body, headers: { 'inference-header-content-length': String(header.length) } });
+    return (await res.arrayBuffer()).byteLength;
+  };
+  await infer();
+  const probes: number[] = [];
+  let done = false;
+  const probing = (async () => {
+    while (!done) {
+      const started = performance.now();
+      await fetch(`${server.url}/v2/health/live`);
+      probes.push(performance.now() - started);
+      await sleep(20);
+    }
+  })();
+  const started = performance.now();
+  const sizes = await Promise.all([infer(), infer(), infer()]);
+  const totalMs = performance.now() - started;
+  done = true;
+  await probing;
+  await server.stop();
+  probes.sort((a, b) => a - b);
+  record({ bench: 'large-json-answers', answers: 3, answerBytes: sizes[0], totalMs: Math.round(totalMs), probes: probes.length, livenessP50Ms: Math.round(probes[probes.length >> 1]!), livenessWorstMs: Math.round(probes.at(-1)!) });
+}
+
 async function benchModels(registry: string, record: (cell: Record<string, unknown>) => void): Promise<void> {
   const server = await serve(registry, '', ['--max-loaded-models', '8']);
   for (const m of MODELS) {
@@ -584,6 +623,7 @@ async function main(): Promise<void> {
   if (!only || only === 'serve') await benchServing(registry, paths, record);
   if (!only || only === 'serve' || only === 'transport') await benchTransports(registry, record);
   if (!only || only === 'models') await benchModels(registry, record);
+  if (!only || only === 'answers') await benchAnswers(registry, record);
   if (!only || only === 'hash') await benchHash(record);
   if (!only || only === 'push') await benchPush(registry, record);
   if (!only || only === 'convert') await benchConvert(record);
