@@ -53,6 +53,8 @@ export interface DiffResult {
   sameGraph: boolean;
   signatureChanges: SignatureChange[];
   otherChanges: string[];
+  /** external data files that differ (the graph file's digest is the version's): their digest on each side, undefined where absent. */
+  dataFiles: { path: string; a: string | undefined; b: string | undefined }[];
   breaking: boolean;
   /** one entry per machine fingerprint both versions have a profile from (`maas bench`); [] when none. */
   latency: LatencyComparison[];
@@ -129,17 +131,15 @@ export async function diffVersions(options: DiffOptions, ctx: RegistryOptions): 
   const signatureChanges = diffSignatures(ra.onnx.signature, rb.onnx.signature);
   const otherChanges: string[] = [];
   const change = (label: string, from: string, to: string) => otherChanges.push(`${label.padEnd(12)} ${from} → ${to}`);
-  const short = (digest: string | undefined) => (digest ? digest.slice('sha256:'.length, 'sha256:'.length + 12) : 'absent');
   if (a.opsets !== b.opsets) change('opsets', a.opsets, b.opsets);
   if (a.parameterCount !== b.parameterCount) change('parameters', a.parameterCount.toLocaleString('en-US'), b.parameterCount.toLocaleString('en-US'));
   if (ra.onnx.irVersion !== rb.onnx.irVersion) change('IR version', String(ra.onnx.irVersion), String(rb.onnx.irVersion));
   // The graph file's digest is the version's digest: external data files are compared one by one.
   const [filesA, filesB] = [filesOf(ra), filesOf(rb)];
-  const dataFiles = [...new Set([...filesA.keys(), ...filesB.keys()])].filter((path) => path !== graphPath(ra) && path !== graphPath(rb));
-  for (const path of dataFiles) {
-    const [from, to] = [filesA.get(path), filesB.get(path)];
-    if (from !== to) change('data file', `${path} ${short(from)}`, short(to));
-  }
+  const dataFiles = [...new Set([...filesA.keys(), ...filesB.keys()])]
+    .filter((path) => path !== graphPath(ra) && path !== graphPath(rb))
+    .map((path) => ({ path, a: filesA.get(path), b: filesB.get(path) }))
+    .filter((f) => f.a !== f.b);
   const [profilesA, profilesB] = [readProfiles(registry, ra), readProfiles(registry, rb)];
   const latency = compareProfiles(profilesA, profilesB);
   let regression: RegressionCheck | undefined;
@@ -156,10 +156,11 @@ export async function diffVersions(options: DiffOptions, ctx: RegistryOptions): 
   return {
     a,
     b,
-    sameBytes: a.digest === b.digest && dataFiles.every((path) => filesA.get(path) === filesB.get(path)),
+    sameBytes: a.digest === b.digest && dataFiles.length === 0,
     sameGraph: a.graphFingerprint === b.graphFingerprint,
     signatureChanges,
     otherChanges,
+    dataFiles,
     breaking: signatureChanges.some((c) => c.breaking),
     latency,
     ...(regression ? { regression } : {}),

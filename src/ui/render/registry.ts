@@ -127,6 +127,8 @@ export function renderDiff(r: DiffResult, t: Theme): string {
   else lines.push(`  bytes        ${shortDigest(r.a.digest)} → ${shortDigest(r.b.digest)} (${formatBytes(r.a.size)} → ${formatBytes(r.b.size)})`);
   lines.push(r.sameGraph ? '  graph        same fingerprint' : `  graph        ${shortDigest(r.a.graphFingerprint)} → ${shortDigest(r.b.graphFingerprint)}`);
   for (const c of r.otherChanges) lines.push(`  ${c}`);
+  const short = (digest: string | undefined) => (digest ? shortDigest(digest) : 'absent');
+  for (const f of r.dataFiles) lines.push(`  data file    ${f.path} ${short(f.a)} → ${short(f.b)}`);
   if (r.signatureChanges.length === 0) lines.push('  signature    unchanged');
   for (const c of r.signatureChanges) lines.push(`  ${c.breaking ? t.error('BREAKING') : t.dim('ok      ')} ${c.message}`);
   for (const c of r.latency) {
