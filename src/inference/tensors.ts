@@ -120,19 +120,24 @@ function flatten(data: unknown, maxDepth: number, leaf: (value: unknown) => unkn
  * [2, 4] holds 8 elements, but not in rows of 4.
  */
 function checkNesting(name: string, data: unknown[], dims: number[]): void {
+  const refused = (depth: number, holds: string, expected: string) =>
+    new TensorError(`input '${name}': nested data does not follow shape [${dims.join(', ')}]: a list at depth ${depth} holds ${holds}, not ${expected}`);
   let level: unknown[][] = [data];
-  for (let depth = 0; depth < dims.length - 1 && level.some((list) => list.some(Array.isArray)); depth++) {
+  for (let depth = 0; depth < dims.length; depth++) {
+    if (!level.some((list) => list.some(Array.isArray))) {
+      const rest = elementCount(dims.slice(depth));
+      const wrong = level.find((list) => list.length !== rest);
+      if (wrong) throw refused(depth, `${wrong.length} values`, String(rest));
+      return;
+    }
+    if (depth === dims.length - 1) return; // nested deeper than the shape: flatten says so
     for (const list of level) {
-      if (list.length !== dims[depth] || !list.every(Array.isArray)) {
-        throw new TensorError(`input '${name}': nested data does not follow shape [${dims.join(', ')}]: a list at depth ${depth} holds ${list.length} ${list.every(Array.isArray) ? 'lists' : list.some(Array.isArray) ? 'values and lists' : 'values'}, not ${dims[depth]} lists`);
+      const lists = list.filter(Array.isArray).length;
+      if (list.length !== dims[depth] || lists !== list.length) {
+        throw refused(depth, `${list.length} ${lists === list.length ? 'lists' : lists > 0 ? 'values and lists' : 'values'}`, `${dims[depth]} lists`);
       }
     }
     level = level.flat() as unknown[][];
-    const rest = elementCount(dims.slice(depth + 1));
-    if (!level.some((list) => list.some(Array.isArray))) {
-      const wrong = level.find((list) => list.length !== rest);
-      if (wrong) throw new TensorError(`input '${name}': nested data does not follow shape [${dims.join(', ')}]: a list at depth ${depth + 1} holds ${wrong.length} values, not ${rest}`);
-    }
   }
 }
 
